@@ -1,0 +1,9 @@
+//! connroute: connection-based policy routing for OpenWrt routers and Linux
+//! gateways.
+//!
+//! A one-way pipeline of pure stages, then one place that touches the system:
+//! [`uci`] (bytes → document) → [`config`] (document → validated model) →
+//! [`plan`] (model + live facts → desired state) → `apply` (desired vs actual
+//! → atomic changes). The CLI in `main.rs` only wires these together.
+
+pub mod uci;

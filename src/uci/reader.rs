@@ -1,0 +1,521 @@
+//! The libuci-exact reader: bytes in, [`Document`] out.
+//!
+//! libuci parses each logical line in place: tokens are compacted inside the
+//! line buffer, terminators overwrite delimiters, and quoted strings or
+//! backslash-newlines pull the next physical line into the buffer. Error
+//! positions (`line`, `byte`) and several quirks (`x;` dropping the rest of a
+//! line, a glued `#` ending the line) fall out of that mechanism, so this
+//! reader keeps the same buffer discipline instead of tokenising up front.
+//! The small grammars (keywords, name/type charsets) are nom parsers.
+
+use super::document::Document;
+use nom::branch::alt;
+use nom::bytes::complete::{tag, take_while1};
+use nom::combinator::{all_consuming, value};
+use nom::{IResult, Parser};
+use std::fmt;
+
+/// Strict (libuci default, every OpenWrt service) or non-strict (`uci -S`,
+/// the shell's `config_load`) parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The first error stops the load.
+    Strict,
+    /// Errors are collected; parsing resumes on the next physical line.
+    Lenient,
+}
+
+/// A parse error with libuci's reason text and position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// libuci's reason, e.g. `invalid command`.
+    pub reason: &'static str,
+    /// libuci's line number (physical lines read so far).
+    pub line: usize,
+    /// libuci's byte: cursor position in the logical line buffer.
+    pub byte: usize,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (byte {})", self.reason, self.byte)
+    }
+}
+
+/// Result of a non-strict parse: the document plus every error met.
+#[derive(Debug, Clone)]
+pub struct Lenient {
+    /// What was read.
+    pub document: Document,
+    /// Errors, in file order.
+    pub errors: Vec<ParseError>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Package,
+    Config,
+    Option,
+    List,
+}
+
+fn keyword(word: &[u8]) -> IResult<&[u8], Command> {
+    all_consuming(alt((
+        value(Command::Package, alt((tag(&b"package"[..]), tag(&b"p"[..])))),
+        value(Command::Config, alt((tag(&b"config"[..]), tag(&b"c"[..])))),
+        value(Command::Option, alt((tag(&b"option"[..]), tag(&b"o"[..])))),
+        value(Command::List, alt((tag(&b"list"[..]), tag(&b"l"[..])))),
+    )))
+    .parse(word)
+}
+
+#[derive(Clone, Copy)]
+enum Charset {
+    /// Option and section names: `[A-Za-z0-9_]+`.
+    Name,
+    /// `package` line names: `[A-Za-z0-9_-]+`.
+    Package,
+    /// Section types: printable ASCII without space.
+    Type,
+}
+
+fn valid(s: &[u8], charset: Charset) -> bool {
+    let accept = move |c: u8| match charset {
+        Charset::Name => c.is_ascii_alphanumeric() || c == b'_',
+        Charset::Package => c.is_ascii_alphanumeric() || c == b'_' || c == b'-',
+        Charset::Type => (33..=126).contains(&c),
+    };
+    let r: IResult<&[u8], &[u8]> = all_consuming(take_while1(accept)).parse(s);
+    r.is_ok()
+}
+
+/// C `isspace` in the "C" locale.
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+struct Reader<'a> {
+    input: &'a [u8],
+    next: usize,
+    buf: Vec<u8>,
+    filled: usize,
+    pos: usize,
+    line: usize,
+    /// 1-based line where the current logical line started.
+    start_line: usize,
+    mode: Mode,
+    doc: Document,
+    section: Option<usize>,
+}
+
+type Step<T> = Result<T, ParseError>;
+
+impl<'a> Reader<'a> {
+    fn at(&self, i: usize) -> u8 {
+        self.buf.get(i).copied().unwrap_or(0)
+    }
+
+    fn cur(&self) -> u8 {
+        self.at(self.pos)
+    }
+
+    fn put(&mut self, i: usize, c: u8) {
+        if i < self.buf.len() {
+            self.buf[i] = c;
+        } else if c != 0 {
+            self.buf.resize(i, 0);
+            self.buf.push(c);
+        }
+    }
+
+    fn strlen(&self, from: usize) -> usize {
+        self.buf
+            .get(from..)
+            .map_or(0, |rest| rest.iter().position(|&c| c == 0).unwrap_or(rest.len()))
+    }
+
+    fn error(&self, reason: &'static str) -> ParseError {
+        ParseError {
+            reason,
+            line: self.line,
+            byte: self.pos,
+        }
+    }
+
+    /// Reads the next physical line into the buffer at `offset`
+    /// (libuci's `uci_getln`). At end of input the buffer ends at `offset`.
+    fn getln(&mut self, offset: usize) -> bool {
+        self.buf.truncate(offset);
+        let rest = &self.input[self.next..];
+        if rest.is_empty() {
+            return false;
+        }
+        let len = rest.iter().position(|&c| c == b'\n').map_or(rest.len(), |i| i + 1);
+        self.buf.extend_from_slice(&rest[..len]);
+        self.next += len;
+        self.filled = self.buf.len();
+        if rest[len - 1] == b'\n' {
+            self.line += 1;
+        }
+        true
+    }
+
+    fn skip_whitespace(&mut self) {
+        while self.cur() != 0 && is_space(self.cur()) {
+            self.pos += 1;
+        }
+    }
+
+    /// After a backslash: true when the escaped byte is to be kept, false
+    /// when it was a line continuation (the next line is pulled in).
+    fn backslash(&mut self) -> bool {
+        self.pos += 1;
+        let c = self.cur();
+        let crlf_end = c == b'\r' && self.at(self.pos + 1) == b'\n' && self.at(self.pos + 2) == 0;
+        if c == 0 || c == b'\n' || crlf_end {
+            self.getln(self.pos);
+            return false;
+        }
+        true
+    }
+
+    fn copy(&mut self, target: &mut usize) {
+        let c = self.cur();
+        self.put(*target, c);
+        *target += 1;
+        self.pos += 1;
+    }
+
+    fn double_quote(&mut self, target: &mut usize) -> Step<()> {
+        self.pos += 1;
+        loop {
+            match self.cur() {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                0 => {
+                    self.getln(self.pos);
+                    if self.cur() == 0 {
+                        return Err(self.error("EOF with unterminated \""));
+                    }
+                }
+                b'\\' => {
+                    if self.backslash() {
+                        self.copy(target);
+                    }
+                }
+                _ => self.copy(target),
+            }
+        }
+    }
+
+    fn single_quote(&mut self, target: &mut usize) -> Step<()> {
+        self.pos += 1;
+        loop {
+            match self.cur() {
+                b'\'' => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                0 => {
+                    self.getln(self.pos);
+                    if self.cur() == 0 {
+                        return Err(self.error("EOF with unterminated '"));
+                    }
+                }
+                _ => self.copy(target),
+            }
+        }
+    }
+
+    /// One argument token built from unquoted, `'…'` and `"…"` pieces,
+    /// compacted in place starting at `target`.
+    fn string(&mut self, target: &mut usize) -> Step<()> {
+        let mut next = true;
+        loop {
+            match self.cur() {
+                b'\'' => self.single_quote(target)?,
+                b'"' => self.double_quote(target)?,
+                b'#' => {
+                    let p = self.pos;
+                    self.put(p, 0);
+                    break;
+                }
+                0 => break,
+                b';' => {
+                    next = false;
+                    break;
+                }
+                b'\\' => {
+                    if self.backslash() {
+                        self.copy(target);
+                    }
+                }
+                _ => self.copy(target),
+            }
+            let c = self.cur();
+            if c == 0 || is_space(c) {
+                break;
+            }
+        }
+        if self.cur() != 0 && next {
+            self.pos += 1;
+        }
+        let t = *target;
+        self.put(t, 0);
+        Ok(())
+    }
+
+    /// Reads one argument; returns its start offset in the buffer.
+    fn arg(&mut self, required: bool, charset: Option<Charset>) -> Step<usize> {
+        self.skip_whitespace();
+        let start = self.pos;
+        if self.cur() == b';' {
+            let p = self.pos;
+            self.put(p, 0);
+            self.pos += 1;
+        } else {
+            let mut target = start;
+            self.string(&mut target)?;
+        }
+        if self.at(start) == 0 {
+            if required {
+                return Err(self.error("insufficient arguments"));
+            }
+            return Ok(start);
+        }
+        if let Some(cs) = charset {
+            let text = self.text(start);
+            if !valid(&text, cs) {
+                return Err(self.error("invalid character in name field"));
+            }
+        }
+        Ok(start)
+    }
+
+    fn text(&self, start: usize) -> Vec<u8> {
+        let len = self.strlen(start);
+        self.buf.get(start..start + len).unwrap_or_default().to_vec()
+    }
+
+    fn assert_eol(&mut self) -> Step<()> {
+        self.skip_whitespace();
+        let start = self.arg(false, None)?;
+        if self.at(start) != 0 && self.mode == Mode::Strict {
+            return Err(self.error("too many arguments"));
+        }
+        Ok(())
+    }
+
+    /// Moves past the command word (strtok put a terminator after it).
+    fn past_word(&mut self, eof_reason: &'static str) -> Step<()> {
+        let add = self.strlen(self.pos) + 1;
+        if self.pos + add > self.filled {
+            return Err(self.error(eof_reason));
+        }
+        self.pos += add;
+        Ok(())
+    }
+
+    fn package(&mut self) -> Step<()> {
+        self.past_word("package without name")?;
+        self.arg(true, Some(Charset::Package))?;
+        // A config file's package is always named after the file.
+        self.assert_eol()
+    }
+
+    fn config(&mut self) -> Step<()> {
+        self.past_word("config without name")?;
+        let type_at = self.arg(true, None)?;
+        if !valid(&self.text(type_at), Charset::Type) {
+            return Err(self.error("invalid character in type field"));
+        }
+        let name_at = self.arg(false, Some(Charset::Name))?;
+        self.assert_eol()?;
+        let stype = String::from_utf8_lossy(&self.text(type_at)).into_owned();
+        let name = String::from_utf8_lossy(&self.text(name_at)).into_owned();
+        let line = self.start_line;
+        if name.is_empty() {
+            self.section = Some(self.doc.add_section(&stype, None, line));
+            return Ok(());
+        }
+        match self.doc.find(&name) {
+            Some(i) => {
+                if self.doc.sections[i].stype != stype {
+                    if self.mode == Mode::Strict {
+                        return Err(self.error(
+                            "section of different type overwrites prior section with same name",
+                        ));
+                    }
+                    self.doc.sections[i].stype = stype;
+                }
+                self.section = Some(i);
+            }
+            None => self.section = Some(self.doc.add_section(&stype, Some(&name), line)),
+        }
+        Ok(())
+    }
+
+    fn option(&mut self, list: bool) -> Step<()> {
+        let Some(section) = self.section else {
+            return Err(self.error("option/list command found before the first section"));
+        };
+        self.past_word("option without name")?;
+        let name_at = self.arg(true, Some(Charset::Name))?;
+        let value_at = self.arg(false, None)?;
+        self.assert_eol()?;
+        let name = String::from_utf8_lossy(&self.text(name_at)).into_owned();
+        let value = self.text(value_at);
+        let line = self.start_line;
+        let s = &mut self.doc.sections[section];
+        if list {
+            s.add_list_item(&name, value, line);
+        } else {
+            s.set_option(&name, value, line);
+        }
+        Ok(())
+    }
+
+    /// strtok(cur, " \t"): the next command word, terminated in place.
+    fn command_word(&mut self) -> Option<Vec<u8>> {
+        let mut start = self.pos;
+        while matches!(self.at(start), b' ' | b'\t') {
+            start += 1;
+        }
+        if self.at(start) == 0 {
+            return None;
+        }
+        let mut end = start;
+        while !matches!(self.at(end), 0 | b' ' | b'\t') {
+            end += 1;
+        }
+        if self.at(end) != 0 {
+            self.put(end, 0);
+        }
+        Some(self.buf[start..end].to_vec())
+    }
+
+    fn logical_line(&mut self) -> Step<()> {
+        self.skip_whitespace();
+        while let Some(word) = self.command_word() {
+            if word.first() == Some(&b'#') {
+                return Ok(());
+            }
+            match keyword(&word) {
+                Ok((_, Command::Package)) => self.package()?,
+                Ok((_, Command::Config)) => self.config()?,
+                Ok((_, Command::Option)) => self.option(false)?,
+                Ok((_, Command::List)) => self.option(true)?,
+                Err(_) => return Err(self.error("invalid command")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rejects NUL bytes: libuci's behaviour with them depends on its buffer size.
+fn check_nul(input: &[u8]) -> Step<()> {
+    match input.iter().position(|&c| c == 0) {
+        None => Ok(()),
+        Some(at) => {
+            let line = input[..at].iter().filter(|&&c| c == b'\n').count() + 1;
+            let line_start = input[..at].iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+            Err(ParseError {
+                reason: "NUL byte in file",
+                line,
+                byte: at - line_start,
+            })
+        }
+    }
+}
+
+fn run(input: &[u8], package: &str, mode: Mode, errors: &mut Vec<ParseError>) -> Step<Document> {
+    check_nul(input)?;
+    let mut r = Reader {
+        input,
+        next: 0,
+        buf: Vec::new(),
+        filled: 0,
+        pos: 0,
+        line: 0,
+        start_line: 1,
+        mode,
+        doc: Document::new(package),
+        section: None,
+    };
+    while r.next < input.len() {
+        r.pos = 0;
+        r.start_line = r.line + 1;
+        r.getln(0);
+        if r.at(0) == 0 {
+            continue;
+        }
+        if let Err(e) = r.logical_line() {
+            if mode == Mode::Strict {
+                return Err(e);
+            }
+            errors.push(e);
+        }
+    }
+    Ok(r.doc)
+}
+
+/// Parses a whole file in strict mode, as libuci and OpenWrt's services do.
+pub fn parse(input: &[u8], package: &str) -> Result<Document, ParseError> {
+    run(input, package, Mode::Strict, &mut Vec::new())
+}
+
+/// Parses in non-strict mode (`uci -S`): keeps what every line did before
+/// its error. NUL bytes are still refused.
+pub fn parse_lenient(input: &[u8], package: &str) -> Result<Lenient, ParseError> {
+    let mut errors = Vec::new();
+    let document = run(input, package, Mode::Lenient, &mut errors)?;
+    Ok(Lenient { document, errors })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn export(src: &str) -> String {
+        String::from_utf8(parse(src.as_bytes(), "t").unwrap().export()).unwrap()
+    }
+
+    #[test]
+    fn quoting_pieces_join() {
+        let out = export("config s 'x'\n\toption a 'it'\\''s'\n\toption b pre'mid dle'post\n");
+        assert!(out.contains("option a 'it'\\''s'"), "{out}");
+        assert!(out.contains("option b 'premid dlepost'"), "{out}");
+    }
+
+    #[test]
+    fn glued_semicolon_drops_rest_of_line() {
+        let out = export("config t 'r'\n\toption c x; option d y\n\toption e x ; option f y\n");
+        assert!(out.contains("option c 'x'") && !out.contains("option d"), "{out}");
+        assert!(out.contains("option f 'y'"), "{out}");
+    }
+
+    #[test]
+    fn positions_match_libuci() {
+        let e = parse(b"config s\n\toption bad-name 2\n", "t").unwrap_err();
+        assert_eq!((e.reason, e.line, e.byte), ("invalid character in name field", 2, 17));
+        let e = parse(b"config \n", "t").unwrap_err();
+        assert_eq!((e.reason, e.line, e.byte), ("insufficient arguments", 1, 8));
+    }
+
+    #[test]
+    fn nul_is_refused_with_position() {
+        let e = parse(b"config s\n\toption a 'x\0y'\n", "t").unwrap_err();
+        assert_eq!((e.reason, e.line, e.byte), ("NUL byte in file", 2, 12));
+    }
+
+    #[test]
+    fn statement_lines_are_start_lines() {
+        let doc = parse(b"\nconfig s 'n'\n\toption a 'multi\nline'\n\toption b 1", "t").unwrap();
+        let s = &doc.sections[0];
+        assert_eq!(s.line, 2);
+        assert_eq!(s.options[0].line, 3);
+        assert_eq!(s.options[1].line, 5);
+    }
+}
