@@ -6,4 +6,5 @@
 //! [`plan`] (model + live facts → desired state) → `apply` (desired vs actual
 //! → atomic changes). The CLI in `main.rs` only wires these together.
 
+pub mod config;
 pub mod uci;

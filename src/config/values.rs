@@ -1,0 +1,285 @@
+//! Parsers for single option values: booleans, numbers, MACs, prefixes,
+//! ports and protocols. Each returns a plain message on failure; the caller
+//! adds file, line, section and option.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// An address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl Family {
+    /// Both families, IPv4 first.
+    pub const ALL: [Family; 2] = [Family::V4, Family::V6];
+
+    /// `ipv4` / `ipv6`, as nft's `meta nfproto` names them.
+    pub fn nfproto(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
+        }
+    }
+
+    /// The family of an address.
+    pub fn of(addr: &IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.nfproto())
+    }
+}
+
+/// UCI boolean, as OpenWrt's shell helpers and fw4 read them.
+pub fn boolean(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "yes" | "on" | "true" | "enabled" => Ok(true),
+        "0" | "no" | "off" | "false" | "disabled" => Ok(false),
+        _ => Err(format!("'{s}' is not a boolean (use 1 or 0)")),
+    }
+}
+
+/// A 32-bit number, decimal or `0x` hexadecimal.
+pub fn number(s: &str) -> Result<u32, String> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) if !hex.is_empty() => u32::from_str_radix(hex, 16),
+        _ => s.parse::<u32>(),
+    };
+    parsed.map_err(|_| format!("'{s}' is not a number between 0 and 4294967295"))
+}
+
+/// An Ethernet address, `aa:bb:cc:dd:ee:ff`, normalised to lower case.
+pub fn mac(s: &str) -> Result<String, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let ok = parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!("'{s}' is not a MAC address (aa:bb:cc:dd:ee:ff)"))
+    }
+}
+
+/// An address with a prefix length; host bits are cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Prefix {
+    /// Network address.
+    pub addr: IpAddr,
+    /// Prefix length (32 or 128 for a single address).
+    pub len: u8,
+}
+
+impl Prefix {
+    /// The prefix's family.
+    pub fn family(&self) -> Family {
+        Family::of(&self.addr)
+    }
+
+    /// True when the prefix names a single address.
+    pub fn is_host(&self) -> bool {
+        self.len == self.family_bits()
+    }
+
+    fn family_bits(&self) -> u8 {
+        match self.family() {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        }
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_host() {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}/{}", self.addr, self.len)
+        }
+    }
+}
+
+/// `ADDR` or `ADDR/LEN`, IPv4 or IPv6.
+pub fn prefix(s: &str) -> Result<Prefix, String> {
+    let bad = || format!("'{s}' is not an IP address or prefix");
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+    let bits: u8 = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        None => bits,
+        Some(l) => match l.parse::<u8>() {
+            Ok(n) if n <= bits && !l.starts_with('+') => n,
+            _ => return Err(format!("'{s}': prefix length must be 0 to {bits}")),
+        },
+    };
+    let addr = match addr {
+        IpAddr::V4(a) => {
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+        }
+        IpAddr::V6(a) => {
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+        }
+    };
+    Ok(Prefix { addr, len })
+}
+
+/// A port or an inclusive port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortRange {
+    /// First port.
+    pub from: u16,
+    /// Last port (equal to `from` for a single port).
+    pub to: u16,
+}
+
+/// `PORT` or `FROM-TO`.
+pub fn port_range(s: &str) -> Result<PortRange, String> {
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|n| *n > 0 && !p.starts_with('+'))
+            .ok_or_else(|| format!("'{s}' is not a port (1-65535) or range (FROM-TO)"))
+    };
+    let (from, to) = match s.split_once('-') {
+        Some((a, b)) => (port(a)?, port(b)?),
+        None => (port(s)?, port(s)?),
+    };
+    if from > to {
+        return Err(format!("'{s}': range start is above its end"));
+    }
+    Ok(PortRange { from, to })
+}
+
+/// An IP protocol selector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Proto {
+    /// Any protocol (`all`).
+    All,
+    /// A protocol number; well-known ones print by name.
+    Number(u8),
+}
+
+impl Proto {
+    /// True for protocols with ports (tcp, udp, udplite, sctp, dccp).
+    pub fn has_ports(self) -> bool {
+        matches!(self, Proto::Number(6 | 17 | 33 | 132 | 136))
+    }
+
+    /// The family this protocol is limited to (icmp, icmpv6), if any.
+    pub fn family(self) -> Option<Family> {
+        match self {
+            Proto::Number(1) => Some(Family::V4),
+            Proto::Number(58) => Some(Family::V6),
+            _ => None,
+        }
+    }
+
+    /// The name nft uses, or the number.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self {
+            Proto::All => "all",
+            Proto::Number(1) => "icmp",
+            Proto::Number(6) => "tcp",
+            Proto::Number(17) => "udp",
+            Proto::Number(33) => "dccp",
+            Proto::Number(58) => "ipv6-icmp",
+            Proto::Number(132) => "sctp",
+            Proto::Number(136) => "udplite",
+            Proto::Number(_) => return None,
+        })
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.name(), self) {
+            (Some(n), _) => f.write_str(n),
+            (None, Proto::Number(n)) => write!(f, "{n}"),
+            (None, Proto::All) => f.write_str("all"),
+        }
+    }
+}
+
+/// `tcp|udp|udplite|sctp|dccp|icmp|icmpv6|all|NUMBER`.
+pub fn proto(s: &str) -> Result<Proto, String> {
+    Ok(match s {
+        "all" => Proto::All,
+        "icmp" => Proto::Number(1),
+        "tcp" => Proto::Number(6),
+        "udp" => Proto::Number(17),
+        "dccp" => Proto::Number(33),
+        "icmpv6" | "ipv6-icmp" => Proto::Number(58),
+        "sctp" => Proto::Number(132),
+        "udplite" => Proto::Number(136),
+        _ => match s.parse::<u8>() {
+            Ok(n) if !s.starts_with('+') => Proto::Number(n),
+            _ => {
+                return Err(format!(
+                    "'{s}' is not a protocol (tcp, udp, udplite, sctp, dccp, icmp, icmpv6, all or 0-255)"
+                ));
+            }
+        },
+    })
+}
+
+/// A network device or OpenWrt interface name (at most 15 bytes, IFNAMSIZ).
+pub fn ifname(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 15 {
+        return Err(format!("'{s}' is not an interface name (1 to 15 bytes)"));
+    }
+    if s.bytes().any(|b| b == b'/' || b.is_ascii_whitespace() || !b.is_ascii_graphic()) || s == "." || s == ".." {
+        return Err(format!("'{s}' is not an interface name"));
+    }
+    Ok(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_normalised() {
+        assert_eq!(prefix("192.168.1.7/24").unwrap().to_string(), "192.168.1.0/24");
+        assert_eq!(prefix("2001:db8::1/32").unwrap().to_string(), "2001:db8::/32");
+        assert_eq!(prefix("10.0.0.1").unwrap().to_string(), "10.0.0.1");
+        assert!(prefix("10.0.0.1/33").is_err());
+        assert!(prefix("10.0.0/8").is_err());
+        assert_eq!(prefix("0.0.0.0/0").unwrap().to_string(), "0.0.0.0/0");
+    }
+
+    #[test]
+    fn ports_and_ranges() {
+        assert_eq!(port_range("80").unwrap(), PortRange { from: 80, to: 80 });
+        assert_eq!(port_range("1024-65535").unwrap(), PortRange { from: 1024, to: 65535 });
+        assert!(port_range("0").is_err());
+        assert!(port_range("90-80").is_err());
+        assert!(port_range("65536").is_err());
+    }
+
+    #[test]
+    fn numbers_and_macs() {
+        assert_eq!(number("0xff000000").unwrap(), 0xff00_0000);
+        assert_eq!(number("5000").unwrap(), 5000);
+        assert!(number("0x").is_err());
+        assert_eq!(mac("52:54:00:C2:A5:43").unwrap(), "52:54:00:c2:a5:43");
+        assert!(mac("52:54:00:c2:a5").is_err());
+        assert!(ifname("averyveryverylongname").is_err());
+    }
+}
