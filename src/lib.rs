@@ -6,5 +6,9 @@
 //! [`plan`] (model + live facts → desired state) → `apply` (desired vs actual
 //! → atomic changes). The CLI in `main.rs` only wires these together.
 
+pub mod apply;
 pub mod config;
+pub mod facts;
+pub mod nft;
+pub mod plan;
 pub mod uci;

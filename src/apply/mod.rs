@@ -1,0 +1,6 @@
+//! The one place that changes the system: compares the plan with what the
+//! kernel has and makes them match, routes first, then ip rules, then the
+//! nft table in one transaction, rolling back on failure.
+
+pub mod netlink;
+pub mod nft;

@@ -1,0 +1,208 @@
+//! Prints a batch of connroute's own objects in nft's text syntax
+//! (`render --format nft`). Only the statement and expression forms the
+//! ruleset builder uses are supported; anything else is an error, never a
+//! silent omission.
+
+use nftables::expr::{BinaryOperation, Expression, MetaKey, NamedExpression, Payload, SetItem, Verdict};
+use nftables::schema::{Chain, NfCmd, NfListObject, NfObject, Nftables, Rule};
+use nftables::stmt::{Counter, Operator, Statement};
+use nftables::types::{NfChainType, NfFamily, NfHook};
+use std::fmt::Write;
+
+/// How immediates next to a key are printed.
+#[derive(Clone, Copy, PartialEq)]
+enum Style {
+    Plain,
+    Hex,
+    Quoted,
+}
+
+fn style_for(e: &Expression) -> Style {
+    match e {
+        Expression::Named(NamedExpression::Meta(m)) => match m.key {
+            MetaKey::Mark => Style::Hex,
+            MetaKey::Iifname | MetaKey::Oifname => Style::Quoted,
+            _ => Style::Plain,
+        },
+        Expression::Named(NamedExpression::CT(c)) if c.key == "mark" => Style::Hex,
+        Expression::BinaryOperation(b) => match b.as_ref() {
+            BinaryOperation::AND(l, _) => style_for(l),
+            BinaryOperation::OR(v) => v.first().map_or(Style::Plain, style_for),
+            _ => Style::Plain,
+        },
+        _ => Style::Plain,
+    }
+}
+
+fn family(f: NfFamily) -> &'static str {
+    match f {
+        NfFamily::IP => "ip",
+        NfFamily::IP6 => "ip6",
+        NfFamily::INet => "inet",
+        NfFamily::ARP => "arp",
+        NfFamily::Bridge => "bridge",
+        NfFamily::NetDev => "netdev",
+    }
+}
+
+fn meta_key(k: MetaKey) -> Result<&'static str, String> {
+    Ok(match k {
+        MetaKey::Mark => "meta mark",
+        MetaKey::Iifname => "iifname",
+        MetaKey::Oifname => "oifname",
+        MetaKey::L4proto => "meta l4proto",
+        MetaKey::Nfproto => "meta nfproto",
+        other => return Err(format!("meta key {other:?} has no text form here")),
+    })
+}
+
+fn expr(e: &Expression, style: Style) -> Result<String, String> {
+    Ok(match e {
+        Expression::String(v) if style == Style::Quoted => format!("\"{v}\""),
+        Expression::String(v) => v.to_string(),
+        Expression::Number(v) if style == Style::Hex => format!("0x{v:08x}"),
+        Expression::Number(v) => v.to_string(),
+        Expression::Boolean(b) => b.to_string(),
+        Expression::Range(r) => format!("{}-{}", expr(&r.range[0], style)?, expr(&r.range[1], style)?),
+        Expression::BinaryOperation(b) => match b.as_ref() {
+            BinaryOperation::AND(l, r) => format!("{} & {}", expr(l, style)?, expr(r, Style::Hex)?),
+            BinaryOperation::OR(v) => {
+                v.iter().map(|x| expr(x, Style::Hex)).collect::<Result<Vec<_>, _>>()?.join(" | ")
+            }
+            other => return Err(format!("operator {other:?} has no text form here")),
+        },
+        Expression::Named(NamedExpression::Meta(m)) => meta_key(m.key)?.to_string(),
+        Expression::Named(NamedExpression::CT(c)) => format!("ct {}", c.key),
+        Expression::Named(NamedExpression::Payload(Payload::PayloadField(p))) => {
+            format!("{} {}", p.protocol, p.field)
+        }
+        Expression::Named(NamedExpression::Prefix(p)) => format!("{}/{}", expr(&p.addr, style)?, p.len),
+        Expression::Named(NamedExpression::Set(items)) => {
+            let parts = items
+                .iter()
+                .map(|i| match i {
+                    SetItem::Element(x) => expr(x, style),
+                    SetItem::Mapping(k, v) => Ok(format!("{} : {}", expr(k, style)?, expr(v, style)?)),
+                    SetItem::MappingStatement(..) => Err("set element statements have no text form here".into()),
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            format!("{{ {} }}", parts.join(", "))
+        }
+        Expression::Verdict(Verdict::Goto(t)) => format!("goto {}", t.target),
+        Expression::Verdict(Verdict::Jump(t)) => format!("jump {}", t.target),
+        other => return Err(format!("expression {other:?} has no text form here")),
+    })
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "'"))
+}
+
+fn stmt(st: &Statement) -> Result<String, String> {
+    Ok(match st {
+        Statement::Match(m) => {
+            let style = style_for(&m.left);
+            let op = match m.op {
+                Operator::EQ | Operator::IN => "",
+                Operator::NEQ => "!= ",
+                other => return Err(format!("operator {other:?} has no text form here")),
+            };
+            format!("{} {op}{}", expr(&m.left, style)?, expr(&m.right, style)?)
+        }
+        Statement::Mangle(m) => {
+            let style = style_for(&m.key);
+            format!("{} set {}", expr(&m.key, style)?, expr(&m.value, style)?)
+        }
+        Statement::Counter(Counter::Named(name)) => format!("counter name {}", quote(name)),
+        Statement::Counter(Counter::Anonymous(_)) => "counter".into(),
+        Statement::Log(Some(l)) => match &l.prefix {
+            Some(p) => format!("log prefix {}", quote(p)),
+            None => "log".into(),
+        },
+        Statement::Log(None) => "log".into(),
+        Statement::Jump(t) => format!("jump {}", t.target),
+        Statement::Goto(t) => format!("goto {}", t.target),
+        Statement::Return(_) => "return".into(),
+        Statement::Accept(_) => "accept".into(),
+        Statement::VerdictMap(v) => {
+            let style = style_for(&v.key);
+            format!("{} vmap {}", expr(&v.key, style)?, expr(&v.data, style)?)
+        }
+        other => return Err(format!("statement {other:?} has no text form here")),
+    })
+}
+
+fn rule(r: &Rule) -> Result<String, String> {
+    let mut parts = r.expr.iter().map(stmt).collect::<Result<Vec<_>, _>>()?;
+    if let Some(c) = &r.comment {
+        parts.push(format!("comment {}", quote(c)));
+    }
+    Ok(parts.join(" "))
+}
+
+fn chain_head(c: &Chain) -> Option<String> {
+    let hook = match c.hook? {
+        NfHook::Prerouting => "prerouting",
+        NfHook::Output => "output",
+        NfHook::Input => "input",
+        NfHook::Forward => "forward",
+        NfHook::Postrouting => "postrouting",
+        NfHook::Ingress => "ingress",
+        NfHook::Egress => "egress",
+    };
+    let ty = match c._type? {
+        NfChainType::Filter => "filter",
+        NfChainType::Route => "route",
+        NfChainType::NAT => "nat",
+    };
+    Some(format!("type {ty} hook {hook} priority {}; policy accept;", c.prio.unwrap_or(0)))
+}
+
+/// Renders the batch as one `table … { … }` block, preceded by the same
+/// add/delete pair the JSON batch uses so that `nft -f` replaces the table.
+pub fn render(batch: &Nftables) -> Result<String, String> {
+    let mut out = String::new();
+    let mut chains: Vec<(String, Option<String>, Vec<String>)> = Vec::new();
+    let mut counters = Vec::new();
+    let mut table = None;
+    for obj in batch.objects.iter() {
+        let NfObject::CmdObject(cmd) = obj else {
+            return Err("list objects have no text form here".into());
+        };
+        match cmd {
+            NfCmd::Add(NfListObject::Table(t)) => table = Some((family(t.family), t.name.to_string())),
+            NfCmd::Delete(NfListObject::Table(_)) => {}
+            NfCmd::Add(NfListObject::Counter(c)) => counters.push(c.name.to_string()),
+            NfCmd::Add(NfListObject::Chain(c)) => chains.push((c.name.to_string(), chain_head(c), Vec::new())),
+            NfCmd::Add(NfListObject::Rule(r)) => {
+                let text = rule(r)?;
+                match chains.iter_mut().find(|c| c.0 == r.chain) {
+                    Some(c) => c.2.push(text),
+                    None => return Err(format!("rule for unknown chain {}", r.chain)),
+                }
+            }
+            other => return Err(format!("command {other:?} has no text form here")),
+        }
+    }
+    let (fam, name) = table.ok_or("the batch adds no table")?;
+    let _ = writeln!(out, "add table {fam} {name}\ndelete table {fam} {name}\n");
+    let _ = writeln!(out, "table {fam} {name} {{");
+    for c in &counters {
+        let _ = writeln!(out, "\tcounter {c} {{\n\t}}\n");
+    }
+    for (i, (cname, head, rules)) in chains.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "\tchain {cname} {{");
+        if let Some(h) = head {
+            let _ = writeln!(out, "\t\t{h}");
+        }
+        for r in rules {
+            let _ = writeln!(out, "\t\t{r}");
+        }
+        let _ = writeln!(out, "\t}}");
+    }
+    out.push_str("}\n");
+    Ok(out)
+}

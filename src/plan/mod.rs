@@ -1,0 +1,286 @@
+//! The desired state: what the system must look like for a config and the
+//! live facts. Pure: nothing here reads or changes the system.
+
+mod ruleset;
+
+use crate::config::{Config, Family, Gateway, Rule};
+use crate::facts::Facts;
+use nftables::schema::Nftables;
+use std::fmt;
+use std::net::IpAddr;
+
+pub use ruleset::{CHAIN_PREROUTING, TABLE, fingerprint_in_comment, fingerprint_of};
+
+/// The routing protocol number connroute tags its routes and ip rules with
+/// (see `/etc/iproute2/rt_protos`: unassigned, below the 240+ private range
+/// other tools pick from).
+pub const RTPROT_CONNROUTE: u8 = 197;
+/// The main routing table.
+pub const MAIN_TABLE: u32 = 254;
+
+/// A default route in a gateway's table.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Route {
+    /// Address family.
+    pub family: Family,
+    /// Routing table id.
+    pub table: u32,
+    /// Next hop; `None` for a device route.
+    pub via: Option<IpAddr>,
+    /// Output device; `None` lets the kernel find it from the next hop.
+    pub device: Option<String>,
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = if self.family == Family::V6 { "-6 " } else { "" };
+        write!(f, "ip {v}route default")?;
+        if let Some(via) = self.via {
+            write!(f, " via {via}")?;
+        }
+        if let Some(d) = &self.device {
+            write!(f, " dev {d}")?;
+        }
+        write!(f, " table {} proto {RTPROT_CONNROUTE}", self.table)
+    }
+}
+
+/// A policy routing rule: `fwmark MARK/MASK lookup TABLE`, optionally with
+/// `suppress_prefixlength 0` (used with the main table).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IpRule {
+    /// Address family.
+    pub family: Family,
+    /// Rule priority.
+    pub priority: u32,
+    /// fwmark value.
+    pub mark: u32,
+    /// fwmark mask.
+    pub mask: u32,
+    /// Table looked up.
+    pub table: u32,
+    /// `suppress_prefixlength 0`: ignore default routes found there.
+    pub suppress_default: bool,
+}
+
+impl fmt::Display for IpRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = if self.family == Family::V6 { "-6 " } else { "" };
+        write!(f, "ip {v}rule priority {} fwmark 0x{:x}/0x{:x} lookup ", self.priority, self.mark, self.mask)?;
+        if self.table == MAIN_TABLE {
+            f.write_str("main")?;
+        } else {
+            write!(f, "{}", self.table)?;
+        }
+        if self.suppress_default {
+            f.write_str(" suppress_prefixlength 0")?;
+        }
+        write!(f, " proto {RTPROT_CONNROUTE}")
+    }
+}
+
+/// What became of one gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayState {
+    /// Section name.
+    pub name: String,
+    /// Its mark.
+    pub mark: u32,
+    /// Its table.
+    pub table: u32,
+    /// True when routes, rules and classification are installed.
+    pub active: bool,
+    /// Why it is inactive, or which interfaces made it active.
+    pub reason: String,
+    /// Its default routes, one per family served.
+    pub routes: Vec<Route>,
+}
+
+impl GatewayState {
+    /// Families this gateway routes.
+    pub fn families(&self) -> Vec<Family> {
+        self.routes.iter().map(|r| r.family).collect()
+    }
+}
+
+/// What became of one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleState {
+    /// Section name or generated id.
+    pub name: String,
+    /// Target gateway's name.
+    pub gateway: String,
+    /// Name of its nft counter.
+    pub counter: String,
+    /// Families it is installed for (empty: not installed).
+    pub families: Vec<Family>,
+    /// Why it is not installed, if so.
+    pub reason: String,
+}
+
+/// The whole desired state.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// False when `globals.enabled` is 0: everything is to be removed.
+    pub enabled: bool,
+    /// The mark mask.
+    pub mask: u32,
+    /// Per gateway.
+    pub gateways: Vec<GatewayState>,
+    /// Per enabled rule.
+    pub rules: Vec<RuleState>,
+    /// Routes to install.
+    pub routes: Vec<Route>,
+    /// ip rules to install.
+    pub ip_rules: Vec<IpRule>,
+    /// The nft batch replacing `table inet connroute`.
+    pub ruleset: Nftables<'static>,
+    /// Hash of the ruleset, also stored in the table to skip identical reloads.
+    pub fingerprint: String,
+    /// First and last ip rule priority of connroute's band.
+    pub priority_band: (u32, u32),
+    /// `id name` lines for `rt_tables.d`.
+    pub table_names: Vec<(u32, String)>,
+}
+
+fn resolve(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
+    let route = |family, via: Option<IpAddr>, device: Option<String>| Route { family, table: g.table, via, device };
+    if g.interfaces.is_empty() {
+        let mut routes = Vec::new();
+        if let Some(v4) = g.gateway {
+            routes.push(route(Family::V4, Some(IpAddr::V4(v4)), g.device.clone()));
+        }
+        if let Some(v6) = g.gateway6 {
+            routes.push(route(Family::V6, Some(IpAddr::V6(v6)), g.device.clone()));
+        }
+        if routes.is_empty() {
+            routes = Family::ALL.iter().map(|f| route(*f, None, g.device.clone())).collect();
+        }
+        return Ok((routes, "static".into()));
+    }
+    let ups: Vec<(&String, &crate::facts::Interface)> = g
+        .interfaces
+        .iter()
+        .filter_map(|n| facts.interfaces.get(n).filter(|i| i.up).map(|i| (n, i)))
+        .collect();
+    if ups.is_empty() {
+        let states: Vec<String> = g
+            .interfaces
+            .iter()
+            .map(|n| match facts.interfaces.get(n) {
+                Some(_) => format!("{n} down"),
+                None => format!("{n} unknown to netifd"),
+            })
+            .collect();
+        return Err(states.join(", "));
+    }
+    let mut routes = Vec::new();
+    for family in Family::ALL {
+        let explicit = match family {
+            Family::V4 => g.gateway.map(IpAddr::V4),
+            Family::V6 => g.gateway6.map(IpAddr::V6),
+        };
+        let learned = ups.iter().find_map(|(_, i)| {
+            let r = if family == Family::V4 { i.route4 } else { i.route6 };
+            r.map(|r| (r.via, i.device.clone()))
+        });
+        let first_device = ups.iter().find_map(|(_, i)| i.device.clone());
+        match (explicit, learned) {
+            (Some(via), _) => routes.push(route(family, Some(via), g.device.clone().or(first_device))),
+            (None, Some((via, dev))) => routes.push(route(family, via, g.device.clone().or(dev))),
+            (None, None) => {}
+        }
+    }
+    let names: Vec<&str> = ups.iter().map(|(n, _)| n.as_str()).collect();
+    if routes.is_empty() {
+        return Err(format!("no default route on {}", names.join(", ")));
+    }
+    if let Some(r) = routes.iter().find(|r| r.via.is_none() && r.device.is_none()) {
+        return Err(format!("no device known for the {} route", r.family));
+    }
+    Ok((routes, format!("{} up", names.join(", "))))
+}
+
+/// Devices of `in_interface` values that are up; the reason when none is.
+fn input_devices(rule: &Rule, facts: &Facts) -> Result<Vec<String>, String> {
+    let devs: Vec<String> = rule
+        .in_interface
+        .iter()
+        .filter_map(|n| facts.interfaces.get(n).and_then(|i| i.live_device()).map(str::to_string))
+        .collect();
+    if devs.is_empty() && !rule.in_interface.is_empty() {
+        return Err(format!("in_interface {} not up", rule.in_interface.join(", ")));
+    }
+    Ok(devs)
+}
+
+/// Computes the desired state. Pure.
+pub fn plan(config: &Config, facts: &Facts) -> Plan {
+    let g = &config.globals;
+    let mask = g.mark_mask;
+    let mut gateways = Vec::new();
+    let mut routes = Vec::new();
+    let mut ip_rules = Vec::new();
+    for gw in &config.gateways {
+        let resolved = if !g.enabled {
+            Err("connroute is disabled".to_string())
+        } else if !gw.enabled {
+            Err("disabled".to_string())
+        } else {
+            resolve(gw, facts)
+        };
+        let (active, reason, gw_routes) = match resolved {
+            Ok((r, why)) => (true, why, r),
+            Err(why) => (false, why, Vec::new()),
+        };
+        let base = g.rule_priority + 2 * gw.index as u32;
+        for r in &gw_routes {
+            ip_rules.push(IpRule { family: r.family, priority: base, mark: gw.mark, mask, table: MAIN_TABLE, suppress_default: true });
+            ip_rules.push(IpRule { family: r.family, priority: base + 1, mark: gw.mark, mask, table: gw.table, suppress_default: false });
+        }
+        routes.extend(gw_routes.iter().cloned());
+        gateways.push(GatewayState { name: gw.name.clone(), mark: gw.mark, table: gw.table, active, reason, routes: gw_routes });
+    }
+    let mut rules = Vec::new();
+    let mut placed = Vec::new();
+    for rule in &config.rules {
+        let gw = &gateways[rule.gateway];
+        let mut state = RuleState {
+            name: rule.name.clone(),
+            gateway: gw.name.clone(),
+            counter: ruleset::counter_name(rule),
+            families: Vec::new(),
+            reason: String::new(),
+        };
+        let served = gw.families();
+        let families: Vec<Family> = rule.families.iter().copied().filter(|f| served.contains(f)).collect();
+        match input_devices(rule, facts) {
+            _ if !gw.active => state.reason = format!("gateway {} inactive", gw.name),
+            _ if families.is_empty() => state.reason = format!("gateway {} routes none of the rule's families", gw.name),
+            Err(why) => state.reason = why,
+            Ok(devs) => {
+                state.families = families.clone();
+                placed.push(ruleset::Placed { rule, families, in_devices: devs, gateway: gw });
+            }
+        }
+        rules.push(state);
+    }
+    let ruleset = ruleset::build(mask, &gateways, &placed);
+    let fingerprint = fingerprint_of(&ruleset);
+    let table_names = config.gateways.iter().map(|gw| (gw.table, gw.name.clone())).collect();
+    Plan {
+        enabled: g.enabled,
+        mask,
+        gateways,
+        rules,
+        routes,
+        ip_rules,
+        ruleset,
+        fingerprint,
+        priority_band: (g.rule_priority, g.rule_priority + 2 * config.gateways.len().max(1) as u32 - 1),
+        table_names,
+    }
+}
+
+#[cfg(test)]
+mod tests;

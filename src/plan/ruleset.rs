@@ -1,0 +1,299 @@
+//! Builds connroute's nftables table: one batch that replaces
+//! `table inet connroute` atomically.
+//!
+//! ```text
+//! prerouting (filter, mangle) / output (route, mangle):
+//!     ct mark & MASK vmap { MARK_g : goto restore_g, … }   # O(1) for pinned traffic
+//!     ct state new jump classify(_local)
+//! classify:        one rule per config rule and family, first match wins:
+//!     MATCHES counter name "rule_R" [log] goto pin_g
+//! pin_g:           ct mark set ct mark & ~MASK | MARK_g; meta mark set meta mark & ~MASK | MARK_g
+//! restore_g:       meta mark set meta mark & ~MASK | MARK_g
+//! ```
+//! nft cannot OR two runtime values, so marks are restored through the
+//! verdict map into per-gateway chains that OR a constant; bits outside the
+//! mask are never touched.
+
+use super::GatewayState;
+use crate::config::{Criterion, Family, PortRange, Prefix, Proto, Rule};
+use crate::nft::build::{self as b, Expr, Stmt};
+use nftables::batch::Batch;
+use nftables::expr::MetaKey;
+use nftables::schema::{Chain, Counter, NfCmd, NfListObject, NfObject, Nftables, Rule as NftRule, Table};
+use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
+
+/// connroute's table (family inet).
+pub const TABLE: &str = "connroute";
+/// The prerouting base chain; its first rule carries the fingerprint.
+pub const CHAIN_PREROUTING: &str = "prerouting";
+const CHAIN_OUTPUT: &str = "output";
+const CHAIN_CLASSIFY: &str = "classify";
+const CHAIN_CLASSIFY_LOCAL: &str = "classify_local";
+const PRIO_MANGLE: i32 = -150;
+const FINGERPRINT_TAG: &str = "connroute restore fp=";
+
+/// A rule that is installed, with what the plan resolved for it.
+pub(super) struct Placed<'a> {
+    pub rule: &'a Rule,
+    pub families: Vec<Family>,
+    pub in_devices: Vec<String>,
+    pub gateway: &'a GatewayState,
+}
+
+/// Name of a rule's counter.
+pub fn counter_name(rule: &Rule) -> String {
+    format!("rule_{}", rule.name)
+}
+
+fn pin_chain(gw: &GatewayState) -> String {
+    format!("pin_{}", gw.name)
+}
+
+fn restore_chain(gw: &GatewayState) -> String {
+    format!("restore_{}", gw.name)
+}
+
+fn meta_mark() -> Expr {
+    b::meta(MetaKey::Mark)
+}
+
+fn ct_mark() -> Expr {
+    b::ct("mark")
+}
+
+struct Builder {
+    batch: Batch<'static>,
+}
+
+impl Builder {
+    fn chain(&mut self, name: &str, base: Option<(NfChainType, NfHook)>) {
+        let (ty, hook) = base.unzip();
+        self.batch.add(NfListObject::Chain(Chain {
+            family: NfFamily::INet,
+            table: TABLE.into(),
+            name: name.to_string().into(),
+            newname: None,
+            handle: None,
+            _type: ty,
+            hook,
+            prio: base.map(|_| PRIO_MANGLE),
+            dev: None,
+            policy: base.map(|_| NfChainPolicy::Accept),
+        }));
+    }
+
+    fn rule(&mut self, chain: &str, expr: Vec<Stmt>, comment: Option<String>) {
+        self.batch.add(NfListObject::Rule(NftRule {
+            family: NfFamily::INet,
+            table: TABLE.into(),
+            chain: chain.to_string().into(),
+            expr: expr.into(),
+            handle: None,
+            index: None,
+            comment: comment.map(|c| truncate(c).into()),
+        }));
+    }
+}
+
+/// nft keeps at most 127 bytes of a comment.
+fn truncate(mut c: String) -> String {
+    if c.len() > 127 {
+        let mut end = 127;
+        while !c.is_char_boundary(end) {
+            end -= 1;
+        }
+        c.truncate(end);
+    }
+    c
+}
+
+fn prefix_expr(p: &Prefix) -> Expr {
+    if p.is_host() { b::s(p.addr.to_string()) } else { b::prefix(p.addr.to_string(), u32::from(p.len)) }
+}
+
+fn port_expr(p: &PortRange) -> Expr {
+    if p.from == p.to { b::n(u32::from(p.from)) } else { b::range(u32::from(p.from), u32::from(p.to)) }
+}
+
+fn proto_expr(p: &Proto) -> Expr {
+    match (p.name(), p) {
+        (Some(name), _) => b::s(name),
+        (None, Proto::Number(n)) => b::n(u32::from(*n)),
+        (None, Proto::All) => b::s("all"),
+    }
+}
+
+/// `KEY { any… }` and `KEY != { none… }` for a criterion.
+fn criterion<T>(out: &mut Vec<Stmt>, key: fn() -> Expr, c: &Criterion<T>, render: fn(&T) -> Expr, keep: impl Fn(&T) -> bool) {
+    let any: Vec<Expr> = c.any.iter().filter(|v| keep(v)).map(render).collect();
+    let none: Vec<Expr> = c.none.iter().filter(|v| keep(v)).map(render).collect();
+    if !any.is_empty() {
+        out.push(b::matches(key(), b::one_or_set(any), false));
+    }
+    if !none.is_empty() {
+        out.push(b::matches(key(), b::one_or_set(none), true));
+    }
+}
+
+fn has_family_parts(rule: &Rule) -> bool {
+    !rule.src_ip.is_empty() || !rule.dest_ip.is_empty() || rule.proto.iter().any(|p| p.family().is_some())
+}
+
+/// The match statements of one rule for one family (`None`: both at once).
+fn rule_matches(p: &Placed, family: Option<Family>) -> Vec<Stmt> {
+    let r = p.rule;
+    let mut out = Vec::new();
+    if let Some(f) = family {
+        out.push(b::matches(b::meta(MetaKey::Nfproto), b::s(f.nfproto()), false));
+    }
+    let devices: Vec<Expr> = r.in_device.iter().chain(&p.in_devices).map(|d| b::s(d.clone())).collect();
+    if !devices.is_empty() {
+        out.push(b::matches(b::meta(MetaKey::Iifname), b::one_or_set(devices), false));
+    }
+    if !r.src_mac.is_empty() {
+        let macs = r.src_mac.iter().map(|m| b::s(m.clone())).collect();
+        out.push(b::matches(b::payload("ether", "saddr"), b::one_or_set(macs), false));
+    }
+    let protos: Vec<Expr> = r
+        .proto
+        .iter()
+        .filter(|pr| match (pr.family(), family) {
+            (Some(pf), Some(f)) => pf == f,
+            _ => true,
+        })
+        .map(proto_expr)
+        .collect();
+    if !protos.is_empty() {
+        out.push(b::matches(b::meta(MetaKey::L4proto), b::one_or_set(protos), false));
+    }
+    if let Some(f) = family {
+        let in_family = move |p: &Prefix| p.family() == f;
+        let (src, dst): (fn() -> Expr, fn() -> Expr) = match f {
+            Family::V4 => (|| b::payload("ip", "saddr"), || b::payload("ip", "daddr")),
+            Family::V6 => (|| b::payload("ip6", "saddr"), || b::payload("ip6", "daddr")),
+        };
+        criterion(&mut out, src, &r.src_ip, prefix_expr, in_family);
+        criterion(&mut out, dst, &r.dest_ip, prefix_expr, in_family);
+    }
+    criterion(&mut out, || b::payload("th", "sport"), &r.src_port, port_expr, |_| true);
+    criterion(&mut out, || b::payload("th", "dport"), &r.dest_port, port_expr, |_| true);
+    out
+}
+
+/// The nft rules one config rule becomes (one per family when addresses or
+/// icmp differ by family, else one).
+fn classify_rules(p: &Placed) -> Vec<Vec<Stmt>> {
+    let both = p.families.len() == 2;
+    let per_family: Vec<Option<Family>> = if both && !has_family_parts(p.rule) {
+        vec![None]
+    } else {
+        p.families.iter().copied().map(Some).collect()
+    };
+    per_family
+        .into_iter()
+        .map(|f| {
+            let mut st = rule_matches(p, f);
+            st.push(b::counter(counter_name(p.rule)));
+            if p.rule.log {
+                st.push(b::log(truncate(format!("connroute {}: ", p.rule.name))));
+            }
+            st.push(b::goto(pin_chain(p.gateway)));
+            st
+        })
+        .collect()
+}
+
+/// Builds the batch (with the fingerprint in the first prerouting rule).
+pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> Nftables<'static> {
+    let mut bd = Builder { batch: Batch::new() };
+    let table = || NfListObject::Table(Table { family: NfFamily::INet, name: TABLE.into(), handle: None });
+    bd.batch.add(table());
+    bd.batch.delete(table());
+    bd.batch.add(table());
+    let mut counters = std::collections::BTreeSet::new();
+    for p in placed {
+        let name = counter_name(p.rule);
+        if counters.insert(name.clone()) {
+            bd.batch.add(NfListObject::Counter(Counter {
+                family: NfFamily::INet,
+                table: TABLE.into(),
+                name: name.into(),
+                handle: None,
+                packets: None,
+                bytes: None,
+            }));
+        }
+    }
+    let keep = !mask;
+    let active: Vec<&GatewayState> = gateways.iter().filter(|g| g.active).collect();
+    bd.chain(CHAIN_PREROUTING, Some((NfChainType::Filter, NfHook::Prerouting)));
+    bd.chain(CHAIN_OUTPUT, Some((NfChainType::Route, NfHook::Output)));
+    for gw in &active {
+        bd.chain(&restore_chain(gw), None);
+        bd.rule(&restore_chain(gw), vec![b::set_masked(meta_mark, keep, gw.mark)], Some(format!("gateway {}", gw.name)));
+        bd.chain(&pin_chain(gw), None);
+        bd.rule(
+            &pin_chain(gw),
+            vec![b::set_masked(ct_mark, keep, gw.mark), b::set_masked(meta_mark, keep, gw.mark)],
+            Some(format!("gateway {}", gw.name)),
+        );
+    }
+    bd.chain(CHAIN_CLASSIFY, None);
+    bd.chain(CHAIN_CLASSIFY_LOCAL, None);
+    for p in placed {
+        let comment = format!("rule {}", p.rule.name);
+        for st in classify_rules(p) {
+            bd.rule(CHAIN_CLASSIFY, st.clone(), Some(comment.clone()));
+            if !p.rule.needs_input() {
+                bd.rule(CHAIN_CLASSIFY_LOCAL, st, Some(comment.clone()));
+            }
+        }
+    }
+    let has_local = placed.iter().any(|p| !p.rule.needs_input());
+    for (chain, classify, any) in [
+        (CHAIN_PREROUTING, CHAIN_CLASSIFY, !placed.is_empty()),
+        (CHAIN_OUTPUT, CHAIN_CLASSIFY_LOCAL, has_local),
+    ] {
+        let restore = if active.is_empty() {
+            // An empty verdict map is not valid nft: nothing to restore, so
+            // connections marked by a gateway that went away just return.
+            vec![b::matches(b::and(ct_mark(), b::n(mask)), b::n(0), true), b::ret()]
+        } else {
+            let entries = active.iter().map(|g| (g.mark, restore_chain(g))).collect();
+            vec![b::vmap_goto(b::and(ct_mark(), b::n(mask)), entries)]
+        };
+        bd.rule(chain, restore, Some(format!("{FINGERPRINT_TAG}0000000000000000")));
+        if any {
+            bd.rule(chain, vec![b::flag(b::ct("state"), b::s("new")), b::jump(classify.to_string())], Some("classify new connections".into()));
+        }
+    }
+    let mut batch = bd.batch.to_nftables();
+    let fp = fingerprint_of(&batch);
+    stamp(&mut batch, &fp);
+    batch
+}
+
+/// FNV-1a over the batch's JSON, as 16 hex digits. The comments holding a
+/// fingerprint are hashed with their placeholder, so stamping keeps it valid.
+pub fn fingerprint_of(batch: &Nftables) -> String {
+    let mut unstamped = batch.clone();
+    stamp(&mut unstamped, "0000000000000000");
+    let json = serde_json::to_vec(&unstamped).unwrap_or_default();
+    let h = json.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3));
+    format!("{h:016x}")
+}
+
+fn stamp(batch: &mut Nftables, fp: &str) {
+    for obj in batch.objects.to_mut().iter_mut() {
+        if let NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(r))) = obj {
+            if r.comment.as_deref().is_some_and(|c| c.starts_with(FINGERPRINT_TAG)) {
+                r.comment = Some(format!("{FINGERPRINT_TAG}{fp}").into());
+            }
+        }
+    }
+}
+
+/// Reads the fingerprint out of a rule comment found in the kernel's table.
+pub fn fingerprint_in_comment(comment: &str) -> Option<&str> {
+    comment.strip_prefix(FINGERPRINT_TAG)
+}
