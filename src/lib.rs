@@ -9,6 +9,9 @@
 pub mod apply;
 pub mod config;
 pub mod facts;
+pub mod hotplug;
 pub mod nft;
 pub mod plan;
+pub mod syslog;
 pub mod uci;
+pub mod ubus;

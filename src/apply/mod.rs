@@ -4,3 +4,5 @@
 
 pub mod netlink;
 pub mod nft;
+pub mod engine;
+pub mod lock;

@@ -289,6 +289,12 @@ impl Netlink {
         self.request(Msg::Route(RTM_NEWROUTE, m), NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE).map(|_| ())
     }
 
+    /// Deletes a route described in plan terms (rollback of an add).
+    pub fn delete_planned_route(&mut self, r: &Route) -> io::Result<()> {
+        let m = route_message(r)?;
+        self.request(Msg::Route(RTM_DELROUTE, m), NLM_F_ACK).map(|_| ())
+    }
+
     /// Deletes a route read from the kernel.
     pub fn delete_route(&mut self, r: &KernelRoute) -> io::Result<()> {
         self.request(Msg::Route(RTM_DELROUTE, r.raw.clone()), NLM_F_ACK).map(|_| ())

@@ -1,0 +1,94 @@
+# Shared helpers for the end-to-end scenarios: namespaces with unique names,
+# always torn down (also on failure), and small assertions.
+# Each scenario sources this file, then calls `setup_cleanup`.
+set -euo pipefail
+
+: "${CONNROUTE:?CONNROUTE must point at the connroute binary}"
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PFX="cr$$x$RANDOM"          # unique per run; every namespace starts with it
+WORK=$(mktemp -d /tmp/connroute-e2e.XXXXXX)
+FAILED=0
+
+ns() { echo "$PFX-$1"; }
+in_ns() { local n=$1; shift; ip netns exec "$(ns "$n")" "$@"; }
+
+cleanup() {
+	local n
+	for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PFX-" || true); do
+		ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+		ip netns del "$n" 2>/dev/null || true
+	done
+	rm -rf "$WORK"
+}
+
+setup_cleanup() { trap cleanup EXIT INT TERM; }
+
+add_ns() {
+	local n
+	for n in "$@"; do
+		ip netns add "$(ns "$n")"
+		in_ns "$n" ip link set lo up
+		in_ns "$n" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+			net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+	done
+}
+
+# link A IFA B IFB: a veth pair between two namespaces, up.
+link() {
+	ip link add "$2" netns "$(ns "$1")" type veth peer name "$4" netns "$(ns "$3")"
+	in_ns "$1" ip link set "$2" up
+	in_ns "$3" ip link set "$4" up
+}
+
+# A tiny HTTP server answering its own name, in the background.
+serve() {
+	local n=$1 port=$2 bind=${3:-::}
+	mkdir -p "$WORK/www-$n"
+	echo "hello from $n" > "$WORK/www-$n/index.html"
+	in_ns "$n" python3 -m http.server "$port" --bind "$bind" --directory "$WORK/www-$n" >/dev/null 2>&1 &
+	local i
+	for i in $(seq 1 50); do
+		in_ns "$n" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "server in $n did not start" >&2
+	return 1
+}
+
+# connroute in a namespace, with state files in the test's work dir.
+cr() {
+	local n=$1; shift
+	in_ns "$n" "$CONNROUTE" --lock "$WORK/lock-$n" --no-rt-tables --syslog "$WORK/no-syslog" "$@"
+}
+
+# fetch NS URL [curl args]: prints the body; fails on timeout.
+fetch() {
+	local n=$1 url=$2; shift 2
+	in_ns "$n" curl -sS -g --max-time 3 "$@" "$url"
+}
+
+ok() { echo "ok - $*"; }
+fail() { echo "FAIL - $*" >&2; FAILED=1; }
+
+expect_ok() { # NAME CMD...
+	local name=$1; shift
+	if out=$("$@" 2>&1); then ok "$name"; else fail "$name: $out"; fi
+}
+
+expect_fail() { # NAME CMD...
+	local name=$1; shift
+	if out=$("$@" 2>&1); then fail "$name: unexpectedly succeeded: $out"; else ok "$name"; fi
+}
+
+expect_eq() { # NAME WANT GOT
+	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: want [$2] got [$3]"; fi
+}
+
+# Policy routing state of a namespace that is not connroute's own.
+routing_state() {
+	in_ns "$1" sh -c 'ip -4 rule; ip -6 rule; ip -4 route show table all; ip -6 route show table all | grep -v "^local\|^multicast\|^anycast"' | sort
+}
+
+finish() {
+	if [ "$FAILED" = 0 ]; then echo "PASS $(basename "$0")"; else echo "FAILED $(basename "$0")" >&2; exit 1; fi
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Seed scenario (host mode): client C; routers R1 and R2 each DNAT tcp/80
+# from their WAN link to host H; R1, R2, H on one LAN bridge; H's default
+# gateway is R1. A connection through R2 dies until H runs connroute.
+. "$(dirname "$0")/lib.sh"
+setup_cleanup
+
+add_ns c r1 r2 h sw
+in_ns sw ip link add br0 type bridge
+in_ns sw ip link set br0 up
+link c c-r1 r1 wan
+link c c-r2 r2 wan
+for n in r1 r2 h; do
+	link "$n" lan sw "sw-$n"
+	in_ns sw ip link set "sw-$n" master br0
+done
+in_ns r2 ip link set lan address 52:54:00:c2:a5:43
+
+in_ns c ip addr add 10.1.0.2/24 dev c-r1
+in_ns c ip addr add 10.2.0.2/24 dev c-r2
+in_ns r1 ip addr add 10.1.0.1/24 dev wan
+in_ns r2 ip addr add 10.2.0.1/24 dev wan
+in_ns r1 ip addr add 192.168.1.1/24 dev lan
+in_ns r2 ip addr add 192.168.1.2/24 dev lan
+in_ns h ip addr add 192.168.1.10/24 dev lan
+in_ns h ip route add default via 192.168.1.1
+in_ns r1 ip route add default via 10.1.0.2
+in_ns r2 ip route add default via 10.2.0.2
+for r in r1 r2; do
+	in_ns "$r" nft -f - <<'NFT'
+table ip nat {
+	chain pre { type nat hook prerouting priority dstnat; iifname "wan" tcp dport 80 dnat to 192.168.1.10; }
+}
+NFT
+done
+serve h 80 0.0.0.0
+
+expect_ok "via router #1 works before apply" fetch c http://10.1.0.1/
+expect_fail "via router #2 times out before apply" fetch c http://10.2.0.1/
+
+before=$(routing_state h)
+expect_ok "apply" cr h -c "$HERE/../../examples/seed.conf" apply
+expect_eq "via router #2 works after apply" "hello from h" "$(fetch c http://10.2.0.1/ || true)"
+expect_eq "via router #1 still works" "hello from h" "$(fetch c http://10.1.0.1/ || true)"
+status=$(cr h -c "$HERE/../../examples/seed.conf" status)
+echo "$status"
+case "$status" in *"drift: none"*) ok "status shows no drift" ;; *) fail "status drift" ;; esac
+pk=$(cr h -c "$HERE/../../examples/seed.conf" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["rules"][0]["packets"])')
+[ "$pk" -ge 1 ] && ok "rule counter counted $pk pinned connections" || fail "rule counter is $pk"
+
+# A LAN host's own connection to H is not pinned (src_ip !192.168.1.0/24).
+in_ns r2 curl -sS --max-time 3 http://192.168.1.10/ >/dev/null && ok "LAN traffic from router #2 unaffected" || fail "LAN traffic"
+
+expect_ok "flush" cr h -c "$HERE/../../examples/seed.conf" flush
+expect_fail "via router #2 times out after flush" fetch c http://10.2.0.1/
+expect_eq "rules, routes and tables exactly as before" "$before" "$(routing_state h)"
+expect_eq "no connroute table left" "" "$(in_ns h nft list tables | grep connroute || true)"
+finish
