@@ -5,35 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 setup_cleanup
 
-add_ns c r1 r2 h sw
-in_ns sw ip link add br0 type bridge
-in_ns sw ip link set br0 up
-link c c-r1 r1 wan
-link c c-r2 r2 wan
-for n in r1 r2 h; do
-	link "$n" lan sw "sw-$n"
-	in_ns sw ip link set "sw-$n" master br0
-done
-in_ns r2 ip link set lan address 52:54:00:c2:a5:43
-
-in_ns c ip addr add 10.1.0.2/24 dev c-r1
-in_ns c ip addr add 10.2.0.2/24 dev c-r2
-in_ns r1 ip addr add 10.1.0.1/24 dev wan
-in_ns r2 ip addr add 10.2.0.1/24 dev wan
-in_ns r1 ip addr add 192.168.1.1/24 dev lan
-in_ns r2 ip addr add 192.168.1.2/24 dev lan
-in_ns h ip addr add 192.168.1.10/24 dev lan
-in_ns h ip route add default via 192.168.1.1
-in_ns r1 ip route add default via 10.1.0.2
-in_ns r2 ip route add default via 10.2.0.2
-for r in r1 r2; do
-	in_ns "$r" nft -f - <<'NFT'
-table ip nat {
-	chain pre { type nat hook prerouting priority dstnat; iifname "wan" tcp dport 80 dnat to 192.168.1.10; }
-}
-NFT
-done
-serve h 80 0.0.0.0
+build_seed
 
 expect_ok "via router #1 works before apply" fetch c http://10.1.0.1/
 expect_fail "via router #2 times out before apply" fetch c http://10.2.0.1/

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Coexistence, idempotency and rollback in the seed topology, on host H:
+# foreign mark bits survive pinning, foreign rules/routes/tables survive
+# apply and flush, a foreign table replaced atomically (fw4 reload) does not
+# disturb connroute, two applies leave one copy of everything, and a failed
+# nft step leaves the previous state in place.
+. "$(dirname "$0")/lib.sh"
+setup_cleanup
+build_seed
+CONF="$HERE/../../examples/seed.conf"
+
+# Foreign state, like mwan3 and fw4 would leave it.
+in_ns h ip rule add priority 1500 fwmark 0x100/0x3f00 lookup 1
+in_ns h ip rule add priority 5000 fwmark 0x200/0x3f00 lookup 2
+in_ns h ip route add default via 192.168.1.1 table 1
+in_ns h ip route add 203.0.113.0/24 via 192.168.1.1 table 5000
+in_ns h ip -6 rule add priority 2000 fwmark 0x300/0x3f00 lookup 3
+foreign() {
+	cat <<'NFT'
+table inet foreign {
+	chain pre { type filter hook prerouting priority raw; meta mark set meta mark | 0x00000010; }
+	chain pre_ct { type filter hook prerouting priority mangle - 10; ct mark set ct mark | 0x00000020; }
+	chain out { type route hook output priority raw; meta mark set meta mark | 0x00000010; }
+	chain check_in { type filter hook prerouting priority dstnat;
+		meta mark & 0xff000010 == 0x01000010 counter name "keep_meta"
+		ct mark & 0xff000020 == 0x01000020 counter name "keep_ct"
+	}
+	chain check_out { type filter hook postrouting priority srcnat;
+		meta mark & 0xff000010 == 0x01000010 counter name "keep_out"
+	}
+	counter keep_meta { }
+	counter keep_ct { }
+	counter keep_out { }
+}
+NFT
+}
+in_ns h nft -f <(foreign)
+before=$(routing_state h)
+
+expect_ok "apply" cr h -c "$CONF" apply
+count_ours() { routing_state h | grep -c "proto 197" || true; }
+n1=$(count_ours)
+h1=$(in_ns h nft -a list chain inet connroute prerouting | grep -o 'handle [0-9]*' | tr '\n' ' ')
+expect_ok "second apply" cr h -c "$CONF" apply
+expect_eq "second apply adds nothing" "$n1" "$(count_ours)"
+expect_eq "identical table not reloaded (same rule handles)" "$h1" "$(in_ns h nft -a list chain inet connroute prerouting | grep -o 'handle [0-9]*' | tr '\n' ' ')"
+expect_eq "one route and two rules" "3" "$n1"
+
+expect_eq "pinned connection works" "hello from h" "$(fetch c http://10.2.0.1/ || true)"
+ctr() { in_ns h nft -j list counter inet foreign "$1" | python3 -c 'import json,sys; print([o for o in json.load(sys.stdin)["nftables"] if "counter" in o][0]["counter"]["packets"])'; }
+[ "$(ctr keep_meta)" -ge 1 ] && ok "foreign meta mark bits kept on pinned traffic" || fail "keep_meta is $(ctr keep_meta)"
+[ "$(ctr keep_ct)" -ge 1 ] && ok "foreign ct mark bits kept on pinned traffic" || fail "keep_ct is $(ctr keep_ct)"
+[ "$(ctr keep_out)" -ge 1 ] && ok "foreign bits kept on pinned replies" || fail "keep_out is $(ctr keep_out)"
+
+# fw4-style reload of the foreign table: replaced atomically.
+in_ns h nft -f <(echo "add table inet foreign"; echo "delete table inet foreign"; foreign)
+expect_eq "connroute survives a foreign table reload" "hello from h" "$(fetch c http://10.2.0.1/ || true)"
+
+# Rollback: a changed config whose nft step fails leaves the old state.
+sed -e "s/'80'/'8080'/" -e '$a\
+\
+config gateway router3\
+\toption gateway 192.168.1.3' "$CONF" > "$WORK/changed.conf"
+cat > "$WORK/nft-fails" <<'SH'
+#!/bin/sh
+for a in "$@"; do [ "$a" = "-f" ] && { echo "Error: simulated failure" >&2; exit 1; }; done
+exec nft "$@"
+SH
+chmod +x "$WORK/nft-fails"
+state1=$(routing_state h; in_ns h nft -s list table inet connroute)
+out=$(cr h -c "$WORK/changed.conf" --nft "$WORK/nft-fails" apply 2>&1) && fail "apply with failing nft exited 0" || {
+	rc=$?
+	expect_eq "failed apply exits 1" 1 "$rc"
+	case "$out" in *"simulated failure"*) ok "nft's error text is shown" ;; *) fail "error text missing: $out" ;; esac
+}
+expect_eq "failed apply leaves rules, routes and ruleset" "$state1" "$(routing_state h; in_ns h nft -s list table inet connroute)"
+expect_eq "still pinned after the failed apply" "hello from h" "$(fetch c http://10.2.0.1/ || true)"
+
+# Bad config: exit 2, nothing changed.
+printf "config gateway g\n\toption gateway 300.1.1.1\n" > "$WORK/bad.conf"
+rc=0; cr h -c "$WORK/bad.conf" apply 2>/dev/null || rc=$?
+expect_eq "bad config exits 2" 2 "$rc"
+state2=$(routing_state h; in_ns h nft -s list table inet connroute)
+expect_eq "bad config changes nothing" "$state1" "$state2"
+[ "$state1" = "$state2" ] || diff <(echo "$state1") <(echo "$state2") >&2 || true
+
+# enabled '0' removes everything, like flush.
+sed "s/option enabled '1'/option enabled '0'/" "$CONF" > "$WORK/off.conf"
+expect_ok "apply with enabled 0" cr h -c "$WORK/off.conf" apply
+expect_eq "enabled 0 removes connroute's state only" "$before" "$(routing_state h)"
+expect_ok "apply again" cr h -c "$CONF" apply
+expect_ok "flush" cr h -c "$CONF" flush
+expect_eq "foreign rules, routes and tables survive flush" "$before" "$(routing_state h)"
+in_ns h nft list table inet foreign >/dev/null && ok "foreign table survives flush" || fail "foreign table gone"
+finish
