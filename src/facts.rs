@@ -37,7 +37,11 @@ fn default_route(routes: Option<&Value>, v6: bool) -> Option<DefaultRoute> {
     routes?.as_array()?.iter().find_map(|r| {
         let target = r.get("target")?.as_str()?;
         let mask = r.get("mask")?.as_u64()?;
-        let any = if v6 { target == "::" } else { target == "0.0.0.0" };
+        let any = if v6 {
+            target == "::"
+        } else {
+            target == "0.0.0.0"
+        };
         if !any || mask != 0 {
             return None;
         }
@@ -57,13 +61,25 @@ impl Interface {
     /// Reads one `network.interface.NAME status` object.
     pub fn from_status(v: &Value) -> Interface {
         let up = v.get("up").and_then(Value::as_bool).unwrap_or(false);
-        let device = v.get("l3_device").and_then(Value::as_str).filter(|d| !d.is_empty()).map(str::to_string);
+        let device = v
+            .get("l3_device")
+            .and_then(Value::as_str)
+            .filter(|d| !d.is_empty())
+            .map(str::to_string);
         let routes = v.get("route");
         Interface {
             up,
             device,
-            route4: if up { default_route(routes, false) } else { None },
-            route6: if up { default_route(routes, true) } else { None },
+            route4: if up {
+                default_route(routes, false)
+            } else {
+                None
+            },
+            route6: if up {
+                default_route(routes, true)
+            } else {
+                None
+            },
         }
     }
 
@@ -76,7 +92,8 @@ impl Interface {
 impl Facts {
     /// Reads `ubus call network.interface dump` output.
     pub fn from_dump(text: &str) -> Result<Facts, String> {
-        let v: Value = serde_json::from_str(text).map_err(|e| format!("netifd dump is not JSON: {e}"))?;
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| format!("netifd dump is not JSON: {e}"))?;
         let list = v
             .get("interface")
             .and_then(Value::as_array)
@@ -84,7 +101,9 @@ impl Facts {
         let mut facts = Facts::default();
         for obj in list {
             if let Some(name) = obj.get("interface").and_then(Value::as_str) {
-                facts.interfaces.insert(name.to_string(), Interface::from_status(obj));
+                facts
+                    .interfaces
+                    .insert(name.to_string(), Interface::from_status(obj));
             }
         }
         Ok(facts)
@@ -96,7 +115,9 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/openwrt/fixtures").join(name);
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/openwrt/fixtures")
+            .join(name);
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
     }
 
@@ -109,20 +130,36 @@ mod tests {
         let i = status("wan2.status.json");
         assert!(i.up);
         assert_eq!(i.device.as_deref(), Some("eth2"));
-        assert_eq!(i.route4, Some(DefaultRoute { via: Some("10.2.0.1".parse().unwrap()) }));
+        assert_eq!(
+            i.route4,
+            Some(DefaultRoute {
+                via: Some("10.2.0.1".parse().unwrap())
+            })
+        );
         assert_eq!(i.route6, None);
     }
 
     #[test]
     fn dhcpv6_link_local_next_hop() {
         let i = status("wan2_6.status.json");
-        assert_eq!(i.route6, Some(DefaultRoute { via: Some("fe80::1".parse().unwrap()) }));
+        assert_eq!(
+            i.route6,
+            Some(DefaultRoute {
+                via: Some("fe80::1".parse().unwrap())
+            })
+        );
     }
 
     #[test]
     fn pppoe_uses_l3_device_and_wireguard_has_no_next_hop() {
-        assert_eq!(status("wan3-pppoe.status.json").device.as_deref(), Some("pppoe-wan3"));
-        assert_eq!(status("wg0.status.json").route4, Some(DefaultRoute { via: None }));
+        assert_eq!(
+            status("wan3-pppoe.status.json").device.as_deref(),
+            Some("pppoe-wan3")
+        );
+        assert_eq!(
+            status("wg0.status.json").route4,
+            Some(DefaultRoute { via: None })
+        );
     }
 
     #[test]

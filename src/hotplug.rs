@@ -10,5 +10,8 @@ pub fn handles(action: &str) -> bool {
 
 /// True when some enabled gateway or rule uses the interface.
 pub fn concerns(config: &Config, interface: &str) -> bool {
-    !interface.is_empty() && crate::ubus::referenced(config).iter().any(|n| n == interface)
+    !interface.is_empty()
+        && crate::ubus::referenced(config)
+            .iter()
+            .any(|n| n == interface)
 }

@@ -13,5 +13,5 @@ pub mod hotplug;
 pub mod nft;
 pub mod plan;
 pub mod syslog;
-pub mod uci;
 pub mod ubus;
+pub mod uci;

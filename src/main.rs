@@ -14,7 +14,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "connroute", version, about = "Connection-based policy routing for OpenWrt and Linux gateways")]
+#[command(
+    name = "connroute",
+    version,
+    about = "Connection-based policy routing for OpenWrt and Linux gateways"
+)]
 struct Cli {
     /// Config file
     #[arg(short, long, global = true, default_value = "/etc/config/connroute")]
@@ -35,7 +39,11 @@ struct Cli {
     #[arg(long, global = true, default_value_t = 30)]
     lock_timeout: u64,
     /// File naming connroute's routing tables
-    #[arg(long, global = true, default_value = "/etc/iproute2/rt_tables.d/connroute.conf")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "/etc/iproute2/rt_tables.d/connroute.conf"
+    )]
     rt_tables: PathBuf,
     /// Do not write the routing table names file
     #[arg(long, global = true)]
@@ -97,7 +105,8 @@ fn runtime(e: String) -> Fail {
 
 fn load(cli: &Cli) -> Result<Config, Fail> {
     let name = cli.config.display().to_string();
-    let bytes = std::fs::read(&cli.config).map_err(|e| Fail(2, format!("{name}: cannot read: {e}")))?;
+    let bytes =
+        std::fs::read(&cli.config).map_err(|e| Fail(2, format!("{name}: cannot read: {e}")))?;
     let config = Config::parse(&bytes, &name).map_err(|e| Fail(2, e.to_string()))?;
     for w in &config.warnings {
         log::warn!("{w}");
@@ -107,7 +116,10 @@ fn load(cli: &Cli) -> Result<Config, Fail> {
 
 fn system(cli: &Cli) -> System {
     System {
-        nft: Nft { program: cli.nft.clone(), timeout: Duration::from_secs(30) },
+        nft: Nft {
+            program: cli.nft.clone(),
+            timeout: Duration::from_secs(30),
+        },
         rt_tables: (!cli.no_rt_tables).then(|| cli.rt_tables.clone()),
     }
 }
@@ -133,7 +145,9 @@ fn facts(cli: &Cli, config: &Config, strict: bool) -> Result<Facts, Fail> {
 
 fn print(text: &str) -> Run {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes()).and_then(|_| out.flush()).map_err(|e| runtime(format!("stdout: {e}")))
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| runtime(format!("stdout: {e}")))
 }
 
 fn render(cli: &Cli, format: Format, routes: bool) -> Run {
@@ -151,7 +165,8 @@ fn render(cli: &Cli, format: Format, routes: bool) -> Run {
     }
     match format {
         Format::Json => {
-            let json = serde_json::to_string_pretty(&p.ruleset).map_err(|e| runtime(e.to_string()))?;
+            let json =
+                serde_json::to_string_pretty(&p.ruleset).map_err(|e| runtime(e.to_string()))?;
             print(&(json + "\n"))
         }
         Format::Nft => print(&connroute::nft::text::render(&p.ruleset).map_err(runtime)?),
@@ -187,10 +202,17 @@ fn check(cli: &Cli) -> Run {
 
 fn dump_config(cli: &Cli) -> Run {
     let name = cli.config.display().to_string();
-    let bytes = std::fs::read(&cli.config).map_err(|e| Fail(2, format!("{name}: cannot read: {e}")))?;
-    let package = cli.config.file_name().map_or("connroute".into(), |n| n.to_string_lossy().into_owned());
-    let doc = connroute::uci::parse(&bytes, &package).map_err(|e| Fail(2, format!("{name}:{}: {e}", e.line)))?;
-    std::io::stdout().write_all(&doc.export()).map_err(|e| runtime(e.to_string()))
+    let bytes =
+        std::fs::read(&cli.config).map_err(|e| Fail(2, format!("{name}: cannot read: {e}")))?;
+    let package = cli
+        .config
+        .file_name()
+        .map_or("connroute".into(), |n| n.to_string_lossy().into_owned());
+    let doc = connroute::uci::parse(&bytes, &package)
+        .map_err(|e| Fail(2, format!("{name}:{}: {e}", e.line)))?;
+    std::io::stdout()
+        .write_all(&doc.export())
+        .map_err(|e| runtime(e.to_string()))
 }
 
 fn apply(cli: &Cli, force: bool) -> Run {
@@ -246,7 +268,11 @@ fn run_hotplug(cli: &Cli) -> Run {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = if cli.verbose { log::LevelFilter::Debug } else { log::LevelFilter::Info };
+    let level = if cli.verbose {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    };
     syslog::init(&cli.syslog, cli.verbose, level);
     let result = match &cli.command {
         Command::Render { format, routes } => render(&cli, *format, *routes),

@@ -34,11 +34,21 @@ impl Log for Logger {
         }
         let sent = self.socket.as_ref().is_some_and(|s| {
             // facility daemon (3)
-            let line = format!("<{}>connroute[{}]: {}", 3 * 8 + severity(r.level()), std::process::id(), r.args());
+            let line = format!(
+                "<{}>connroute[{}]: {}",
+                3 * 8 + severity(r.level()),
+                std::process::id(),
+                r.args()
+            );
             s.send(line.as_bytes()).is_ok()
         });
         if self.stderr || !sent {
-            let _ = writeln!(std::io::stderr(), "connroute: {}: {}", r.level().as_str().to_lowercase(), r.args());
+            let _ = writeln!(
+                std::io::stderr(),
+                "connroute: {}: {}",
+                r.level().as_str().to_lowercase(),
+                r.args()
+            );
         }
     }
 
@@ -48,8 +58,13 @@ impl Log for Logger {
 /// Installs the logger. `path` is the syslog socket; `mirror` copies every
 /// line to stderr.
 pub fn init(path: &str, mirror: bool, level: LevelFilter) {
-    let socket = UnixDatagram::unbound().ok().filter(|s| s.connect(path).is_ok());
-    let logger = LOGGER.get_or_init(|| Logger { socket, stderr: mirror });
+    let socket = UnixDatagram::unbound()
+        .ok()
+        .filter(|s| s.connect(path).is_ok());
+    let logger = LOGGER.get_or_init(|| Logger {
+        socket,
+        stderr: mirror,
+    });
     let _ = log::set_logger(logger);
     log::set_max_level(level);
 }

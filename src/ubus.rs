@@ -10,7 +10,12 @@ pub fn referenced(config: &Config) -> Vec<String> {
     let mut names: Vec<String> = config
         .enabled_gateways()
         .flat_map(|g| g.interfaces.iter().cloned())
-        .chain(config.rules.iter().flat_map(|r| r.in_interface.iter().cloned()))
+        .chain(
+            config
+                .rules
+                .iter()
+                .flat_map(|r| r.in_interface.iter().cloned()),
+        )
         .collect();
     names.sort();
     names.dedup();

@@ -11,7 +11,11 @@ fn shared() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
     let uci = dir.join("uci");
-    assert!(uci.is_dir(), "{} is missing: the UCI table test needs it", uci.display());
+    assert!(
+        uci.is_dir(),
+        "{} is missing: the UCI table test needs it",
+        uci.display()
+    );
     uci
 }
 
@@ -20,7 +24,10 @@ fn blocks(text: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
-        let end = rest.iter().position(|&c| c == b'\n').map_or(rest.len(), |i| i + 1);
+        let end = rest
+            .iter()
+            .position(|&c| c == b'\n')
+            .map_or(rest.len(), |i| i + 1);
         let line = &rest[..end];
         rest = &rest[end..];
         if let Some(label) = line.strip_prefix(b"### ") {
@@ -34,7 +41,10 @@ fn blocks(text: &[u8]) -> Vec<(String, Vec<u8>)> {
 }
 
 fn block<'a>(bs: &'a [(String, Vec<u8>)], label: &str) -> &'a [u8] {
-    &bs.iter().find(|(l, _)| l == label).unwrap_or_else(|| panic!("no block {label}")).1
+    &bs.iter()
+        .find(|(l, _)| l == label)
+        .unwrap_or_else(|| panic!("no block {label}"))
+        .1
 }
 
 /// `uci: Parse error (REASON) at line L, byte B` → (reason, line, byte).
@@ -44,15 +54,28 @@ fn libuci_error(stderr: &[u8]) -> (String, usize, usize) {
     let inner = s.split_once("Parse error (").expect("parse error text").1;
     let (reason, pos) = inner.rsplit_once(") at line ").expect("position");
     let (line, byte) = pos.split_once(", byte ").expect("byte");
-    (reason.to_string(), line.parse().unwrap(), byte.trim().parse().unwrap())
+    (
+        reason.to_string(),
+        line.parse().unwrap(),
+        byte.trim().parse().unwrap(),
+    )
 }
 
 fn check_strict(name: &str, input: &[u8], bs: &[(String, Vec<u8>)]) -> Result<(), String> {
-    let rc_label = bs.iter().find(|(l, _)| l.starts_with("export rc=")).unwrap().0.clone();
+    let rc_label = bs
+        .iter()
+        .find(|(l, _)| l.starts_with("export rc="))
+        .unwrap()
+        .0
+        .clone();
     let ok = rc_label == "export rc=0";
     match uci::parse(input, "test") {
         Ok(doc) if ok => {
-            let want = [("export rc=0", doc.export()), ("show rc=0", doc.show(false)), ("show -X rc=0", doc.show(true))];
+            let want = [
+                ("export rc=0", doc.export()),
+                ("show rc=0", doc.show(false)),
+                ("show -X rc=0", doc.show(true)),
+            ];
             for (label, got) in want {
                 if block(bs, label) != got.as_slice() {
                     return Err(format!(
@@ -67,11 +90,19 @@ fn check_strict(name: &str, input: &[u8], bs: &[(String, Vec<u8>)]) -> Result<()
         Err(e) if !ok => {
             if input.contains(&0) {
                 // libuci's NUL handling depends on its buffer size; we refuse NUL.
-                return if e.reason == "NUL byte in file" { Ok(()) } else { Err(format!("{name}: {e:?}")) };
+                return if e.reason == "NUL byte in file" {
+                    Ok(())
+                } else {
+                    Err(format!("{name}: {e:?}"))
+                };
             }
             let want = libuci_error(block(bs, "export stderr"));
             let got = (e.reason.to_string(), e.line, e.byte);
-            if want == got { Ok(()) } else { Err(format!("{name}: want {want:?}, got {got:?}")) }
+            if want == got {
+                Ok(())
+            } else {
+                Err(format!("{name}: want {want:?}, got {got:?}"))
+            }
         }
         Ok(_) => Err(format!("{name}: parsed, but libuci fails")),
         Err(e) => Err(format!("{name}: libuci parses it, we fail: {e:?}")),
@@ -98,7 +129,12 @@ fn check_lenient(name: &str, input: &[u8], bs: &[(String, Vec<u8>)]) -> Result<(
     let errs: Vec<String> = got
         .errors
         .iter()
-        .map(|e| format!("Parse error ({}) at line {}, byte {}", e.reason, e.line, e.byte))
+        .map(|e| {
+            format!(
+                "Parse error ({}) at line {}, byte {}",
+                e.reason, e.line, e.byte
+            )
+        })
         .collect();
     if want != errs {
         return Err(format!("{name}: -S errors: want {want:?}, got {errs:?}"));
@@ -116,7 +152,11 @@ fn shared_cases_match_libuci() {
         .filter(|p| p.extension().is_some_and(|x| x == "uci"))
         .collect();
     names.sort();
-    assert!(names.len() >= 40, "expected the shared cases, found {}", names.len());
+    assert!(
+        names.len() >= 40,
+        "expected the shared cases, found {}",
+        names.len()
+    );
     let mut failures = Vec::new();
     for path in &names {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -130,7 +170,13 @@ fn shared_cases_match_libuci() {
             failures.push(e);
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases fail:\n{}", failures.len(), names.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases fail:\n{}",
+        failures.len(),
+        names.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -140,10 +186,20 @@ fn shared_corpus_matches_libuci() {
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.with_file_name(format!("{}.export", p.file_name().unwrap().to_string_lossy())).exists())
+        .filter(|p| {
+            p.with_file_name(format!(
+                "{}.export",
+                p.file_name().unwrap().to_string_lossy()
+            ))
+            .exists()
+        })
         .collect();
     names.sort();
-    assert!(names.len() >= 200, "expected the shared corpus, found {}", names.len());
+    assert!(
+        names.len() >= 200,
+        "expected the shared corpus, found {}",
+        names.len()
+    );
     let mut failures = Vec::new();
     for path in &names {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -162,5 +218,11 @@ fn shared_corpus_matches_libuci() {
             Err(e) => failures.push(format!("{name}: {e:?}")),
         }
     }
-    assert!(failures.is_empty(), "{} of {} corpus files fail:\n{}", failures.len(), names.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} corpus files fail:\n{}",
+        failures.len(),
+        names.len(),
+        failures.join("\n")
+    );
 }

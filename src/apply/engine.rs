@@ -37,7 +37,10 @@ impl Report {
 }
 
 enum Undo {
-    Route { planned: Route, previous: Option<KernelRoute> },
+    Route {
+        planned: Route,
+        previous: Option<KernelRoute>,
+    },
     Rule(IpRule),
 }
 
@@ -56,8 +59,13 @@ fn rollback(nl: &mut Netlink, undo: Vec<Undo>) -> Vec<String> {
     let mut problems = Vec::new();
     for u in undo.into_iter().rev() {
         let r = match &u {
-            Undo::Route { previous: Some(k), .. } => nl.restore_route(k),
-            Undo::Route { planned, previous: None } => nl.delete_planned_route(planned),
+            Undo::Route {
+                previous: Some(k), ..
+            } => nl.restore_route(k),
+            Undo::Route {
+                planned,
+                previous: None,
+            } => nl.delete_planned_route(planned),
             Undo::Rule(rule) => nl.delete_rule(rule),
         };
         if let Err(e) = r {
@@ -76,7 +84,9 @@ fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
 
 /// The fingerprint stored in the loaded table, if any.
 pub fn loaded_fingerprint(nft: &Nft) -> Option<String> {
-    let v = nft.list(&["list", "chain", "inet", plan::TABLE, plan::CHAIN_PREROUTING]).ok()?;
+    let v = nft
+        .list(&["list", "chain", "inet", plan::TABLE, plan::CHAIN_PREROUTING])
+        .ok()?;
     v.get("nftables")?.as_array()?.iter().find_map(|o| {
         let comment = o.get("rule")?.get("comment")?.as_str()?;
         plan::fingerprint_in_comment(comment).map(str::to_string)
@@ -87,7 +97,14 @@ fn table_exists(nft: &Nft) -> Result<bool, String> {
     let v = nft.list(&["list", "tables", "inet"])?;
     Ok(v.get("nftables")
         .and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|o| o.get("table").and_then(|t| t.get("name")).and_then(Value::as_str) == Some(plan::TABLE))))
+        .is_some_and(|a| {
+            a.iter().any(|o| {
+                o.get("table")
+                    .and_then(|t| t.get("name"))
+                    .and_then(Value::as_str)
+                    == Some(plan::TABLE)
+            })
+        }))
 }
 
 fn write_rt_tables(sys: &System, plan: &Plan, report: &mut Report) {
@@ -127,11 +144,17 @@ pub fn apply(plan: &Plan, sys: &System, force: bool) -> Result<Report, String> {
     let mut undo = Vec::new();
     let fail = |nl: &mut Netlink, undo: Vec<Undo>, msg: String| -> String {
         let problems = rollback(nl, undo);
-        if problems.is_empty() { msg } else { format!("{msg}; {}", problems.join("; ")) }
+        if problems.is_empty() {
+            msg
+        } else {
+            format!("{msg}; {}", problems.join("; "))
+        }
     };
 
     for want in &plan.routes {
-        let current = routes.iter().find(|k| k.route.family == want.family && k.route.table == want.table);
+        let current = routes
+            .iter()
+            .find(|k| k.route.family == want.family && k.route.table == want.table);
         if current.is_some_and(|k| same_route(&k.route, want)) {
             continue;
         }
@@ -139,7 +162,10 @@ pub fn apply(plan: &Plan, sys: &System, force: bool) -> Result<Report, String> {
             return Err(fail(&mut nl, undo, format!("cannot install `{want}`: {e}")));
         }
         report.changes.push(format!("route {want}"));
-        undo.push(Undo::Route { planned: want.clone(), previous: current.cloned() });
+        undo.push(Undo::Route {
+            planned: want.clone(),
+            previous: current.cloned(),
+        });
     }
     for want in &plan.ip_rules {
         if rules.iter().any(|k| &k.rule == want) {
@@ -154,9 +180,17 @@ pub fn apply(plan: &Plan, sys: &System, force: bool) -> Result<Report, String> {
     if force || loaded_fingerprint(&sys.nft).as_deref() != Some(plan.fingerprint.as_str()) {
         let json = serde_json::to_vec(&plan.ruleset).map_err(|e| e.to_string())?;
         if let Err(e) = sys.nft.load(&json) {
-            return Err(fail(&mut nl, undo, format!("nftables refused the ruleset: {e}")));
+            return Err(fail(
+                &mut nl,
+                undo,
+                format!("nftables refused the ruleset: {e}"),
+            ));
         }
-        report.changes.push(format!("loaded table inet {} ({})", plan::TABLE, plan.fingerprint));
+        report.changes.push(format!(
+            "loaded table inet {} ({})",
+            plan::TABLE,
+            plan.fingerprint
+        ));
     }
 
     // The new state is live; now remove what it no longer needs.
@@ -167,17 +201,23 @@ pub fn apply(plan: &Plan, sys: &System, force: bool) -> Result<Report, String> {
             Err(e) => problems.push(format!("cannot remove `{}`: {e}", k.rule)),
         }
     }
-    for k in routes
-        .iter()
-        .filter(|k| !plan.routes.iter().any(|r| r.family == k.route.family && r.table == k.route.table))
-    {
+    for k in routes.iter().filter(|k| {
+        !plan
+            .routes
+            .iter()
+            .any(|r| r.family == k.route.family && r.table == k.route.table)
+    }) {
         match ignore_missing(nl.delete_route(k)) {
             Ok(()) => report.changes.push(format!("removed route {}", k.route)),
             Err(e) => problems.push(format!("cannot remove `{}`: {e}", k.route)),
         }
     }
     write_rt_tables(sys, plan, &mut report);
-    if problems.is_empty() { Ok(report) } else { Err(problems.join("; ")) }
+    if problems.is_empty() {
+        Ok(report)
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 /// Removes connroute's table, ip rules and routes, and nothing else.
@@ -186,7 +226,9 @@ pub fn flush(sys: &System) -> Result<Report, String> {
     let mut problems = Vec::new();
     match table_exists(&sys.nft) {
         Ok(true) => match sys.nft.run(&["delete", "table", "inet", plan::TABLE], b"") {
-            Ok(_) => report.changes.push(format!("deleted table inet {}", plan::TABLE)),
+            Ok(_) => report
+                .changes
+                .push(format!("deleted table inet {}", plan::TABLE)),
             Err(e) => problems.push(e),
         },
         Ok(false) => {}
@@ -210,19 +252,29 @@ pub fn flush(sys: &System) -> Result<Report, String> {
             report.changes.push(format!("removed {}", p.display()));
         }
     }
-    if problems.is_empty() { Ok(report) } else { Err(problems.join("; ")) }
+    if problems.is_empty() {
+        Ok(report)
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 /// Counters by name from `nft -j list counters table inet connroute`.
 fn counters(nft: &Nft) -> Vec<(String, u64, u64)> {
-    let Ok(v) = nft.list(&["list", "counters", "table", "inet", plan::TABLE]) else { return Vec::new() };
+    let Ok(v) = nft.list(&["list", "counters", "table", "inet", plan::TABLE]) else {
+        return Vec::new();
+    };
     v.get("nftables")
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
                 .filter_map(|o| {
                     let c = o.get("counter")?;
-                    Some((c.get("name")?.as_str()?.to_string(), c.get("packets")?.as_u64()?, c.get("bytes")?.as_u64()?))
+                    Some((
+                        c.get("name")?.as_str()?.to_string(),
+                        c.get("packets")?.as_u64()?,
+                        c.get("bytes")?.as_u64()?,
+                    ))
                 })
                 .collect()
         })
@@ -244,13 +296,19 @@ pub fn status(plan: &Plan, sys: &System) -> Result<Value, String> {
         }
         None => "absent",
         Some(fp) if !plan.enabled => {
-            drift.push(format!("table inet {} is loaded but connroute is disabled", plan::TABLE));
+            drift.push(format!(
+                "table inet {} is loaded but connroute is disabled",
+                plan::TABLE
+            ));
             let _ = fp;
             "stale"
         }
         Some(fp) if *fp == plan.fingerprint => "current",
         Some(_) => {
-            drift.push(format!("table inet {} differs from the config", plan::TABLE));
+            drift.push(format!(
+                "table inet {} differs from the config",
+                plan::TABLE
+            ));
             "stale"
         }
     };
@@ -333,29 +391,71 @@ pub fn status_text(v: &Value) -> String {
     let _ = writeln!(
         out,
         "connroute {}; table inet {}: {}",
-        if v["enabled"].as_bool() == Some(true) { "enabled" } else { "disabled" },
+        if v["enabled"].as_bool() == Some(true) {
+            "enabled"
+        } else {
+            "disabled"
+        },
         plan::TABLE,
         s(&v["nft_table"])
     );
-    let mut rows = vec![vec!["GATEWAY", "STATE", "MARK", "TABLE", "NEXT HOPS", "ROUTES", "RULES", "WHY"].into_iter().map(String::from).collect::<Vec<_>>()];
+    let mut rows = vec![
+        vec![
+            "GATEWAY",
+            "STATE",
+            "MARK",
+            "TABLE",
+            "NEXT HOPS",
+            "ROUTES",
+            "RULES",
+            "WHY",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>(),
+    ];
     for g in v["gateways"].as_array().into_iter().flatten() {
-        let ok = |b: &Value| if b.as_bool() == Some(true) { "ok" } else { "MISSING" }.to_string();
+        let ok = |b: &Value| {
+            if b.as_bool() == Some(true) {
+                "ok"
+            } else {
+                "MISSING"
+            }
+            .to_string()
+        };
         let active = g["active"].as_bool() == Some(true);
         rows.push(vec![
             s(&g["name"]),
             if active { "active" } else { "inactive" }.into(),
             s(&g["mark"]),
             s(&g["table"]),
-            g["next_hops"].as_array().map_or(String::new(), |a| a.iter().map(s).collect::<Vec<_>>().join(" ")),
-            if active { ok(&g["routes_present"]) } else { "-".into() },
-            if active { ok(&g["rules_present"]) } else { "-".into() },
+            g["next_hops"].as_array().map_or(String::new(), |a| {
+                a.iter().map(s).collect::<Vec<_>>().join(" ")
+            }),
+            if active {
+                ok(&g["routes_present"])
+            } else {
+                "-".into()
+            },
+            if active {
+                ok(&g["rules_present"])
+            } else {
+                "-".into()
+            },
             s(&g["reason"]),
         ]);
     }
     table(&mut out, &rows);
-    let mut rows = vec![vec!["RULE", "GATEWAY", "FAMILIES", "PACKETS", "BYTES", "WHY"].into_iter().map(String::from).collect::<Vec<_>>()];
+    let mut rows = vec![
+        vec!["RULE", "GATEWAY", "FAMILIES", "PACKETS", "BYTES", "WHY"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>(),
+    ];
     for r in v["rules"].as_array().into_iter().flatten() {
-        let fams = r["families"].as_array().map_or(String::new(), |a| a.iter().map(s).collect::<Vec<_>>().join(","));
+        let fams = r["families"].as_array().map_or(String::new(), |a| {
+            a.iter().map(s).collect::<Vec<_>>().join(",")
+        });
         rows.push(vec![
             s(&r["name"]),
             s(&r["gateway"]),
@@ -381,9 +481,20 @@ pub fn status_text(v: &Value) -> String {
 
 fn table(out: &mut String, rows: &[Vec<String>]) {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols).map(|c| rows.iter().map(|r| r.get(c).map_or(0, String::len)).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, String::len))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     for r in rows {
-        let line: Vec<String> = r.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
 }

@@ -9,11 +9,14 @@
 use crate::config::Family;
 use crate::plan::{IpRule, RTPROT_CONNROUTE, Route};
 use netlink_packet_core::{
-    DecodeError, Emitable, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
-    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable, Parseable,
+    DecodeError, Emitable, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
+    NLM_F_REQUEST, NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NetlinkSerializable, Parseable,
 };
 use netlink_packet_route::AddressFamily;
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use std::ffi::{CStr, CString};
@@ -59,9 +62,16 @@ impl NetlinkDeserializable for Msg {
     type Error = DecodeError;
     fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> Result<Self, DecodeError> {
         match header.message_type {
-            RTM_NEWROUTE | RTM_DELROUTE => Ok(Msg::Route(header.message_type, RouteMessage::parse(payload)?)),
-            RTM_NEWRULE | RTM_DELRULE => Ok(Msg::Rule(header.message_type, RuleMessage::parse(payload)?)),
-            other => Err(DecodeError::from(format!("unexpected rtnetlink message type {other}"))),
+            RTM_NEWROUTE | RTM_DELROUTE => Ok(Msg::Route(
+                header.message_type,
+                RouteMessage::parse(payload)?,
+            )),
+            RTM_NEWRULE | RTM_DELRULE => {
+                Ok(Msg::Rule(header.message_type, RuleMessage::parse(payload)?))
+            }
+            other => Err(DecodeError::from(format!(
+                "unexpected rtnetlink message type {other}"
+            ))),
         }
     }
 }
@@ -105,11 +115,15 @@ fn family_of(a: AddressFamily) -> Option<Family> {
 
 /// `if_nametoindex`.
 pub fn ifindex(name: &str) -> io::Result<u32> {
-    let c = CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "device name has NUL"))?;
+    let c = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "device name has NUL"))?;
     // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
     if idx == 0 {
-        Err(io::Error::new(io::ErrorKind::NotFound, format!("device {name} does not exist")))
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("device {name} does not exist"),
+        ))
     } else {
         Ok(idx)
     }
@@ -124,7 +138,11 @@ fn ifname(index: u32) -> Option<String> {
         return None;
     }
     // SAFETY: on success the buffer holds a NUL-terminated name.
-    Some(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+    Some(
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned(),
+    )
 }
 
 fn route_message(r: &Route) -> io::Result<RouteMessage> {
@@ -132,11 +150,16 @@ fn route_message(r: &Route) -> io::Result<RouteMessage> {
     m.header.address_family = af(r.family);
     m.header.table = u8::try_from(r.table).unwrap_or(RT_TABLE_COMPAT);
     m.header.protocol = RouteProtocol::from(RTPROT_CONNROUTE);
-    m.header.scope = if r.via.is_some() { RouteScope::Universe } else { RouteScope::Link };
+    m.header.scope = if r.via.is_some() {
+        RouteScope::Universe
+    } else {
+        RouteScope::Link
+    };
     m.header.kind = RouteType::Unicast;
     m.attributes.push(RouteAttribute::Table(r.table));
     if let Some(via) = r.via {
-        m.attributes.push(RouteAttribute::Gateway(RouteAddress::from(via)));
+        m.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::from(via)));
     }
     if let Some(dev) = &r.device {
         m.attributes.push(RouteAttribute::Oif(ifindex(dev)?));
@@ -156,12 +179,17 @@ fn rule_message(r: &IpRule) -> RuleMessage {
     if r.suppress_default {
         m.attributes.push(RuleAttribute::SuppressPrefixLen(0));
     }
-    m.attributes.push(RuleAttribute::Protocol(RouteProtocol::from(RTPROT_CONNROUTE)));
+    m.attributes
+        .push(RuleAttribute::Protocol(RouteProtocol::from(
+            RTPROT_CONNROUTE,
+        )));
     m
 }
 
 fn decode_route(m: RouteMessage) -> Option<KernelRoute> {
-    if m.header.protocol != RouteProtocol::from(RTPROT_CONNROUTE) || m.header.destination_prefix_length != 0 {
+    if m.header.protocol != RouteProtocol::from(RTPROT_CONNROUTE)
+        || m.header.destination_prefix_length != 0
+    {
         return None;
     }
     let family = family_of(m.header.address_family)?;
@@ -176,12 +204,27 @@ fn decode_route(m: RouteMessage) -> Option<KernelRoute> {
             _ => {}
         }
     }
-    Some(KernelRoute { route: Route { family, table, via, device }, raw: m })
+    Some(KernelRoute {
+        route: Route {
+            family,
+            table,
+            via,
+            device,
+        },
+        raw: m,
+    })
 }
 
 fn decode_rule(m: RuleMessage) -> Option<KernelRule> {
     let family = family_of(m.header.family)?;
-    let mut rule = IpRule { family, priority: 0, mark: 0, mask: 0, table: u32::from(m.header.table), suppress_default: false };
+    let mut rule = IpRule {
+        family,
+        priority: 0,
+        mark: 0,
+        mask: 0,
+        table: u32::from(m.header.table),
+        suppress_default: false,
+    };
     let mut ours = false;
     for a in &m.attributes {
         match a {
@@ -208,7 +251,8 @@ impl Netlink {
 
     fn send(&mut self, msg: Msg, flags: u16) -> io::Result<u32> {
         self.seq = self.seq.wrapping_add(1);
-        let mut nl = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(msg));
+        let mut nl =
+            NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(msg));
         nl.header.flags = flags;
         nl.header.sequence_number = self.seq;
         nl.finalize();
@@ -229,7 +273,10 @@ impl Netlink {
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
                 let len = msg.header.length as usize;
                 if len == 0 {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "zero-length netlink message"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "zero-length netlink message",
+                    ));
                 }
                 off += (len + 3) & !3;
                 if msg.header.sequence_number != seq {
@@ -286,37 +333,53 @@ impl Netlink {
     /// Installs the default route of `r.table`, replacing any there.
     pub fn replace_route(&mut self, r: &Route) -> io::Result<()> {
         let m = route_message(r)?;
-        self.request(Msg::Route(RTM_NEWROUTE, m), NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE).map(|_| ())
+        self.request(
+            Msg::Route(RTM_NEWROUTE, m),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+        )
+        .map(|_| ())
     }
 
     /// Deletes a route described in plan terms (rollback of an add).
     pub fn delete_planned_route(&mut self, r: &Route) -> io::Result<()> {
         let m = route_message(r)?;
-        self.request(Msg::Route(RTM_DELROUTE, m), NLM_F_ACK).map(|_| ())
+        self.request(Msg::Route(RTM_DELROUTE, m), NLM_F_ACK)
+            .map(|_| ())
     }
 
     /// Deletes a route read from the kernel.
     pub fn delete_route(&mut self, r: &KernelRoute) -> io::Result<()> {
-        self.request(Msg::Route(RTM_DELROUTE, r.raw.clone()), NLM_F_ACK).map(|_| ())
+        self.request(Msg::Route(RTM_DELROUTE, r.raw.clone()), NLM_F_ACK)
+            .map(|_| ())
     }
 
     /// Puts back a route read from the kernel earlier (rollback).
     pub fn restore_route(&mut self, r: &KernelRoute) -> io::Result<()> {
-        self.request(Msg::Route(RTM_NEWROUTE, r.raw.clone()), NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE).map(|_| ())
+        self.request(
+            Msg::Route(RTM_NEWROUTE, r.raw.clone()),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+        )
+        .map(|_| ())
     }
 
     /// Adds an ip rule.
     pub fn add_rule(&mut self, r: &IpRule) -> io::Result<()> {
-        self.request(Msg::Rule(RTM_NEWRULE, rule_message(r)), NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).map(|_| ())
+        self.request(
+            Msg::Rule(RTM_NEWRULE, rule_message(r)),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map(|_| ())
     }
 
     /// Deletes an ip rule described in plan terms.
     pub fn delete_rule(&mut self, r: &IpRule) -> io::Result<()> {
-        self.request(Msg::Rule(RTM_DELRULE, rule_message(r)), NLM_F_ACK).map(|_| ())
+        self.request(Msg::Rule(RTM_DELRULE, rule_message(r)), NLM_F_ACK)
+            .map(|_| ())
     }
 
     /// Deletes an ip rule read from the kernel.
     pub fn delete_kernel_rule(&mut self, r: &KernelRule) -> io::Result<()> {
-        self.request(Msg::Rule(RTM_DELRULE, r.raw.clone()), NLM_F_ACK).map(|_| ())
+        self.request(Msg::Rule(RTM_DELRULE, r.raw.clone()), NLM_F_ACK)
+            .map(|_| ())
     }
 }

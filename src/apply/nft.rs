@@ -18,7 +18,10 @@ pub struct Nft {
 
 impl Default for Nft {
     fn default() -> Self {
-        Nft { program: PathBuf::from("nft"), timeout: Duration::from_secs(30) }
+        Nft {
+            program: PathBuf::from("nft"),
+            timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -63,7 +66,11 @@ impl Nft {
                 Ok(None) if start.elapsed() > self.timeout => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(format!("{name} {} did not finish within {:?}", args.join(" "), self.timeout));
+                    return Err(format!(
+                        "{name} {} did not finish within {:?}",
+                        args.join(" "),
+                        self.timeout
+                    ));
                 }
                 Ok(None) => thread::sleep(Duration::from_millis(2)),
                 Err(e) => return Err(format!("waiting for {name}: {e}")),
@@ -76,7 +83,10 @@ impl Nft {
         } else {
             let text = err.trim();
             let text = if text.is_empty() { out.trim() } else { text };
-            Err(format!("{name} {} failed ({status}): {text}", args.join(" ")))
+            Err(format!(
+                "{name} {} failed ({status}): {text}",
+                args.join(" ")
+            ))
         }
     }
 
@@ -95,6 +105,7 @@ impl Nft {
         let mut all = vec!["-j"];
         all.extend_from_slice(args);
         let out = self.run(&all, b"")?;
-        serde_json::from_str(&out.stdout).map_err(|e| format!("nft -j {}: unreadable JSON: {e}", args.join(" ")))
+        serde_json::from_str(&out.stdout)
+            .map_err(|e| format!("nft -j {}: unreadable JSON: {e}", args.join(" ")))
     }
 }

@@ -235,7 +235,14 @@ struct Loader<'a> {
 }
 
 impl<'a> Loader<'a> {
-    fn push(&mut self, severity: Severity, line: usize, section: &Section, option: Option<&str>, message: String) {
+    fn push(
+        &mut self,
+        severity: Severity,
+        line: usize,
+        section: &Section,
+        option: Option<&str>,
+        message: String,
+    ) {
         self.diags.push(Diagnostic {
             severity,
             file: self.file.to_string(),
@@ -254,19 +261,35 @@ impl<'a> Loader<'a> {
     fn check_known(&mut self, s: &Section, known: &[&str]) {
         for o in &s.options {
             if !known.contains(&o.name.as_str()) {
-                self.push(Severity::Warning, o.line, s, Some(&o.name), "unknown option, ignored".into());
+                self.push(
+                    Severity::Warning,
+                    o.line,
+                    s,
+                    Some(&o.name),
+                    "unknown option, ignored".into(),
+                );
             }
         }
     }
 
     /// The option's single value, parsed; a list where one value is expected is an error.
-    fn single<T>(&mut self, s: &Section, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+    fn single<T>(
+        &mut self,
+        s: &Section,
+        name: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
         let o = s.option(name)?;
         let item = match &o.value {
             uci::Value::Single(item) => item,
             uci::Value::List(items) => {
                 let line = items.first().map_or(o.line, |i| i.line);
-                self.error(line, s, Some(name), "must be a single option, not a list".into());
+                self.error(
+                    line,
+                    s,
+                    Some(name),
+                    "must be a single option, not a list".into(),
+                );
                 return None;
             }
         };
@@ -287,8 +310,15 @@ impl<'a> Loader<'a> {
     }
 
     /// Every whitespace-separated word of an option or list, parsed, with its line.
-    fn words<T>(&mut self, s: &Section, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Vec<(T, usize)> {
-        let Some(o) = s.option(name) else { return Vec::new() };
+    fn words<T>(
+        &mut self,
+        s: &Section,
+        name: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Vec<(T, usize)> {
+        let Some(o) = s.option(name) else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for item in o.value.items() {
             let text = match ascii(item) {
@@ -312,14 +342,26 @@ impl<'a> Loader<'a> {
     }
 
     /// Like [`Loader::words`], with a leading `!` sorting values into "none of".
-    fn criterion<T>(&mut self, s: &Section, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Criterion<T> {
-        let mut c = Criterion { any: Vec::new(), none: Vec::new() };
+    fn criterion<T>(
+        &mut self,
+        s: &Section,
+        name: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Criterion<T> {
+        let mut c = Criterion {
+            any: Vec::new(),
+            none: Vec::new(),
+        };
         let tagged = self.words(s, name, |w| match w.strip_prefix('!') {
             Some(rest) => parse(rest).map(|v| (true, v)),
             None => parse(w).map(|v| (false, v)),
         });
         for ((negated, v), _) in tagged {
-            if negated { c.none.push(v) } else { c.any.push(v) }
+            if negated {
+                c.none.push(v)
+            } else {
+                c.any.push(v)
+            }
         }
         c
     }
@@ -361,20 +403,39 @@ impl Config {
 
     /// Validates a parsed document.
     pub fn from_document(doc: &Document, file: &str) -> Result<Config, ConfigError> {
-        let mut l = Loader { file, diags: Vec::new() };
+        let mut l = Loader {
+            file,
+            diags: Vec::new(),
+        };
         let mut globals = Globals::default();
         let mut seen_globals = false;
         for s in &doc.sections {
             if !["globals", "gateway", "rule"].contains(&s.stype.as_str()) {
-                l.push(Severity::Warning, s.line, s, None, format!("unknown section type '{}', ignored", s.stype));
+                l.push(
+                    Severity::Warning,
+                    s.line,
+                    s,
+                    None,
+                    format!("unknown section type '{}', ignored", s.stype),
+                );
             }
             if s.stype != "rule" && !s.anonymous && s.name.len() > MAX_NAME {
-                l.error(s.line, s, None, format!("section name longer than {MAX_NAME} bytes"));
+                l.error(
+                    s.line,
+                    s,
+                    None,
+                    format!("section name longer than {MAX_NAME} bytes"),
+                );
             }
         }
         for s in doc.of_type("globals") {
             if seen_globals {
-                l.error(s.line, s, None, "only one globals section is allowed".into());
+                l.error(
+                    s.line,
+                    s,
+                    None,
+                    "only one globals section is allowed".into(),
+                );
                 continue;
             }
             seen_globals = true;
@@ -383,12 +444,21 @@ impl Config {
         let gateways = load_gateways(&mut l, doc, &globals);
         let rules = load_rules(&mut l, doc, &gateways);
         l.diags.sort_by_key(|d| d.line);
-        let (errors, warnings): (Vec<_>, Vec<_>) =
-            l.diags.into_iter().partition(|d| d.severity == Severity::Error);
+        let (errors, warnings): (Vec<_>, Vec<_>) = l
+            .diags
+            .into_iter()
+            .partition(|d| d.severity == Severity::Error);
         if errors.is_empty() {
-            Ok(Config { globals, gateways, rules, warnings })
+            Ok(Config {
+                globals,
+                gateways,
+                rules,
+                warnings,
+            })
         } else {
-            Err(ConfigError { diagnostics: errors })
+            Err(ConfigError {
+                diagnostics: errors,
+            })
         }
     }
 
@@ -399,7 +469,16 @@ impl Config {
 }
 
 fn load_globals(l: &mut Loader, s: &Section) -> Globals {
-    l.check_known(s, &["enabled", "mark_mask", "rule_priority", "table_base", "log_level"]);
+    l.check_known(
+        s,
+        &[
+            "enabled",
+            "mark_mask",
+            "rule_priority",
+            "table_base",
+            "log_level",
+        ],
+    );
     let d = Globals::default();
     let mark_mask = l
         .single(s, "mark_mask", |v| {
@@ -417,14 +496,22 @@ fn load_globals(l: &mut Loader, s: &Section) -> Globals {
     let rule_priority = l
         .single(s, "rule_priority", |v| {
             values::number(v).and_then(|n| {
-                if (1..32000).contains(&n) { Ok(n) } else { Err(format!("'{v}' must be between 1 and 31999")) }
+                if (1..32000).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err(format!("'{v}' must be between 1 and 31999"))
+                }
             })
         })
         .unwrap_or(d.rule_priority);
     let table_base = l
         .single(s, "table_base", |v| {
             values::number(v).and_then(|n| {
-                if n == 0 || n >= u32::MAX - 1024 { Err(format!("'{v}' is not a usable table id")) } else { Ok(n) }
+                if n == 0 || n >= u32::MAX - 1024 {
+                    Err(format!("'{v}' is not a usable table id"))
+                } else {
+                    Ok(n)
+                }
             })
         })
         .unwrap_or(d.table_base);
@@ -437,7 +524,13 @@ fn load_globals(l: &mut Loader, s: &Section) -> Globals {
             _ => Err(format!("'{v}' is not one of error, warn, info, debug")),
         })
         .unwrap_or(d.log_level);
-    Globals { enabled: l.enabled(s), mark_mask, rule_priority, table_base, log_level }
+    Globals {
+        enabled: l.enabled(s),
+        mark_mask,
+        rule_priority,
+        table_base,
+        log_level,
+    }
 }
 
 fn load_gateways(l: &mut Loader, doc: &Document, globals: &Globals) -> Vec<Gateway> {
@@ -453,39 +546,87 @@ fn load_gateways(l: &mut Loader, doc: &Document, globals: &Globals) -> Vec<Gatew
     }
     let mut pending = Vec::new();
     for s in doc.of_type("gateway") {
-        l.check_known(s, &["enabled", "gateway", "gateway6", "device", "interface", "mark", "table"]);
+        l.check_known(
+            s,
+            &[
+                "enabled",
+                "gateway",
+                "gateway6",
+                "device",
+                "interface",
+                "mark",
+                "table",
+            ],
+        );
         if s.anonymous {
-            l.error(s.line, s, None, "a gateway section must be named: config gateway 'NAME'".into());
+            l.error(
+                s.line,
+                s,
+                None,
+                "a gateway section must be named: config gateway 'NAME'".into(),
+            );
             continue;
         }
         if RESERVED_NAMES.contains(&s.name.as_str()) {
-            l.error(s.line, s, None, format!("'{}' is a reserved routing table name", s.name));
+            l.error(
+                s.line,
+                s,
+                None,
+                format!("'{}' is a reserved routing table name", s.name),
+            );
         }
         if out.iter().any(|g| g.name == s.name) {
             continue;
         }
         let enabled = l.enabled(s);
         let gateway = l.single(s, "gateway", |v| {
-            v.parse::<Ipv4Addr>().map_err(|_| format!("'{v}' is not an IPv4 address"))
+            v.parse::<Ipv4Addr>()
+                .map_err(|_| format!("'{v}' is not an IPv4 address"))
         });
         let gateway6 = l.single(s, "gateway6", |v| {
-            v.parse::<Ipv6Addr>().map_err(|_| format!("'{v}' is not an IPv6 address"))
+            v.parse::<Ipv6Addr>()
+                .map_err(|_| format!("'{v}' is not an IPv6 address"))
         });
         let device = l.single(s, "device", values::ifname);
-        let interfaces: Vec<String> = l.words(s, "interface", values::ifname).into_iter().map(|(v, _)| v).collect();
-        if ["gateway", "gateway6", "device", "interface"].iter().all(|o| s.option(o).is_none()) {
-            l.error(s.line, s, None, "needs a next hop (gateway, gateway6), a device or an interface".into());
+        let interfaces: Vec<String> = l
+            .words(s, "interface", values::ifname)
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect();
+        if ["gateway", "gateway6", "device", "interface"]
+            .iter()
+            .all(|o| s.option(o).is_none())
+        {
+            l.error(
+                s.line,
+                s,
+                None,
+                "needs a next hop (gateway, gateway6), a device or an interface".into(),
+            );
         }
-        for (a, opt) in [(gateway.map(IpAddr::V4), "gateway"), (gateway6.map(IpAddr::V6), "gateway6")] {
+        for (a, opt) in [
+            (gateway.map(IpAddr::V4), "gateway"),
+            (gateway6.map(IpAddr::V6), "gateway6"),
+        ] {
             if let Some(a) = a {
                 if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
-                    l.error(option_line(s, opt), s, Some(opt), format!("'{a}' cannot be a next hop"));
+                    l.error(
+                        option_line(s, opt),
+                        s,
+                        Some(opt),
+                        format!("'{a}' cannot be a next hop"),
+                    );
                 }
             }
         }
         if let Some(g6) = gateway6 {
             if (g6.segments()[0] & 0xffc0) == 0xfe80 && device.is_none() && interfaces.is_empty() {
-                l.error(option_line(s, "gateway6"), s, Some("gateway6"), format!("link-local next hop '{g6}' needs a device or interface"));
+                l.error(
+                    option_line(s, "gateway6"),
+                    s,
+                    Some("gateway6"),
+                    format!("link-local next hop '{g6}' needs a device or interface"),
+                );
             }
         }
         let mark = l.single(s, "mark", |v| {
@@ -501,7 +642,9 @@ fn load_gateways(l: &mut Loader, doc: &Document, globals: &Globals) -> Vec<Gatew
         let table = l.single(s, "table", |v| {
             let t = values::number(v)?;
             if RESERVED_TABLES.contains(&t) {
-                Err(format!("table {t} is reserved by the kernel (0, 253, 254, 255)"))
+                Err(format!(
+                    "table {t} is reserved by the kernel (0, 253, 254, 255)"
+                ))
             } else {
                 Ok(t)
             }
@@ -526,12 +669,22 @@ fn load_gateways(l: &mut Loader, doc: &Document, globals: &Globals) -> Vec<Gatew
     for p in &pending {
         if let Some(m) = p.mark {
             if !marks.insert(m) {
-                l.error(option_line(p.s, "mark"), p.s, Some("mark"), format!("mark 0x{m:08x} is used by another gateway"));
+                l.error(
+                    option_line(p.s, "mark"),
+                    p.s,
+                    Some("mark"),
+                    format!("mark 0x{m:08x} is used by another gateway"),
+                );
             }
         }
         if let Some(t) = p.table {
             if !tables.insert(t) {
-                l.error(option_line(p.s, "table"), p.s, Some("table"), format!("table {t} is used by another gateway"));
+                l.error(
+                    option_line(p.s, "table"),
+                    p.s,
+                    Some("table"),
+                    format!("table {t} is used by another gateway"),
+                );
             }
         }
     }
@@ -546,7 +699,12 @@ fn load_gateways(l: &mut Loader, doc: &Document, globals: &Globals) -> Vec<Gatew
                 let candidate = next_mark << shift;
                 next_mark += 1;
                 if candidate & !u64::from(mask) != 0 {
-                    l.error(p.s.line, p.s, None, format!("no free mark left inside mark_mask 0x{mask:08x}"));
+                    l.error(
+                        p.s.line,
+                        p.s,
+                        None,
+                        format!("no free mark left inside mark_mask 0x{mask:08x}"),
+                    );
                     break 0;
                 }
                 if marks.insert(candidate as u32) {
@@ -569,7 +727,15 @@ fn load_gateways(l: &mut Loader, doc: &Document, globals: &Globals) -> Vec<Gatew
     let band = u64::from(globals.rule_priority) + 2 * result.len() as u64;
     if band >= 32766 {
         if let Some(s) = doc.of_type("globals").next() {
-            l.error(option_line(s, "rule_priority"), s, Some("rule_priority"), format!("{} gateways need priorities up to {band}, past the main table's 32766", result.len()));
+            l.error(
+                option_line(s, "rule_priority"),
+                s,
+                Some("rule_priority"),
+                format!(
+                    "{} gateways need priorities up to {band}, past the main table's 32766",
+                    result.len()
+                ),
+            );
         }
     }
     result
@@ -580,10 +746,29 @@ fn load_rules(l: &mut Loader, doc: &Document, gateways: &[Gateway]) -> Vec<Rule>
     for s in doc.of_type("rule") {
         l.check_known(
             s,
-            &["enabled", "gateway", "family", "src_mac", "in_device", "in_interface", "proto", "src_ip", "dest_ip", "src_port", "dest_port", "log", "name"],
+            &[
+                "enabled",
+                "gateway",
+                "family",
+                "src_mac",
+                "in_device",
+                "in_interface",
+                "proto",
+                "src_ip",
+                "dest_ip",
+                "src_port",
+                "dest_port",
+                "log",
+                "name",
+            ],
         );
         if !s.anonymous && s.name.len() > MAX_NAME {
-            l.error(s.line, s, None, format!("section name longer than {MAX_NAME} bytes"));
+            l.error(
+                s.line,
+                s,
+                None,
+                format!("section name longer than {MAX_NAME} bytes"),
+            );
         }
         let enabled = l.enabled(s);
         let gateway_name = l.single(s, "gateway", |v| Ok::<_, String>(v.to_string()));
@@ -593,10 +778,26 @@ fn load_rules(l: &mut Loader, doc: &Document, gateways: &[Gateway]) -> Vec<Rule>
             "ipv6" | "inet6" => Ok(Some(Family::V6)),
             _ => Err(format!("'{v}' is not one of any, ipv4, ipv6")),
         });
-        let src_mac: Vec<String> = l.words(s, "src_mac", values::mac).into_iter().map(|v| v.0).collect();
-        let in_device: Vec<String> = l.words(s, "in_device", values::ifname).into_iter().map(|v| v.0).collect();
-        let in_interface: Vec<String> = l.words(s, "in_interface", values::ifname).into_iter().map(|v| v.0).collect();
-        let mut proto: Vec<Proto> = l.words(s, "proto", values::proto).into_iter().map(|v| v.0).collect();
+        let src_mac: Vec<String> = l
+            .words(s, "src_mac", values::mac)
+            .into_iter()
+            .map(|v| v.0)
+            .collect();
+        let in_device: Vec<String> = l
+            .words(s, "in_device", values::ifname)
+            .into_iter()
+            .map(|v| v.0)
+            .collect();
+        let in_interface: Vec<String> = l
+            .words(s, "in_interface", values::ifname)
+            .into_iter()
+            .map(|v| v.0)
+            .collect();
+        let mut proto: Vec<Proto> = l
+            .words(s, "proto", values::proto)
+            .into_iter()
+            .map(|v| v.0)
+            .collect();
         let src_ip = l.criterion(s, "src_ip", values::prefix);
         let dest_ip = l.criterion(s, "dest_ip", values::prefix);
         let src_port = l.criterion(s, "src_port", values::port_range);
@@ -605,17 +806,32 @@ fn load_rules(l: &mut Loader, doc: &Document, gateways: &[Gateway]) -> Vec<Rule>
 
         let gateway = match gateway_name {
             None if s.option("gateway").is_none() => {
-                l.error(s.line, s, None, "needs option gateway: the gateway its connections are pinned to".into());
+                l.error(
+                    s.line,
+                    s,
+                    None,
+                    "needs option gateway: the gateway its connections are pinned to".into(),
+                );
                 None
             }
             None => None,
             Some(name) => match gateways.iter().find(|g| g.name == name) {
                 None => {
-                    l.error(option_line(s, "gateway"), s, Some("gateway"), format!("no gateway section named '{name}'"));
+                    l.error(
+                        option_line(s, "gateway"),
+                        s,
+                        Some("gateway"),
+                        format!("no gateway section named '{name}'"),
+                    );
                     None
                 }
                 Some(g) if !g.enabled && enabled => {
-                    l.error(option_line(s, "gateway"), s, Some("gateway"), format!("gateway '{name}' is disabled"));
+                    l.error(
+                        option_line(s, "gateway"),
+                        s,
+                        Some("gateway"),
+                        format!("gateway '{name}' is disabled"),
+                    );
                     None
                 }
                 Some(g) => Some(g.index),
@@ -628,13 +844,27 @@ fn load_rules(l: &mut Loader, doc: &Document, gateways: &[Gateway]) -> Vec<Rule>
             if proto.is_empty() {
                 proto = vec![Proto::Number(6), Proto::Number(17)];
             } else if let Some(p) = proto.iter().find(|p| !p.has_ports()) {
-                let opt = if !dest_port.is_empty() { "dest_port" } else { "src_port" };
-                l.error(option_line(s, opt), s, Some(opt), format!("ports need a protocol with ports, but proto has '{p}'"));
+                let opt = if !dest_port.is_empty() {
+                    "dest_port"
+                } else {
+                    "src_port"
+                };
+                l.error(
+                    option_line(s, opt),
+                    s,
+                    Some(opt),
+                    format!("ports need a protocol with ports, but proto has '{p}'"),
+                );
             }
         }
         if proto.contains(&Proto::All) {
             if proto.len() > 1 {
-                l.error(option_line(s, "proto"), s, Some("proto"), "'all' cannot be combined with other protocols".into());
+                l.error(
+                    option_line(s, "proto"),
+                    s,
+                    Some("proto"),
+                    "'all' cannot be combined with other protocols".into(),
+                );
             }
             proto.clear();
         }
@@ -659,7 +889,15 @@ fn load_rules(l: &mut Loader, doc: &Document, gateways: &[Gateway]) -> Vec<Rule>
         }
         if families.is_empty() {
             let opt = why.last().copied().unwrap_or("family");
-            l.error(option_line(s, opt), s, Some(opt), format!("the rule can never match: {} and family select no common address family", why.join(", ")));
+            l.error(
+                option_line(s, opt),
+                s,
+                Some(opt),
+                format!(
+                    "the rule can never match: {} and family select no common address family",
+                    why.join(", ")
+                ),
+            );
         }
         if let (true, Some(g)) = (enabled, gateway) {
             out.push(Rule {

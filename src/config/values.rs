@@ -129,11 +129,19 @@ pub fn prefix(s: &str) -> Result<Prefix, String> {
     };
     let addr = match addr {
         IpAddr::V4(a) => {
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
             IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
         }
         IpAddr::V6(a) => {
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
             IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
         }
     };
@@ -244,7 +252,11 @@ pub fn ifname(s: &str) -> Result<String, String> {
     if s.is_empty() || s.len() > 15 {
         return Err(format!("'{s}' is not an interface name (1 to 15 bytes)"));
     }
-    if s.bytes().any(|b| b == b'/' || b.is_ascii_whitespace() || !b.is_ascii_graphic()) || s == "." || s == ".." {
+    if s.bytes()
+        .any(|b| b == b'/' || b.is_ascii_whitespace() || !b.is_ascii_graphic())
+        || s == "."
+        || s == ".."
+    {
         return Err(format!("'{s}' is not an interface name"));
     }
     Ok(s.to_string())
@@ -256,8 +268,14 @@ mod tests {
 
     #[test]
     fn prefixes_are_normalised() {
-        assert_eq!(prefix("192.168.1.7/24").unwrap().to_string(), "192.168.1.0/24");
-        assert_eq!(prefix("2001:db8::1/32").unwrap().to_string(), "2001:db8::/32");
+        assert_eq!(
+            prefix("192.168.1.7/24").unwrap().to_string(),
+            "192.168.1.0/24"
+        );
+        assert_eq!(
+            prefix("2001:db8::1/32").unwrap().to_string(),
+            "2001:db8::/32"
+        );
         assert_eq!(prefix("10.0.0.1").unwrap().to_string(), "10.0.0.1");
         assert!(prefix("10.0.0.1/33").is_err());
         assert!(prefix("10.0.0/8").is_err());
@@ -267,7 +285,13 @@ mod tests {
     #[test]
     fn ports_and_ranges() {
         assert_eq!(port_range("80").unwrap(), PortRange { from: 80, to: 80 });
-        assert_eq!(port_range("1024-65535").unwrap(), PortRange { from: 1024, to: 65535 });
+        assert_eq!(
+            port_range("1024-65535").unwrap(),
+            PortRange {
+                from: 1024,
+                to: 65535
+            }
+        );
         assert!(port_range("0").is_err());
         assert!(port_range("90-80").is_err());
         assert!(port_range("65536").is_err());

@@ -20,15 +20,21 @@ pub fn meta(key: MetaKey) -> Expr {
 
 /// `ct KEY`.
 pub fn ct(key: &'static str) -> Expr {
-    Expression::Named(NamedExpression::CT(CT { key: key.into(), family: None, dir: None }))
+    Expression::Named(NamedExpression::CT(CT {
+        key: key.into(),
+        family: None,
+        dir: None,
+    }))
 }
 
 /// `PROTO FIELD` packet payload, e.g. `ether saddr`, `th dport`.
 pub fn payload(protocol: &'static str, field: &'static str) -> Expr {
-    Expression::Named(NamedExpression::Payload(Payload::PayloadField(PayloadField {
-        protocol: protocol.into(),
-        field: field.into(),
-    })))
+    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
+        PayloadField {
+            protocol: protocol.into(),
+            field: field.into(),
+        },
+    )))
 }
 
 /// A string immediate.
@@ -43,12 +49,17 @@ pub fn n(v: u32) -> Expr {
 
 /// `ADDR/LEN`.
 pub fn prefix(addr: String, len: u32) -> Expr {
-    Expression::Named(NamedExpression::Prefix(Prefix { addr: Box::new(s(addr)), len }))
+    Expression::Named(NamedExpression::Prefix(Prefix {
+        addr: Box::new(s(addr)),
+        len,
+    }))
 }
 
 /// `FROM-TO`.
 pub fn range(from: u32, to: u32) -> Expr {
-    Expression::Range(Box::new(Range { range: [n(from), n(to)] }))
+    Expression::Range(Box::new(Range {
+        range: [n(from), n(to)],
+    }))
 }
 
 /// `a & b`.
@@ -66,7 +77,9 @@ pub fn one_or_set(mut items: Vec<Expr>) -> Expr {
     if items.len() == 1 {
         items.remove(0)
     } else {
-        Expression::Named(NamedExpression::Set(items.into_iter().map(SetItem::Element).collect()))
+        Expression::Named(NamedExpression::Set(
+            items.into_iter().map(SetItem::Element).collect(),
+        ))
     }
 }
 
@@ -78,7 +91,11 @@ pub fn matches(left: Expr, right: Expr, negate: bool) -> Stmt {
 
 /// `left in right` (flag tests such as `ct state new`).
 pub fn flag(left: Expr, right: Expr) -> Stmt {
-    Statement::Match(Match { left, right, op: Operator::IN })
+    Statement::Match(Match {
+        left,
+        right,
+        op: Operator::IN,
+    })
 }
 
 /// `KEY set VALUE`.
@@ -115,19 +132,33 @@ pub fn ret() -> Stmt {
 
 /// `jump CHAIN`.
 pub fn jump(chain: String) -> Stmt {
-    Statement::Jump(JumpTarget { target: chain.into() })
+    Statement::Jump(JumpTarget {
+        target: chain.into(),
+    })
 }
 
 /// `goto CHAIN`.
 pub fn goto(chain: String) -> Stmt {
-    Statement::Goto(JumpTarget { target: chain.into() })
+    Statement::Goto(JumpTarget {
+        target: chain.into(),
+    })
 }
 
 /// `KEY vmap { K : goto CHAIN, … }`.
 pub fn vmap_goto(key: Expr, entries: Vec<(u32, String)>) -> Stmt {
     let items = entries
         .into_iter()
-        .map(|(k, chain)| SetItem::Mapping(n(k), Expression::Verdict(Verdict::Goto(JumpTarget { target: chain.into() }))))
+        .map(|(k, chain)| {
+            SetItem::Mapping(
+                n(k),
+                Expression::Verdict(Verdict::Goto(JumpTarget {
+                    target: chain.into(),
+                })),
+            )
+        })
         .collect();
-    Statement::VerdictMap(VerdictMap { key, data: Expression::Named(NamedExpression::Set(items)) })
+    Statement::VerdictMap(VerdictMap {
+        key,
+        data: Expression::Named(NamedExpression::Set(items)),
+    })
 }

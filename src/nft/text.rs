@@ -3,7 +3,9 @@
 //! ruleset builder uses are supported; anything else is an error, never a
 //! silent omission.
 
-use nftables::expr::{BinaryOperation, Expression, MetaKey, NamedExpression, Payload, SetItem, Verdict};
+use nftables::expr::{
+    BinaryOperation, Expression, MetaKey, NamedExpression, Payload, SetItem, Verdict,
+};
 use nftables::schema::{Chain, NfCmd, NfListObject, NfObject, Nftables, Rule};
 use nftables::stmt::{Counter, Operator, Statement};
 use nftables::types::{NfChainType, NfFamily, NfHook};
@@ -63,12 +65,18 @@ fn expr(e: &Expression, style: Style) -> Result<String, String> {
         Expression::Number(v) if style == Style::Hex => format!("0x{v:08x}"),
         Expression::Number(v) => v.to_string(),
         Expression::Boolean(b) => b.to_string(),
-        Expression::Range(r) => format!("{}-{}", expr(&r.range[0], style)?, expr(&r.range[1], style)?),
+        Expression::Range(r) => format!(
+            "{}-{}",
+            expr(&r.range[0], style)?,
+            expr(&r.range[1], style)?
+        ),
         Expression::BinaryOperation(b) => match b.as_ref() {
             BinaryOperation::AND(l, r) => format!("{} & {}", expr(l, style)?, expr(r, Style::Hex)?),
-            BinaryOperation::OR(v) => {
-                v.iter().map(|x| expr(x, Style::Hex)).collect::<Result<Vec<_>, _>>()?.join(" | ")
-            }
+            BinaryOperation::OR(v) => v
+                .iter()
+                .map(|x| expr(x, Style::Hex))
+                .collect::<Result<Vec<_>, _>>()?
+                .join(" | "),
             other => return Err(format!("operator {other:?} has no text form here")),
         },
         Expression::Named(NamedExpression::Meta(m)) => meta_key(m.key)?.to_string(),
@@ -76,14 +84,20 @@ fn expr(e: &Expression, style: Style) -> Result<String, String> {
         Expression::Named(NamedExpression::Payload(Payload::PayloadField(p))) => {
             format!("{} {}", p.protocol, p.field)
         }
-        Expression::Named(NamedExpression::Prefix(p)) => format!("{}/{}", expr(&p.addr, style)?, p.len),
+        Expression::Named(NamedExpression::Prefix(p)) => {
+            format!("{}/{}", expr(&p.addr, style)?, p.len)
+        }
         Expression::Named(NamedExpression::Set(items)) => {
             let parts = items
                 .iter()
                 .map(|i| match i {
                     SetItem::Element(x) => expr(x, style),
-                    SetItem::Mapping(k, v) => Ok(format!("{} : {}", expr(k, style)?, expr(v, style)?)),
-                    SetItem::MappingStatement(..) => Err("set element statements have no text form here".into()),
+                    SetItem::Mapping(k, v) => {
+                        Ok(format!("{} : {}", expr(k, style)?, expr(v, style)?))
+                    }
+                    SetItem::MappingStatement(..) => {
+                        Err("set element statements have no text form here".into())
+                    }
                 })
                 .collect::<Result<Vec<_>, String>>()?;
             format!("{{ {} }}", parts.join(", "))
@@ -155,7 +169,10 @@ fn chain_head(c: &Chain) -> Option<String> {
         NfChainType::Route => "route",
         NfChainType::NAT => "nat",
     };
-    Some(format!("type {ty} hook {hook} priority {}; policy accept;", c.prio.unwrap_or(0)))
+    Some(format!(
+        "type {ty} hook {hook} priority {}; policy accept;",
+        c.prio.unwrap_or(0)
+    ))
 }
 
 /// Renders the batch as one `table … { … }` block, preceded by the same
@@ -170,10 +187,14 @@ pub fn render(batch: &Nftables) -> Result<String, String> {
             return Err("list objects have no text form here".into());
         };
         match cmd {
-            NfCmd::Add(NfListObject::Table(t)) => table = Some((family(t.family), t.name.to_string())),
+            NfCmd::Add(NfListObject::Table(t)) => {
+                table = Some((family(t.family), t.name.to_string()))
+            }
             NfCmd::Delete(NfListObject::Table(_)) => {}
             NfCmd::Add(NfListObject::Counter(c)) => counters.push(c.name.to_string()),
-            NfCmd::Add(NfListObject::Chain(c)) => chains.push((c.name.to_string(), chain_head(c), Vec::new())),
+            NfCmd::Add(NfListObject::Chain(c)) => {
+                chains.push((c.name.to_string(), chain_head(c), Vec::new()))
+            }
             NfCmd::Add(NfListObject::Rule(r)) => {
                 let text = rule(r)?;
                 match chains.iter_mut().find(|c| c.0 == r.chain) {

@@ -66,7 +66,11 @@ pub struct IpRule {
 impl fmt::Display for IpRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let v = if self.family == Family::V6 { "-6 " } else { "" };
-        write!(f, "ip {v}rule priority {} fwmark 0x{:x}/0x{:x} lookup ", self.priority, self.mark, self.mask)?;
+        write!(
+            f,
+            "ip {v}rule priority {} fwmark 0x{:x}/0x{:x} lookup ",
+            self.priority, self.mark, self.mask
+        )?;
         if self.table == MAIN_TABLE {
             f.write_str("main")?;
         } else {
@@ -144,7 +148,12 @@ pub struct Plan {
 }
 
 fn resolve(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
-    let route = |family, via: Option<IpAddr>, device: Option<String>| Route { family, table: g.table, via, device };
+    let route = |family, via: Option<IpAddr>, device: Option<String>| Route {
+        family,
+        table: g.table,
+        via,
+        device,
+    };
     if g.interfaces.is_empty() {
         let mut routes = Vec::new();
         if let Some(v4) = g.gateway {
@@ -154,7 +163,10 @@ fn resolve(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
             routes.push(route(Family::V6, Some(IpAddr::V6(v6)), g.device.clone()));
         }
         if routes.is_empty() {
-            routes = Family::ALL.iter().map(|f| route(*f, None, g.device.clone())).collect();
+            routes = Family::ALL
+                .iter()
+                .map(|f| route(*f, None, g.device.clone()))
+                .collect();
         }
         return Ok((routes, "static".into()));
     }
@@ -181,12 +193,18 @@ fn resolve(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
             Family::V6 => g.gateway6.map(IpAddr::V6),
         };
         let learned = ups.iter().find_map(|(_, i)| {
-            let r = if family == Family::V4 { i.route4 } else { i.route6 };
+            let r = if family == Family::V4 {
+                i.route4
+            } else {
+                i.route6
+            };
             r.map(|r| (r.via, i.device.clone()))
         });
         let first_device = ups.iter().find_map(|(_, i)| i.device.clone());
         match (explicit, learned) {
-            (Some(via), _) => routes.push(route(family, Some(via), g.device.clone().or(first_device))),
+            (Some(via), _) => {
+                routes.push(route(family, Some(via), g.device.clone().or(first_device)))
+            }
             (None, Some((via, dev))) => routes.push(route(family, via, g.device.clone().or(dev))),
             (None, None) => {}
         }
@@ -195,7 +213,10 @@ fn resolve(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
     if routes.is_empty() {
         return Err(format!("no default route on {}", names.join(", ")));
     }
-    if let Some(r) = routes.iter().find(|r| r.via.is_none() && r.device.is_none()) {
+    if let Some(r) = routes
+        .iter()
+        .find(|r| r.via.is_none() && r.device.is_none())
+    {
         return Err(format!("no device known for the {} route", r.family));
     }
     Ok((routes, format!("{} up", names.join(", "))))
@@ -206,10 +227,19 @@ fn input_devices(rule: &Rule, facts: &Facts) -> Result<Vec<String>, String> {
     let devs: Vec<String> = rule
         .in_interface
         .iter()
-        .filter_map(|n| facts.interfaces.get(n).and_then(|i| i.live_device()).map(str::to_string))
+        .filter_map(|n| {
+            facts
+                .interfaces
+                .get(n)
+                .and_then(|i| i.live_device())
+                .map(str::to_string)
+        })
         .collect();
     if devs.is_empty() && !rule.in_interface.is_empty() {
-        return Err(format!("in_interface {} not up", rule.in_interface.join(", ")));
+        return Err(format!(
+            "in_interface {} not up",
+            rule.in_interface.join(", ")
+        ));
     }
     Ok(devs)
 }
@@ -235,11 +265,32 @@ pub fn plan(config: &Config, facts: &Facts) -> Plan {
         };
         let base = g.rule_priority + 2 * gw.index as u32;
         for r in &gw_routes {
-            ip_rules.push(IpRule { family: r.family, priority: base, mark: gw.mark, mask, table: MAIN_TABLE, suppress_default: true });
-            ip_rules.push(IpRule { family: r.family, priority: base + 1, mark: gw.mark, mask, table: gw.table, suppress_default: false });
+            ip_rules.push(IpRule {
+                family: r.family,
+                priority: base,
+                mark: gw.mark,
+                mask,
+                table: MAIN_TABLE,
+                suppress_default: true,
+            });
+            ip_rules.push(IpRule {
+                family: r.family,
+                priority: base + 1,
+                mark: gw.mark,
+                mask,
+                table: gw.table,
+                suppress_default: false,
+            });
         }
         routes.extend(gw_routes.iter().cloned());
-        gateways.push(GatewayState { name: gw.name.clone(), mark: gw.mark, table: gw.table, active, reason, routes: gw_routes });
+        gateways.push(GatewayState {
+            name: gw.name.clone(),
+            mark: gw.mark,
+            table: gw.table,
+            active,
+            reason,
+            routes: gw_routes,
+        });
     }
     let mut rules = Vec::new();
     let mut placed = Vec::new();
@@ -253,21 +304,37 @@ pub fn plan(config: &Config, facts: &Facts) -> Plan {
             reason: String::new(),
         };
         let served = gw.families();
-        let families: Vec<Family> = rule.families.iter().copied().filter(|f| served.contains(f)).collect();
+        let families: Vec<Family> = rule
+            .families
+            .iter()
+            .copied()
+            .filter(|f| served.contains(f))
+            .collect();
         match input_devices(rule, facts) {
             _ if !gw.active => state.reason = format!("gateway {} inactive", gw.name),
-            _ if families.is_empty() => state.reason = format!("gateway {} routes none of the rule's families", gw.name),
+            _ if families.is_empty() => {
+                state.reason = format!("gateway {} routes none of the rule's families", gw.name)
+            }
             Err(why) => state.reason = why,
             Ok(devs) => {
                 state.families = families.clone();
-                placed.push(ruleset::Placed { rule, families, in_devices: devs, gateway: gw });
+                placed.push(ruleset::Placed {
+                    rule,
+                    families,
+                    in_devices: devs,
+                    gateway: gw,
+                });
             }
         }
         rules.push(state);
     }
     let ruleset = ruleset::build(mask, &gateways, &placed);
     let fingerprint = fingerprint_of(&ruleset);
-    let table_names = config.gateways.iter().map(|gw| (gw.table, gw.name.clone())).collect();
+    let table_names = config
+        .gateways
+        .iter()
+        .map(|gw| (gw.table, gw.name.clone()))
+        .collect();
     Plan {
         enabled: g.enabled,
         mask,
@@ -277,7 +344,10 @@ pub fn plan(config: &Config, facts: &Facts) -> Plan {
         ip_rules,
         ruleset,
         fingerprint,
-        priority_band: (g.rule_priority, g.rule_priority + 2 * config.gateways.len().max(1) as u32 - 1),
+        priority_band: (
+            g.rule_priority,
+            g.rule_priority + 2 * config.gateways.len().max(1) as u32 - 1,
+        ),
         table_names,
     }
 }

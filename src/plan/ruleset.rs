@@ -19,7 +19,9 @@ use crate::config::{Criterion, Family, PortRange, Prefix, Proto, Rule};
 use crate::nft::build::{self as b, Expr, Stmt};
 use nftables::batch::Batch;
 use nftables::expr::MetaKey;
-use nftables::schema::{Chain, Counter, NfCmd, NfListObject, NfObject, Nftables, Rule as NftRule, Table};
+use nftables::schema::{
+    Chain, Counter, NfCmd, NfListObject, NfObject, Nftables, Rule as NftRule, Table,
+};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 /// connroute's table (family inet).
@@ -108,11 +110,19 @@ fn truncate(mut c: String) -> String {
 }
 
 fn prefix_expr(p: &Prefix) -> Expr {
-    if p.is_host() { b::s(p.addr.to_string()) } else { b::prefix(p.addr.to_string(), u32::from(p.len)) }
+    if p.is_host() {
+        b::s(p.addr.to_string())
+    } else {
+        b::prefix(p.addr.to_string(), u32::from(p.len))
+    }
 }
 
 fn port_expr(p: &PortRange) -> Expr {
-    if p.from == p.to { b::n(u32::from(p.from)) } else { b::range(u32::from(p.from), u32::from(p.to)) }
+    if p.from == p.to {
+        b::n(u32::from(p.from))
+    } else {
+        b::range(u32::from(p.from), u32::from(p.to))
+    }
 }
 
 fn proto_expr(p: &Proto) -> Expr {
@@ -124,7 +134,13 @@ fn proto_expr(p: &Proto) -> Expr {
 }
 
 /// `KEY { any… }` and `KEY != { none… }` for a criterion.
-fn criterion<T>(out: &mut Vec<Stmt>, key: fn() -> Expr, c: &Criterion<T>, render: fn(&T) -> Expr, keep: impl Fn(&T) -> bool) {
+fn criterion<T>(
+    out: &mut Vec<Stmt>,
+    key: fn() -> Expr,
+    c: &Criterion<T>,
+    render: fn(&T) -> Expr,
+    keep: impl Fn(&T) -> bool,
+) {
     let any: Vec<Expr> = c.any.iter().filter(|v| keep(v)).map(render).collect();
     let none: Vec<Expr> = c.none.iter().filter(|v| keep(v)).map(render).collect();
     if !any.is_empty() {
@@ -136,7 +152,9 @@ fn criterion<T>(out: &mut Vec<Stmt>, key: fn() -> Expr, c: &Criterion<T>, render
 }
 
 fn has_family_parts(rule: &Rule) -> bool {
-    !rule.src_ip.is_empty() || !rule.dest_ip.is_empty() || rule.proto.iter().any(|p| p.family().is_some())
+    !rule.src_ip.is_empty()
+        || !rule.dest_ip.is_empty()
+        || rule.proto.iter().any(|p| p.family().is_some())
 }
 
 /// The match statements of one rule for one family (`None`: both at once).
@@ -144,15 +162,32 @@ fn rule_matches(p: &Placed, family: Option<Family>) -> Vec<Stmt> {
     let r = p.rule;
     let mut out = Vec::new();
     if let Some(f) = family {
-        out.push(b::matches(b::meta(MetaKey::Nfproto), b::s(f.nfproto()), false));
+        out.push(b::matches(
+            b::meta(MetaKey::Nfproto),
+            b::s(f.nfproto()),
+            false,
+        ));
     }
-    let devices: Vec<Expr> = r.in_device.iter().chain(&p.in_devices).map(|d| b::s(d.clone())).collect();
+    let devices: Vec<Expr> = r
+        .in_device
+        .iter()
+        .chain(&p.in_devices)
+        .map(|d| b::s(d.clone()))
+        .collect();
     if !devices.is_empty() {
-        out.push(b::matches(b::meta(MetaKey::Iifname), b::one_or_set(devices), false));
+        out.push(b::matches(
+            b::meta(MetaKey::Iifname),
+            b::one_or_set(devices),
+            false,
+        ));
     }
     if !r.src_mac.is_empty() {
         let macs = r.src_mac.iter().map(|m| b::s(m.clone())).collect();
-        out.push(b::matches(b::payload("ether", "saddr"), b::one_or_set(macs), false));
+        out.push(b::matches(
+            b::payload("ether", "saddr"),
+            b::one_or_set(macs),
+            false,
+        ));
     }
     let protos: Vec<Expr> = r
         .proto
@@ -164,19 +199,36 @@ fn rule_matches(p: &Placed, family: Option<Family>) -> Vec<Stmt> {
         .map(proto_expr)
         .collect();
     if !protos.is_empty() {
-        out.push(b::matches(b::meta(MetaKey::L4proto), b::one_or_set(protos), false));
+        out.push(b::matches(
+            b::meta(MetaKey::L4proto),
+            b::one_or_set(protos),
+            false,
+        ));
     }
     if let Some(f) = family {
         let in_family = move |p: &Prefix| p.family() == f;
-        let (src, dst): (fn() -> Expr, fn() -> Expr) = match f {
+        type KeyFn = fn() -> Expr;
+        let (src, dst): (KeyFn, KeyFn) = match f {
             Family::V4 => (|| b::payload("ip", "saddr"), || b::payload("ip", "daddr")),
             Family::V6 => (|| b::payload("ip6", "saddr"), || b::payload("ip6", "daddr")),
         };
         criterion(&mut out, src, &r.src_ip, prefix_expr, in_family);
         criterion(&mut out, dst, &r.dest_ip, prefix_expr, in_family);
     }
-    criterion(&mut out, || b::payload("th", "sport"), &r.src_port, port_expr, |_| true);
-    criterion(&mut out, || b::payload("th", "dport"), &r.dest_port, port_expr, |_| true);
+    criterion(
+        &mut out,
+        || b::payload("th", "sport"),
+        &r.src_port,
+        port_expr,
+        |_| true,
+    );
+    criterion(
+        &mut out,
+        || b::payload("th", "dport"),
+        &r.dest_port,
+        port_expr,
+        |_| true,
+    );
     out
 }
 
@@ -205,8 +257,16 @@ fn classify_rules(p: &Placed) -> Vec<Vec<Stmt>> {
 
 /// Builds the batch (with the fingerprint in the first prerouting rule).
 pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> Nftables<'static> {
-    let mut bd = Builder { batch: Batch::new() };
-    let table = || NfListObject::Table(Table { family: NfFamily::INet, name: TABLE.into(), handle: None });
+    let mut bd = Builder {
+        batch: Batch::new(),
+    };
+    let table = || {
+        NfListObject::Table(Table {
+            family: NfFamily::INet,
+            name: TABLE.into(),
+            handle: None,
+        })
+    };
     bd.batch.add(table());
     bd.batch.delete(table());
     bd.batch.add(table());
@@ -226,15 +286,25 @@ pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> 
     }
     let keep = !mask;
     let active: Vec<&GatewayState> = gateways.iter().filter(|g| g.active).collect();
-    bd.chain(CHAIN_PREROUTING, Some((NfChainType::Filter, NfHook::Prerouting)));
+    bd.chain(
+        CHAIN_PREROUTING,
+        Some((NfChainType::Filter, NfHook::Prerouting)),
+    );
     bd.chain(CHAIN_OUTPUT, Some((NfChainType::Route, NfHook::Output)));
     for gw in &active {
         bd.chain(&restore_chain(gw), None);
-        bd.rule(&restore_chain(gw), vec![b::set_masked(meta_mark, keep, gw.mark)], Some(format!("gateway {}", gw.name)));
+        bd.rule(
+            &restore_chain(gw),
+            vec![b::set_masked(meta_mark, keep, gw.mark)],
+            Some(format!("gateway {}", gw.name)),
+        );
         bd.chain(&pin_chain(gw), None);
         bd.rule(
             &pin_chain(gw),
-            vec![b::set_masked(ct_mark, keep, gw.mark), b::set_masked(meta_mark, keep, gw.mark)],
+            vec![
+                b::set_masked(ct_mark, keep, gw.mark),
+                b::set_masked(meta_mark, keep, gw.mark),
+            ],
             Some(format!("gateway {}", gw.name)),
         );
     }
@@ -257,14 +327,28 @@ pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> 
         let restore = if active.is_empty() {
             // An empty verdict map is not valid nft: nothing to restore, so
             // connections marked by a gateway that went away just return.
-            vec![b::matches(b::and(ct_mark(), b::n(mask)), b::n(0), true), b::ret()]
+            vec![
+                b::matches(b::and(ct_mark(), b::n(mask)), b::n(0), true),
+                b::ret(),
+            ]
         } else {
             let entries = active.iter().map(|g| (g.mark, restore_chain(g))).collect();
             vec![b::vmap_goto(b::and(ct_mark(), b::n(mask)), entries)]
         };
-        bd.rule(chain, restore, Some(format!("{FINGERPRINT_TAG}0000000000000000")));
+        bd.rule(
+            chain,
+            restore,
+            Some(format!("{FINGERPRINT_TAG}0000000000000000")),
+        );
         if any {
-            bd.rule(chain, vec![b::flag(b::ct("state"), b::s("new")), b::jump(classify.to_string())], Some("classify new connections".into()));
+            bd.rule(
+                chain,
+                vec![
+                    b::flag(b::ct("state"), b::s("new")),
+                    b::jump(classify.to_string()),
+                ],
+                Some("classify new connections".into()),
+            );
         }
     }
     let mut batch = bd.batch.to_nftables();
@@ -279,14 +363,19 @@ pub fn fingerprint_of(batch: &Nftables) -> String {
     let mut unstamped = batch.clone();
     stamp(&mut unstamped, "0000000000000000");
     let json = serde_json::to_vec(&unstamped).unwrap_or_default();
-    let h = json.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3));
+    let h = json.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| {
+        (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3)
+    });
     format!("{h:016x}")
 }
 
 fn stamp(batch: &mut Nftables, fp: &str) {
     for obj in batch.objects.to_mut().iter_mut() {
         if let NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(r))) = obj {
-            if r.comment.as_deref().is_some_and(|c| c.starts_with(FINGERPRINT_TAG)) {
+            if r.comment
+                .as_deref()
+                .is_some_and(|c| c.starts_with(FINGERPRINT_TAG))
+            {
                 r.comment = Some(format!("{FINGERPRINT_TAG}{fp}").into());
             }
         }

@@ -13,7 +13,10 @@ fn seed() -> Config {
 fn seed_routes_and_rules() {
     let p = plan(&seed(), &Facts::default());
     assert_eq!(p.routes.len(), 1);
-    assert_eq!(p.routes[0].to_string(), "ip route default via 192.168.1.2 table 5000 proto 197");
+    assert_eq!(
+        p.routes[0].to_string(),
+        "ip route default via 192.168.1.2 table 5000 proto 197"
+    );
     let rules: Vec<String> = p.ip_rules.iter().map(|r| r.to_string()).collect();
     assert_eq!(
         rules,
@@ -39,26 +42,54 @@ fn fingerprint_is_stable_and_changes_with_input() {
 
 #[test]
 fn interface_gateway_follows_netifd() {
-    let c = config("config gateway wan2\n\tlist interface wan2\n\tlist interface wan2_6\nconfig rule\n\toption gateway wan2\n\toption in_interface wan2\n");
+    let c = config(
+        "config gateway wan2\n\tlist interface wan2\n\tlist interface wan2_6\nconfig rule\n\toption gateway wan2\n\toption in_interface wan2\n",
+    );
     let mut facts = Facts::default();
     let down = plan(&c, &facts);
     assert!(!down.gateways[0].active);
-    assert_eq!(down.gateways[0].reason, "wan2 unknown to netifd, wan2_6 unknown to netifd");
+    assert_eq!(
+        down.gateways[0].reason,
+        "wan2 unknown to netifd, wan2_6 unknown to netifd"
+    );
     assert!(down.routes.is_empty() && down.ip_rules.is_empty());
     facts.interfaces.insert(
         "wan2".into(),
-        Interface { up: true, device: Some("eth2".into()), route4: Some(DefaultRoute { via: Some("10.2.0.1".parse().unwrap()) }), route6: None },
+        Interface {
+            up: true,
+            device: Some("eth2".into()),
+            route4: Some(DefaultRoute {
+                via: Some("10.2.0.1".parse().unwrap()),
+            }),
+            route6: None,
+        },
     );
     facts.interfaces.insert(
         "wan2_6".into(),
-        Interface { up: true, device: Some("eth2".into()), route4: None, route6: Some(DefaultRoute { via: Some("fe80::1".parse().unwrap()) }) },
+        Interface {
+            up: true,
+            device: Some("eth2".into()),
+            route4: None,
+            route6: Some(DefaultRoute {
+                via: Some("fe80::1".parse().unwrap()),
+            }),
+        },
     );
     let up = plan(&c, &facts);
     let routes: Vec<String> = up.routes.iter().map(|r| r.to_string()).collect();
-    assert_eq!(routes, ["ip route default via 10.2.0.1 dev eth2 table 5000 proto 197", "ip -6 route default via fe80::1 dev eth2 table 5000 proto 197"]);
+    assert_eq!(
+        routes,
+        [
+            "ip route default via 10.2.0.1 dev eth2 table 5000 proto 197",
+            "ip -6 route default via fe80::1 dev eth2 table 5000 proto 197"
+        ]
+    );
     assert_eq!(up.rules[0].families, [Family::V4, Family::V6]);
     let json = serde_json::to_string(&up.ruleset).unwrap();
-    assert!(json.contains("\"iifname\"") && json.contains("\"eth2\""), "{json}");
+    assert!(
+        json.contains("\"iifname\"") && json.contains("\"eth2\""),
+        "{json}"
+    );
 }
 
 #[test]
@@ -74,5 +105,11 @@ fn device_only_gateway_routes_both_families() {
     let c = config("config gateway wg\n\toption device wg0\n");
     let p = plan(&c, &Facts::default());
     let routes: Vec<String> = p.routes.iter().map(|r| r.to_string()).collect();
-    assert_eq!(routes, ["ip route default dev wg0 table 5000 proto 197", "ip -6 route default dev wg0 table 5000 proto 197"]);
+    assert_eq!(
+        routes,
+        [
+            "ip route default dev wg0 table 5000 proto 197",
+            "ip -6 route default dev wg0 table 5000 proto 197"
+        ]
+    );
 }

@@ -128,9 +128,9 @@ pub struct Document {
 
 /// djb2 over the type, as libuci hashes it for anonymous section ids.
 fn type_hash(stype: &str) -> u32 {
-    let h = stype
-        .bytes()
-        .fold(5381u32, |h, b| h.wrapping_mul(33).wrapping_add(u32::from(b)));
+    let h = stype.bytes().fold(5381u32, |h, b| {
+        h.wrapping_mul(33).wrapping_add(u32::from(b))
+    });
     h & 0x7fff_ffff
 }
 
@@ -218,9 +218,13 @@ impl Document {
             } else {
                 s.name.clone()
             };
-            out.extend_from_slice(format!("{}.{}={}\n", self.package, reference, s.stype).as_bytes());
+            out.extend_from_slice(
+                format!("{}.{}={}\n", self.package, reference, s.stype).as_bytes(),
+            );
             for o in &s.options {
-                out.extend_from_slice(format!("{}.{}.{}=", self.package, reference, o.name).as_bytes());
+                out.extend_from_slice(
+                    format!("{}.{}.{}=", self.package, reference, o.name).as_bytes(),
+                );
                 for (n, item) in o.value.items().iter().enumerate() {
                     if n > 0 {
                         out.push(b' ');
@@ -284,6 +288,12 @@ mod tests {
         assert_eq!(s.options[0].name, "a");
         assert_eq!(s.options[0].value.items().len(), 2);
         s.set_option("a", b"y".to_vec(), 6);
-        assert_eq!(s.options[0].value, Value::Single(Item { bytes: b"y".to_vec(), line: 6 }));
+        assert_eq!(
+            s.options[0].value,
+            Value::Single(Item {
+                bytes: b"y".to_vec(),
+                line: 6
+            })
+        );
     }
 }

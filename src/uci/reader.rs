@@ -61,7 +61,10 @@ enum Command {
 
 fn keyword(word: &[u8]) -> IResult<&[u8], Command> {
     all_consuming(alt((
-        value(Command::Package, alt((tag(&b"package"[..]), tag(&b"p"[..])))),
+        value(
+            Command::Package,
+            alt((tag(&b"package"[..]), tag(&b"p"[..]))),
+        ),
         value(Command::Config, alt((tag(&b"config"[..]), tag(&b"c"[..])))),
         value(Command::Option, alt((tag(&b"option"[..]), tag(&b"o"[..])))),
         value(Command::List, alt((tag(&b"list"[..]), tag(&b"l"[..])))),
@@ -129,9 +132,9 @@ impl<'a> Reader<'a> {
     }
 
     fn strlen(&self, from: usize) -> usize {
-        self.buf
-            .get(from..)
-            .map_or(0, |rest| rest.iter().position(|&c| c == 0).unwrap_or(rest.len()))
+        self.buf.get(from..).map_or(0, |rest| {
+            rest.iter().position(|&c| c == 0).unwrap_or(rest.len())
+        })
     }
 
     fn error(&self, reason: &'static str) -> ParseError {
@@ -150,7 +153,10 @@ impl<'a> Reader<'a> {
         if rest.is_empty() {
             return false;
         }
-        let len = rest.iter().position(|&c| c == b'\n').map_or(rest.len(), |i| i + 1);
+        let len = rest
+            .iter()
+            .position(|&c| c == b'\n')
+            .map_or(rest.len(), |i| i + 1);
         self.buf.extend_from_slice(&rest[..len]);
         self.next += len;
         self.filled = self.buf.len();
@@ -296,7 +302,10 @@ impl<'a> Reader<'a> {
 
     fn text(&self, start: usize) -> Vec<u8> {
         let len = self.strlen(start);
-        self.buf.get(start..start + len).unwrap_or_default().to_vec()
+        self.buf
+            .get(start..start + len)
+            .unwrap_or_default()
+            .to_vec()
     }
 
     fn assert_eol(&mut self) -> Step<()> {
@@ -420,7 +429,10 @@ fn check_nul(input: &[u8]) -> Step<()> {
         None => Ok(()),
         Some(at) => {
             let line = input[..at].iter().filter(|&&c| c == b'\n').count() + 1;
-            let line_start = input[..at].iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+            let line_start = input[..at]
+                .iter()
+                .rposition(|&c| c == b'\n')
+                .map_or(0, |i| i + 1);
             Err(ParseError {
                 reason: "NUL byte in file",
                 line,
@@ -492,14 +504,20 @@ mod tests {
     #[test]
     fn glued_semicolon_drops_rest_of_line() {
         let out = export("config t 'r'\n\toption c x; option d y\n\toption e x ; option f y\n");
-        assert!(out.contains("option c 'x'") && !out.contains("option d"), "{out}");
+        assert!(
+            out.contains("option c 'x'") && !out.contains("option d"),
+            "{out}"
+        );
         assert!(out.contains("option f 'y'"), "{out}");
     }
 
     #[test]
     fn positions_match_libuci() {
         let e = parse(b"config s\n\toption bad-name 2\n", "t").unwrap_err();
-        assert_eq!((e.reason, e.line, e.byte), ("invalid character in name field", 2, 17));
+        assert_eq!(
+            (e.reason, e.line, e.byte),
+            ("invalid character in name field", 2, 17)
+        );
         let e = parse(b"config \n", "t").unwrap_err();
         assert_eq!((e.reason, e.line, e.byte), ("insufficient arguments", 1, 8));
     }
@@ -512,7 +530,11 @@ mod tests {
 
     #[test]
     fn statement_lines_are_start_lines() {
-        let doc = parse(b"\nconfig s 'n'\n\toption a 'multi\nline'\n\toption b 1", "t").unwrap();
+        let doc = parse(
+            b"\nconfig s 'n'\n\toption a 'multi\nline'\n\toption b 1",
+            "t",
+        )
+        .unwrap();
         let s = &doc.sections[0];
         assert_eq!(s.line, 2);
         assert_eq!(s.options[0].line, 3);
