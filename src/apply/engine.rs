@@ -295,12 +295,11 @@ pub fn status(plan: &Plan, sys: &System) -> Result<Value, String> {
             "missing"
         }
         None => "absent",
-        Some(fp) if !plan.enabled => {
+        Some(_) if !plan.enabled => {
             drift.push(format!(
                 "table inet {} is loaded but connroute is disabled",
                 plan::TABLE
             ));
-            let _ = fp;
             "stale"
         }
         Some(fp) if *fp == plan.fingerprint => "current",

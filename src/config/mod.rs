@@ -536,7 +536,6 @@ fn load_globals(l: &mut Loader, s: &Section) -> Globals {
 fn load_gateways(l: &mut Loader, doc: &Document, globals: &Globals) -> Vec<Gateway> {
     let mask = globals.mark_mask;
     let shift = mask.trailing_zeros();
-    let mut out: Vec<Gateway> = Vec::new();
     // First pass: explicit marks and tables, so allocation can skip them.
     struct Pending<'s> {
         s: &'s Section,
@@ -575,7 +574,7 @@ fn load_gateways(l: &mut Loader, doc: &Document, globals: &Globals) -> Vec<Gatew
                 format!("'{}' is a reserved routing table name", s.name),
             );
         }
-        if out.iter().any(|g| g.name == s.name) {
+        if pending.iter().any(|p: &Pending| p.gw.name == s.name) {
             continue;
         }
         let enabled = l.enabled(s);
@@ -658,10 +657,9 @@ fn load_gateways(l: &mut Loader, doc: &Document, globals: &Globals) -> Vec<Gatew
             interfaces,
             mark: 0,
             table: 0,
-            index: out.len(),
+            index: pending.len(),
             line: s.line,
         };
-        out.push(gw.clone());
         pending.push(Pending { s, mark, table, gw });
     }
     let mut marks = BTreeSet::new();

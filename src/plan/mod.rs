@@ -127,8 +127,6 @@ pub struct RuleState {
 pub struct Plan {
     /// False when `globals.enabled` is 0: everything is to be removed.
     pub enabled: bool,
-    /// The mark mask.
-    pub mask: u32,
     /// Per gateway.
     pub gateways: Vec<GatewayState>,
     /// Per enabled rule.
@@ -141,8 +139,6 @@ pub struct Plan {
     pub ruleset: Nftables<'static>,
     /// Hash of the ruleset, also stored in the table to skip identical reloads.
     pub fingerprint: String,
-    /// First and last ip rule priority of connroute's band.
-    pub priority_band: (u32, u32),
     /// `id name` lines for `rt_tables.d`.
     pub table_names: Vec<(u32, String)>,
 }
@@ -337,17 +333,12 @@ pub fn plan(config: &Config, facts: &Facts) -> Plan {
         .collect();
     Plan {
         enabled: g.enabled,
-        mask,
         gateways,
         rules,
         routes,
         ip_rules,
         ruleset,
         fingerprint,
-        priority_band: (
-            g.rule_priority,
-            g.rule_priority + 2 * config.gateways.len().max(1) as u32 - 1,
-        ),
         table_names,
     }
 }

@@ -134,6 +134,13 @@ fn proto_expr(p: &Proto) -> Expr {
 }
 
 /// `KEY { any… }` and `KEY != { none… }` for a criterion.
+/// `KEY { values… }` (or `!=`), nothing when there are no values.
+fn push_match(out: &mut Vec<Stmt>, key: Expr, values: Vec<Expr>, negate: bool) {
+    if !values.is_empty() {
+        out.push(b::matches(key, b::one_or_set(values), negate));
+    }
+}
+
 fn criterion<T>(
     out: &mut Vec<Stmt>,
     key: fn() -> Expr,
@@ -141,14 +148,10 @@ fn criterion<T>(
     render: fn(&T) -> Expr,
     keep: impl Fn(&T) -> bool,
 ) {
-    let any: Vec<Expr> = c.any.iter().filter(|v| keep(v)).map(render).collect();
-    let none: Vec<Expr> = c.none.iter().filter(|v| keep(v)).map(render).collect();
-    if !any.is_empty() {
-        out.push(b::matches(key(), b::one_or_set(any), false));
-    }
-    if !none.is_empty() {
-        out.push(b::matches(key(), b::one_or_set(none), true));
-    }
+    let any = c.any.iter().filter(|v| keep(v)).map(render).collect();
+    let none = c.none.iter().filter(|v| keep(v)).map(render).collect();
+    push_match(out, key(), any, false);
+    push_match(out, key(), none, true);
 }
 
 fn has_family_parts(rule: &Rule) -> bool {
@@ -174,21 +177,9 @@ fn rule_matches(p: &Placed, family: Option<Family>) -> Vec<Stmt> {
         .chain(&p.in_devices)
         .map(|d| b::s(d.clone()))
         .collect();
-    if !devices.is_empty() {
-        out.push(b::matches(
-            b::meta(MetaKey::Iifname),
-            b::one_or_set(devices),
-            false,
-        ));
-    }
-    if !r.src_mac.is_empty() {
-        let macs = r.src_mac.iter().map(|m| b::s(m.clone())).collect();
-        out.push(b::matches(
-            b::payload("ether", "saddr"),
-            b::one_or_set(macs),
-            false,
-        ));
-    }
+    push_match(&mut out, b::meta(MetaKey::Iifname), devices, false);
+    let macs = r.src_mac.iter().map(|m| b::s(m.clone())).collect();
+    push_match(&mut out, b::payload("ether", "saddr"), macs, false);
     let protos: Vec<Expr> = r
         .proto
         .iter()
@@ -198,13 +189,7 @@ fn rule_matches(p: &Placed, family: Option<Family>) -> Vec<Stmt> {
         })
         .map(proto_expr)
         .collect();
-    if !protos.is_empty() {
-        out.push(b::matches(
-            b::meta(MetaKey::L4proto),
-            b::one_or_set(protos),
-            false,
-        ));
-    }
+    push_match(&mut out, b::meta(MetaKey::L4proto), protos, false);
     if let Some(f) = family {
         let in_family = move |p: &Prefix| p.family() == f;
         type KeyFn = fn() -> Expr;
