@@ -7,9 +7,11 @@
 //! → atomic changes). The CLI in `main.rs` only wires these together.
 
 pub mod apply;
+pub mod args;
 pub mod config;
 pub mod facts;
 pub mod hotplug;
+pub mod json_text;
 pub mod nft;
 pub mod plan;
 pub mod syslog;

@@ -1,98 +1,17 @@
 //! The `connroute` command line: parses arguments and wires the pipeline
 //! stages together. Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
 
-use clap::{Parser, Subcommand, ValueEnum};
 use connroute::apply::engine::{self, System};
 use connroute::apply::lock::Lock;
 use connroute::apply::nft::Nft;
+use connroute::args::{self, Cli, Command, Format, Parsed};
 use connroute::config::Config;
 use connroute::facts::Facts;
+use connroute::json_text::pretty;
 use connroute::{hotplug, plan, syslog, ubus};
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-
-#[derive(Parser)]
-#[command(
-    name = "connroute",
-    version,
-    about = "Connection-based policy routing for OpenWrt and Linux gateways"
-)]
-struct Cli {
-    /// Config file
-    #[arg(short, long, global = true, default_value = "/etc/config/connroute")]
-    config: PathBuf,
-    /// Also print log lines on stderr, with debug detail
-    #[arg(short, long, global = true)]
-    verbose: bool,
-    /// nft binary
-    #[arg(long, global = true, default_value = "nft")]
-    nft: PathBuf,
-    /// ubus binary (netifd interface state)
-    #[arg(long, global = true, default_value = "ubus")]
-    ubus: PathBuf,
-    /// Lock file serialising runs
-    #[arg(long, global = true, default_value = "/var/run/connroute.lock")]
-    lock: PathBuf,
-    /// Seconds to wait for another run's lock
-    #[arg(long, global = true, default_value_t = 30)]
-    lock_timeout: u64,
-    /// File naming connroute's routing tables
-    #[arg(
-        long,
-        global = true,
-        default_value = "/etc/iproute2/rt_tables.d/connroute.conf"
-    )]
-    rt_tables: PathBuf,
-    /// Do not write the routing table names file
-    #[arg(long, global = true)]
-    no_rt_tables: bool,
-    /// syslog socket
-    #[arg(long, global = true, default_value = "/dev/log", hide = true)]
-    syslog: String,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Json,
-    Nft,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Print the nftables batch (or routing plan) apply would use; changes nothing
-    Render {
-        /// json: exactly what is fed to `nft -j -f -`; nft: nft's text syntax
-        #[arg(long, value_enum, default_value = "json")]
-        format: Format,
-        /// Print the routes and ip rules instead
-        #[arg(long)]
-        routes: bool,
-    },
-    /// Validate the config, and the ruleset with `nft -c` when possible
-    Check,
-    /// Print the parsed config in `uci export` format
-    DumpConfig,
-    /// Make the system match the config (idempotent, atomic, rolled back on failure)
-    Apply {
-        /// Reload the nft table even when it is identical
-        #[arg(long)]
-        force: bool,
-    },
-    /// Remove connroute's nft table, ip rules and routes, and nothing else
-    Flush,
-    /// Show gateways, rules, counters and drift from the config
-    Status {
-        /// Machine-readable output
-        #[arg(long)]
-        json: bool,
-    },
-    /// Handle a netifd hotplug event (ACTION, INTERFACE from the environment)
-    Hotplug,
-}
 
 /// A failure with its exit code.
 struct Fail(u8, String);
@@ -165,9 +84,8 @@ fn render(cli: &Cli, format: Format, routes: bool) -> Run {
     }
     match format {
         Format::Json => {
-            let json =
-                serde_json::to_string_pretty(&p.ruleset).map_err(|e| runtime(e.to_string()))?;
-            print(&(json + "\n"))
+            let json = serde_json::to_vec(&p.ruleset).map_err(|e| runtime(e.to_string()))?;
+            print(&(pretty(&json) + "\n"))
         }
         Format::Nft => print(&connroute::nft::text::render(&p.ruleset).map_err(runtime)?),
     }
@@ -246,7 +164,8 @@ fn status(cli: &Cli, json: bool) -> Run {
     let p = plan::plan(&config, &facts(cli, &config, false)?);
     let v = engine::status(&p, &system(cli)).map_err(runtime)?;
     if json {
-        print(&(serde_json::to_string_pretty(&v).map_err(|e| runtime(e.to_string()))? + "\n"))
+        let compact = serde_json::to_vec(&v).map_err(|e| runtime(e.to_string()))?;
+        print(&(pretty(&compact) + "\n"))
     } else {
         print(&engine::status_text(&v))
     }
@@ -267,7 +186,23 @@ fn run_hotplug(cli: &Cli) -> Run {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match args::parse(
+        std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned()),
+    ) {
+        Ok(Parsed::Run(cli)) => cli,
+        Ok(Parsed::Print(text)) => {
+            return match print(&text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::from(1),
+            };
+        }
+        Err(e) => {
+            eprintln!("connroute: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let level = if cli.verbose {
         log::LevelFilter::Debug
     } else {

@@ -6,3 +6,4 @@ pub mod engine;
 pub mod lock;
 pub mod netlink;
 pub mod nft;
+pub mod rtnl;
