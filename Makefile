@@ -1,10 +1,11 @@
 # connroute: `make` builds, `make test` installs what the tests need and runs
-# all of them (unit, golden, CLI, UCI table, end-to-end in namespaces).
+# all of them (unit, golden, CLI, UCI table, end-to-end in namespaces, the
+# big-endian MIPS build under qemu and its .ipk).
 
 CARGO ?= cargo
 BIN := target/release/connroute
 
-.PHONY: all build test deps lint demo clean test-overflow
+.PHONY: all build test deps lint demo clean test-overflow cross cross-deps test-cross ipk test-ipk
 
 all: build
 
@@ -27,6 +28,8 @@ test: deps
 	$(CARGO) test --locked -- --test-threads=2
 	$(MAKE) test-overflow
 	sh tests/shell/run.sh
+	$(MAKE) test-cross TEST_CROSS_TARGETS=mips-unknown-linux-musl
+	$(MAKE) test-ipk ARCH=mips_24kc TARGET=mips-unknown-linux-musl
 
 # The OpenWrt SDK builds with overflow checks on and panic=unwind: prove the
 # code is correct under those settings too.
@@ -43,3 +46,74 @@ demo: deps build
 
 clean:
 	$(CARGO) clean
+	rm -rf dist
+
+# ---- Embedded builds (README "Embedded builds") -----------------------------
+# Static musl binaries for router CPUs: zig links (cargo-zigbuild), std is
+# rebuilt from source with our size profile (-Zbuild-std; RUSTC_BOOTSTRAP
+# unlocks it on the stable toolchain), qemu-user runs the tests.
+CROSS_TARGETS ?= mipsel-unknown-linux-musl mips-unknown-linux-musl \
+	aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf arm-unknown-linux-musleabi
+TEST_CROSS_TARGETS ?= mipsel-unknown-linux-musl mips-unknown-linux-musl
+ZIGBUILD_VERSION := 0.24.1
+ZIG_VERSION := 0.17.1
+# std without its `backtrace` feature (no DWARF symbolizer: panics still print
+# their message) and with the smaller-code variants of its algorithms.
+BUILD_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
+# Link flags per target are in .cargo/config.toml. Not used on purpose:
+# -C force-unwind-tables=no saves ~60 KB on MIPS, but that binary crashed in
+# process spawn on big-endian MIPS (qemu); see README "Embedded builds".
+LLVM_STRIP = $$(find "$$(rustc --print sysroot)" -name llvm-strip | head -n1)
+
+cross-deps: deps
+	@command -v qemu-mips-static >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends qemu-user-static binfmt-support >/dev/null; }
+	@command -v zig >/dev/null || python3 -c 'import ziglang' 2>/dev/null || { \
+		python3 -m pip --version >/dev/null 2>&1 || { apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null; }; \
+		python3 -m pip install -q --break-system-packages ziglang==$(ZIG_VERSION) 2>/dev/null || \
+			python3 -m pip install -q ziglang==$(ZIG_VERSION); }
+	@command -v cargo-zigbuild >/dev/null || \
+		$(CARGO) install -q cargo-zigbuild --locked --version $(ZIGBUILD_VERSION)
+	@rustup component add rust-src llvm-tools >/dev/null 2>&1
+
+# dist/connroute-<target> (stripped) and dist/sizes.md (bytes, gzip -9).
+cross: cross-deps
+	@mkdir -p dist
+	@printf '| target | stripped bytes | KiB | gzip -9 bytes |\n|---|---:|---:|---:|\n' > dist/sizes.md
+	@set -e; for t in $(CROSS_TARGETS); do \
+		echo "cross: $$t"; \
+		RUSTC_BOOTSTRAP=1 $(CARGO) zigbuild -q --release --locked --target $$t $(BUILD_STD); \
+		$(LLVM_STRIP) --strip-all -o dist/connroute-$$t target/$$t/release/connroute; \
+		b=$$(wc -c < dist/connroute-$$t); g=$$(gzip -9c dist/connroute-$$t | wc -c); \
+		printf '| %s | %d | %d | %d |\n' $$t $$b $$((b / 1024)) $$g >> dist/sizes.md; \
+	done; cat dist/sizes.md
+	@f=dist/connroute-mipsel-unknown-linux-musl; b=0; [ ! -f $$f ] || b=$$(wc -c < $$f); \
+		if [ "$$b" -gt 716800 ]; then echo "mipsel binary $$b bytes: over the 700 KiB budget"; exit 1; fi
+
+# Unit, UCI table and CLI/golden tests under qemu-user, then the cross-built
+# binary's output compared byte for byte with the host build's.
+test-cross: cross-deps build
+	@set -e; for t in $(TEST_CROSS_TARGETS); do \
+		echo "test-cross: $$t"; \
+		q=$${t%%-*}; case $$q in armv7) q=arm;; esac; \
+		CONNROUTE_RUNNER=qemu-$$q-static RUSTC_BOOTSTRAP=1 cargo-zigbuild test --locked --target $$t \
+			-Zbuild-std=std,panic_unwind,panic_abort --lib --test uci_cases --test cli \
+			-- --test-threads=2; \
+		$(MAKE) -s cross CROSS_TARGETS=$$t >/dev/null; \
+		CONNROUTE_RUNNER=qemu-$$q-static sh tests/cross/same_output.sh \
+			$(CURDIR)/$(BIN) $(CURDIR)/dist/connroute-$$t; \
+	done
+
+# An opkg-installable package from a cross-built binary plus files/:
+# dist/connroute_<version>-r<release>_<ARCH>.ipk. test-ipk unpacks it and
+# checks members, control fields, scripts, modes and the ELF's CPU.
+ARCH ?= mipsel_24kc
+TARGET ?= mipsel-unknown-linux-musl
+ipk:
+	$(MAKE) cross CROSS_TARGETS=$(TARGET)
+	sh openwrt/build-ipk.sh dist/connroute-$(TARGET) $(ARCH) dist
+
+test-ipk: ipk
+	sh tests/ipk.sh dist/connroute_$$(sed -n 's/^PKG_VERSION:=//p' openwrt/Makefile)-r$$(sed -n 's/^PKG_RELEASE:=//p' openwrt/Makefile)_$(ARCH).ipk $(ARCH) $(TARGET)

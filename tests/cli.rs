@@ -6,8 +6,18 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+/// The binary under test; with `CONNROUTE_RUNNER` (`make test-cross`) it
+/// runs under that emulator, e.g. `qemu-mips-static`, without binfmt_misc.
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_connroute"))
+    let exe = env!("CARGO_BIN_EXE_connroute");
+    match std::env::var("CONNROUTE_RUNNER") {
+        Ok(runner) if !runner.is_empty() => {
+            let mut c = Command::new(runner);
+            c.arg(exe);
+            c
+        }
+        _ => Command::new(exe),
+    }
 }
 
 fn root() -> PathBuf {

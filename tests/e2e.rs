@@ -45,3 +45,18 @@ fn coexistence_idempotency_rollback() {
 fn hotplug_netifd_and_firewall_restart() {
     scenario("hotplug");
 }
+
+#[test]
+fn bad_input_and_faults_keep_the_previous_state() {
+    scenario("faults");
+}
+
+#[test]
+fn twenty_concurrent_runs_end_like_one() {
+    scenario("concurrency");
+}
+
+#[test]
+fn reapplies_and_config_changes_break_no_connection() {
+    scenario("continuity");
+}

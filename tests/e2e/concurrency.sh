@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# 20 simultaneous runs (10 `apply`, 10 netifd `ifup` events through the real
+# hotplug script) on a router with a netifd-managed WAN end in exactly the
+# state one run produces: one table, no duplicate ip rules or routes.
+. "$(dirname "$0")/lib.sh"
+setup_cleanup
+add_ns r u
+link r wan2 u up2
+in_ns r ip addr add 10.2.0.2/24 dev wan2
+in_ns u ip addr add 10.2.0.1/24 dev up2
+in_ns r ip -6 addr add fd02::2/64 dev wan2 nodad
+in_ns u ip -6 addr add fd02::1/64 dev up2 nodad
+
+cat > "$WORK/ubus" <<'SH'
+#!/bin/sh
+[ "$1 $2 $3" = "call network.interface dump" ] || exit 4
+cat <<'JSON'
+{"interface": [{"interface": "wan2", "up": true, "l3_device": "wan2", "device": "wan2",
+  "route": [{"target": "0.0.0.0", "mask": 0, "nexthop": "10.2.0.1", "source": "10.2.0.2/32"}]},
+ {"interface": "wan2_6", "up": true, "l3_device": "wan2", "device": "wan2",
+  "route": [{"target": "::", "mask": 0, "nexthop": "fd02::1", "source": "fd02::2/128"}]}]}
+JSON
+SH
+chmod +x "$WORK/ubus"
+cat > "$WORK/connroute" <<'CONF'
+config gateway 'wan2'
+	list interface 'wan2'
+	list interface 'wan2_6'
+config rule 'from_wan2'
+	option gateway 'wan2'
+	list in_interface 'wan2'
+config rule 'dns_out'
+	option gateway 'wan2'
+	list proto 'udp'
+	list dest_port '53'
+CONF
+printf '#!/bin/sh\nexit 0\n' > "$WORK/init"; chmod +x "$WORK/init"
+ARGS="-c $WORK/connroute --ubus $WORK/ubus --lock $WORK/lock --no-rt-tables --syslog $WORK/x"
+state() {
+	in_ns r sh -c 'nft -s list ruleset; ip -4 rule; ip -6 rule
+		ip -4 route show table all proto 197; ip -6 route show table all proto 197'
+}
+# shellcheck disable=SC2086
+apply() { in_ns r "$CONNROUTE" $ARGS apply; }
+hotplug() {
+	in_ns r env ACTION=ifup INTERFACE=wan2 DEVICE=wan2 CONNROUTE="$CONNROUTE" \
+		CONNROUTE_INIT="$WORK/init" CONNROUTE_ARGS="$ARGS" \
+		sh "$HERE/../../files/etc/hotplug.d/iface/30-connroute"
+}
+
+expect_ok "one apply" apply
+one=$(state)
+# shellcheck disable=SC2086
+expect_ok "flush" in_ns r "$CONNROUTE" $ARGS flush
+
+for round in 1 2; do
+	pids=()
+	for i in $(seq 1 10); do
+		apply >"$WORK/out-a$i" 2>&1 & pids+=($!)
+		hotplug >"$WORK/out-h$i" 2>&1 & pids+=($!)
+	done
+	failed=0
+	for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+	expect_eq "round $round: all 20 runs exit 0" 0 "$failed"
+	expect_eq "round $round: same state as one run" "$one" "$(state)"
+	expect_eq "round $round: one connroute table" 1 "$(in_ns r nft list tables | grep -c 'inet connroute')"
+	for f in -4 -6; do
+		expect_eq "round $round: no duplicate ip $f rules" "" "$(in_ns r ip $f rule | sort | uniq -d)"
+	done
+	expect_eq "round $round: rules v4, v6, routes v4, v6" "2 2 1 1" "$(in_ns r sh -c '
+		echo $(ip -4 rule | grep -c "proto 197") $(ip -6 rule | grep -c "proto 197") \
+			$(ip -4 route show table all proto 197 | wc -l) $(ip -6 route show table all proto 197 | wc -l)')"
+done
+finish

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Bad input and faults, on host H of the seed topology with connroute's
+# state installed and working. Every case must exit non-zero with a message
+# saying what happened, leave the nft ruleset, ip rules and routes
+# byte-identical, and the connection through router #2 still answered:
+#   all of tests/bad/*.conf (exit 2), nft missing, nft failing in the
+#   batch, nft killed, the kernel refusing a route, an interface vanishing
+#   between resolve and apply, and the lock held by a stuck run.
+. "$(dirname "$0")/lib.sh"
+setup_cleanup
+build_seed
+TOP="$HERE/../.."
+CONF="$TOP/examples/seed.conf"
+# Everything apply may touch; IPv6 link-local addresses appear whenever DAD
+# finishes, so the kernel's own fe80/anycast/multicast entries are left out.
+state() {
+	in_ns h sh -c 'nft -s list ruleset; ip -4 rule; ip -6 rule; ip -4 route show table all
+		ip -6 route show table all | grep -v "^anycast\|^multicast\|^local fe80::\|^fe80::/64"'
+}
+works() { [ "$(fetch c http://10.2.0.1/)" = "hello from h" ]; }
+
+expect_ok "apply the seed config" cr h -c "$CONF" apply
+expect_ok "reply through router #2" works
+before=$(state)
+
+# A variant that needs a new route, new rules (another table) and a new
+# ruleset (another port), so a failure after the routing step has something
+# to roll back.
+sed -e 's/^config gateway .router2./&\n\toption table '"'"'300'"'"'/' \
+	-e "s/^\tlist dest_port '80'/&\n\tlist dest_port '8080'/" "$CONF" > "$WORK/moved.conf"
+[ "$(grep -c "table '300'\|'8080'" "$WORK/moved.conf")" = 2 ] || fail "moved.conf not written"
+
+unchanged() { # NAME: state identical and traffic still answered via router #2
+	local now; now=$(state)
+	if [ "$before" = "$now" ]; then ok "$1: state unchanged"; else
+		fail "$1: state changed:"; diff <(echo "$before") <(echo "$now") >&2 || true; fi
+	if works; then ok "$1: still answered via router #2"; else fail "$1: traffic broken"; fi
+}
+
+# expect_exit NAME CODE PATTERN CMD...: exit code and message.
+expect_exit() {
+	local name=$1 code=$2 pattern=$3 out rc=0
+	shift 3
+	out=$("$@" 2>&1) || rc=$?
+	expect_eq "$name: exit code" "$code" "$rc"
+	if grep -qE -- "$pattern" <<<"$out"; then ok "$name: says /$pattern/"; else fail "$name: message [$out] lacks /$pattern/"; fi
+}
+
+n=0
+for f in "$TOP"/tests/bad/*.conf; do
+	want=$(sed -n '1s/^# expect: //p' "$f")
+	rc=0
+	out=$(cr h -c "$f" apply 2>&1) || rc=$?
+	if [ "$rc" != 2 ] || ! grep -qF -- "${want#*: }" <<<"$out"; then
+		fail "$(basename "$f"): exit $rc, message [$out], want [$want]"
+	fi
+	n=$((n + 1))
+done
+ok "$n bad configs refused with exit 2 and their message"
+unchanged "bad configs"
+
+expect_exit "nft missing" 1 "cannot run.*/nonexistent/nft" cr h -c "$WORK/moved.conf" --nft /nonexistent/nft apply
+unchanged "nft missing"
+
+# nft that lists and checks like the real one but fails (or dies) on the batch.
+for mode in fail kill; do
+	cat > "$WORK/nft-$mode" <<SH
+#!/bin/sh
+case "\$*" in *"-f -"*) case "\$*" in *-c*) exec nft "\$@";; esac
+	cat >/dev/null
+	[ $mode = kill ] && kill -9 \$\$
+	echo "Error: injected failure" >&2; exit 1;; esac
+exec nft "\$@"
+SH
+	chmod +x "$WORK/nft-$mode"
+done
+expect_exit "nft failing in the batch" 1 "previous state kept.*injected failure" cr h -c "$WORK/moved.conf" --nft "$WORK/nft-fail" apply
+unchanged "nft failing in the batch"
+expect_exit "nft killed in the batch" 1 "previous state kept.*signal" cr h -c "$WORK/moved.conf" --nft "$WORK/nft-kill" apply
+unchanged "nft killed in the batch"
+
+# The kernel refuses a route whose next hop is not on any link.
+sed "s/option gateway '192.168.1.2'/option gateway '198.51.100.1'/" "$WORK/moved.conf" > "$WORK/offlink.conf"
+expect_exit "kernel refuses the route" 1 "previous state kept.*(unreachable|Network)" cr h -c "$WORK/offlink.conf" apply
+unchanged "kernel refuses the route"
+
+# netifd says lan2 is up on tmp0; the device is deleted right after (a USB
+# modem unplugged between resolve and apply).
+in_ns h ip link add tmp0 type veth peer name tmp0p
+in_ns h ip link set tmp0 up; in_ns h ip link set tmp0p up
+in_ns h ip addr add 192.168.7.1/24 dev tmp0
+before=$(state)
+cat > "$WORK/ubus" <<SH
+#!/bin/sh
+echo '{"interface": [{"interface": "lan2", "up": true, "l3_device": "tmp0", "device": "tmp0",
+  "route": [{"target": "0.0.0.0", "mask": 0, "nexthop": "192.168.7.254", "source": "192.168.7.1/32"}]}]}'
+ip link del tmp0
+SH
+chmod +x "$WORK/ubus"
+cat "$WORK/moved.conf" > "$WORK/vanish.conf"
+printf "config gateway 'lan2'\n\tlist interface 'lan2'\n" >> "$WORK/vanish.conf"
+expect_exit "interface vanishes before apply" 1 "previous state kept.*tmp0" cr h -c "$WORK/vanish.conf" --ubus "$WORK/ubus" apply
+in_ns h ip link show tmp0 >/dev/null 2>&1 && fail "stand-in ubus did not delete tmp0" || ok "tmp0 is gone"
+before=$(sed '/tmp0/d;/192\.168\.7\./d' <<<"$before")
+unchanged "interface vanishes before apply"
+
+# A stuck run holds the lock: time out, say so, change nothing.
+in_ns h flock "$WORK/lock-h" sleep 30 &
+holder=$!
+for _ in $(seq 1 50); do in_ns h flock -n "$WORK/lock-h" true 2>/dev/null || break; sleep 0.1; done
+expect_exit "lock held by a stuck run" 1 "holds .*lock-h.*stuck" cr h -c "$WORK/moved.conf" --lock-timeout 1 apply
+kill "$holder" 2>/dev/null || true
+unchanged "lock held by a stuck run"
+
+expect_ok "apply after all faults" cr h -c "$WORK/moved.conf" apply
+expect_ok "reply through router #2 with the new table" works
+finish

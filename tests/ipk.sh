@@ -1,0 +1,64 @@
+#!/bin/sh
+# Usage: ipk.sh PACKAGE.ipk OPENWRT_ARCH RUST_TARGET
+# Unpacks a .ipk built by `make ipk` and checks what opkg relies on: the
+# outer members and their order, debian-binary, the control fields,
+# conffiles, executable maintainer scripts that enable/disable the service,
+# every installed file with its mode, owner and content, and that the binary
+# is an ELF for the right CPU and byte order.
+set -eu
+ipk=$1 arch=$2 target=$3
+top=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT INT TERM
+fails=0 passes=0
+check() { if [ "$2" = "$3" ]; then passes=$((passes + 1)); else echo "FAIL: $1: want [$2] got [$3]"; fails=$((fails + 1)); fi; }
+
+check "outer members" "./debian-binary ./data.tar.gz ./control.tar.gz" "$(tar -tzf "$ipk" | tr '\n' ' ' | sed 's/ $//')"
+mkdir "$tmp/o" "$tmp/c" "$tmp/d"
+tar -xzf "$ipk" -C "$tmp/o"
+check "debian-binary" "2.0" "$(cat "$tmp/o/debian-binary")"
+tar -xzf "$tmp/o/control.tar.gz" -C "$tmp/c"
+tar -xzf "$tmp/o/data.tar.gz" -C "$tmp/d"
+
+field() { sed -n "s/^$1: //p" "$tmp/c/control"; }
+check "Package" connroute "$(field Package)"
+check "Version" "$(sed -n 's/^PKG_VERSION:=//p' "$top/openwrt/Makefile")-r$(sed -n 's/^PKG_RELEASE:=//p' "$top/openwrt/Makefile")" "$(field Version)"
+check "Architecture" "$arch" "$(field Architecture)"
+check "Depends" "nftables-json, kmod-nft-core" "$(field Depends)"
+check "License" "GPL-2.0-only" "$(field License)"
+check "Installed-Size" "$(find "$tmp/d" -type f -exec cat {} + | wc -c)" "$(field Installed-Size)"
+check "Description" 1 "$(grep -c '^Description: ' "$tmp/c/control")"
+check "conffiles" "/etc/config/connroute" "$(cat "$tmp/c/conffiles")"
+check "control members" "./ ./conffiles ./control ./postinst ./prerm" "$(tar -tzf "$tmp/o/control.tar.gz" | tr '\n' ' ' | sed 's/ $//')"
+for s in postinst prerm; do
+	check "$s mode" "-rwxr-xr-x 0/0" "$(tar -tvzf "$tmp/o/control.tar.gz" "./$s" | awk '{print $1, $2}')"
+	sh -n "$tmp/c/$s" && ok=yes || ok=no
+	check "$s parses" yes "$ok"
+done
+grep -q '/etc/init.d/connroute enable' "$tmp/c/postinst" && en=yes || en=no
+check "postinst enables" yes "$en"
+grep -q '/etc/init.d/connroute disable' "$tmp/c/prerm" && dis=yes || dis=no
+check "prerm disables" yes "$dis"
+
+# Every data member: mode and owner as the feed Makefile installs them.
+listing=$(tar -tvzf "$tmp/o/data.tar.gz" | awk '$1 !~ /^d/ {print $6, $1, $2}' | sort | tr '\n' ';')
+check "data files" "./etc/config/connroute -rw------- 0/0;./etc/hotplug.d/iface/30-connroute -rw-r--r-- 0/0;./etc/init.d/connroute -rwxr-xr-x 0/0;./etc/uci-defaults/90-connroute -rwxr-xr-x 0/0;./usr/sbin/connroute -rwxr-xr-x 0/0;./usr/share/connroute/firewall.include -rwxr-xr-x 0/0;" "$listing"
+check "directories 0755" "" "$(tar -tvzf "$tmp/o/data.tar.gz" | awk '$1 ~ /^d/ && $1 != "drwxr-xr-x"')"
+for f in etc/config/connroute etc/init.d/connroute etc/hotplug.d/iface/30-connroute etc/uci-defaults/90-connroute usr/share/connroute/firewall.include; do
+	cmp -s "$top/files/$f" "$tmp/d/$f" && same=yes || same=no
+	check "$f content" yes "$same"
+done
+
+# ELF: magic, class/byte order and machine of the target CPU.
+elf=$(od -An -tx1 -N20 "$tmp/d/usr/sbin/connroute" | tr -d ' \n')
+case $target in
+	mipsel-*) want="7f454c460101:0800" ;;
+	mips-*) want="7f454c460102:0008" ;;
+	aarch64-*) want="7f454c460201:b700" ;;
+	arm*) want="7f454c460101:2800" ;;
+	x86_64-*) want="7f454c460201:3e00" ;;
+	*) want=unknown ;;
+esac
+check "ELF header for $target" "$want" "$(echo "$elf" | cut -c1-12):$(echo "$elf" | cut -c37-40)"
+echo "ipk: $passes passed, $fails failed ($(basename "$ipk"), $(wc -c < "$ipk") bytes)"
+[ "$fails" -eq 0 ]
