@@ -5,7 +5,7 @@
 CARGO ?= cargo
 BIN := target/release/connroute
 
-.PHONY: all build test deps lint demo clean test-overflow cross cross-deps test-cross ipk test-ipk
+.PHONY: all build test deps lint demo clean test-overflow cross cross-deps test-cross ipk test-ipk fuzz bench
 
 all: build
 
@@ -78,17 +78,21 @@ cross-deps: deps
 		$(CARGO) install -q cargo-zigbuild --locked --version $(ZIGBUILD_VERSION)
 	@rustup component add rust-src llvm-tools >/dev/null 2>&1
 
-# dist/connroute-<target> (stripped) and dist/sizes.md (bytes, gzip -9).
+# dist/connroute-<target> (stripped) and dist/sizes.md (bytes, gzip -9) of
+# every target built so far.
 cross: cross-deps
 	@mkdir -p dist
-	@printf '| target | stripped bytes | KiB | gzip -9 bytes |\n|---|---:|---:|---:|\n' > dist/sizes.md
 	@set -e; for t in $(CROSS_TARGETS); do \
 		echo "cross: $$t"; \
 		RUSTC_BOOTSTRAP=1 $(CARGO) zigbuild -q --release --locked --target $$t $(BUILD_STD); \
 		$(LLVM_STRIP) --strip-all -o dist/connroute-$$t target/$$t/release/connroute; \
 		b=$$(wc -c < dist/connroute-$$t); g=$$(gzip -9c dist/connroute-$$t | wc -c); \
-		printf '| %s | %d | %d | %d |\n' $$t $$b $$((b / 1024)) $$g >> dist/sizes.md; \
-	done; cat dist/sizes.md
+		printf '| %s | %d | %d | %d |\n' $$t $$b $$((b / 1024)) $$g > dist/$$t.size; \
+	done
+	@{ printf '| target | stripped bytes | KiB | gzip -9 bytes |\n|---|---:|---:|---:|\n'; \
+		for t in mipsel-unknown-linux-musl mips-unknown-linux-musl aarch64-unknown-linux-musl \
+			armv7-unknown-linux-musleabihf arm-unknown-linux-musleabi; do \
+			[ ! -f dist/$$t.size ] || cat dist/$$t.size; done; } > dist/sizes.md; cat dist/sizes.md
 	@f=dist/connroute-mipsel-unknown-linux-musl; b=0; [ ! -f $$f ] || b=$$(wc -c < $$f); \
 		if [ "$$b" -gt 716800 ]; then echo "mipsel binary $$b bytes: over the 700 KiB budget"; exit 1; fi
 
@@ -117,3 +121,31 @@ ipk:
 
 test-ipk: ipk
 	sh tests/ipk.sh dist/connroute_$$(sed -n 's/^PKG_VERSION:=//p' openwrt/Makefile)-r$$(sed -n 's/^PKG_RELEASE:=//p' openwrt/Makefile)_$(ARCH).ipk $(ARCH) $(TARGET)
+
+# Coverage-guided fuzzing of the UCI reader and the config model (nightly
+# and cargo-fuzz; not in CI, where tests/props.rs runs instead). Seeds: the
+# example configs and the shared UCI cases. FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install -q cargo-fuzz --locked
+	@rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
+	@set -e; for t in uci config; do \
+		mkdir -p fuzz/corpus/$$t; cp fuzz/seeds/* fuzz/corpus/$$t/; \
+		[ ! -d ../shared/uci ] || find ../shared/uci/cases ../shared/uci/corpus -type f \
+			! -name '*.export' ! -name '*.show' ! -name '*.expected' ! -name '*.md' ! -name '*.txt' \
+			-exec cp -t fuzz/corpus/$$t/ {} +; \
+		if cargo +nightly fuzz run $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) \
+			-max_len=4096 > fuzz/$$t.log 2>&1; then \
+			echo "fuzz $$t: $$(grep -E '^Done|DONE' fuzz/$$t.log | tail -1)"; \
+		else tail -40 fuzz/$$t.log; echo "fuzz $$t: FAILED (fuzz/$$t.log, fuzz/artifacts/$$t)"; exit 1; fi; \
+	done
+
+# Benchmarks against the hand-written recipe (bench/results.md); root.
+# The static x86_64 musl build (same libc and allocator as on routers) is
+# measured for memory.
+bench: deps build cross-deps
+	@command -v iperf3 >/dev/null && [ -x /usr/bin/time ] || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 time >/dev/null; }
+	RUSTC_BOOTSTRAP=1 $(CARGO) zigbuild -q --release --locked --target x86_64-unknown-linux-musl $(BUILD_STD)
+	CONNROUTE=$(CURDIR)/$(BIN) CONNROUTE_STATIC=$(CURDIR)/target/x86_64-unknown-linux-musl/release/connroute \
+		bash bench/run.sh

@@ -185,6 +185,17 @@ fn run_hotplug(cli: &Cli) -> Run {
     apply(cli, false)
 }
 
+/// This process's peak resident set size (children such as nft excluded).
+fn peak_rss_kib() -> i64 {
+    // SAFETY: getrusage fills the zeroed struct we pass; no other effects.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
+        usage.ru_maxrss.into()
+    } else {
+        -1
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match args::parse(
         std::env::args_os()
@@ -218,6 +229,7 @@ fn main() -> ExitCode {
         Command::Status { json } => status(&cli, *json),
         Command::Hotplug => run_hotplug(&cli),
     };
+    log::debug!("peak RSS {} KiB", peak_rss_kib());
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fail(code, msg)) => {
