@@ -186,11 +186,11 @@ fn run_hotplug(cli: &Cli) -> Run {
 }
 
 /// This process's peak resident set size (children such as nft excluded).
-fn peak_rss_kib() -> i64 {
+fn peak_rss_kib() -> libc::c_long {
     // SAFETY: getrusage fills the zeroed struct we pass; no other effects.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
-        usage.ru_maxrss.into()
+        usage.ru_maxrss
     } else {
         -1
     }

@@ -4,10 +4,7 @@
 # state one run produces: one table, no duplicate ip rules or routes.
 . "$(dirname "$0")/lib.sh"
 setup_cleanup
-add_ns r u
-link r wan2 u up2
-in_ns r ip addr add 10.2.0.2/24 dev wan2
-in_ns u ip addr add 10.2.0.1/24 dev up2
+build_wan2
 in_ns r ip -6 addr add fd02::2/64 dev wan2 nodad
 in_ns u ip -6 addr add fd02::1/64 dev up2 nodad
 

@@ -5,10 +5,7 @@
 # state after `fw4 flush` deleted every table.
 . "$(dirname "$0")/lib.sh"
 setup_cleanup
-add_ns r u
-link r wan2 u up2
-in_ns r ip addr add 10.2.0.2/24 dev wan2
-in_ns u ip addr add 10.2.0.1/24 dev up2
+build_wan2
 in_ns u ip addr add 10.2.0.3/24 dev up2
 
 mkdir -p "$WORK/bin"

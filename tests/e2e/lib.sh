@@ -127,3 +127,11 @@ build_seed() {
 	done
 	serve h 80 0.0.0.0
 }
+
+# A router R whose WAN "wan2" (10.2.0.2) links to upstream U (10.2.0.1).
+build_wan2() {
+	add_ns r u
+	link r wan2 u up2
+	in_ns r ip addr add 10.2.0.2/24 dev wan2
+	in_ns u ip addr add 10.2.0.1/24 dev up2
+}
