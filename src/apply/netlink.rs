@@ -116,33 +116,40 @@ impl Netlink {
         }
     }
 
-    /// Default routes tagged as connroute's, both families.
-    pub fn routes(&mut self) -> io::Result<Vec<KernelRoute>> {
+    /// Every message body of a dump (`kind`: GETROUTE or GETRULE), both families.
+    fn dump(&mut self, kind: u16) -> io::Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
         for f in Family::ALL {
-            let dump = self.request(kind::GETROUTE, flags::DUMP, rtnl::dump_request(f).bytes())?;
-            for raw in dump {
-                if let Some((mut route, oif)) = rtnl::decode_route(&raw) {
-                    route.device = oif.map(|i| ifname(i).unwrap_or_else(|| format!("if{i}")));
-                    out.push(KernelRoute { route, raw });
-                }
-            }
+            out.extend(self.request(kind, flags::DUMP, rtnl::dump_request(f).bytes())?);
         }
         Ok(out)
     }
 
+    /// Default routes tagged as connroute's, both families.
+    pub fn routes(&mut self) -> io::Result<Vec<KernelRoute>> {
+        let dump = self.dump(kind::GETROUTE)?;
+        Ok(dump
+            .into_iter()
+            .filter_map(|raw| {
+                let (mut route, oif) = rtnl::decode_route(&raw)?;
+                route.device = oif.map(|i| ifname(i).unwrap_or_else(|| format!("if{i}")));
+                Some(KernelRoute { route, raw })
+            })
+            .collect())
+    }
+
     /// ip rules tagged as connroute's, both families.
     pub fn rules(&mut self) -> io::Result<Vec<KernelRule>> {
-        let mut out = Vec::new();
-        for f in Family::ALL {
-            let dump = self.request(kind::GETRULE, flags::DUMP, rtnl::dump_request(f).bytes())?;
-            for raw in dump {
-                if let Some(rule) = rtnl::decode_rule(&raw) {
-                    out.push(KernelRule { rule, raw });
-                }
-            }
-        }
-        Ok(out)
+        let dump = self.dump(kind::GETRULE)?;
+        Ok(dump
+            .into_iter()
+            .filter_map(|raw| {
+                Some(KernelRule {
+                    rule: rtnl::decode_rule(&raw)?,
+                    raw,
+                })
+            })
+            .collect())
     }
 
     /// Installs the default route of `r.table`, replacing any there.
