@@ -69,6 +69,12 @@ fn print(text: &str) -> Run {
         .map_err(|e| runtime(format!("stdout: {e}")))
 }
 
+/// `v` as indented JSON and a newline (one compact serializer, re-indented).
+fn print_json<T: serde::Serialize>(v: &T) -> Run {
+    let compact = serde_json::to_vec(v).map_err(|e| runtime(e.to_string()))?;
+    print(&(pretty(&compact) + "\n"))
+}
+
 fn render(cli: &Cli, format: Format, routes: bool) -> Run {
     let config = load(cli)?;
     let p = plan::plan(&config, &facts(cli, &config, false)?);
@@ -83,10 +89,7 @@ fn render(cli: &Cli, format: Format, routes: bool) -> Run {
         return print(&text);
     }
     match format {
-        Format::Json => {
-            let json = serde_json::to_vec(&p.ruleset).map_err(|e| runtime(e.to_string()))?;
-            print(&(pretty(&json) + "\n"))
-        }
+        Format::Json => print_json(&p.ruleset),
         Format::Nft => print(&connroute::nft::text::render(&p.ruleset).map_err(runtime)?),
     }
 }
@@ -164,8 +167,7 @@ fn status(cli: &Cli, json: bool) -> Run {
     let p = plan::plan(&config, &facts(cli, &config, false)?);
     let v = engine::status(&p, &system(cli)).map_err(runtime)?;
     if json {
-        let compact = serde_json::to_vec(&v).map_err(|e| runtime(e.to_string()))?;
-        print(&(pretty(&compact) + "\n"))
+        print_json(&v)
     } else {
         print(&engine::status_text(&v))
     }
@@ -197,11 +199,15 @@ fn peak_rss_kib() -> libc::c_long {
 }
 
 fn main() -> ExitCode {
-    let cli = match args::parse(
-        std::env::args_os()
-            .skip(1)
-            .map(|a| a.to_string_lossy().into_owned()),
-    ) {
+    // Not UTF-8: a usage error, rather than a path silently mangled.
+    let argv: Result<Vec<String>, _> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.into_string())
+        .collect();
+    let parsed = argv
+        .map_err(|a| args::UsageError(format!("argument {a:?} is not UTF-8")))
+        .and_then(args::parse);
+    let cli = match parsed {
         Ok(Parsed::Run(cli)) => cli,
         Ok(Parsed::Print(text)) => {
             return match print(&text) {

@@ -198,6 +198,15 @@ fn usage_errors_exit_2() {
     );
     assert!(run(&["--help"]).status.success());
     assert!(run(&["apply", "--help"]).status.success());
+    // A path that is not UTF-8 is refused, not silently mangled.
+    use std::os::unix::ffi::OsStrExt;
+    let out = bin()
+        .args(["check", "-c"])
+        .arg(std::ffi::OsStr::from_bytes(b"/tmp/\xffconnroute"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not UTF-8"));
 }
 
 #[test]
