@@ -19,7 +19,7 @@ pub enum Format {
 }
 
 /// The subcommand and its own flags.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     /// Print the nftables batch or the routing plan.
     Render {
@@ -92,42 +92,61 @@ impl fmt::Display for UsageError {
     }
 }
 
-const COMMANDS: &[(&str, &str, &str)] = &[
-    (
-        "render",
-        "Print the nftables batch (or routing plan) apply would use; changes nothing",
-        "      --format <json|nft>  json: what is fed to `nft -j -f -`; nft: nft's text syntax [default: json]\n      --routes             Print the routes and ip rules instead\n",
-    ),
-    (
-        "check",
-        "Validate the config, and the ruleset with `nft -c` when possible",
-        "",
-    ),
-    (
-        "dump-config",
-        "Print the parsed config in `uci export` format",
-        "",
-    ),
-    (
-        "apply",
-        "Make the system match the config (idempotent, atomic, rolled back on failure)",
-        "      --force              Reload the nft table even when it is identical\n",
-    ),
-    (
-        "flush",
-        "Remove connroute's nft table, ip rules and routes, and nothing else",
-        "",
-    ),
-    (
-        "status",
-        "Show gateways, rules, counters and drift from the config",
-        "      --json               Machine-readable output\n",
-    ),
-    (
-        "hotplug",
-        "Handle a netifd hotplug event (ACTION, INTERFACE from the environment)",
-        "",
-    ),
+/// A subcommand: its word, help text, own options' help, and the command
+/// with its flags at their defaults.
+struct Spec {
+    name: &'static str,
+    about: &'static str,
+    options: &'static str,
+    default: Command,
+}
+
+const COMMANDS: &[Spec] = &[
+    Spec {
+        name: "render",
+        about: "Print the nftables batch (or routing plan) apply would use; changes nothing",
+        options: "      --format <json|nft>  json: what is fed to `nft -j -f -`; nft: nft's text syntax [default: json]\n      --routes             Print the routes and ip rules instead\n",
+        default: Command::Render {
+            format: Format::Json,
+            routes: false,
+        },
+    },
+    Spec {
+        name: "check",
+        about: "Validate the config, and the ruleset with `nft -c` when possible",
+        options: "",
+        default: Command::Check,
+    },
+    Spec {
+        name: "dump-config",
+        about: "Print the parsed config in `uci export` format",
+        options: "",
+        default: Command::DumpConfig,
+    },
+    Spec {
+        name: "apply",
+        about: "Make the system match the config (idempotent, atomic, rolled back on failure)",
+        options: "      --force              Reload the nft table even when it is identical\n",
+        default: Command::Apply { force: false },
+    },
+    Spec {
+        name: "flush",
+        about: "Remove connroute's nft table, ip rules and routes, and nothing else",
+        options: "",
+        default: Command::Flush,
+    },
+    Spec {
+        name: "status",
+        about: "Show gateways, rules, counters and drift from the config",
+        options: "      --json               Machine-readable output\n",
+        default: Command::Status { json: false },
+    },
+    Spec {
+        name: "hotplug",
+        about: "Handle a netifd hotplug event (ACTION, INTERFACE from the environment)",
+        options: "",
+        default: Command::Hotplug,
+    },
 ];
 
 const GLOBAL_HELP: &str = "\
@@ -145,13 +164,24 @@ Options (before or after the command):
   -V, --version              Print version
 ";
 
-fn help(command: Option<&str>) -> String {
+fn help(command: Option<&Command>) -> String {
     let mut out = String::new();
-    match COMMANDS.iter().find(|c| Some(c.0) == command) {
-        Some((name, about, own)) => {
+    let spec = command.and_then(|c| {
+        let kind = std::mem::discriminant(c);
+        COMMANDS
+            .iter()
+            .find(|s| std::mem::discriminant(&s.default) == kind)
+    });
+    match spec {
+        Some(Spec {
+            name,
+            about,
+            options,
+            ..
+        }) => {
             out.push_str(&format!("{about}\n\nUsage: connroute [OPTIONS] {name}"));
-            if !own.is_empty() {
-                out.push_str(&format!(" [{name} OPTIONS]\n\n{name} options:\n{own}"));
+            if !options.is_empty() {
+                out.push_str(&format!(" [{name} OPTIONS]\n\n{name} options:\n{options}"));
             } else {
                 out.push('\n');
             }
@@ -161,8 +191,8 @@ fn help(command: Option<&str>) -> String {
                 "Connection-based policy routing for OpenWrt and Linux gateways\n\n\
                  Usage: connroute [OPTIONS] <COMMAND>\n\nCommands:\n",
             );
-            for (name, about, _) in COMMANDS {
-                out.push_str(&format!("  {name:<12} {about}\n"));
+            for s in COMMANDS {
+                out.push_str(&format!("  {:<12} {}\n", s.name, s.about));
             }
         }
     }
@@ -199,10 +229,9 @@ where
         rt_tables: "/etc/iproute2/rt_tables.d/connroute.conf".into(),
         no_rt_tables: false,
         syslog: "/dev/log".into(),
-        command: Command::Check,
+        command: Command::Check, // replaced by the command word below
     };
-    let mut command: Option<&'static str> = None;
-    let (mut format, mut routes, mut force, mut json) = (Format::Json, false, false, false);
+    let mut command: Option<Command> = None;
     let mut want_help = false;
     let mut args = args.into_iter().map(Into::into);
     while let Some(arg) = args.next() {
@@ -210,8 +239,8 @@ where
             if command.is_some() || arg.starts_with('-') {
                 return err(format!("unexpected argument '{arg}'"));
             }
-            match COMMANDS.iter().find(|c| c.0 == arg) {
-                Some(c) => command = Some(c.0),
+            match COMMANDS.iter().find(|c| c.name == arg) {
+                Some(c) => command = Some(c.default),
                 None => return err(format!("unknown command '{arg}'")),
             }
             continue;
@@ -237,7 +266,7 @@ where
                 None => err(format!("option '{name}' needs a value ({what})")),
             }
         };
-        match (name.as_str(), command) {
+        match (name.as_str(), &mut command) {
             ("-c" | "--config", _) => cli.config = value("a file")?.into(),
             ("--nft", _) => cli.nft = value("a program")?.into(),
             ("--ubus", _) => cli.ubus = value("a program")?.into(),
@@ -252,8 +281,8 @@ where
                     ))
                 })?;
             }
-            ("--format", Some("render")) => {
-                format = match value("json or nft")?.as_str() {
+            ("--format", Some(Command::Render { format, .. })) => {
+                *format = match value("json or nft")?.as_str() {
                     "json" => Format::Json,
                     "nft" => Format::Nft,
                     other => {
@@ -265,9 +294,9 @@ where
             }
             ("-v" | "--verbose", _) if flag => cli.verbose = true,
             ("--no-rt-tables", _) if flag => cli.no_rt_tables = true,
-            ("--routes", Some("render")) if flag => routes = true,
-            ("--force", Some("apply")) if flag => force = true,
-            ("--json", Some("status")) if flag => json = true,
+            ("--routes", Some(Command::Render { routes, .. })) if flag => *routes = true,
+            ("--force", Some(Command::Apply { force })) if flag => *force = true,
+            ("--json", Some(Command::Status { json })) if flag => *json = true,
             ("-h" | "--help", _) if flag => want_help = true,
             ("-V" | "--version", _) if flag => {
                 return Ok(Parsed::Print(format!(
@@ -282,17 +311,11 @@ where
         }
     }
     if want_help {
-        return Ok(Parsed::Print(help(command)));
+        return Ok(Parsed::Print(help(command.as_ref())));
     }
     cli.command = match command {
-        Some("render") => Command::Render { format, routes },
-        Some("check") => Command::Check,
-        Some("dump-config") => Command::DumpConfig,
-        Some("apply") => Command::Apply { force },
-        Some("flush") => Command::Flush,
-        Some("status") => Command::Status { json },
-        Some("hotplug") => Command::Hotplug,
-        _ => return err(format!("a command is required\n\n{}", help(None))),
+        Some(c) => c,
+        None => return err(format!("a command is required\n\n{}", help(None))),
     };
     Ok(Parsed::Run(cli))
 }
@@ -366,8 +389,8 @@ mod tests {
         let Ok(Parsed::Print(top)) = parse(["--help"]) else {
             panic!()
         };
-        for (name, _, _) in COMMANDS {
-            assert!(top.contains(name), "{name} missing from help");
+        for c in COMMANDS {
+            assert!(top.contains(c.name), "{} missing from help", c.name);
         }
         let Ok(Parsed::Print(sub)) = parse(["render", "-h"]) else {
             panic!()
