@@ -4,6 +4,8 @@
 
 CARGO ?= cargo
 BIN := target/release/connroute
+# $(call apt_install,PACKAGES): one braced shell command, safe after `||`.
+apt_install = { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; }
 
 .PHONY: all build test deps lint demo clean test-overflow cross cross-deps test-cross ipk test-ipk fuzz bench
 
@@ -21,7 +23,7 @@ deps:
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		$(call apt_install,$$missing); \
 	fi
 
 test: deps
@@ -52,8 +54,9 @@ clean:
 # Static musl binaries for router CPUs: zig links (cargo-zigbuild), std is
 # rebuilt from source with our size profile (-Zbuild-std; RUSTC_BOOTSTRAP
 # unlocks it on the stable toolchain), qemu-user runs the tests.
-CROSS_TARGETS ?= mipsel-unknown-linux-musl mips-unknown-linux-musl \
+ALL_CROSS_TARGETS := mipsel-unknown-linux-musl mips-unknown-linux-musl \
 	aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf arm-unknown-linux-musleabi
+CROSS_TARGETS ?= $(ALL_CROSS_TARGETS)
 TEST_CROSS_TARGETS ?= mipsel-unknown-linux-musl mips-unknown-linux-musl
 ZIGBUILD_VERSION := 0.24.1
 ZIG_VERSION := 0.17.1
@@ -66,12 +69,10 @@ BUILD_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 LLVM_STRIP = $$(find "$$(rustc --print sysroot)" -name llvm-strip | head -n1)
 
 cross-deps: deps
-	@command -v qemu-mips-static >/dev/null || { \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends qemu-user-static binfmt-support >/dev/null; }
+	@command -v qemu-mips-static >/dev/null || \
+		$(call apt_install,--no-install-recommends qemu-user-static binfmt-support)
 	@command -v zig >/dev/null || python3 -c 'import ziglang' 2>/dev/null || { \
-		python3 -m pip --version >/dev/null 2>&1 || { apt-get update -qq && \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null; }; \
+		python3 -m pip --version >/dev/null 2>&1 || $(call apt_install,python3-pip); \
 		python3 -m pip install -q --break-system-packages ziglang==$(ZIG_VERSION) 2>/dev/null || \
 			python3 -m pip install -q ziglang==$(ZIG_VERSION); }
 	@command -v cargo-zigbuild >/dev/null || \
@@ -90,9 +91,7 @@ cross: cross-deps
 		printf '| %s | %d | %d | %d |\n' $$t $$b $$((b / 1024)) $$g > dist/$$t.size; \
 	done
 	@{ printf '| target | stripped bytes | KiB | gzip -9 bytes |\n|---|---:|---:|---:|\n'; \
-		for t in mipsel-unknown-linux-musl mips-unknown-linux-musl aarch64-unknown-linux-musl \
-			armv7-unknown-linux-musleabihf arm-unknown-linux-musleabi; do \
-			[ ! -f dist/$$t.size ] || cat dist/$$t.size; done; } > dist/sizes.md; cat dist/sizes.md
+		for t in $(ALL_CROSS_TARGETS); do [ ! -f dist/$$t.size ] || cat dist/$$t.size; done; } > dist/sizes.md; cat dist/sizes.md
 	@f=dist/connroute-mipsel-unknown-linux-musl; b=0; [ ! -f $$f ] || b=$$(wc -c < $$f); \
 		if [ "$$b" -gt 716800 ]; then echo "mipsel binary $$b bytes: over the 700 KiB budget"; exit 1; fi
 
@@ -115,12 +114,14 @@ test-cross: cross-deps build
 # checks members, control fields, scripts, modes and the ELF's CPU.
 ARCH ?= mipsel_24kc
 TARGET ?= mipsel-unknown-linux-musl
+pkg_field = $(shell sed -n 's/^PKG_$(1):=//p' openwrt/Makefile)
+IPK = dist/connroute_$(call pkg_field,VERSION)-r$(call pkg_field,RELEASE)_$(ARCH).ipk
 ipk:
 	$(MAKE) cross CROSS_TARGETS=$(TARGET)
-	sh openwrt/build-ipk.sh dist/connroute-$(TARGET) $(ARCH) dist
+	sh openwrt/build-ipk.sh dist/connroute-$(TARGET) $(ARCH) $(IPK)
 
 test-ipk: ipk
-	sh tests/ipk.sh dist/connroute_$$(sed -n 's/^PKG_VERSION:=//p' openwrt/Makefile)-r$$(sed -n 's/^PKG_RELEASE:=//p' openwrt/Makefile)_$(ARCH).ipk $(ARCH) $(TARGET)
+	sh tests/ipk.sh $(IPK) $(ARCH) $(TARGET)
 
 # Coverage-guided fuzzing of the UCI reader and the config model (nightly
 # and cargo-fuzz; not in CI, where tests/props.rs runs instead). Seeds: the
@@ -144,8 +145,7 @@ fuzz:
 # The static x86_64 musl build (same libc and allocator as on routers) is
 # measured for memory.
 bench: deps build cross-deps
-	@command -v iperf3 >/dev/null && [ -x /usr/bin/time ] || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 time >/dev/null; }
+	@command -v iperf3 >/dev/null && [ -x /usr/bin/time ] || $(call apt_install,iperf3 time)
 	RUSTC_BOOTSTRAP=1 $(CARGO) zigbuild -q --release --locked --target x86_64-unknown-linux-musl $(BUILD_STD)
 	CONNROUTE=$(CURDIR)/$(BIN) CONNROUTE_STATIC=$(CURDIR)/target/x86_64-unknown-linux-musl/release/connroute \
 		bash bench/run.sh

@@ -1,11 +1,11 @@
 #!/bin/sh
-# Usage: build-ipk.sh BINARY OPENWRT_ARCH OUTDIR
+# Usage: build-ipk.sh BINARY OPENWRT_ARCH OUT.ipk
 # Builds an opkg-installable .ipk the way OpenWrt's ipkg-build does: an outer
 # gzipped tar of ./debian-binary, ./data.tar.gz and ./control.tar.gz, owned
 # by root, sorted, with fixed mtimes (reproducible). File modes follow the
 # feed Makefile's INSTALL_BIN (0755), INSTALL_DATA (0644), INSTALL_CONF (0600).
 set -eu
-bin=$1 arch=$2 out=$3
+bin=$1 arch=$2 ipk=$3
 top=$(cd "$(dirname "$0")/.." && pwd)
 version=$(sed -n 's/^PKG_VERSION:=//p' "$top/openwrt/Makefile")
 release=$(sed -n 's/^PKG_RELEASE:=//p' "$top/openwrt/Makefile")
@@ -59,7 +59,6 @@ pack() { # archive directory members...
 }
 pack "$tmp/data.tar.gz" "$d" .
 pack "$tmp/control.tar.gz" "$c" .
-mkdir -p "$out"
-ipk="$out/connroute_$version-r${release}_$arch.ipk"
+mkdir -p "$(dirname "$ipk")"
 pack "$ipk" "$tmp" ./debian-binary ./data.tar.gz ./control.tar.gz
 echo "$ipk"

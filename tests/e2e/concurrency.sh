@@ -33,10 +33,7 @@ config rule 'dns_out'
 CONF
 printf '#!/bin/sh\nexit 0\n' > "$WORK/init"; chmod +x "$WORK/init"
 ARGS="-c $WORK/connroute --ubus $WORK/ubus --lock $WORK/lock --no-rt-tables --syslog $WORK/x"
-state() {
-	in_ns r sh -c 'nft -s list ruleset; ip -4 rule; ip -6 rule
-		ip -4 route show table all proto 197; ip -6 route show table all proto 197'
-}
+state() { system_state r; }
 # shellcheck disable=SC2086
 apply() { in_ns r "$CONNROUTE" $ARGS apply; }
 hotplug() {

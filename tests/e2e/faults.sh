@@ -11,12 +11,7 @@ setup_cleanup
 build_seed
 TOP="$HERE/../.."
 CONF="$TOP/examples/seed.conf"
-# Everything apply may touch; IPv6 link-local addresses appear whenever DAD
-# finishes, so the kernel's own fe80/anycast/multicast entries are left out.
-state() {
-	in_ns h sh -c 'nft -s list ruleset; ip -4 rule; ip -6 rule; ip -4 route show table all
-		ip -6 route show table all | grep -v "^anycast\|^multicast\|^local fe80::\|^fe80::/64"'
-}
+state() { system_state h; }
 works() { [ "$(fetch c http://10.2.0.1/)" = "hello from h" ]; }
 
 expect_ok "apply the seed config" cr h -c "$CONF" apply

@@ -84,9 +84,18 @@ expect_eq() { # NAME WANT GOT
 	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: want [$2] got [$3]"; fi
 }
 
-# Policy routing state of a namespace that is not connroute's own.
+# Policy routing state of a namespace: ip rules and every routing table.
+# IPv6 link-local addresses appear whenever DAD finishes, so the kernel's own
+# fe80 local, anycast and multicast entries are left out.
 routing_state() {
-	in_ns "$1" sh -c 'ip -4 rule; ip -6 rule; ip -4 route show table all; ip -6 route show table all | grep -v "^local\|^multicast\|^anycast"' | sort
+	in_ns "$1" sh -c 'ip -4 rule; ip -6 rule; ip -4 route show table all; ip -6 route show table all | grep -v "^anycast\|^multicast\|^local fe80::"' | sort
+}
+
+# Everything apply may touch: the whole ruleset (without counter values)
+# and the policy routing state.
+system_state() {
+	in_ns "$1" nft -s list ruleset
+	routing_state "$1"
 }
 
 finish() {
