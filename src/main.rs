@@ -205,7 +205,7 @@ fn main() -> ExitCode {
         .map(|a| a.into_string())
         .collect();
     let parsed = argv
-        .map_err(|a| args::UsageError(format!("argument {a:?} is not UTF-8")))
+        .map_err(|a| args::UsageError(format!("argument {} is not UTF-8", a.to_string_lossy())))
         .and_then(args::parse);
     let cli = match parsed {
         Ok(Parsed::Run(cli)) => cli,
