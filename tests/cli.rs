@@ -110,10 +110,11 @@ fn nft_accepts_every_render() {
     for ex in examples() {
         let p = ex.to_str().unwrap();
         let out = run(&["-c", p, "--ubus", "/nonexistent/ubus", "check"]);
-        let err = String::from_utf8_lossy(&out.stderr);
+        let said = String::from_utf8_lossy(&out.stdout);
         assert!(
-            out.status.success() && err.contains("nft accepts the ruleset"),
-            "{p}: {err}"
+            out.status.success() && said == format!("{p}: config ok; nft accepts the ruleset\n"),
+            "{p}: {said}{}",
+            String::from_utf8_lossy(&out.stderr)
         );
         // The text form must load too.
         let text = run(&[
@@ -228,5 +229,141 @@ fn interfaces_without_ubus_are_a_clear_error() {
         err.contains("uses OpenWrt interfaces (wan2), but netifd state is not available"),
         "{err}"
     );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn help_for_every_command_both_ways() {
+    let top = run(&["help"]);
+    assert!(top.status.success());
+    assert_eq!(top.stdout, run(&["--help"]).stdout);
+    let top = text(&top.stdout);
+    for name in [
+        "render",
+        "check",
+        "dump-config",
+        "apply",
+        "flush",
+        "status",
+        "hotplug",
+    ] {
+        assert!(
+            top.contains(&format!("\n  {name} ")),
+            "{name} not in:\n{top}"
+        );
+        let word = run(&["help", name]);
+        let flag = run(&[name, "--help"]);
+        assert!(word.status.success() && flag.status.success(), "{name}");
+        assert_eq!(word.stdout, flag.stdout, "{name}");
+        let help = text(&word.stdout);
+        assert!(help.starts_with(&format!("connroute {name}: ")), "{help}");
+        assert!(help.contains(&format!("Usage: connroute [OPTIONS] {name}")));
+        for option in ["--syslog <SOCKET>", "--ids <FILE>", "--timeout <SECS>"] {
+            assert!(help.contains(option), "{name} --help lacks {option}");
+        }
+    }
+    let none = run(&[]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(text(&none.stderr).contains("a command is required\n\nConnection-based"));
+    let bad = run(&["help", "frobnicate"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("unknown command 'frobnicate'"));
+}
+
+#[test]
+fn render_when_disabled_shows_nothing_to_install() {
+    let dir = std::env::temp_dir().join(format!("connroute-off-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("connroute");
+    let seed = fs::read_to_string(root().join("examples/seed.conf")).unwrap();
+    let off = seed.replacen("\toption enabled '1'\n", "\toption enabled '0'\n", 1);
+    assert_ne!(off, seed, "seed.conf has no globals.enabled '1'");
+    fs::write(&conf, off).unwrap();
+    let c = conf.to_str().unwrap();
+    let note = "globals.enabled is 0: apply installs nothing";
+    for (args, want) in [
+        (vec!["render"], "{\n  \"nftables\": []\n}\n"),
+        (vec!["render", "--format", "nft"], ""),
+        (vec!["render", "--routes"], ""),
+    ] {
+        let mut all = vec!["-c", c];
+        all.extend(&args);
+        let out = run(&all);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), want, "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(note) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The binary run as user nobody, without capabilities; `None` when this
+/// test process cannot switch users (not root, or no setpriv).
+fn as_nobody(args: &[&str], env: &[(&str, &str)]) -> Option<Output> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || std::env::var_os("CONNROUTE_RUNNER").is_some() {
+        return None;
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_connroute"))
+        .args(["--syslog", "/nonexistent", "--lock", "/nonexistent/lock"])
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .ok()?;
+    Some(out)
+}
+
+/// Environment variables for one run.
+type Env<'a> = &'a [(&'a str, &'a str)];
+
+#[test]
+fn non_root_is_told_root_is_needed() {
+    let seed = root().join("examples/seed.conf");
+    let seed = seed.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("connroute-nobody-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let uses_wan2 = dir.join("connroute");
+    fs::write(&uses_wan2, "config gateway wan2\n\tlist interface wan2\n").unwrap();
+    let hot = [("ACTION", "ifup"), ("INTERFACE", "wan2")];
+    let cases: [(&str, &[&str], Env); 5] = [
+        ("apply", &["-c", seed, "apply"], &[]),
+        ("flush", &["flush"], &[]),
+        ("status", &["-c", seed, "status"], &[]),
+        (
+            "hotplug",
+            &["-c", uses_wan2.to_str().unwrap(), "hotplug"],
+            &hot,
+        ),
+        ("the nft check of the ruleset", &["-c", seed, "check"], &[]),
+    ];
+    for (what, args, env) in cases {
+        let Some(out) = as_nobody(args, env) else {
+            eprintln!("skipped: needs root and setpriv to drop to nobody");
+            return;
+        };
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        let want = format!("connroute: {what} needs root (CAP_NET_ADMIN); run it as root\n");
+        assert!(err.ends_with(&want), "{args:?}: {err}");
+    }
+    // check still validates the config, and says so on stdout.
+    let out = as_nobody(&["-c", seed, "check"], &[]).unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        format!("{seed}: config ok; nft check not run\n")
+    );
+    // A bad config is still a config error (2), root or not.
+    let bad = root().join("tests/bad/bad_ip.conf");
+    let out = as_nobody(&["-c", bad.to_str().unwrap(), "apply"], &[]).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let _ = fs::remove_dir_all(&dir);
 }

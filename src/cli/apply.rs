@@ -1,7 +1,7 @@
 //! `apply`: make the system match the config.
 
 use super::args::Cli;
-use super::{Run, facts, load, runtime, system};
+use super::{Run, facts, load, need_root, runtime, system};
 use crate::apply::{engine, lock::Lock};
 use crate::plan;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use std::time::Duration;
 /// Plans from the config and live facts, then applies under the lock.
 pub fn run(cli: &Cli, force: bool) -> Run {
     let config = load(cli)?;
+    need_root("apply")?;
     let _lock = Lock::acquire(&cli.lock, Duration::from_secs(cli.lock_timeout)).map_err(runtime)?;
     let p = plan::plan(&config, &facts(cli, &config, true)?);
     for g in p.gateways.iter().filter(|g| !g.active) {

@@ -247,6 +247,11 @@ where
     let mut want_help = false;
     while let Some(arg) = p.next().map_err(lexopt_error)? {
         let name = match token(arg) {
+            // `help [CMD]`: the word `help` before any command.
+            Token::Word(w) if w == "help" && command.is_none() => {
+                want_help = true;
+                continue;
+            }
             Token::Word(w) => {
                 command = Some(command_word(w, command)?);
                 continue;
@@ -381,5 +386,55 @@ mod tests {
             panic!()
         };
         assert_eq!(v, format!("connroute {}\n", env!("CARGO_PKG_VERSION")));
+    }
+
+    fn printed(args: &[&str]) -> String {
+        match parse(args.iter().copied()) {
+            Ok(Parsed::Print(text)) => text,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn help_word_and_help_flag_agree() {
+        assert_eq!(printed(&["help"]), printed(&["--help"]));
+        for c in COMMANDS {
+            let text = printed(&["help", c.name]);
+            assert_eq!(text, printed(&[c.name, "--help"]));
+            assert_eq!(text, printed(&["-h", c.name]));
+            assert!(
+                text.starts_with(&format!("connroute {}: ", c.name)),
+                "{text}"
+            );
+            assert!(
+                text.contains(c.details) && text.contains("--syslog"),
+                "{text}"
+            );
+        }
+        assert!(fails(&["help", "frobnicate"]).contains("unknown command 'frobnicate'"));
+    }
+
+    /// Every option this parser knows (each `"--name"` in this file's
+    /// code) is in the help of the command that takes it.
+    #[test]
+    fn help_lists_every_option() {
+        let code = include_str!("args.rs");
+        let code = &code[..code.find("#[cfg(test)]").unwrap()];
+        let mut all = printed(&["--help"]);
+        for c in COMMANDS {
+            all.push_str(c.options);
+        }
+        let mut seen = 0;
+        for piece in code.split('"').skip(1).step_by(2) {
+            let word = piece.bytes().all(|b| b == b'-' || b.is_ascii_lowercase());
+            if piece.starts_with("--") && piece.len() > 2 && word {
+                seen += 1;
+                assert!(
+                    all.contains(&format!("{piece} ")),
+                    "{piece} is not in --help"
+                );
+            }
+        }
+        assert!(seen >= 17, "found only {seen} options in args.rs");
     }
 }

@@ -1,27 +1,24 @@
-//! `check`: validate the config, and the ruleset with `nft -c` when root.
+//! `check`: validate the config, and the ruleset with `nft -c`.
 
 use super::args::Cli;
-use super::{Error, Run, facts, is_root, load, runtime, system};
+use super::{Error, Run, facts, load, need_root, print, runtime, system};
 use crate::plan;
 
-/// Validates the config and, as root, has nft check the ruleset.
+/// Validates the config and has nft check the ruleset. "config ok" goes to
+/// stdout; without root the nft part cannot run, which is an error (exit 1).
 pub fn run(cli: &Cli) -> Run {
     let config = load(cli)?;
     let p = plan::plan(&config, &facts(cli, &config, false)?);
     let name = cli.config.display();
-    if !is_root() {
-        eprintln!("{name}: config ok; nft check skipped: needs root");
-        return Ok(());
+    if let Err(e) = need_root("the nft check of the ruleset") {
+        print(&format!("{name}: config ok; nft check not run\n"))?;
+        return Err(e);
     }
     let json = serde_json::to_vec(&p.ruleset).map_err(|e| runtime(e.to_string()))?;
     match system(cli).nft.check(&json) {
-        Ok(()) => {
-            eprintln!("{name}: config ok; nft accepts the ruleset");
-            Ok(())
-        }
+        Ok(()) => print(&format!("{name}: config ok; nft accepts the ruleset\n")),
         Err(e) if e.starts_with("cannot run") => {
-            eprintln!("{name}: config ok; nft check skipped: {e}");
-            Ok(())
+            print(&format!("{name}: config ok; nft check skipped: {e}\n"))
         }
         Err(e) => Err(Error::Config(format!("{name}: {e}"))),
     }

@@ -3,11 +3,12 @@
 
 use super::args::{Command, Format};
 
-/// A subcommand: its word, help text, own options' help, and the command
-/// with its flags at their defaults.
+/// A subcommand: its word, one-line summary, what it does in detail, its
+/// own options' help, and the command with its flags at their defaults.
 pub(super) struct Spec {
     pub(super) name: &'static str,
     pub(super) about: &'static str,
+    pub(super) details: &'static str,
     pub(super) options: &'static str,
     pub(super) default: Command,
 }
@@ -16,6 +17,7 @@ pub(super) const COMMANDS: &[Spec] = &[
     Spec {
         name: "render",
         about: "Print the nftables batch (or routing plan) apply would use; changes nothing",
+        details: "Reads the config (and netifd state when it names interfaces) and prints what\napply would install; needs no privileges. With globals.enabled '0' apply\ninstalls nothing: the output is empty and a note says so on stderr.\n",
         options: "      --format <json|nft>  json: what is fed to `nft -j -f -`; nft: nft's text syntax [default: json]\n      --routes             Print the routes and ip rules instead\n",
         default: Command::Render {
             format: Format::Json,
@@ -24,37 +26,43 @@ pub(super) const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "check",
-        about: "Validate the config, and the ruleset with `nft -c` when possible",
+        about: "Validate the config and its ruleset (`nft -c`); changes nothing",
+        details: "Validates the config (exit 2 with file, line and option on an error) and has\n`nft -c` check the ruleset. Prints \"FILE: config ok; ...\" on stdout.\nThe nft part needs root (CAP_NET_ADMIN): without it, exit 1.\n",
         options: "",
         default: Command::Check,
     },
     Spec {
         name: "dump-config",
         about: "Print the parsed config in `uci export` format",
+        details: "Parses the config as UCI and prints it back as `uci export` would;\nneeds no privileges.\n",
         options: "",
         default: Command::DumpConfig,
     },
     Spec {
         name: "apply",
         about: "Make the system match the config (idempotent, atomic, rolled back on failure)",
+        details: "Installs the nft table `inet connroute`, ip rules and routes (protocol 197)\nfrom the config; changes nothing connroute did not create. Gateways that are\ndown or lack a device are skipped with a warning (exit 0). Needs root\n(CAP_NET_ADMIN). Exit 1 when the system cannot be changed (previous state kept).\n",
         options: "      --force              Reload the nft table even when it is identical\n",
         default: Command::Apply { force: false },
     },
     Spec {
         name: "flush",
         about: "Remove connroute's nft table, ip rules and routes, and nothing else",
+        details: "Deletes connroute's nft table, its ip rules and routes (protocol 197);\nreads no config. Needs root (CAP_NET_ADMIN).\n",
         options: "",
         default: Command::Flush,
     },
     Spec {
         name: "status",
         about: "Show gateways, rules, counters and drift from the config",
+        details: "Compares the live nft table, ip rules and routes with the config. Needs root\n(CAP_NET_ADMIN). Exit 0 current, 1 state unreadable, 3 drift (live state\ndiffers), 4 current but an enabled gateway is inactive (drift wins).\n",
         options: "      --json               Machine-readable output\n",
         default: Command::Status { json: false },
     },
     Spec {
         name: "hotplug",
         about: "Handle a netifd hotplug event (ACTION, INTERFACE from the environment)",
+        details: "Run by netifd's hotplug.d with ACTION and INTERFACE set: re-applies when an\ninterface the config uses goes up, down or changes; ignores other events.\nNeeds root (CAP_NET_ADMIN) when it re-applies.\n",
         options: "",
         default: Command::Hotplug,
     },
@@ -89,17 +97,15 @@ pub(super) fn help(command: Option<&Command>) -> String {
             .find(|s| std::mem::discriminant(&s.default) == kind)
     });
     match spec {
-        Some(Spec {
-            name,
-            about,
-            options,
-            ..
-        }) => {
-            out.push_str(&format!("{about}\n\nUsage: connroute [OPTIONS] {name}"));
-            if !options.is_empty() {
-                out.push_str(&format!(" [{name} OPTIONS]\n\n{name} options:\n{options}"));
-            } else {
+        Some(s) => {
+            out.push_str(&format!("connroute {}: {}\n\n", s.name, s.about));
+            out.push_str(s.details);
+            out.push_str(&format!("\nUsage: connroute [OPTIONS] {}", s.name));
+            if s.options.is_empty() {
                 out.push('\n');
+            } else {
+                let n = s.name;
+                out.push_str(&format!(" [{n} OPTIONS]\n\n{n} options:\n{}", s.options));
             }
         }
         None => {
@@ -110,6 +116,11 @@ pub(super) fn help(command: Option<&Command>) -> String {
             for s in COMMANDS {
                 out.push_str(&format!("  {:<12} {}\n", s.name, s.about));
             }
+            out.push_str(
+                "  help [CMD]   Print this help, or a command's (also: connroute CMD --help)\n\n\
+                 Exit codes: 0 ok, 1 runtime failure (or not root), 2 bad config or usage;\n\
+                 status also 3 (drift) and 4 (a gateway inactive).\n",
+            );
         }
     }
     out.push('\n');

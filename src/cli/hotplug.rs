@@ -2,7 +2,7 @@
 //! config uses (ACTION and INTERFACE from the environment).
 
 use super::args::Cli;
-use super::{Run, load};
+use super::{Run, load, need_root};
 use crate::hotplug;
 
 /// Re-applies for ifup/ifdown/ifupdate of a used interface; ignores the rest.
@@ -17,5 +17,6 @@ pub fn run(cli: &Cli) -> Run {
         return Ok(());
     }
     log::debug!("hotplug {action} {iface}: re-applying");
+    need_root("hotplug")?;
     super::apply::run(cli, false)
 }

@@ -105,9 +105,31 @@ fn facts(cli: &Cli, config: &Config, strict: bool) -> Result<Facts, Error> {
     }
 }
 
-fn is_root() -> bool {
+/// CAP_NET_ADMIN in the effective set, read from a `/proc/self/status`
+/// text; `None` when the text has no readable `CapEff` line.
+fn net_admin_in(status: &str) -> Option<bool> {
+    const CAP_NET_ADMIN: u32 = 12;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    let caps = u64::from_str_radix(hex.trim(), 16).ok()?;
+    Some(caps & (1 << CAP_NET_ADMIN) != 0)
+}
+
+/// Whether this process may change nft tables, ip rules and routes.
+fn may_admin_network() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    net_admin_in(&status).unwrap_or_else(|| unsafe { libc::geteuid() == 0 })
+}
+
+/// Refuses `what` plainly (exit 1) without CAP_NET_ADMIN, before nft or
+/// netlink answer with a bare "Operation not permitted".
+fn need_root(what: &str) -> Run {
+    if may_admin_network() {
+        return Ok(());
+    }
+    Err(runtime(format!(
+        "{what} needs root (CAP_NET_ADMIN); run it as root"
+    )))
 }
 
 /// Writes `text` to stdout.
@@ -176,5 +198,21 @@ pub fn main() -> ExitCode {
             eprintln!("connroute: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::net_admin_in;
+
+    #[test]
+    fn cap_net_admin_is_bit_12_of_capeff() {
+        let root = "Name:\tx\nCapInh:\t0\nCapEff:\t000001ffffffffff\nCapBnd:\t0\n";
+        assert_eq!(net_admin_in(root), Some(true));
+        assert_eq!(net_admin_in("CapEff:\t0000000000001000\n"), Some(true));
+        assert_eq!(net_admin_in("CapEff:\t0000000000000fff\n"), Some(false));
+        assert_eq!(net_admin_in("CapEff:\t0000000000000000\n"), Some(false));
+        assert_eq!(net_admin_in("CapPrm:\t1000\n"), None);
+        assert_eq!(net_admin_in("CapEff:\tzz\n"), None);
     }
 }

@@ -3,11 +3,25 @@
 use super::args::{Cli, Format};
 use super::{Run, facts, load, print, print_json, runtime};
 use crate::plan;
+use nftables::schema::Nftables;
 
 /// Prints the ruleset as JSON or nft text, or the routes and ip rules.
+/// With `globals.enabled '0'` apply installs nothing, so neither does this:
+/// an empty batch (JSON) or no text, and a note on stderr.
 pub fn run(cli: &Cli, format: Format, routes: bool) -> Run {
     let config = load(cli)?;
     let p = plan::plan(&config, &facts(cli, &config, false)?);
+    if !p.enabled {
+        eprintln!(
+            "connroute: globals.enabled is 0: apply installs nothing (it removes what connroute installed)"
+        );
+        return match (format, routes) {
+            (Format::Json, false) => print_json(&Nftables {
+                objects: Default::default(),
+            }),
+            _ => Ok(()),
+        };
+    }
     if routes {
         let mut text = String::new();
         for r in &p.routes {
