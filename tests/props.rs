@@ -2,8 +2,10 @@
 //! `fuzz/` go deeper, `make fuzz`): arbitrary bytes never panic the UCI
 //! reader, the config model or the renderers; whatever parses exports to a
 //! fixed point; generated connroute configs either load and render, or are
-//! refused with a file:line diagnostic.
+//! refused with a file:line diagnostic; the JSON re-indenter matches
+//! serde_json's pretty printer byte for byte.
 
+use connroute::cli::json_text;
 use connroute::config::Config;
 use connroute::facts::Facts;
 use connroute::{nft, plan, uci};
@@ -154,6 +156,48 @@ fn connroute_like() -> impl Strategy<Value = Vec<u8>> {
     )
         .prop_map(|(t, n, lines)| format!("config {t}{n}\n{}", lines.concat()));
     prop::collection::vec(section, 0..6).prop_map(|s| s.concat().into_bytes())
+}
+
+/// Strings heavy in the bytes a re-indenter must not take for structure.
+fn json_string() -> impl Strategy<Value = String> {
+    let piece = prop::sample::select(vec![
+        "\"", "\\", "\\\"", "{", "}", "[", "]", ":", ",", " ", "\n", "\t", "\u{1}", "\u{7f}", "é",
+        "\u{2028}", "💡", "a", "null",
+    ]);
+    prop_oneof![
+        any::<String>(),
+        prop::collection::vec(piece, 0..8).prop_map(|p| p.concat()),
+    ]
+}
+
+/// Arbitrary JSON values, nested up to a few levels.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        json_string().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 64, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec((json_string(), inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn json_text_pretty_is_serde_json_pretty(v in json_value()) {
+        let compact = serde_json::to_vec(&v).unwrap();
+        prop_assert_eq!(json_text::pretty(&compact), serde_json::to_string_pretty(&v).unwrap());
+    }
 }
 
 proptest! {
