@@ -192,7 +192,10 @@ fn global(p: &mut Parser, name: &str, cli: &mut Cli) -> Result<bool, UsageError>
         "--ids" => cli.ids = value(p, name, "a file")?.into(),
         "--syslog" => cli.syslog = value(p, name, "a socket path")?,
         "--lock-timeout" => cli.lock_timeout = seconds(p, name)?,
-        "--timeout" => cli.timeout = Some(seconds(p, name)?),
+        "--timeout" => match seconds(p, name)? {
+            0 => return err("option '--timeout': 0 seconds would fail every exchange"),
+            s => cli.timeout = Some(s),
+        },
         "-v" | "--verbose" => cli.verbose = true,
         "--no-rt-tables" => cli.no_rt_tables = true,
         _ => return Ok(false),
@@ -356,6 +359,7 @@ mod tests {
         assert!(fails(&["check", "-"]).contains("unexpected argument '-'"));
         assert!(fails(&["--timeout", "soon", "check"]).contains("'--timeout': 'soon' is not"));
         assert!(fails(&["check", "--ids"]).contains("option '--ids' needs a value"));
+        assert!(fails(&["--timeout=0", "check"]).contains("'--timeout': 0 seconds"));
     }
 
     #[test]

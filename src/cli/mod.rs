@@ -80,7 +80,7 @@ fn system(cli: &Cli) -> System {
     System {
         nft: Nft {
             program: cli.nft.clone(),
-            timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(cli.timeout.unwrap_or(30)),
         },
         rt_tables: (!cli.no_rt_tables).then(|| cli.rt_tables.clone()),
     }
