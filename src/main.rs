@@ -113,11 +113,12 @@ fn check(cli: &Cli) -> Run {
             eprintln!("{name}: config ok; nft accepts the ruleset");
             Ok(())
         }
-        Err(e) if e.starts_with("cannot run") => {
+        Err(e) if e.not_started() => {
             eprintln!("{name}: config ok; nft check skipped: {e}");
             Ok(())
         }
-        Err(e) => Err(Fail(2, format!("{name}: {e}"))),
+        // A refusal is the config's fault (2); a timeout or crash is not (1).
+        Err(e) => Err(Fail(e.exit_code(), format!("{name}: {e}"))),
     }
 }
 

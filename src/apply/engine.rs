@@ -229,7 +229,7 @@ pub fn flush(sys: &System) -> Result<Report, String> {
             Ok(_) => report
                 .changes
                 .push(format!("deleted table inet {}", plan::TABLE)),
-            Err(e) => problems.push(e),
+            Err(e) => problems.push(e.into()),
         },
         Ok(false) => {}
         Err(e) => problems.push(e),

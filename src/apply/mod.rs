@@ -2,6 +2,7 @@
 //! kernel has and makes them match, routes first, then ip rules, then the
 //! nft table in one transaction, rolling back on failure.
 
+pub mod child;
 pub mod engine;
 pub mod lock;
 pub mod netlink;
