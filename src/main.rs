@@ -49,7 +49,7 @@ fn facts(cli: &Cli, config: &Config, strict: bool) -> Result<Facts, Fail> {
     if names.is_empty() {
         return Ok(Facts::default());
     }
-    match ubus::dump(&cli.ubus) {
+    match ubus::dump(&cli.ubus, ubus::DEFAULT_TIMEOUT) {
         Ok(f) => Ok(f),
         Err(e) if strict => Err(runtime(format!(
             "the config uses OpenWrt interfaces ({}), but netifd state is not available: {e}",

@@ -454,6 +454,24 @@ pub fn run(req: &Request) -> Result<Output, ChildError> {
     }
 }
 
+/// Test support: writes an executable script from a separate process, so
+/// no descriptor open for writing can leak into a concurrent test's fork
+/// (which would make exec fail with ETXTBSY).
+#[cfg(test)]
+pub(crate) fn script(path: &Path, body: &str) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let ok = Command::new("sh")
+        .args(["-c", "printf '%s' \"$1\" > \"$2\" && chmod 755 \"$2\""])
+        .args(["sh", body])
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "cannot write {}", path.display());
+}
+
 #[cfg(test)]
 #[path = "child_tests.rs"]
 mod tests;
