@@ -139,7 +139,8 @@ fn dump_config(cli: &Cli) -> Run {
 
 fn apply(cli: &Cli, force: bool) -> Run {
     let config = load(cli)?;
-    let _lock = Lock::acquire(&cli.lock, Duration::from_secs(cli.lock_timeout)).map_err(runtime)?;
+    let _lock = Lock::acquire(&cli.lock, Duration::from_secs(cli.lock_timeout))
+        .map_err(|e| runtime(e.into()))?;
     let p = plan::plan(&config, &facts(cli, &config, true)?);
     for g in p.gateways.iter().filter(|g| !g.active) {
         log::info!("gateway {} inactive: {}", g.name, g.reason);
@@ -157,7 +158,8 @@ fn apply(cli: &Cli, force: bool) -> Run {
 }
 
 fn flush(cli: &Cli) -> Run {
-    let _lock = Lock::acquire(&cli.lock, Duration::from_secs(cli.lock_timeout)).map_err(runtime)?;
+    let _lock = Lock::acquire(&cli.lock, Duration::from_secs(cli.lock_timeout))
+        .map_err(|e| runtime(e.into()))?;
     let report = engine::flush(&system(cli)).map_err(runtime)?;
     log::info!("flush: {}", report.summary());
     Ok(())
