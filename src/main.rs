@@ -4,6 +4,7 @@
 use connroute::apply::engine::{self, System};
 use connroute::apply::lock::Lock;
 use connroute::apply::nft::Nft;
+use connroute::apply::rt_tables;
 use connroute::args::{self, Cli, Command, Format, Parsed};
 use connroute::config::Config;
 use connroute::facts::Facts;
@@ -99,9 +100,20 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Refuses gateway names iproute2 already gives to other tables (exit 2).
+fn table_names_free(cli: &Cli, p: &plan::Plan) -> Run {
+    if cli.no_rt_tables {
+        return Ok(());
+    }
+    let dir = rt_tables::iproute2_dir(&cli.rt_tables);
+    rt_tables::collisions(&dir, &cli.rt_tables, &p.table_names)
+        .map_err(|e| Fail(e.exit_code(), e.to_string()))
+}
+
 fn check(cli: &Cli) -> Run {
     let config = load(cli)?;
     let p = plan::plan(&config, &facts(cli, &config, false)?);
+    table_names_free(cli, &p)?;
     let name = cli.config.display();
     if !is_root() {
         eprintln!("{name}: config ok; nft check skipped: needs root");
@@ -142,6 +154,7 @@ fn apply(cli: &Cli, force: bool) -> Run {
     let _lock = Lock::acquire(&cli.lock, Duration::from_secs(cli.lock_timeout))
         .map_err(|e| runtime(e.into()))?;
     let p = plan::plan(&config, &facts(cli, &config, true)?);
+    table_names_free(cli, &p)?;
     for g in p.gateways.iter().filter(|g| !g.active) {
         log::info!("gateway {} inactive: {}", g.name, g.reason);
     }

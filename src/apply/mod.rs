@@ -7,4 +7,5 @@ pub mod engine;
 pub mod lock;
 pub mod netlink;
 pub mod nft;
+pub mod rt_tables;
 pub mod rtnl;

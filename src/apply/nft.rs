@@ -119,7 +119,6 @@ mod tests {
             program: fake.clone(),
             timeout: Duration::ZERO,
         };
-        let batch = vec![b' '; 128 * 1024];
         let e = nft.load(&vec![b' '; 128 * 1024]).unwrap_err();
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(
