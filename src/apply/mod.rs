@@ -3,6 +3,7 @@
 //! nft table in one transaction, rolling back on failure.
 
 pub mod child;
+pub mod dump;
 pub mod engine;
 pub mod lock;
 pub mod netlink;
