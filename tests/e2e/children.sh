@@ -10,8 +10,9 @@
 . "$(dirname "$0")/lib.sh"
 setup_cleanup
 add_ns h
-in_ns h ip link add lan type dummy
+in_ns h ip link add lan type veth peer name lanp
 in_ns h ip link set lan up
+in_ns h ip link set lanp up
 in_ns h ip addr add 192.168.1.10/24 dev lan
 TOP="$HERE/../.."
 CONF="$TOP/examples/seed.conf"
@@ -46,7 +47,8 @@ standin deaf "$(hang deaf)"                                  # never reads its s
 standin slow "cat >/dev/null; $(hang slow)"                  # reads, never answers
 standin check-slow "case \"\$*\" in *-c*) cat >/dev/null; $(hang check);; esac; exec nft \"\$@\""
 standin commit-fail 'nft "$@" || exit; echo "Error: failed after the commit" >&2; exit 1'
-standin late 'sleep 3; exec nft "$@"'                        # commits 3 s later
+# Holds its batch until $WORK/go exists, then commits it.
+standin late "echo \$\$ > $WORK/late.pid; until [ -e $WORK/go ]; do sleep 0.1; done; exec nft \"\$@\""
 printf '#!/bin/bash\nexec -a %s sleep 600\n' "$MARK-ubus-wait" > "$WORK/$MARK-ubus"
 chmod +x "$WORK/$MARK-ubus"
 
@@ -100,15 +102,16 @@ unchanged "ubus hangs"
 # kill -9 of connroute while its nft waits: the nft dies with it and never
 # commits its stale batch over a later apply.
 cr h -c "$WORK/moved.conf" --nft "$WORK/$MARK-late" apply >/dev/null 2>&1 &
-child=
-for _ in $(seq 1 100); do child=$(pgrep -f "$WORK/$MARK-late" | head -1) && [ -n "$child" ] && break; sleep 0.05; done
-if [ -z "$child" ]; then fail "stand-in nft never started"; else
+for _ in $(seq 1 100); do [ -s "$WORK/late.pid" ] && break; sleep 0.05; done
+child=$(cat "$WORK/late.pid" 2>/dev/null || true)
+if [ -z "$child" ]; then fail "stand-in nft never got the batch"; else
 	parent=$(ps -o ppid= -p "$child" | tr -d ' ')
 	expect_eq "nft's parent is connroute" connroute "$(cat "/proc/$parent/comm" 2>/dev/null)"
 	kill -9 "$parent"
 	no_survivor "kill -9 of connroute"
 	expect_ok "apply after the kill" cr h -c "$CONF" apply --force
-	sleep 4 # a surviving stand-in would commit moved.conf's table now
+	touch "$WORK/go"
+	sleep 1 # a surviving stand-in would commit moved.conf's table now
 	unchanged "kill -9 of connroute"
 fi
 wait 2>/dev/null || true
