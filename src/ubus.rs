@@ -55,7 +55,7 @@ pub fn dump(ubus: &Path, timeout: Duration) -> Result<Facts, ChildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::child::script;
+    use crate::apply::child::tests::script;
 
     #[test]
     fn ubus_gets_its_own_timeout_and_a_hung_ubus_is_killed() {

@@ -218,9 +218,20 @@ impl Drop for Guard {
             unsafe { libc::kill(-pid, libc::SIGKILL) };
         }
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        // SIGKILL lands at once unless the child is stuck in the kernel
+        // (D state); do not wait for that forever: it is reaped by init
+        // once connroute exits.
+        let mut pause = Duration::from_millis(1);
+        let give_up = Instant::now() + KILL_GRACE;
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < give_up {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
     }
 }
+
+/// How long a killed child is waited for before it is left to init.
+const KILL_GRACE: Duration = Duration::from_secs(2);
 
 fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
     let fd = fd.as_raw_fd();
@@ -427,51 +438,41 @@ pub fn run(req: &Request) -> Result<Output, ChildError> {
     let Some(status) = wait(&mut guard, deadline).map_err(io_err)? else {
         return Err(timed_out());
     };
-    let out = pipes.out;
+    outcome(status, pipes.out, program, req.what)
+}
+
+/// The result of a call from the child's exit status and output.
+fn outcome(
+    status: ExitStatus,
+    out: Output,
+    program: String,
+    what: &str,
+) -> Result<Output, ChildError> {
     if status.success() {
         return Ok(out);
     }
-    let what = req.what.to_string();
-    match status.code() {
-        Some(code) => {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let text = match err.trim() {
-                "" => String::from_utf8_lossy(&out.stdout).trim().to_string(),
-                t => t.to_string(),
-            };
-            Err(ChildError::Refused {
-                program,
-                what,
-                code,
-                message: text,
-            })
-        }
-        None => Err(ChildError::Killed {
+    let what = what.to_string();
+    let Some(code) = status.code() else {
+        let signal = status.signal().unwrap_or(0);
+        return Err(ChildError::Killed {
             program,
             what,
-            signal: status.signal().unwrap_or(0),
-        }),
-    }
-}
-
-/// Test support: writes an executable script from a separate process, so
-/// no descriptor open for writing can leak into a concurrent test's fork
-/// (which would make exec fail with ETXTBSY).
-#[cfg(test)]
-pub(crate) fn script(path: &Path, body: &str) {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).unwrap();
-    }
-    let ok = Command::new("sh")
-        .args(["-c", "printf '%s' \"$1\" > \"$2\" && chmod 755 \"$2\""])
-        .args(["sh", body])
-        .arg(path)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "cannot write {}", path.display());
+            signal,
+        });
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    let message = match err.trim() {
+        "" => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        t => t.to_string(),
+    };
+    Err(ChildError::Refused {
+        program,
+        what,
+        code,
+        message,
+    })
 }
 
 #[cfg(test)]
 #[path = "child_tests.rs"]
-mod tests;
+pub(crate) mod tests;

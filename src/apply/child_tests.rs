@@ -154,3 +154,20 @@ fn the_child_is_its_own_process_group_with_a_death_signal() {
     assert_eq!(ids.len(), 2, "{text}");
     assert_eq!(ids[0], ids[1], "not a group leader: {text}");
 }
+
+/// Test support: writes an executable script from a separate process, so
+/// no descriptor open for writing can leak into a concurrent test's fork
+/// (which would make exec fail with ETXTBSY).
+pub(crate) fn script(path: &Path, body: &str) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let ok = Command::new("sh")
+        .args(["-c", "printf '%s' \"$1\" > \"$2\" && chmod 755 \"$2\""])
+        .args(["sh", body])
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "cannot write {}", path.display());
+}

@@ -114,7 +114,7 @@ mod tests {
     fn a_hung_load_names_the_step_and_the_batch_size() {
         let dir = std::env::temp_dir().join(format!("connroute-nft-test-{}", std::process::id()));
         let fake = dir.join("nft");
-        child::script(&fake, "#!/bin/sh\nexec sleep 60\n");
+        child::tests::script(&fake, "#!/bin/sh\nexec sleep 60\n");
         let nft = Nft {
             program: fake.clone(),
             timeout: Duration::ZERO,
