@@ -3,6 +3,9 @@
 # big-endian MIPS build under qemu and its .ipk).
 
 CARGO ?= cargo
+# Inputs from outside the repository (the UCI corpus); tests skip without them.
+CONNROUTE_SHARED ?= ../shared
+export CONNROUTE_SHARED
 BIN := target/release/connroute
 # $(call apt_install,PACKAGES): one braced shell command, safe after `||`.
 apt_install = { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; }
@@ -125,15 +128,17 @@ test-ipk: ipk
 
 # Coverage-guided fuzzing of the UCI reader and the config model (nightly
 # and cargo-fuzz; not in CI, where tests/props.rs runs instead). Seeds: the
-# example configs and the shared UCI cases. FUZZ_SECONDS per target.
+# example configs, the UCI cases and, when present, the shared corpus.
+# FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install -q cargo-fuzz --locked
 	@rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 	@set -e; for t in uci config; do \
 		mkdir -p fuzz/corpus/$$t; cp fuzz/seeds/* fuzz/corpus/$$t/; \
-		[ ! -d ../shared/uci ] || find ../shared/uci/cases ../shared/uci/corpus -type f \
-			! -name '*.export' ! -name '*.show' ! -name '*.expected' ! -name '*.md' ! -name '*.txt' \
+		cp tests/fixtures/uci/cases/*.uci fuzz/corpus/$$t/; \
+		[ ! -d $(CONNROUTE_SHARED)/uci/corpus ] || find $(CONNROUTE_SHARED)/uci/corpus -type f \
+			! -name '*.export' ! -name '*.show' ! -name '*.md' ! -name '*.txt' \
 			-exec cp -t fuzz/corpus/$$t/ {} +; \
 		if cargo +nightly fuzz run $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) \
 			-max_len=4096 > fuzz/$$t.log 2>&1; then \
