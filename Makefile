@@ -10,7 +10,8 @@ BIN := target/release/connroute
 # $(call apt_install,PACKAGES): one braced shell command, safe after `||`.
 apt_install = { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; }
 
-.PHONY: all build test deps lint demo clean test-overflow cross cross-deps test-cross ipk test-ipk fuzz bench
+.PHONY: all build test deps lint demo clean test-overflow cross cross-deps test-cross ipk test-ipk fuzz bench \
+	install install-files uninstall deb test-deb
 
 all: build
 
@@ -32,6 +33,7 @@ deps:
 test: deps
 	$(CARGO) test --locked -- --test-threads=2
 	$(MAKE) test-overflow
+	$(MAKE) test-deb
 	sh tests/shell/run.sh
 	$(MAKE) test-cross TEST_CROSS_TARGETS=mips-unknown-linux-musl
 	$(MAKE) test-ipk ARCH=mips_24kc TARGET=mips-unknown-linux-musl
@@ -52,6 +54,69 @@ demo: deps build
 clean:
 	$(CARGO) clean
 	rm -rf dist
+
+# ---- Plain Linux install (README "Install") ---------------------------------
+# `make install` as root: binary, systemd unit, man page, bash completion, and
+# the example config unless /etc/config/connroute exists. PREFIX=/usr for a
+# distribution's layout; DESTDIR stages into a directory. The unit's paths
+# follow SBINDIR. Starting it is the admin's call (README).
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+
+install: build install-files
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed; edit $(SYSCONFDIR)/config/connroute, then: systemctl enable --now connroute"
+
+install-files:
+	install -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/connroute
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/connroute
+	sed 's|/usr/sbin/connroute|$(SBINDIR)/connroute|g' systemd/connroute.service \
+		> $(DESTDIR)$(UNITDIR)/connroute.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/connroute.service
+	install -D -m 0644 man/connroute.8 $(DESTDIR)$(MANDIR)/man8/connroute.8
+	install -D -m 0644 completion/connroute.bash $(DESTDIR)$(BASHCOMPDIR)/connroute
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/config/connroute ]; then \
+		echo "kept $(DESTDIR)$(SYSCONFDIR)/config/connroute"; \
+	else \
+		install -D -m 0644 files/etc/config/connroute $(DESTDIR)$(SYSCONFDIR)/config/connroute; \
+	fi
+
+# Stops the unit (which flushes), flushes what a hand-run apply left, removes
+# the installed files; keeps the config and /etc/connroute/ids (README).
+uninstall:
+	@if [ -z "$(DESTDIR)" ]; then \
+		if [ -d /run/systemd/system ]; then systemctl disable --now connroute.service 2>/dev/null || true; fi; \
+		[ ! -x $(SBINDIR)/connroute ] || $(SBINDIR)/connroute flush || true; \
+	fi
+	rm -f $(DESTDIR)$(SBINDIR)/connroute $(DESTDIR)$(UNITDIR)/connroute.service \
+		$(DESTDIR)$(MANDIR)/man8/connroute.8 $(DESTDIR)$(BASHCOMPDIR)/connroute
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/config/connroute and $(DESTDIR)$(SYSCONFDIR)/connroute/"
+
+# dist/connroute_<version>-<DEB_REVISION>_<arch>.deb with dpkg-deb alone
+# (packaging/deb/). test-deb checks the package, installs, upgrades over an
+# edited conffile, removes and purges it in a throwaway root (dpkg --root,
+# maintainer scripts chrootless with DPKG_ROOT), checks `make install` and
+# runs `systemd-analyze verify` on the unit.
+DEB_REVISION ?= 1
+DEB_VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)-$(DEB_REVISION)
+DEB = dist/connroute_$(DEB_VERSION)_$(shell dpkg --print-architecture 2>/dev/null).deb
+MAINTAINER ?= $(shell git log -1 --format='%an <%ae>' 2>/dev/null || echo 'connroute maintainers <root@localhost>')
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+deb: build
+	rm -rf dist/deb-root
+	$(MAKE) -s install-files DESTDIR=$(CURDIR)/dist/deb-root PREFIX=/usr UNITDIR=/lib/systemd/system
+	MAINTAINER="$(MAINTAINER)" SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
+		sh packaging/deb/build.sh dist/deb-root $(DEB_VERSION) $(DEB)
+
+test-deb: deb
+	@command -v systemd-analyze >/dev/null || $(call apt_install,--no-install-recommends systemd)
+	sh tests/deb.sh $(DEB)
+	sh tests/install.sh
 
 # ---- Embedded builds (README "Embedded builds") -----------------------------
 # Static musl binaries for router CPUs: zig links (cargo-zigbuild), std is
