@@ -1,6 +1,6 @@
 # connroute: `make` builds, `make test` installs what the tests need and runs
 # all of them (unit, golden, CLI, UCI table, end-to-end in namespaces, the
-# big-endian MIPS build under qemu and its .ipk).
+# .deb and `make install`, the big-endian MIPS build under qemu and its .ipk).
 
 CARGO ?= cargo
 # Inputs from outside the repository (the UCI corpus); tests skip without them.
@@ -25,6 +25,7 @@ deps:
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
+	command -v readelf >/dev/null || missing="$$missing binutils"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(call apt_install,$$missing); \
@@ -118,7 +119,7 @@ test-deb: deb
 	sh tests/deb.sh $(DEB)
 	sh tests/install.sh
 
-# ---- Embedded builds (README "Embedded builds") -----------------------------
+# ---- Embedded builds (docs/EMBEDDED.md) -------------------------------------
 # Static musl binaries for router CPUs: zig links (cargo-zigbuild), std is
 # rebuilt from source with our size profile (-Zbuild-std; RUSTC_BOOTSTRAP
 # unlocks it on the stable toolchain), qemu-user runs the tests.
@@ -133,7 +134,7 @@ ZIG_VERSION := 0.17.1
 BUILD_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 # Link flags per target are in .cargo/config.toml. Not used on purpose:
 # -C force-unwind-tables=no saves ~60 KB on MIPS, but that binary crashed in
-# process spawn on big-endian MIPS (qemu); see README "Embedded builds".
+# process spawn on big-endian MIPS (qemu); see docs/EMBEDDED.md.
 LLVM_STRIP = $$(find "$$(rustc --print sysroot)" -name llvm-strip | head -n1)
 
 cross-deps: deps
