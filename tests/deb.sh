@@ -93,7 +93,7 @@ check "config installed disabled" grep -q "option enabled '0'" "$root/etc/config
 # An admin edits the config and disables the unit; a new version keeps both.
 printf "\n# edited by the admin\n" >> "$root/etc/config/connroute"
 cp "$root/etc/config/connroute" "$work/edited"
-systemctl --root="$root" --quiet disable connroute.service
+rm "$enabled" # what `systemctl disable` does
 v2=$(dpkg-deb -f "$deb" Version).1
 sed -i "s/^Version: .*/Version: $v2/" "$x/DEBIAN/control"
 dpkg-deb --root-owner-group -b "$x" "$work/v2.deb" >/dev/null
