@@ -11,7 +11,7 @@ _connroute() {
 	fi
 
 	local commands="render check dump-config apply flush status watch hotplug help"
-	local global="-c --config -v --verbose --nft --ubus --lock --lock-timeout --ids
+	local global="-c --config -v --verbose --nft --ubus --lock --lock-timeout --timeout --ids
 		--rt-tables --no-rt-tables --syslog -h --help -V --version"
 
 	case $prev in
@@ -24,7 +24,7 @@ _connroute() {
 		COMPREPLY=($(compgen -W "json nft" -- "$cur"))
 		return
 		;;
-	--lock-timeout)
+	--lock-timeout | --timeout)
 		return
 		;;
 	esac
@@ -34,7 +34,7 @@ _connroute() {
 	local i command=""
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
-		-c | --config | --nft | --ubus | --lock | --lock-timeout | --ids | --rt-tables | --syslog | --format) ((i++)) ;;
+		-c | --config | --nft | --ubus | --lock | --lock-timeout | --timeout | --ids | --rt-tables | --syslog | --format) ((i++)) ;;
 		-*) ;;
 		*) command=${words[i]}; break ;;
 		esac

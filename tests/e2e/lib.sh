@@ -60,10 +60,11 @@ serve() {
 	return 1
 }
 
-# connroute in a namespace, with state files in the test's work dir.
+# connroute in a namespace, with its state files (lock, ids) in the test's
+# work dir and no routing table names file: the host's /etc stays untouched.
 cr() {
 	local n=$1; shift
-	in_ns "$n" "$CONNROUTE" --lock "$WORK/lock-$n" --no-rt-tables --syslog "$WORK/no-syslog" "$@"
+	in_ns "$n" "$CONNROUTE" --lock "$WORK/lock-$n" --ids "$WORK/ids-$n" --no-rt-tables --syslog "$WORK/no-syslog" "$@"
 }
 
 # fetch NS URL [curl args]: prints the body; fails on timeout.
