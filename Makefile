@@ -57,7 +57,7 @@ clean:
 	rm -rf dist
 
 # ---- Plain Linux install (README "Install") ---------------------------------
-# `make install` as root: binary, systemd unit, man page, bash completion, and
+# `make && sudo make install`: binary, systemd unit, man page, bash completion, and
 # the example config unless /etc/config/connroute exists. PREFIX=/usr for a
 # distribution's layout; DESTDIR stages into a directory. The unit's paths
 # follow SBINDIR. Starting it is the admin's call (README).
@@ -68,11 +68,13 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
 
-install: build install-files
+install: install-files
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 	@echo "installed; edit $(SYSCONFDIR)/config/connroute, then: systemctl enable --now connroute"
 
+# No build here: `sudo make install` must not need root's cargo.
 install-files:
+	@test -x $(BIN) || { echo "$(BIN) is missing: run 'make' first"; exit 1; }
 	install -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/connroute
 	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/connroute
 	sed 's|/usr/sbin/connroute|$(SBINDIR)/connroute|g' systemd/connroute.service \

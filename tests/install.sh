@@ -15,7 +15,7 @@ mk() { make -s -C "$repo" "$@"; }
 tree() { (cd "$1" && find . ! -type d -printf '%M %P\n' | LC_ALL=C sort -k2); }
 
 d="$work/local"
-mk install-files DESTDIR="$d" >/dev/null
+mk install DESTDIR="$d" >/dev/null
 eq "make install (PREFIX=/usr/local)" "-rw-r--r-- etc/config/connroute
 -rw-r--r-- usr/local/lib/systemd/system/connroute.service
 -rwxr-xr-x usr/local/sbin/connroute
@@ -29,14 +29,14 @@ eq "the installed binary runs" "connroute $(sed -n 's/^version = "\(.*\)"/\1/p' 
 
 echo "# mine" >> "$d/etc/config/connroute"
 cp "$d/etc/config/connroute" "$work/mine"
-eq "reinstall keeps the config" "kept $d/etc/config/connroute" "$(mk install-files DESTDIR="$d" | grep '^kept')"
+eq "reinstall keeps the config" "kept $d/etc/config/connroute" "$(mk install DESTDIR="$d" | grep '^kept')"
 if cmp -s "$work/mine" "$d/etc/config/connroute"; then ok "config unchanged"; else fail "config overwritten"; fi
 
 mk uninstall DESTDIR="$d" >/dev/null
 eq "make uninstall keeps only the config" "-rw-r--r-- etc/config/connroute" "$(tree "$d")"
 
 u="$work/usr"
-mk install-files DESTDIR="$u" PREFIX=/usr >/dev/null
+mk install DESTDIR="$u" PREFIX=/usr >/dev/null
 eq "PREFIX=/usr: /usr/sbin in the unit" "ExecStart=/usr/sbin/connroute watch" \
 	"$(grep '^ExecStart=' "$u/usr/lib/systemd/system/connroute.service")"
 
