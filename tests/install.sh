@@ -62,6 +62,13 @@ else
 	fi
 fi
 
+# The man page is clean roff (groff comes with man-db).
+if command -v groff >/dev/null; then
+	eq "man page: no groff warnings" "" "$(groff -man -ww -z "$repo/man/connroute.8" 2>&1)"
+else
+	echo "skipped: groff warnings check (groff is not installed)"
+fi
+
 # Every command and flag the binary documents is in the man page, and the
 # completion offers it (global flags after any command, a command's own
 # flags after it).
