@@ -78,6 +78,7 @@ host_state() {
 		find "$d" -name 'connroute*' 2>/dev/null || true
 	done
 	ls -l /usr/sbin/connroute /etc/config/connroute 2>/dev/null || true
+	dpkg-query -W connroute 2>/dev/null || true
 }
 host_before=$(host_state)
 d() { PATH="$stubs:$PATH" dpkg --root="$root" --force-script-chrootless --log="$work/dpkg.log" "$@" </dev/null; }
