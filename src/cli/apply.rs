@@ -1,7 +1,7 @@
 //! `apply`: make the system match the config.
 
 use super::args::Cli;
-use super::{Run, facts, load, need_root, runtime, system};
+use super::{Run, facts, load, need_root, runtime, system, table_names_free};
 use crate::apply::{engine, lock::Lock};
 use crate::plan;
 use std::time::Duration;
@@ -12,6 +12,7 @@ pub fn run(cli: &Cli, force: bool) -> Run {
     need_root("apply")?;
     let _lock = Lock::acquire(&cli.lock, Duration::from_secs(cli.lock_timeout)).map_err(runtime)?;
     let p = plan::plan(&config, &facts(cli, &config, true)?);
+    table_names_free(cli, &p)?;
     for g in p.gateways.iter().filter(|g| !g.active) {
         log::info!("gateway {} inactive: {}", g.name, g.reason);
     }
