@@ -367,3 +367,39 @@ fn non_root_is_told_root_is_needed() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn timeout_option_bounds_the_nft_exchange() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: check runs nft only as root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("connroute-timeout-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let nft = dir.join("nft");
+    fs::write(&nft, "#!/bin/sh\nexec sleep 30\n").unwrap();
+    fs::set_permissions(&nft, fs::Permissions::from_mode(0o755)).unwrap();
+    let seed = root().join("examples/seed.conf");
+    let started = std::time::Instant::now();
+    let out = run(&[
+        "-c",
+        seed.to_str().unwrap(),
+        "--nft",
+        nft.to_str().unwrap(),
+        "--timeout",
+        "1",
+        "check",
+    ]);
+    let err = text(&out.stderr);
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "took {:?}",
+        started.elapsed()
+    );
+    // A timeout is a runtime failure (1), never a config error (2).
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("timed out"), "{err}");
+    let _ = fs::remove_dir_all(&dir);
+}
