@@ -403,3 +403,26 @@ fn timeout_option_bounds_the_nft_exchange() {
     assert!(err.contains("timed out"), "{err}");
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// Every option in `--help` (global and per command) is in the man page
+/// and the bash completion, so neither falls behind the parser.
+#[test]
+fn man_page_and_completion_know_every_option() {
+    let man = fs::read_to_string(root().join("man/connroute.8")).unwrap();
+    let completion = fs::read_to_string(root().join("completion/connroute.bash")).unwrap();
+    let mut help = text(&run(&["--help"]).stdout);
+    for name in ["render", "apply", "status"] {
+        help.push_str(&text(&run(&[name, "--help"]).stdout));
+    }
+    let mut options: Vec<&str> = help
+        .split(|c: char| !(c.is_ascii_lowercase() || c == '-'))
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .collect();
+    options.sort();
+    options.dedup();
+    assert!(options.len() >= 17, "{options:?}");
+    for o in options {
+        assert!(man.contains(&o.replace('-', "\\-")), "man page lacks {o}");
+        assert!(completion.contains(o), "completion lacks {o}");
+    }
+}
