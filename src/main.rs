@@ -1,9 +1,12 @@
 //! The `connroute` command line: parses arguments and wires the pipeline
 //! stages together. Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
 
-use connroute::apply::engine::{self, System};
+use connroute::apply::kernel::{self, Kernel};
 use connroute::apply::lock::Lock;
 use connroute::apply::nft::Nft;
+use connroute::apply::{
+    System, apply as engine, devices, flush as flush_mod, status as status_mod, status_text,
+};
 use connroute::args::{self, Cli, Command, Format, Parsed};
 use connroute::config::Config;
 use connroute::facts::Facts;
@@ -40,6 +43,7 @@ fn system(cli: &Cli) -> System {
             timeout: Duration::from_secs(30),
         },
         rt_tables: (!cli.no_rt_tables).then(|| cli.rt_tables.clone()),
+        state: None,
     }
 }
 
@@ -136,40 +140,74 @@ fn dump_config(cli: &Cli) -> Run {
         .map_err(|e| runtime(e.to_string()))
 }
 
+fn open_kernel(cli: &Cli) -> Result<kernel::System, Fail> {
+    kernel::System::open(system(cli).nft).map_err(|e| runtime(e.to_string()))
+}
+
+/// The plan with live facts: netifd's interfaces and static devices.
+fn live_plan(
+    cli: &Cli,
+    config: &Config,
+    k: &mut dyn Kernel,
+    strict: bool,
+) -> Result<plan::Plan, Fail> {
+    let mut f = facts(cli, config, strict)?;
+    f.unusable_devices = devices::unusable(k, config);
+    Ok(plan::plan(config, &f))
+}
+
 fn apply(cli: &Cli, force: bool) -> Run {
     let config = load(cli)?;
     let _lock = Lock::acquire(&cli.lock, Duration::from_secs(cli.lock_timeout)).map_err(runtime)?;
-    let p = plan::plan(&config, &facts(cli, &config, true)?);
+    let mut k = open_kernel(cli)?;
+    let p = live_plan(cli, &config, &mut k, true)?;
     for g in p.gateways.iter().filter(|g| !g.active) {
         log::info!("gateway {} inactive: {}", g.name, g.reason);
     }
-    match engine::apply(&p, &system(cli), force) {
+    match engine::apply(&mut k, &p, &system(cli), force) {
         Ok(report) => {
             log::info!("apply: {}", report.summary());
             Ok(())
         }
         Err(e) => {
-            log::error!("apply failed, previous state kept: {e}");
-            Err(runtime(format!("apply failed, previous state kept: {e}")))
+            log::error!("{e}");
+            Err(Fail(e.exit_code(), e.to_string()))
         }
     }
 }
 
 fn flush(cli: &Cli) -> Run {
     let _lock = Lock::acquire(&cli.lock, Duration::from_secs(cli.lock_timeout)).map_err(runtime)?;
-    let report = engine::flush(&system(cli)).map_err(runtime)?;
+    let mut k = open_kernel(cli)?;
+    let report =
+        flush_mod::flush(&mut k, &system(cli)).map_err(|e| Fail(e.exit_code(), e.to_string()))?;
     log::info!("flush: {}", report.summary());
     Ok(())
 }
 
 fn status(cli: &Cli, json: bool) -> Run {
     let config = load(cli)?;
-    let p = plan::plan(&config, &facts(cli, &config, false)?);
-    let v = engine::status(&p, &system(cli)).map_err(runtime)?;
+    let mut k = open_kernel(cli)?;
+    let p = live_plan(cli, &config, &mut k, false)?;
+    let st = status_mod::status(&mut k, &p, &system(cli)).map_err(|e| Fail(1, e.to_string()))?;
     if json {
-        print_json(&v)
+        print_json(&st)?;
     } else {
-        print(&engine::status_text(&v))
+        print(&status_text::render(&st))?;
+    }
+    match st.exit_code() {
+        0 => Ok(()),
+        c => Err(Fail(
+            c,
+            format!(
+                "status: {}",
+                if c == 3 {
+                    "drift"
+                } else {
+                    "a gateway is inactive"
+                }
+            ),
+        )),
     }
 }
 
