@@ -63,6 +63,8 @@ pub struct Cli {
     pub lock: PathBuf,
     /// Seconds to wait for another run's lock.
     pub lock_timeout: u64,
+    /// Run-state file: what the last apply loaded.
+    pub state: PathBuf,
     /// File naming connroute's routing tables.
     pub rt_tables: PathBuf,
     /// Do not write the routing table names file.
@@ -157,6 +159,7 @@ Options (before or after the command):
       --ubus <FILE>          ubus binary (netifd interface state) [default: ubus]
       --lock <FILE>          Lock file serialising runs [default: /var/run/connroute.lock]
       --lock-timeout <SECS>  Seconds to wait for another run's lock [default: 30]
+      --state <FILE>         What the last apply loaded [default: /var/run/connroute.state]
       --rt-tables <FILE>     File naming connroute's routing tables
                              [default: /etc/iproute2/rt_tables.d/connroute.conf]
       --no-rt-tables         Do not write the routing table names file
@@ -226,6 +229,7 @@ where
         ubus: "ubus".into(),
         lock: "/var/run/connroute.lock".into(),
         lock_timeout: 30,
+        state: "/var/run/connroute.state".into(),
         rt_tables: "/etc/iproute2/rt_tables.d/connroute.conf".into(),
         no_rt_tables: false,
         syslog: "/dev/log".into(),
@@ -271,6 +275,7 @@ where
             ("--nft", _) => cli.nft = value("a program")?.into(),
             ("--ubus", _) => cli.ubus = value("a program")?.into(),
             ("--lock", _) => cli.lock = value("a file")?.into(),
+            ("--state", _) => cli.state = value("a file")?.into(),
             ("--rt-tables", _) => cli.rt_tables = value("a file")?.into(),
             ("--syslog", _) => cli.syslog = value("a socket path")?,
             ("--lock-timeout", _) => {

@@ -43,7 +43,7 @@ fn system(cli: &Cli) -> System {
             timeout: Duration::from_secs(30),
         },
         rt_tables: (!cli.no_rt_tables).then(|| cli.rt_tables.clone()),
-        state: None,
+        state: Some(cli.state.clone()),
     }
 }
 
