@@ -19,7 +19,6 @@ pub mod nft;
 pub mod rtnl;
 pub mod runstate;
 pub mod status;
-pub mod status_text;
 #[cfg(test)]
 mod tests;
 

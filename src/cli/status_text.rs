@@ -1,6 +1,6 @@
 //! The typed status as aligned text tables (the CLI prints it).
 
-use super::status::Status;
+use crate::apply::status::Status;
 use crate::plan;
 use std::fmt::Write as _;
 
