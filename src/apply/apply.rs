@@ -8,7 +8,7 @@
 use super::diff::{self, Changes, TableChange};
 use super::error::ApplyError;
 use super::flush;
-use super::kernel::{KResult, Kernel, KernelError};
+use super::kernel::{KResult, Kernel, KernelError, TableState};
 use super::runstate::{self, RunState};
 use super::{Report, System};
 use crate::config::Family;
@@ -60,19 +60,7 @@ pub fn apply(
     let mut report = Report::default();
     let (result, loaded) = execute(k, plan, &d.changes, &mut report);
     if let Some(path) = &sys.state {
-        let write = match (&result, loaded) {
-            (Err(ApplyError::CommittedDespite(_)), _) => None,
-            (_, Some(s)) => Some(s),
-            (_, None) => d.refreshed,
-        };
-        let done = match write {
-            Some(s) => s.write(path),
-            None if matches!(result, Err(ApplyError::CommittedDespite(_))) => {
-                std::fs::remove_file(path).or(Ok(()))
-            }
-            None => Ok(()),
-        };
-        if let Err(e) = done {
+        if let Some(Err(e)) = loaded.or(d.refreshed).map(|s| s.write(path)) {
             log::warn!("cannot record the run state in {}: {e}", path.display());
         }
     }
@@ -127,7 +115,10 @@ fn execute(
         match load(k, plan, create, before) {
             Ok(state) => loaded = Some(state),
             Err(error) => match committed(k, plan, before) {
-                Ok(true) => despite = Some(error),
+                Ok(Some(state)) => {
+                    loaded = Some(state);
+                    despite = Some(error);
+                }
                 _ => {
                     let rollback = rollback(k, undo);
                     return (Err(ApplyError::Failed { error, rollback }), None);
@@ -226,25 +217,41 @@ fn load(k: &mut dyn Kernel, plan: &Plan, create: bool, before: Option<u32>) -> K
     // Committed: from here on nothing may fail the load, only the record.
     let live = k.table().ok().flatten();
     let after = k.generation().ok();
-    let exact = before.is_some_and(|b| Some(b.wrapping_add(1)) == after);
-    let digest = live
-        .filter(|t| exact && t.fingerprint.as_deref() == Some(plan.fingerprint.as_str()))
-        .map(|t| t.digest);
-    Ok(RunState {
-        netns: runstate::netns(),
-        generation: after.unwrap_or(0),
-        fingerprint: plan.fingerprint.clone(),
-        digest,
-    })
+    Ok(record(plan, live, before, after))
 }
 
 /// After an nft failure: did the transaction commit anyway? Yes when the
 /// ruleset generation moved and the table carries the plan's fingerprint;
-/// an error when the kernel cannot tell (then the caller rolls back).
-fn committed(k: &mut dyn Kernel, plan: &Plan, before: Option<u32>) -> KResult<bool> {
-    if before.is_some() && k.generation().ok() == before {
-        return Ok(false);
+/// then the run state to record. An error when the kernel cannot tell
+/// (then the caller rolls back).
+fn committed(k: &mut dyn Kernel, plan: &Plan, before: Option<u32>) -> KResult<Option<RunState>> {
+    let after = k.generation().ok();
+    if before.is_some() && after == before {
+        return Ok(None);
     }
-    Ok(k.table()?
-        .is_some_and(|t| t.fingerprint.as_deref() == Some(plan.fingerprint.as_str())))
+    let live = k.table()?;
+    if live.as_ref().and_then(|t| t.fingerprint.as_deref()) != Some(plan.fingerprint.as_str()) {
+        return Ok(None);
+    }
+    Ok(Some(record(plan, live, before, after)))
+}
+
+/// The run state after a load: the digest is trusted only when exactly one
+/// commit (ours) happened between `before` and `after`.
+fn record(
+    plan: &Plan,
+    live: Option<TableState>,
+    before: Option<u32>,
+    after: Option<u32>,
+) -> RunState {
+    let exact = before.is_some_and(|b| Some(b.wrapping_add(1)) == after);
+    let digest = live
+        .filter(|t| exact && t.fingerprint.as_deref() == Some(plan.fingerprint.as_str()))
+        .map(|t| t.digest);
+    RunState {
+        netns: runstate::netns(),
+        generation: after.unwrap_or(0),
+        fingerprint: plan.fingerprint.clone(),
+        digest,
+    }
 }

@@ -319,10 +319,18 @@ fn nft_commits_then_fails_new_state_kept_consistent() {
     );
     assert_eq!(k.routes().unwrap(), p.routes, "routes match the live table");
     assert_eq!(k.rules, p.ip_rules);
-    // No digest could be recorded: the next apply lists and repairs once.
-    assert!(RunState::read(run.sys.state.as_ref().unwrap()).is_none());
-    apply(&mut k, &p, &run.sys, false).unwrap();
+    // The committed table was verified and recorded: nothing to repair.
+    let st = RunState::read(run.sys.state.as_ref().unwrap()).unwrap();
+    assert_eq!((st.generation, st.digest.is_some()), (k.generation, true));
     assert_eq!(status(&mut k, &p, &run.sys).unwrap().exit_code(), 0);
+    let runs = k.nft_runs;
+    assert!(
+        apply(&mut k, &p, &run.sys, false)
+            .unwrap()
+            .changes
+            .is_empty()
+    );
+    assert_eq!(k.nft_runs, runs);
 }
 
 #[test]
