@@ -74,7 +74,8 @@ pub struct ForeignRoute {
 pub struct TableState {
     /// The fingerprint stamped in its first rule, if readable.
     pub fingerprint: Option<String>,
-    /// Hash of the whole table, handles and counter values left out.
+    /// Hash of the whole table as the kernel dumps it, handles, use counts
+    /// and counter values left out.
     pub digest: u64,
 }
 
@@ -126,8 +127,9 @@ pub trait Kernel {
     fn counters(&mut self) -> KResult<Vec<(String, u64, u64)>>;
 }
 
-/// The real kernel: rtnetlink for routes and rules, nfnetlink for the
-/// ruleset generation and table presence, the `nft` binary for the table.
+/// The real kernel: rtnetlink for routes and rules, nfnetlink to read the
+/// ruleset generation and connroute's table, the `nft` binary to load,
+/// check and delete it and to read counters.
 pub struct System {
     nl: Netlink,
     nft: Nft,
@@ -154,25 +156,6 @@ impl System {
     }
 }
 
-/// Drops what changes without anyone changing the table: handles, counter
-/// values and nft's version banner.
-fn normalize(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            m.remove("handle");
-            m.remove("packets");
-            m.remove("bytes");
-            m.remove("metainfo");
-            m.values_mut().for_each(normalize);
-        }
-        Value::Array(a) => {
-            a.retain(|o| o.get("metainfo").is_none());
-            a.iter_mut().for_each(normalize);
-        }
-        _ => {}
-    }
-}
-
 /// FNV-1a, 64 bit.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| {
@@ -180,25 +163,16 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The state of a table from `nft -j list table` output.
-pub fn table_state(mut listing: Value) -> TableState {
-    let fingerprint = listing
-        .get("nftables")
-        .and_then(Value::as_array)
-        .and_then(|a| {
-            a.iter().find_map(|o| {
-                let r = o.get("rule")?;
-                if r.get("chain")?.as_str()? != plan::CHAIN_PREROUTING {
-                    return None;
-                }
-                plan::fingerprint_in_comment(r.get("comment")?.as_str()?).map(str::to_string)
-            })
-        });
-    normalize(&mut listing);
-    TableState {
-        fingerprint,
-        digest: fnv1a(listing.to_string().as_bytes()),
-    }
+/// The fingerprint stamped in a rule comment among `rules` (raw bodies).
+fn fingerprint(rules: &[Vec<u8>]) -> Option<String> {
+    const TAG: &[u8] = b"connroute restore fp=";
+    rules.iter().find_map(|b| {
+        let at = b.windows(TAG.len()).position(|w| w == TAG)? + TAG.len();
+        let fp = std::str::from_utf8(b.get(at..at + 16)?).ok()?;
+        fp.bytes()
+            .all(|c| c.is_ascii_hexdigit())
+            .then(|| fp.to_string())
+    })
 }
 
 fn counters_of(v: &Value) -> Vec<(String, u64, u64)> {
@@ -293,7 +267,12 @@ impl Kernel for System {
         if !self.table_exists()? {
             return Ok(None);
         }
-        self.list(&["table"]).map(|v| Some(table_state(v)))
+        let d = nfgen::table(plan::TABLE)
+            .map_err(|e| KernelError::netlink("cannot read table inet connroute", e))?;
+        Ok(Some(TableState {
+            fingerprint: fingerprint(&d.rules),
+            digest: d.digest,
+        }))
     }
 
     fn table_exists(&mut self) -> KResult<bool> {

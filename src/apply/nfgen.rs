@@ -1,7 +1,9 @@
-//! Two questions to nf_tables over a `NETLINK_NETFILTER` socket, without
+//! Questions to nf_tables over a `NETLINK_NETFILTER` socket, without
 //! running nft: the ruleset generation (`NFT_MSG_GETGEN`, bumped by every
-//! commit anywhere in the ruleset) and whether a table exists
-//! (`NFT_MSG_GETTABLE`). Each costs one request and one reply.
+//! commit anywhere in the ruleset), whether a table exists
+//! (`NFT_MSG_GETTABLE`), and a digest of one table's whole contents (its
+//! chains, rules, sets with their elements and objects, as the kernel
+//! dumps them, without handles, use counts and counter values).
 
 use super::rtnl::{self, flags, kind};
 use netlink_sys::{Socket, SocketAddr};
@@ -11,8 +13,17 @@ const NETLINK_NETFILTER: isize = 12;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_GETTABLE: u16 = 1;
+const NFT_MSG_GETCHAIN: u16 = 4;
+const NFT_MSG_GETRULE: u16 = 7;
+const NFT_MSG_GETSET: u16 = 10;
+const NFT_MSG_GETSETELEM: u16 = 13;
 const NFT_MSG_NEWGEN: u16 = 15;
 const NFT_MSG_GETGEN: u16 = 16;
+const NFT_MSG_GETOBJ: u16 = 19;
+/// `NFTA_{CHAIN,RULE,SET,SET_ELEM_LIST,OBJ}_TABLE`: all 1.
+const ATTR_TABLE: u16 = 1;
+/// `NFTA_SET_NAME`, `NFTA_SET_ELEM_LIST_SET`.
+const ATTR_SET_NAME: u16 = 2;
 const NFPROTO_UNSPEC: u8 = 0;
 const NFPROTO_INET: u8 = 1;
 const NFTA_GEN_ID: u16 = 1;
@@ -73,31 +84,45 @@ pub fn decode_gen(body: &[u8]) -> Option<u32> {
     None
 }
 
-/// Sends `req` and returns the body of the reply of type `want`; `None`
-/// when the kernel answers ENOENT.
-fn ask(req: &[u8], seq: u32, want: u16) -> io::Result<Option<Vec<u8>>> {
+/// A connected `NETLINK_NETFILTER` socket.
+fn socket() -> io::Result<Socket> {
     let mut s = Socket::new(NETLINK_NETFILTER)?;
     s.bind_auto()?;
     s.connect(&SocketAddr::new(0, 0))?;
+    Ok(s)
+}
+
+fn kernel_error(body: &[u8]) -> io::Error {
+    match rtnl::error_code(body) {
+        Some(e) if e < 0 => io::Error::from_raw_os_error(-e),
+        _ => io::Error::new(
+            io::ErrorKind::InvalidData,
+            "nfnetlink: unexpected acknowledgement",
+        ),
+    }
+}
+
+fn malformed() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "malformed nfnetlink reply")
+}
+
+/// Sends `req` and returns the body of the reply of type `want`; `None`
+/// when the kernel answers ENOENT.
+fn ask(req: &[u8], seq: u32, want: u16) -> io::Result<Option<Vec<u8>>> {
+    let s = socket()?;
     s.send(req, 0)?;
     loop {
         let (buf, _) = s.recv_from_full()?;
-        let msgs = rtnl::replies(&buf).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidData, "malformed nfnetlink reply")
-        })?;
+        let msgs = rtnl::replies(&buf).ok_or_else(malformed)?;
         for m in msgs.into_iter().filter(|m| m.seq == seq) {
             if m.kind == msg_type(want) {
                 return Ok(Some(m.body.to_vec()));
             }
             if m.kind == kind::ERROR {
-                return match rtnl::error_code(m.body) {
-                    Some(e) if e == -libc::ENOENT => Ok(None),
-                    Some(e) if e < 0 => Err(io::Error::from_raw_os_error(-e)),
-                    _ => Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "nfnetlink: unexpected acknowledgement",
-                    )),
-                };
+                if rtnl::error_code(m.body) == Some(-libc::ENOENT) {
+                    return Ok(None);
+                }
+                return Err(kernel_error(m.body));
             }
         }
     }
@@ -114,6 +139,156 @@ pub fn generation() -> io::Result<u32> {
 /// True when `table inet NAME` exists.
 pub fn table_exists(name: &str) -> io::Result<bool> {
     Ok(ask(&table_request(1, name), 1, NFT_MSG_NEWTABLE)?.is_some())
+}
+
+/// A dump request of `inet` objects of kind `m`, filtered by `attrs`.
+pub fn dump_request(seq: u32, m: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
+    rtnl::message(
+        msg_type(m),
+        flags::REQUEST | flags::DUMP,
+        seq,
+        &body(NFPROTO_INET, attrs),
+    )
+}
+
+/// Every message of one dump: (type, body).
+fn dump(s: &Socket, seq: u32, req: &[u8]) -> io::Result<Vec<(u16, Vec<u8>)>> {
+    s.send(req, 0)?;
+    let mut out = Vec::new();
+    loop {
+        let (buf, _) = s.recv_from_full()?;
+        for m in rtnl::replies(&buf).ok_or_else(malformed)? {
+            if m.seq != seq {
+                continue;
+            }
+            match m.kind {
+                kind::DONE => return Ok(out),
+                kind::ERROR if rtnl::error_code(m.body) == Some(-libc::ENOENT) => return Ok(out),
+                kind::ERROR => return Err(kernel_error(m.body)),
+                k => out.push((k, m.body.to_vec())),
+            }
+        }
+    }
+}
+
+/// The top-level attributes of an nf_tables body (after `nfgenmsg`).
+pub fn attrs(body: &[u8]) -> Option<Vec<(u16, &[u8])>> {
+    let mut rest = body.get(4..)?;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let len = usize::from(u16::from_ne_bytes(rest.get(0..2)?.try_into().ok()?));
+        let k = u16::from_ne_bytes(rest.get(2..4)?.try_into().ok()?) & 0x3fff;
+        out.push((k, rest.get(4..len)?));
+        rest = rest.get(((len + 3) & !3).min(rest.len())..)?;
+    }
+    Some(out)
+}
+
+/// Attributes that change without anyone changing the table: handles, use
+/// counts, rule positions, counter values (by message kind).
+fn volatile(m: u16, attr: u16) -> bool {
+    match m {
+        NFT_MSG_GETCHAIN => matches!(attr, 2 | 6 | 8), // HANDLE, USE, COUNTERS
+        NFT_MSG_GETRULE => matches!(attr, 3 | 6),      // HANDLE, POSITION
+        NFT_MSG_GETSET => attr == 16,                  // HANDLE
+        NFT_MSG_GETOBJ => (4..=6).contains(&attr),     // DATA, USE, HANDLE
+        _ => false,
+    }
+}
+
+/// Feeds one dumped object into the digest; false if malformed.
+fn absorb(h: &mut u64, m: u16, body: &[u8]) -> bool {
+    let Some(list) = attrs(body) else {
+        return false;
+    };
+    let mut feed = |b: &[u8]| {
+        for &c in b {
+            *h = (*h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    feed(&m.to_ne_bytes());
+    for (k, v) in list.into_iter().filter(|(k, _)| !volatile(m, *k)) {
+        feed(&k.to_ne_bytes());
+        feed(&(v.len() as u32).to_ne_bytes());
+        feed(v);
+    }
+    true
+}
+
+/// The table's contents as the kernel has them: a digest (FNV-1a over
+/// every object without its volatile attributes) and the raw rule bodies
+/// (for the caller to find the fingerprint in).
+pub struct Dump {
+    /// The digest.
+    pub digest: u64,
+    /// Every rule message body, in dump order.
+    pub rules: Vec<Vec<u8>>,
+}
+
+/// Dumps `table inet NAME` once.
+fn dump_table(s: &Socket, name: &str) -> io::Result<Dump> {
+    let mut n = name.as_bytes().to_vec();
+    n.push(0);
+    let table: &[(u16, &[u8])] = &[(ATTR_TABLE, &n)];
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut rules = Vec::new();
+    let mut seq = 10;
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed nf_tables object");
+    for m in [
+        NFT_MSG_GETCHAIN,
+        NFT_MSG_GETRULE,
+        NFT_MSG_GETSET,
+        NFT_MSG_GETOBJ,
+    ] {
+        seq += 1;
+        for (_, b) in dump(s, seq, &dump_request(seq, m, table))? {
+            let list = attrs(&b).ok_or_else(bad)?;
+            // Chains are dumped for every table: keep ours.
+            if !list.iter().any(|(k, v)| *k == ATTR_TABLE && *v == &n[..]) {
+                continue;
+            }
+            if !absorb(&mut h, m, &b) {
+                return Err(bad());
+            }
+            if m == NFT_MSG_GETSET {
+                let set = list
+                    .iter()
+                    .find(|(k, _)| *k == ATTR_SET_NAME)
+                    .map(|(_, v)| v.to_vec())
+                    .ok_or_else(bad)?;
+                seq += 1;
+                let req = dump_request(
+                    seq,
+                    NFT_MSG_GETSETELEM,
+                    &[(ATTR_TABLE, &n), (ATTR_SET_NAME, &set)],
+                );
+                for (_, e) in dump(s, seq, &req)? {
+                    absorb(&mut h, NFT_MSG_GETSETELEM, &e);
+                }
+            }
+            if m == NFT_MSG_GETRULE {
+                rules.push(b);
+            }
+        }
+    }
+    Ok(Dump { digest: h, rules })
+}
+
+/// The contents of `table inet NAME`, read consistently: retried (up to
+/// 5 times) while another commit lands during the dump.
+pub fn table(name: &str) -> io::Result<Dump> {
+    let s = socket()?;
+    for _ in 0..5 {
+        let before = generation()?;
+        let d = dump_table(&s, name)?;
+        if generation()? == before {
+            return Ok(d);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::Interrupted,
+        "the nftables ruleset kept changing while it was read",
+    ))
 }
 
 #[cfg(test)]
@@ -141,6 +316,42 @@ mod tests {
         assert_eq!(&m[24..34], b"connroute\0");
         assert_eq!(m.len(), 36);
         assert_eq!(&m[0..4], &36u32.to_ne_bytes());
+    }
+
+    #[test]
+    fn dump_request_is_a_dump_filtered_by_table() {
+        let m = dump_request(4, NFT_MSG_GETRULE, &[(ATTR_TABLE, b"t\0")]);
+        assert_eq!(&m[4..6], &0x0a07u16.to_ne_bytes());
+        assert_eq!(&m[6..8], &(flags::REQUEST | flags::DUMP).to_ne_bytes());
+        assert_eq!(attrs(&m[16..]), Some(vec![(ATTR_TABLE, &b"t\0"[..])]));
+    }
+
+    #[test]
+    fn digest_ignores_handles_and_counter_values_only() {
+        let obj = |handle: u8, data: u8, name: &[u8]| {
+            let mut b = vec![NFPROTO_INET, 0, 0, 7];
+            for (k, v) in [
+                (ATTR_TABLE, &b"t\0"[..]),
+                (2, name),
+                (4, &[data][..]),
+                (6, &[handle][..]),
+            ] {
+                b.extend_from_slice(&((4 + v.len()) as u16).to_ne_bytes());
+                b.extend_from_slice(&k.to_ne_bytes());
+                b.extend_from_slice(v);
+                b.resize((b.len() + 3) & !3, 0);
+            }
+            b
+        };
+        let d = |b: &[u8]| {
+            let mut h = 0;
+            assert!(absorb(&mut h, NFT_MSG_GETOBJ, b));
+            h
+        };
+        assert_eq!(d(&obj(1, 5, b"c1\0")), d(&obj(9, 6, b"c1\0")));
+        assert_ne!(d(&obj(1, 5, b"c1\0")), d(&obj(1, 5, b"c2\0")));
+        let mut h = 0;
+        assert!(!absorb(&mut h, NFT_MSG_GETOBJ, &obj(1, 5, b"c1\0")[..9]));
     }
 
     #[test]
