@@ -24,6 +24,8 @@ pub enum ApplyError {
     CommittedDespite(KernelError),
     /// The new state is live, but removing what it no longer needs failed.
     Cleanup(Vec<KernelError>),
+    /// flush could not remove everything connroute owns.
+    Flush(Vec<KernelError>),
 }
 
 impl ApplyError {
@@ -78,6 +80,7 @@ impl fmt::Display for ApplyError {
                 "the new state is live, but removing old entries failed: {}",
                 join(errs)
             ),
+            ApplyError::Flush(errs) => write!(f, "flush incomplete: {}", join(errs)),
         }
     }
 }

@@ -34,6 +34,6 @@ pub fn flush(k: &mut dyn Kernel, sys: &System) -> Result<Report, ApplyError> {
     if problems.is_empty() {
         Ok(report)
     } else {
-        Err(ApplyError::Cleanup(problems))
+        Err(ApplyError::Flush(problems))
     }
 }

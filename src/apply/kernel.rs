@@ -10,7 +10,6 @@ use super::rtnl;
 use crate::config::Family;
 use crate::plan::{self, IpRule, Route};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
 
@@ -133,8 +132,9 @@ pub trait Kernel {
 pub struct System {
     nl: Netlink,
     nft: Nft,
-    routes: HashMap<Route, netlink::KernelRoute>,
-    rules: HashMap<IpRule, netlink::KernelRule>,
+    /// The last dumps, to delete entries by their kernel bytes.
+    routes: Vec<netlink::KernelRoute>,
+    rules: Vec<netlink::KernelRule>,
 }
 
 impl System {
@@ -143,8 +143,8 @@ impl System {
         Ok(System {
             nl: Netlink::open().map_err(|e| KernelError::netlink("cannot open rtnetlink", e))?,
             nft,
-            routes: HashMap::new(),
-            rules: HashMap::new(),
+            routes: Vec::new(),
+            rules: Vec::new(),
         })
     }
 
@@ -193,12 +193,11 @@ fn counters_of(v: &Value) -> Vec<(String, u64, u64)> {
 
 impl Kernel for System {
     fn routes(&mut self) -> KResult<Vec<Route>> {
-        let got = self
+        self.routes = self
             .nl
             .routes()
             .map_err(|e| KernelError::netlink("cannot list routes", e))?;
-        self.routes = got.into_iter().map(|k| (k.route.clone(), k)).collect();
-        Ok(self.routes.keys().cloned().collect())
+        Ok(self.routes.iter().map(|k| k.route.clone()).collect())
     }
 
     fn foreign_defaults(&mut self, tables: &[(Family, u32)]) -> KResult<Vec<ForeignRoute>> {
@@ -220,13 +219,11 @@ impl Kernel for System {
     }
 
     fn rules(&mut self) -> KResult<Vec<IpRule>> {
-        let got = self
+        self.rules = self
             .nl
             .rules()
             .map_err(|e| KernelError::netlink("cannot list ip rules", e))?;
-        let list = got.iter().map(|k| k.rule.clone()).collect();
-        self.rules = got.into_iter().map(|k| (k.rule.clone(), k)).collect();
-        Ok(list)
+        Ok(self.rules.iter().map(|k| k.rule.clone()).collect())
     }
 
     fn add_route(&mut self, r: &Route) -> KResult<()> {
@@ -242,7 +239,7 @@ impl Kernel for System {
     }
 
     fn delete_route(&mut self, r: &Route) -> KResult<()> {
-        let res = match self.routes.get(r) {
+        let res = match self.routes.iter().find(|k| k.route == *r) {
             Some(k) => self.nl.delete_route(k),
             None => self.nl.delete_planned_route(r),
         };
@@ -256,7 +253,7 @@ impl Kernel for System {
     }
 
     fn delete_rule(&mut self, r: &IpRule) -> KResult<()> {
-        let res = match self.rules.get(r) {
+        let res = match self.rules.iter().find(|k| k.rule == *r) {
             Some(k) => self.nl.delete_kernel_rule(k),
             None => self.nl.delete_rule(r),
         };

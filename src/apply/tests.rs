@@ -266,6 +266,18 @@ fn flush_removes_only_ours() {
     assert!(!run.sys.state.as_ref().unwrap().exists());
 }
 
+#[test]
+fn flush_reports_what_it_could_not_remove_and_removes_the_rest() {
+    let run = Run::new("flushfail");
+    let mut k = applied(&run);
+    k.fail.push(Op::DeleteRule);
+    let e = flush(&mut k, &run.sys).unwrap_err();
+    assert!(matches!(&e, ApplyError::Flush(v) if v.len() == 1), "{e}");
+    assert_eq!((e.exit_code(), k.rules.len()), (1, 1));
+    assert!(k.table.is_none() && k.routes().unwrap().is_empty());
+    assert_eq!(k.routes, vec![foreign(1, Family::V4, "192.168.1.1")]);
+}
+
 /// Applies the changed plan over the seed with `fault` injected; the
 /// state must be exactly the seed's afterwards.
 fn rolled_back(name: &str, fault: Op) -> (Fake, ApplyError) {
