@@ -237,6 +237,10 @@ impl Kernel for Fake {
         self.links.get(device).copied().unwrap_or(Link::Missing)
     }
 
+    fn pinned(&mut self, mark: u32, _mask: u32) -> KResult<u64> {
+        Ok(u64::from(mark >> 24))
+    }
+
     fn counters(&mut self) -> KResult<Vec<(String, u64, u64)>> {
         if self.table.is_none() {
             return Ok(Vec::new());

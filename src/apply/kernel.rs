@@ -124,6 +124,8 @@ pub trait Kernel {
     fn link(&mut self, device: &str) -> Link;
     /// Named counters of connroute's table: (name, packets, bytes).
     fn counters(&mut self) -> KResult<Vec<(String, u64, u64)>>;
+    /// Tracked connections whose ct mark is `mark` under `mask`.
+    fn pinned(&mut self, mark: u32, mask: u32) -> KResult<u64>;
 }
 
 /// The real kernel: rtnetlink for routes and rules, nfnetlink to read the
@@ -299,6 +301,10 @@ impl Kernel for System {
 
     fn link(&mut self, device: &str) -> Link {
         link_state(device)
+    }
+
+    fn pinned(&mut self, mark: u32, mask: u32) -> KResult<u64> {
+        nfgen::pinned(mark, mask).map_err(|e| KernelError::netlink("cannot count connections", e))
     }
 
     fn counters(&mut self) -> KResult<Vec<(String, u64, u64)>> {

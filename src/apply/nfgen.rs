@@ -291,6 +291,28 @@ pub fn table(name: &str) -> io::Result<Dump> {
     ))
 }
 
+/// `ctnetlink`: dump request for connections whose `ct mark & mask == mark`.
+pub fn conntrack_request(seq: u32, mark: u32, mask: u32) -> Vec<u8> {
+    const NFNL_SUBSYS_CTNETLINK: u16 = 1;
+    const IPCTNL_MSG_CT_GET: u16 = 1;
+    const CTA_MARK: u16 = 8;
+    const CTA_MARK_MASK: u16 = 21;
+    let (m, k) = (mark.to_be_bytes(), mask.to_be_bytes());
+    rtnl::message(
+        (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET,
+        flags::REQUEST | flags::DUMP,
+        seq,
+        &body(NFPROTO_UNSPEC, &[(CTA_MARK, &m), (CTA_MARK_MASK, &k)]),
+    )
+}
+
+/// How many tracked connections (both families) carry `mark` under `mask`;
+/// the kernel filters, so only matching entries cross the socket.
+pub fn pinned(mark: u32, mask: u32) -> io::Result<u64> {
+    let s = socket()?;
+    Ok(dump(&s, 1, &conntrack_request(1, mark, mask))?.len() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +374,15 @@ mod tests {
         assert_ne!(d(&obj(1, 5, b"c1\0")), d(&obj(1, 5, b"c2\0")));
         let mut h = 0;
         assert!(!absorb(&mut h, NFT_MSG_GETOBJ, &obj(1, 5, b"c1\0")[..9]));
+    }
+
+    #[test]
+    fn conntrack_request_filters_by_mark_in_network_order() {
+        let m = conntrack_request(2, 0x0100_0000, 0xff00_0000);
+        assert_eq!(&m[4..6], &0x0101u16.to_ne_bytes());
+        assert_eq!(m[16], NFPROTO_UNSPEC);
+        let a = attrs(&m[16..]).unwrap();
+        assert_eq!(a, vec![(8, &[1, 0, 0, 0][..]), (21, &[0xff, 0, 0, 0][..])]);
     }
 
     #[test]

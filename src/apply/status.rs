@@ -45,6 +45,8 @@ pub struct GatewayStatus {
     pub routes_present: bool,
     /// All ip rules looking up its table are in the kernel.
     pub rules_present: bool,
+    /// Live connections pinned to it (conntrack); `None` if unreadable.
+    pub connections: Option<u64>,
 }
 
 /// One rule.
@@ -86,7 +88,13 @@ impl Status {
 
 /// Compares `plan` with the kernel. Errors (exit 1) when the state cannot
 /// be read: not root, nft missing, netlink refused.
-pub fn status(k: &mut dyn Kernel, plan: &Plan, sys: &System) -> Result<Status, ApplyError> {
+/// `mask` is the config's `mark_mask`, to count pinned connections.
+pub fn status(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    sys: &System,
+    mask: u32,
+) -> Result<Status, ApplyError> {
     let routes = k.routes()?;
     let rules = k.rules()?;
     let recorded = sys.state.as_deref().and_then(RunState::read);
@@ -112,6 +120,13 @@ pub fn status(k: &mut dyn Kernel, plan: &Plan, sys: &System) -> Result<Status, A
             "stale"
         }
     };
+    let wanted: Vec<_> = plan.routes.iter().map(|r| (r.family, r.table)).collect();
+    for f in k.foreign_defaults(&wanted)? {
+        drift.push(format!(
+            "table {} ({}) holds another owner's default route: {}",
+            f.table, f.family, f.text
+        ));
+    }
     let c = diff::routing(plan, &routes, &rules);
     drift.extend(c.add_routes.iter().map(|r| format!("missing route: {r}")));
     drift.extend(
@@ -134,6 +149,7 @@ pub fn status(k: &mut dyn Kernel, plan: &Plan, sys: &System) -> Result<Status, A
         .gateways
         .iter()
         .map(|g| GatewayStatus {
+            connections: k.pinned(g.mark, mask).ok(),
             name: g.name.clone(),
             active: g.active,
             reason: g.reason.clone(),

@@ -156,7 +156,7 @@ fn drift_in_the_table_is_seen_by_status_and_repaired_by_apply() {
     // `nft flush chain inet connroute classify; nft add rule … drop`.
     k.table.as_mut().unwrap().digest ^= 1;
     k.generation += 2;
-    let st = status(&mut k, &p, &run.sys).unwrap();
+    let st = status(&mut k, &p, &run.sys, 0xff00_0000).unwrap();
     assert_eq!(st.exit_code(), 3);
     assert!(
         st.drift[0].contains("changed outside connroute"),
@@ -169,7 +169,7 @@ fn drift_in_the_table_is_seen_by_status_and_repaired_by_apply() {
         "{:?}",
         report.changes
     );
-    let st = status(&mut k, &p, &run.sys).unwrap();
+    let st = status(&mut k, &p, &run.sys, 0xff00_0000).unwrap();
     assert_eq!(
         (st.exit_code(), st.nft_table),
         (0, "current"),
@@ -203,7 +203,12 @@ fn stray_and_duplicate_entries_of_ours_are_removed_foreign_kept() {
         protocol: plan::RTPROT_CONNROUTE,
     });
     let p = plan_of("");
-    assert_eq!(status(&mut k, &p, &run.sys).unwrap().exit_code(), 3);
+    assert_eq!(
+        status(&mut k, &p, &run.sys, 0xff00_0000)
+            .unwrap()
+            .exit_code(),
+        3
+    );
     apply(&mut k, &p, &run.sys, false).unwrap();
     k.rules.sort();
     assert_eq!(
@@ -334,7 +339,12 @@ fn nft_commits_then_fails_new_state_kept_consistent() {
     // The committed table was verified and recorded: nothing to repair.
     let st = RunState::read(run.sys.state.as_ref().unwrap()).unwrap();
     assert_eq!((st.generation, st.digest.is_some()), (k.generation, true));
-    assert_eq!(status(&mut k, &p, &run.sys).unwrap().exit_code(), 0);
+    assert_eq!(
+        status(&mut k, &p, &run.sys, 0xff00_0000)
+            .unwrap()
+            .exit_code(),
+        0
+    );
     let runs = k.nft_runs;
     assert!(
         apply(&mut k, &p, &run.sys, false)
@@ -451,8 +461,14 @@ fn missing_or_down_device_makes_only_that_gateway_inactive() {
     );
     apply(&mut k, &p, &run.sys, false).unwrap();
     assert_eq!(k.routes().unwrap(), plan_of("").routes, "router2 applied");
-    let st = status(&mut k, &p, &run.sys).unwrap();
+    let st = status(&mut k, &p, &run.sys, 0xff00_0000).unwrap();
     assert_eq!(st.exit_code(), 4, "{:?}", st.drift);
+    let conns: Vec<_> = st
+        .gateways
+        .iter()
+        .map(|g| (g.name.as_str(), g.connections))
+        .collect();
+    assert_eq!(conns[0], ("router2", Some(1)), "the fake counts mark >> 24");
     k.links.insert("wwan0".into(), super::kernel::Link::Down);
     assert_eq!(
         devices::unusable(&mut k, &c)
@@ -468,7 +484,7 @@ fn status_cannot_read_is_an_error_not_missing() {
     let mut k = applied(&run);
     k.generation += 1;
     k.fail.push(Op::Table);
-    let e = status(&mut k, &plan_of(""), &run.sys).unwrap_err();
+    let e = status(&mut k, &plan_of(""), &run.sys, 0xff00_0000).unwrap_err();
     assert_eq!(e.exit_code(), 1);
     assert!(e.to_string().contains("cannot read"), "{e}");
 }

@@ -11,7 +11,8 @@ pub fn run(cli: &Cli, json: bool) -> Run {
     let config = load(cli)?;
     let mut k = open_kernel(cli)?;
     let p = live_plan(cli, &config, &mut k, false)?;
-    let st = status(&mut k, &p, &system(cli)).map_err(|e| Error::Runtime(e.to_string()))?;
+    let st = status(&mut k, &p, &system(cli), config.globals.mark_mask)
+        .map_err(|e| Error::Runtime(e.to_string()))?;
     if json {
         print_json(&st)?;
     } else {

@@ -39,6 +39,7 @@ pub fn render(st: &Status) -> String {
             g.next_hops.join(" "),
             ok(g.active, g.routes_present),
             ok(g.active, g.rules_present),
+            g.connections.map_or("-".into(), |n| n.to_string()),
             g.reason.clone(),
         ]);
     }

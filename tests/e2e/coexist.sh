@@ -47,6 +47,8 @@ expect_eq "identical table not reloaded (same rule handles)" "$h1" "$(in_ns h nf
 expect_eq "one route and two rules" "3" "$n1"
 
 expect_eq "pinned connection works" "hello from h" "$(fetch c http://10.2.0.1/ || true)"
+conns=$(cr h -c "$CONF" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["gateways"][0]["connections"])')
+[ "$conns" -ge 1 ] 2>/dev/null && ok "status counts the pinned connection ($conns)" || fail "status connections: $conns"
 ctr() { in_ns h nft -j list counter inet foreign "$1" | python3 -c 'import json,sys; print([o for o in json.load(sys.stdin)["nftables"] if "counter" in o][0]["counter"]["packets"])'; }
 [ "$(ctr keep_meta)" -ge 1 ] && ok "foreign meta mark bits kept on pinned traffic" || fail "keep_meta is $(ctr keep_meta)"
 [ "$(ctr keep_ct)" -ge 1 ] && ok "foreign ct mark bits kept on pinned traffic" || fail "keep_ct is $(ctr keep_ct)"
