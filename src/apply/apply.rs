@@ -65,7 +65,12 @@ pub fn apply(
         }
     }
     result?;
-    super::write_rt_tables(sys, plan, &mut report);
+    if let Some(path) = &sys.rt_tables {
+        match super::rt_tables::write(path, &plan.table_names) {
+            Ok(change) => report.changes.extend(change.summary(path)),
+            Err(e) => log::warn!("could not write {e}"),
+        }
+    }
     Ok(report)
 }
 

@@ -1,6 +1,7 @@
 //! What can go wrong in apply, flush and status, each with its exit code.
 
 use super::kernel::{ForeignRoute, KernelError};
+use super::rt_tables::RtTablesError;
 use std::fmt;
 
 /// A failed apply, flush or status.
@@ -26,6 +27,8 @@ pub enum ApplyError {
     Cleanup(Vec<KernelError>),
     /// flush could not remove everything connroute owns.
     Flush(Vec<KernelError>),
+    /// The routing table names file could not be removed.
+    RtTables(RtTablesError),
 }
 
 impl ApplyError {
@@ -33,6 +36,7 @@ impl ApplyError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ApplyError::Foreign(_) => 2,
+            ApplyError::RtTables(e) => e.exit_code(),
             _ => 1,
         }
     }
@@ -81,6 +85,7 @@ impl fmt::Display for ApplyError {
                 join(errs)
             ),
             ApplyError::Flush(errs) => write!(f, "flush incomplete: {}", join(errs)),
+            ApplyError::RtTables(e) => write!(f, "cannot remove {e}"),
         }
     }
 }

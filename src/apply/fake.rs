@@ -5,6 +5,7 @@
 //! has (any owner), an exclusive add fails when one is there, deletion of
 //! connroute's routes matches protocol 197 exactly.
 
+use super::child::ChildError;
 use super::kernel::{ForeignRoute, KResult, Kernel, KernelError, Link, TableState, fnv1a};
 use crate::plan::{IpRule, RTPROT_CONNROUTE, Route};
 use std::collections::BTreeMap;
@@ -48,6 +49,16 @@ pub struct Fake {
     pub nft_runs: usize,
     /// The last batch loaded.
     pub last_batch: Vec<u8>,
+}
+
+/// nft refusing with `message` (exit 1), as the runner reports it.
+fn nft_refused(message: &str) -> KernelError {
+    KernelError::Nft(ChildError::Refused {
+        program: "nft".into(),
+        what: "-j -f -".into(),
+        code: 1,
+        message: message.into(),
+    })
 }
 
 fn errno(what: &str, e: i32) -> KernelError {
@@ -191,7 +202,7 @@ impl Kernel for Fake {
     fn table(&mut self) -> KResult<Option<TableState>> {
         self.nft_runs += 1;
         if self.injected(Op::Table) {
-            return Err(KernelError::Nft("injected: nft list failed".into()));
+            return Err(nft_refused("injected: nft list failed"));
         }
         Ok(self.table.clone())
     }
@@ -203,15 +214,13 @@ impl Kernel for Fake {
     fn load(&mut self, batch: &[u8]) -> KResult<()> {
         self.nft_runs += 1;
         if self.injected(Op::Load) {
-            return Err(KernelError::Nft("injected: nft refused the batch".into()));
+            return Err(nft_refused("injected: nft refused the batch"));
         }
         self.last_batch = batch.to_vec();
         self.table = Some(Fake::state_of(batch));
         self.generation += 1;
         if self.injected(Op::LoadCommits) {
-            return Err(KernelError::Nft(
-                "injected: nft timed out after commit".into(),
-            ));
+            return Err(nft_refused("injected: nft failed after commit"));
         }
         Ok(())
     }

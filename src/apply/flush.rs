@@ -4,6 +4,7 @@
 use super::apply::remove;
 use super::error::ApplyError;
 use super::kernel::Kernel;
+use super::rt_tables;
 use super::{Report, System};
 use crate::plan;
 
@@ -26,14 +27,12 @@ pub fn flush(k: &mut dyn Kernel, sys: &System) -> Result<Report, ApplyError> {
     if let Some(p) = &sys.state {
         let _ = std::fs::remove_file(p);
     }
-    if let Some(p) = &sys.rt_tables {
-        if std::fs::remove_file(p).is_ok() {
-            report.changes.push(format!("removed {}", p.display()));
-        }
+    if !problems.is_empty() {
+        return Err(ApplyError::Flush(problems));
     }
-    if problems.is_empty() {
-        Ok(report)
-    } else {
-        Err(ApplyError::Flush(problems))
+    if let Some(path) = &sys.rt_tables {
+        let change = rt_tables::remove(path).map_err(ApplyError::RtTables)?;
+        report.changes.extend(change.summary(path));
     }
+    Ok(report)
 }

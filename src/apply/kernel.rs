@@ -3,6 +3,7 @@
 //! backend (rtnetlink, nfnetlink and the `nft` binary); unit tests use the
 //! in-memory fake in `fake.rs`.
 
+use super::child::ChildError;
 use super::netlink::{self, Netlink};
 use super::nfgen;
 use super::nft::Nft;
@@ -23,8 +24,8 @@ pub enum KernelError {
         /// The kernel's errno or the socket error.
         err: io::Error,
     },
-    /// nft could not run, failed, or timed out (its own message).
-    Nft(String),
+    /// nft could not run, refused, was killed or timed out.
+    Nft(ChildError),
 }
 
 impl KernelError {
@@ -47,7 +48,7 @@ impl fmt::Display for KernelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KernelError::Netlink { what, err } => write!(f, "{what}: {err}"),
-            KernelError::Nft(e) => f.write_str(e),
+            KernelError::Nft(e) => e.fmt(f),
         }
     }
 }

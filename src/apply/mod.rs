@@ -5,8 +5,10 @@
 
 #[allow(clippy::module_inception)]
 pub mod apply;
+pub mod child;
 pub mod devices;
 pub mod diff;
+pub mod dump;
 pub mod error;
 #[cfg(test)]
 mod fake;
@@ -16,15 +18,14 @@ pub mod lock;
 pub mod netlink;
 pub mod nfgen;
 pub mod nft;
+pub mod rt_tables;
 pub mod rtnl;
 pub mod runstate;
 pub mod status;
 #[cfg(test)]
 mod tests;
 
-use crate::plan::Plan;
 use nft::Nft;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// Where connroute's state lives on the system.
@@ -54,29 +55,5 @@ impl Report {
         } else {
             self.changes.join("; ")
         }
-    }
-}
-
-fn write_rt_tables(sys: &System, plan: &Plan, report: &mut Report) {
-    let Some(path) = &sys.rt_tables else { return };
-    let mut text = String::from("# Written by connroute: its routing tables, by gateway name.\n");
-    for (id, name) in &plan.table_names {
-        let _ = writeln!(text, "{id}\t{name}");
-    }
-    if std::fs::read_to_string(path).ok().as_deref() == Some(text.as_str()) {
-        return;
-    }
-    let Some(dir) = path.parent() else { return };
-    if dir.parent().is_some_and(|p| !p.exists()) {
-        return; // no iproute2 config directory: nothing reads the names
-    }
-    let tmp = path.with_extension("tmp");
-    let ok = std::fs::create_dir_all(dir).is_ok()
-        && std::fs::write(&tmp, &text).is_ok()
-        && std::fs::rename(&tmp, path).is_ok();
-    if ok {
-        report.changes.push(format!("wrote {}", path.display()));
-    } else {
-        log::warn!("could not write {}", path.display());
     }
 }

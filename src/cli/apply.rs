@@ -1,7 +1,7 @@
 //! `apply`: make the system match the config.
 
 use super::args::Cli;
-use super::{Run, live_plan, load, open_kernel, runtime, system};
+use super::{Run, live_plan, load, open_kernel, runtime, system, table_names_free};
 use crate::apply::{apply::apply, lock::Lock};
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ pub fn run(cli: &Cli, force: bool) -> Run {
     let _lock = Lock::acquire(&cli.lock, Duration::from_secs(cli.lock_timeout)).map_err(runtime)?;
     let mut k = open_kernel(cli)?;
     let p = live_plan(cli, &config, &mut k, true)?;
+    table_names_free(cli, &p)?;
     for g in p.gateways.iter().filter(|g| !g.active) {
         log::info!("gateway {} inactive: {}", g.name, g.reason);
     }

@@ -3,7 +3,8 @@
 //! routes, the live state) and print the changes, changing nothing.
 
 use super::args::Cli;
-use super::{Error, Run, facts, is_root, live_plan, load, open_kernel, print, system};
+use super::table_names_free;
+use super::{Error, Run, facts, is_root, live_plan, load, open_kernel, print, runtime, system};
 use crate::apply::apply::{batch, decide};
 use crate::apply::diff::TableChange;
 use crate::apply::kernel::{Kernel, KernelError};
@@ -15,16 +16,17 @@ pub fn run(cli: &Cli, diff: bool) -> Run {
     let name = cli.config.display();
     if !is_root() {
         if diff {
-            return Err(Error::Runtime(format!(
+            return Err(runtime(format!(
                 "{name}: config ok; check --diff needs root (CAP_NET_ADMIN) to read the live state"
             )));
         }
-        plan::plan(&config, &facts(cli, &config, false)?);
+        table_names_free(cli, &plan::plan(&config, &facts(cli, &config, false)?))?;
         eprintln!("{name}: config ok; nft check skipped: needs root");
         return Ok(());
     }
     let mut k = open_kernel(cli)?;
     let p = live_plan(cli, &config, &mut k, diff)?;
+    table_names_free(cli, &p)?;
     let changes = if diff {
         Some(decide(&mut k, &p, &system(cli), false)?.changes)
     } else {
@@ -36,13 +38,15 @@ pub fn run(cli: &Cli, diff: bool) -> Run {
     );
     match k.check(&batch(&p, create)) {
         Ok(()) => eprintln!("{name}: config ok; nft accepts the ruleset"),
-        Err(KernelError::Nft(e)) if e.starts_with("cannot run") => {
-            if diff {
-                return Err(Error::Runtime(e));
-            }
+        Err(KernelError::Nft(e)) if e.not_started() && !diff => {
             eprintln!("{name}: config ok; nft check skipped: {e}");
         }
-        Err(e) => return Err(Error::Config(format!("{name}: {e}"))),
+        // nft refusing the ruleset is the config's fault; a timeout or a
+        // crash is not.
+        Err(KernelError::Nft(e)) if e.exit_code() == 2 => {
+            return Err(Error::Config(format!("{name}: {e}")));
+        }
+        Err(e) => return Err(runtime(format!("{name}: {e}"))),
     }
     match changes {
         Some(c) if c.is_empty() => print("apply would change nothing\n"),
