@@ -5,9 +5,12 @@
 //! chains, rules, sets with their elements and objects, as the kernel
 //! dumps them, without handles, use counts and counter values).
 
+use super::netlink::{DEADLINE, RECV_TIMEOUT};
 use super::rtnl::{self, flags, kind};
 use netlink_sys::{Socket, SocketAddr};
 use std::io;
+use std::os::fd::AsRawFd;
+use std::time::Instant;
 
 const NETLINK_NETFILTER: isize = 12;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -84,12 +87,59 @@ pub fn decode_gen(body: &[u8]) -> Option<u32> {
     None
 }
 
-/// A connected `NETLINK_NETFILTER` socket.
+/// A connected `NETLINK_NETFILTER` socket whose reads time out after
+/// [`RECV_TIMEOUT`].
 fn socket() -> io::Result<Socket> {
     let mut s = Socket::new(NETLINK_NETFILTER)?;
     s.bind_auto()?;
     s.connect(&SocketAddr::new(0, 0))?;
+    let tv = libc::timeval {
+        tv_sec: RECV_TIMEOUT.as_secs() as libc::time_t,
+        tv_usec: 0,
+    };
+    // SAFETY: setsockopt reads a timeval of the given size from `tv`.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(s)
+}
+
+/// One reply datagram, by `deadline`; a timeout says so.
+fn recv(s: &Socket, deadline: Instant) -> io::Result<Vec<u8>> {
+    let timed_out = || {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "nfnetlink timed out (no reply within {} s, or over {} s in all)",
+                RECV_TIMEOUT.as_secs(),
+                DEADLINE.as_secs()
+            ),
+        )
+    };
+    if Instant::now() > deadline {
+        return Err(timed_out());
+    }
+    match s.recv_from_full() {
+        Ok((buf, _)) => Ok(buf),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(timed_out())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn kernel_error(body: &[u8]) -> io::Error {
@@ -111,8 +161,9 @@ fn malformed() -> io::Error {
 fn ask(req: &[u8], seq: u32, want: u16) -> io::Result<Option<Vec<u8>>> {
     let s = socket()?;
     s.send(req, 0)?;
+    let deadline = Instant::now() + DEADLINE;
     loop {
-        let (buf, _) = s.recv_from_full()?;
+        let buf = recv(&s, deadline)?;
         let msgs = rtnl::replies(&buf).ok_or_else(malformed)?;
         for m in msgs.into_iter().filter(|m| m.seq == seq) {
             if m.kind == msg_type(want) {
@@ -154,9 +205,10 @@ pub fn dump_request(seq: u32, m: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
 /// Every message of one dump: (type, body).
 fn dump(s: &Socket, seq: u32, req: &[u8]) -> io::Result<Vec<(u16, Vec<u8>)>> {
     s.send(req, 0)?;
+    let deadline = Instant::now() + DEADLINE;
     let mut out = Vec::new();
     loop {
-        let (buf, _) = s.recv_from_full()?;
+        let buf = recv(s, deadline)?;
         for m in rtnl::replies(&buf).ok_or_else(malformed)? {
             if m.seq != seq {
                 continue;
