@@ -47,6 +47,9 @@ impl KernelError {
 impl fmt::Display for KernelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            KernelError::Netlink { what, err } if err.raw_os_error() == Some(libc::EPERM) => {
+                write!(f, "{what}: {err}; this needs root (CAP_NET_ADMIN)")
+            }
             KernelError::Netlink { what, err } => write!(f, "{what}: {err}"),
             KernelError::Nft(e) => e.fmt(f),
         }
