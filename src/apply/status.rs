@@ -6,7 +6,7 @@ use super::diff::{self, TableChange, same_route};
 use super::error::ApplyError;
 use super::kernel::Kernel;
 use super::runstate::RunState;
-use crate::plan::Plan;
+use crate::plan::{GatewayState, IpRule, Plan, Route};
 use serde::Serialize;
 
 /// What `status` reports.
@@ -101,25 +101,7 @@ pub fn status(
     let (table, _) = diff::table(k, plan, recorded.as_ref(), false)?;
     let counters = k.counters()?;
     let mut drift = Vec::new();
-    let t = crate::plan::TABLE;
-    let nft_table = match table {
-        TableChange::Keep if plan.enabled => "current",
-        TableChange::Keep => "absent",
-        TableChange::Create => {
-            drift.push(format!("table inet {t} is missing"));
-            "missing"
-        }
-        TableChange::Delete => {
-            drift.push(format!(
-                "table inet {t} is loaded but connroute is disabled"
-            ));
-            "stale"
-        }
-        TableChange::Replace(why) => {
-            drift.push(format!("table inet {t} {why}"));
-            "stale"
-        }
-    };
+    let nft_table = table_drift(table, plan.enabled, &mut drift);
     let wanted: Vec<_> = plan.routes.iter().map(|r| (r.family, r.table)).collect();
     for f in k.foreign_defaults(&wanted)? {
         drift.push(format!(
@@ -127,53 +109,11 @@ pub fn status(
             f.table, f.family, f.text
         ));
     }
-    let c = diff::routing(plan, &routes, &rules);
-    drift.extend(c.add_routes.iter().map(|r| format!("missing route: {r}")));
-    drift.extend(
-        c.replace_routes
-            .iter()
-            .map(|(old, new)| format!("route differs: {old} (want: {new})")),
-    );
-    drift.extend(
-        c.remove_routes
-            .iter()
-            .map(|r| format!("unexpected route: {r}")),
-    );
-    drift.extend(c.add_rules.iter().map(|r| format!("missing rule: {r}")));
-    drift.extend(
-        c.remove_rules
-            .iter()
-            .map(|r| format!("unexpected rule: {r}")),
-    );
+    routing_drift(&diff::routing(plan, &routes, &rules), &mut drift);
     let gateways = plan
         .gateways
         .iter()
-        .map(|g| GatewayStatus {
-            connections: k.pinned(g.mark, mask).ok(),
-            name: g.name.clone(),
-            active: g.active,
-            reason: g.reason.clone(),
-            mark: format!("0x{:08x}", g.mark),
-            table: g.table,
-            next_hops: g
-                .routes
-                .iter()
-                .map(|r| {
-                    let via = r.via.map_or("-".to_string(), |v| v.to_string());
-                    let dev = r.device.as_ref().map_or(String::new(), |d| format!("@{d}"));
-                    format!("{}:{via}{dev}", r.family)
-                })
-                .collect(),
-            routes_present: g
-                .routes
-                .iter()
-                .all(|w| routes.iter().any(|k| same_route(k, w))),
-            rules_present: plan
-                .ip_rules
-                .iter()
-                .filter(|r| r.table == g.table)
-                .all(|w| rules.contains(w)),
-        })
+        .map(|g| gateway(g, plan, &routes, &rules, k.pinned(g.mark, mask).ok()))
         .collect();
     let rules = plan
         .rules
@@ -199,4 +139,83 @@ pub fn status(
         rules,
         drift,
     })
+}
+
+/// The table's state word, and its drift line if any.
+fn table_drift(table: TableChange, enabled: bool, drift: &mut Vec<String>) -> &'static str {
+    let t = crate::plan::TABLE;
+    match table {
+        TableChange::Keep if enabled => "current",
+        TableChange::Keep => "absent",
+        TableChange::Create => {
+            drift.push(format!("table inet {t} is missing"));
+            "missing"
+        }
+        TableChange::Delete => {
+            drift.push(format!(
+                "table inet {t} is loaded but connroute is disabled"
+            ));
+            "stale"
+        }
+        TableChange::Replace(why) => {
+            drift.push(format!("table inet {t} {why}"));
+            "stale"
+        }
+    }
+}
+
+/// One drift line per route or rule apply would change.
+fn routing_drift(c: &diff::Changes, drift: &mut Vec<String>) {
+    drift.extend(c.add_routes.iter().map(|r| format!("missing route: {r}")));
+    drift.extend(
+        c.replace_routes
+            .iter()
+            .map(|(old, new)| format!("route differs: {old} (want: {new})")),
+    );
+    drift.extend(
+        c.remove_routes
+            .iter()
+            .map(|r| format!("unexpected route: {r}")),
+    );
+    drift.extend(c.add_rules.iter().map(|r| format!("missing rule: {r}")));
+    drift.extend(
+        c.remove_rules
+            .iter()
+            .map(|r| format!("unexpected rule: {r}")),
+    );
+}
+
+fn gateway(
+    g: &GatewayState,
+    plan: &Plan,
+    routes: &[Route],
+    rules: &[IpRule],
+    connections: Option<u64>,
+) -> GatewayStatus {
+    GatewayStatus {
+        name: g.name.clone(),
+        active: g.active,
+        reason: g.reason.clone(),
+        mark: format!("0x{:08x}", g.mark),
+        table: g.table,
+        next_hops: g
+            .routes
+            .iter()
+            .map(|r| {
+                let via = r.via.map_or("-".to_string(), |v| v.to_string());
+                let dev = r.device.as_ref().map_or(String::new(), |d| format!("@{d}"));
+                format!("{}:{via}{dev}", r.family)
+            })
+            .collect(),
+        routes_present: g
+            .routes
+            .iter()
+            .all(|w| routes.iter().any(|k| same_route(k, w))),
+        rules_present: plan
+            .ip_rules
+            .iter()
+            .filter(|r| r.table == g.table)
+            .all(|w| rules.contains(w)),
+        connections,
+    }
 }

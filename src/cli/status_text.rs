@@ -22,6 +22,7 @@ pub fn render(st: &Status) -> String {
         "NEXT HOPS",
         "ROUTES",
         "RULES",
+        "CONNS",
         "WHY",
     ];
     let mut rows = vec![head.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
@@ -44,6 +45,19 @@ pub fn render(st: &Status) -> String {
         ]);
     }
     table(&mut out, &rows);
+    out.push('\n');
+    rules(&mut out, st);
+    out.push('\n');
+    if st.drift.is_empty() {
+        out.push_str("drift: none\n");
+    }
+    for d in &st.drift {
+        let _ = writeln!(out, "drift: {d}");
+    }
+    out
+}
+
+fn rules(out: &mut String, st: &Status) {
     let head = ["RULE", "GATEWAY", "FAMILIES", "PACKETS", "BYTES", "WHY"];
     let mut rows = vec![head.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
     for r in &st.rules {
@@ -57,16 +71,7 @@ pub fn render(st: &Status) -> String {
             r.reason.clone(),
         ]);
     }
-    out.push('\n');
-    table(&mut out, &rows);
-    out.push('\n');
-    if st.drift.is_empty() {
-        out.push_str("drift: none\n");
-    }
-    for d in &st.drift {
-        let _ = writeln!(out, "drift: {d}");
-    }
-    out
+    table(out, &rows);
 }
 
 fn table(out: &mut String, rows: &[Vec<String>]) {
@@ -86,5 +91,48 @@ fn table(out: &mut String, rows: &[Vec<String>]) {
             .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
             .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::status::{GatewayStatus, RuleStatus};
+
+    #[test]
+    fn columns_line_up_and_drift_is_listed() {
+        let st = Status {
+            enabled: true,
+            nft_table: "stale",
+            fingerprint: "f".into(),
+            gateways: vec![GatewayStatus {
+                name: "lte".into(),
+                active: false,
+                reason: "device wwan0 does not exist".into(),
+                mark: "0x02000000".into(),
+                table: 5001,
+                next_hops: vec![],
+                routes_present: true,
+                rules_present: true,
+                connections: Some(7),
+            }],
+            rules: vec![RuleStatus {
+                name: "r".into(),
+                gateway: "lte".into(),
+                families: vec![],
+                installed: false,
+                reason: "gateway lte inactive".into(),
+                packets: 0,
+                bytes: 0,
+            }],
+            drift: vec!["table inet connroute changed outside connroute".into()],
+        };
+        let text = render(&st);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "connroute enabled; table inet connroute: stale");
+        let conns = lines[1].find("CONNS").unwrap();
+        assert_eq!(&lines[2][conns..conns + 1], "7", "{text}");
+        assert!(lines[2].contains("inactive") && lines[2].ends_with("device wwan0 does not exist"));
+        assert!(text.ends_with("drift: table inet connroute changed outside connroute\n"));
     }
 }
