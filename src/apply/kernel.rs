@@ -390,3 +390,47 @@ pub fn link_state(device: &str) -> Link {
         Link::Down
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_is_found_in_a_rule_comment_only_when_whole() {
+        let mut rule = b"\x01\x00\x00\x00....connroute restore fp=0ec28984c47e2c65\x00".to_vec();
+        assert_eq!(
+            fingerprint(&[b"other".to_vec(), rule.clone()]).as_deref(),
+            Some("0ec28984c47e2c65")
+        );
+        rule.truncate(rule.len() - 5);
+        assert_eq!(fingerprint(&[rule]), None);
+        assert_eq!(
+            fingerprint(&[b"connroute restore fp=zzzzzzzzzzzzzzzz".to_vec()]),
+            None
+        );
+    }
+
+    #[test]
+    fn foreign_routes_print_like_ip_route() {
+        let d = |family, via: &str, protocol, kind, metric| rtnl::DefaultRoute {
+            route: Route {
+                family,
+                table: 200,
+                via: Some(via.parse().unwrap()),
+                device: None,
+            },
+            oif: None,
+            protocol,
+            kind,
+            metric,
+        };
+        assert_eq!(
+            ip_route_text(&d(Family::V4, "192.168.1.1", 3, 1, None)),
+            "ip route: default via 192.168.1.1 table 200 proto boot"
+        );
+        assert_eq!(
+            ip_route_text(&d(Family::V6, "fe80::1", 99, 7, Some(1024))),
+            "ip -6 route: unreachable default via fe80::1 table 200 proto 99 metric 1024"
+        );
+    }
+}
