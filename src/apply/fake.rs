@@ -14,34 +14,47 @@ use std::io;
 /// One operation that can be made to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// `Kernel::add_route`.
     AddRoute,
+    /// `Kernel::replace_route` (also the rollback of a replaced route).
     ReplaceRoute,
+    /// `Kernel::delete_route`.
     DeleteRoute,
+    /// `Kernel::add_rule`.
     AddRule,
+    /// `Kernel::delete_rule`.
     DeleteRule,
     /// nft refuses the batch; nothing commits.
     Load,
     /// nft commits the batch, then reports a failure.
     LoadCommits,
-    /// Listing the table fails.
+    /// Reading the table fails.
     Table,
+    /// `Kernel::delete_table`.
     DeleteTable,
 }
 
 /// A route and its owner's protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakeRoute {
+    /// The route.
     pub route: Route,
+    /// Its owner's routing protocol (197: connroute).
     pub protocol: u8,
 }
 
 /// The fake kernel.
 #[derive(Debug, Default)]
 pub struct Fake {
+    /// Every route, any owner.
     pub routes: Vec<FakeRoute>,
+    /// connroute's ip rules.
     pub rules: Vec<IpRule>,
+    /// connroute's nft table.
     pub table: Option<TableState>,
+    /// The ruleset generation.
     pub generation: u32,
+    /// Devices; absent ones are missing.
     pub links: BTreeMap<String, Link>,
     /// Injected failures: each is consumed by the first call of its kind.
     pub fail: Vec<Op>,
