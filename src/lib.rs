@@ -11,6 +11,7 @@ pub mod args;
 pub mod config;
 pub mod facts;
 pub mod hotplug;
+pub mod ids;
 pub mod json_text;
 pub mod nft;
 pub mod plan;

@@ -63,6 +63,9 @@ pub struct Section {
     pub line: usize,
     /// Options in order of first appearance.
     pub options: Vec<Opt>,
+    /// `option NAME ''` statements (name, line): libuci drops them, but a
+    /// reader that must not silently widen a match wants to see them.
+    pub empty_options: Vec<(String, usize)>,
 }
 
 impl Section {
@@ -83,6 +86,7 @@ impl Section {
     pub(crate) fn set_option(&mut self, name: &str, bytes: Vec<u8>, line: usize) {
         // libuci: an empty value makes `option` a no-op.
         if bytes.is_empty() {
+            self.empty_options.push((name.to_string(), line));
             return;
         }
         let item = Item { bytes, line };
@@ -168,6 +172,7 @@ impl Document {
             anonymous,
             line,
             options: Vec::new(),
+            empty_options: Vec::new(),
         });
         self.sections.len() - 1
     }
@@ -280,11 +285,13 @@ mod tests {
             anonymous: false,
             line: 1,
             options: vec![],
+            empty_options: vec![],
         };
         s.set_option("a", b"1".to_vec(), 2);
         s.set_option("b", b"2".to_vec(), 3);
         s.add_list_item("a", b"x".to_vec(), 4);
         s.set_option("a", Vec::new(), 5);
+        assert_eq!(s.empty_options, [("a".to_string(), 5)]);
         assert_eq!(s.options[0].name, "a");
         assert_eq!(s.options[0].value.items().len(), 2);
         s.set_option("a", b"y".to_vec(), 6);
