@@ -145,7 +145,7 @@ fn names_that_would_be_misread_are_refused() {
         "config gateway g\n\toption device eth1\nconfig rule\n\toption gateway g\n\tlist in_device 'x\";drop;#'\n",
     );
     assert!(
-        e.contains("is not an interface name: '\\\"' is not allowed"),
+        e.contains("is not an interface name: '\"' is not allowed"),
         "{e}"
     );
     let e = first_error("config gateway g\n\tlist interface 'wan-2'\n");

@@ -313,6 +313,15 @@ pub fn proto(s: &str) -> Result<Proto, String> {
     })
 }
 
+/// A character for a message: quoted when printable, escaped otherwise.
+fn shown(c: char) -> String {
+    if c.is_ascii_graphic() {
+        format!("'{c}'")
+    } else {
+        format!("'{}'", c.escape_default())
+    }
+}
+
 /// A kernel network device name, checked as the kernel's `dev_valid_name`
 /// does (1 to 15 bytes, not `.` or `..`, no `/`, `:` or whitespace), and
 /// stricter where nft would read more into it: no quotes or backslashes
@@ -329,8 +338,8 @@ pub fn device(s: &str) -> Result<String, String> {
         .find(|c| matches!(c, '/' | ':' | '"' | '\\' | '\'' | '*') || !c.is_ascii_graphic())
     {
         return Err(format!(
-            "'{s}' is not an interface name: '{}' is not allowed",
-            c.escape_default()
+            "'{s}' is not an interface name: {} is not allowed",
+            shown(c)
         ));
     }
     Ok(s.to_string())
@@ -347,8 +356,8 @@ pub fn interface(s: &str) -> Result<String, String> {
         .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
     {
         return Err(format!(
-            "'{s}' is not an OpenWrt interface name: '{}' is not allowed (A-Z, a-z, 0-9, _)",
-            c.escape_default()
+            "'{s}' is not an OpenWrt interface name: {} is not allowed (A-Z, a-z, 0-9, _)",
+            shown(c)
         ));
     }
     Ok(s.to_string())
