@@ -83,38 +83,79 @@ impl Section {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn set_option(&mut self, name: &str, bytes: Vec<u8>, line: usize) {
+        let at = self.options.iter().position(|o| o.name == name);
+        self.set_option_at(at, name, bytes, line);
+    }
+
+    /// `option NAME VALUE`, with the option's index when the caller knows
+    /// it exists (so huge sections stay linear); returns the index, if any.
+    pub(crate) fn set_option_at(
+        &mut self,
+        at: Option<usize>,
+        name: &str,
+        bytes: Vec<u8>,
+        line: usize,
+    ) -> Option<usize> {
         // libuci: an empty value makes `option` a no-op.
         if bytes.is_empty() {
             self.empty_options.push((name.to_string(), line));
-            return;
+            return at;
         }
         let item = Item { bytes, line };
-        match self.options.iter_mut().find(|o| o.name == name) {
-            Some(opt) => opt.value = Value::Single(item),
+        match at {
+            Some(i) => self.options[i].value = Value::Single(item),
             None => self.options.push(Opt {
                 name: name.to_string(),
                 value: Value::Single(item),
                 line,
             }),
         }
+        Some(at.unwrap_or(self.options.len() - 1))
     }
 
+    #[cfg(test)]
     pub(crate) fn add_list_item(&mut self, name: &str, bytes: Vec<u8>, line: usize) {
+        let at = self.options.iter().position(|o| o.name == name);
+        self.add_list_item_at(at, name, bytes, line);
+    }
+
+    /// `list NAME VALUE`, like [`Section::set_option_at`].
+    pub(crate) fn add_list_item_at(
+        &mut self,
+        at: Option<usize>,
+        name: &str,
+        bytes: Vec<u8>,
+        line: usize,
+    ) -> usize {
         let item = Item { bytes, line };
-        match self.options.iter_mut().find(|o| o.name == name) {
-            Some(opt) => match &mut opt.value {
-                Value::List(items) => items.push(item),
-                Value::Single(old) => {
-                    let old = old.clone();
-                    opt.value = Value::List(vec![old, item]);
+        match at {
+            Some(i) => {
+                let opt = &mut self.options[i];
+                match &mut opt.value {
+                    Value::List(items) => items.push(item),
+                    Value::Single(old) => {
+                        let old = std::mem::replace(
+                            old,
+                            Item {
+                                bytes: Vec::new(),
+                                line: 0,
+                            },
+                        );
+                        opt.value = Value::List(vec![old, item]);
+                    }
                 }
-            },
-            None => self.options.push(Opt {
-                name: name.to_string(),
-                value: Value::List(vec![item]),
-                line,
-            }),
+                i
+            }
+            None => {
+                self.options.push(Opt {
+                    name: name.to_string(),
+                    value: Value::List(vec![item]),
+                    line,
+                });
+                self.options.len() - 1
+            }
         }
     }
 }

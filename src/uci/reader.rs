@@ -13,6 +13,7 @@ use nom::branch::alt;
 use nom::bytes::complete::{tag, take_while1};
 use nom::combinator::{all_consuming, value};
 use nom::{IResult, Parser};
+use std::collections::HashMap;
 use std::fmt;
 
 /// Strict (libuci default, every OpenWrt service) or non-strict (`uci -S`,
@@ -109,6 +110,10 @@ struct Reader<'a> {
     mode: Mode,
     doc: Document,
     section: Option<usize>,
+    /// Section name → first section of that name (generated ids included).
+    sections: HashMap<String, usize>,
+    /// (section, option name) → option index: keeps huge files linear.
+    options: HashMap<(usize, String), usize>,
 }
 
 type Step<T> = Result<T, ParseError>;
@@ -346,10 +351,13 @@ impl<'a> Reader<'a> {
         let name = String::from_utf8_lossy(&self.text(name_at)).into_owned();
         let line = self.start_line;
         if name.is_empty() {
-            self.section = Some(self.doc.add_section(&stype, None, line));
+            let i = self.doc.add_section(&stype, None, line);
+            let id = self.doc.sections[i].name.clone();
+            self.sections.entry(id).or_insert(i);
+            self.section = Some(i);
             return Ok(());
         }
-        match self.doc.find(&name) {
+        match self.sections.get(&name).copied() {
             Some(i) => {
                 if self.doc.sections[i].stype != stype {
                     if self.mode == Mode::Strict {
@@ -361,7 +369,11 @@ impl<'a> Reader<'a> {
                 }
                 self.section = Some(i);
             }
-            None => self.section = Some(self.doc.add_section(&stype, Some(&name), line)),
+            None => {
+                let i = self.doc.add_section(&stype, Some(&name), line);
+                self.sections.insert(name, i);
+                self.section = Some(i);
+            }
         }
         Ok(())
     }
@@ -378,10 +390,15 @@ impl<'a> Reader<'a> {
         let value = self.text(value_at);
         let line = self.start_line;
         let s = &mut self.doc.sections[section];
-        if list {
-            s.add_list_item(&name, value, line);
+        let key = (section, name);
+        let at = self.options.get(&key).copied();
+        let now = if list {
+            Some(s.add_list_item_at(at, &key.1, value, line))
         } else {
-            s.set_option(&name, value, line);
+            s.set_option_at(at, &key.1, value, line)
+        };
+        if let (None, Some(i)) = (at, now) {
+            self.options.insert(key, i);
         }
         Ok(())
     }
@@ -455,6 +472,8 @@ fn run(input: &[u8], package: &str, mode: Mode, errors: &mut Vec<ParseError>) ->
         mode,
         doc: Document::new(package),
         section: None,
+        sections: HashMap::new(),
+        options: HashMap::new(),
     };
     while r.next < input.len() {
         r.pos = 0;
