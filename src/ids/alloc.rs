@@ -3,7 +3,7 @@
 
 use super::{Ids, Record};
 use crate::config::values::RESERVED_TABLES;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// One gateway asking for a mark and a table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,11 +213,12 @@ fn records(reqs: &[Request], got: &[Assignment], previous: &Ids) -> Ids {
             retired: false,
         });
     }
+    let names: HashSet<&str> = reqs.iter().map(|r| r.name.as_str()).collect();
+    let marks: HashSet<u32> = got.iter().map(|a| a.mark).collect();
+    let tables: HashSet<u32> = got.iter().map(|a| a.table).collect();
     for old in &previous.records {
-        let gone = !reqs.iter().any(|r| r.name == old.name);
-        let untouched = !got
-            .iter()
-            .any(|a| a.mark == old.mark || a.table == old.table);
+        let gone = !names.contains(old.name.as_str());
+        let untouched = !marks.contains(&old.mark) && !tables.contains(&old.table);
         if gone && untouched {
             ids.records.push(Record {
                 retired: true,
