@@ -506,57 +506,5 @@ pub fn parse_lenient(input: &[u8], package: &str) -> Result<Lenient, ParseError>
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn export(src: &str) -> String {
-        String::from_utf8(parse(src.as_bytes(), "t").unwrap().export()).unwrap()
-    }
-
-    #[test]
-    fn quoting_pieces_join() {
-        let out = export("config s 'x'\n\toption a 'it'\\''s'\n\toption b pre'mid dle'post\n");
-        assert!(out.contains("option a 'it'\\''s'"), "{out}");
-        assert!(out.contains("option b 'premid dlepost'"), "{out}");
-    }
-
-    #[test]
-    fn glued_semicolon_drops_rest_of_line() {
-        let out = export("config t 'r'\n\toption c x; option d y\n\toption e x ; option f y\n");
-        assert!(
-            out.contains("option c 'x'") && !out.contains("option d"),
-            "{out}"
-        );
-        assert!(out.contains("option f 'y'"), "{out}");
-    }
-
-    #[test]
-    fn positions_match_libuci() {
-        let e = parse(b"config s\n\toption bad-name 2\n", "t").unwrap_err();
-        assert_eq!(
-            (e.reason, e.line, e.byte),
-            ("invalid character in name field", 2, 17)
-        );
-        let e = parse(b"config \n", "t").unwrap_err();
-        assert_eq!((e.reason, e.line, e.byte), ("insufficient arguments", 1, 8));
-    }
-
-    #[test]
-    fn nul_is_refused_with_position() {
-        let e = parse(b"config s\n\toption a 'x\0y'\n", "t").unwrap_err();
-        assert_eq!((e.reason, e.line, e.byte), ("NUL byte in file", 2, 12));
-    }
-
-    #[test]
-    fn statement_lines_are_start_lines() {
-        let doc = parse(
-            b"\nconfig s 'n'\n\toption a 'multi\nline'\n\toption b 1",
-            "t",
-        )
-        .unwrap();
-        let s = &doc.sections[0];
-        assert_eq!(s.line, 2);
-        assert_eq!(s.options[0].line, 3);
-        assert_eq!(s.options[1].line, 5);
-    }
-}
+#[path = "reader_tests.rs"]
+mod tests;
