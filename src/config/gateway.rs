@@ -1,7 +1,7 @@
 //! `config gateway 'NAME'` sections: next hops, devices, interfaces, and the
 //! mark and table each gets (explicit, recorded in the ids file, or new).
 
-use super::fields::{Context, Loader, Val};
+use super::fields::{Context, Fields, Loader, Val};
 use super::model::{Gateway, Globals};
 use super::values;
 use crate::ids::{self, Ids, Request};
@@ -39,24 +39,7 @@ pub(super) fn load(
             let msg = "needs a next hop (gateway, gateway6), a device or an interface";
             l.error(s.line, s, None, msg.into());
         }
-        let gw = Gateway {
-            name: s.name.clone(),
-            enabled: f.flag("enabled").unwrap_or(true),
-            gateway: f.vals("gateway").into_iter().find_map(|v| match v {
-                Val::V4(a) => Some(a),
-                _ => None,
-            }),
-            gateway6: f.vals("gateway6").into_iter().find_map(|v| match v {
-                Val::V6(a) => Some(a),
-                _ => None,
-            }),
-            device: f.text("device"),
-            interfaces: f.texts("interface"),
-            mark: 0,
-            table: 0,
-            index: gateways.len(),
-            line: s.line,
-        };
+        let gw = gateway(&f, gateways.len());
         next_hops(l, s, &gw, |o| f.line(o));
         requests.push(Request {
             name: gw.name.clone(),
@@ -70,7 +53,44 @@ pub(super) fn load(
         mark_mask: globals.mark_mask,
         table_base: globals.table_base,
     };
-    let records = match ids::allocate(&requests, limits, previous) {
+    let records = assign(l, &sections, &mut gateways, &requests, limits, previous);
+    band(l, doc, globals, gateways.len());
+    (gateways, records)
+}
+
+/// The gateway a section describes, with mark and table still 0.
+fn gateway(f: &Fields, index: usize) -> Gateway {
+    let s = f.section;
+    Gateway {
+        name: s.name.clone(),
+        enabled: f.flag("enabled").unwrap_or(true),
+        gateway: f.vals("gateway").into_iter().find_map(|v| match v {
+            Val::V4(a) => Some(a),
+            _ => None,
+        }),
+        gateway6: f.vals("gateway6").into_iter().find_map(|v| match v {
+            Val::V6(a) => Some(a),
+            _ => None,
+        }),
+        device: f.text("device"),
+        interfaces: f.texts("interface"),
+        mark: 0,
+        table: 0,
+        index,
+        line: s.line,
+    }
+}
+
+/// Runs the allocation; its errors become diagnostics on the sections.
+fn assign(
+    l: &mut Loader,
+    sections: &[&Section],
+    gateways: &mut [Gateway],
+    requests: &[Request],
+    limits: ids::Limits,
+    previous: &Ids,
+) -> Ids {
+    match ids::allocate(requests, limits, previous) {
         Ok((got, records)) => {
             for (g, a) in gateways.iter_mut().zip(got) {
                 (g.mark, g.table) = (a.mark, a.table);
@@ -87,9 +107,7 @@ pub(super) fn load(
             }
             Ids::default()
         }
-    };
-    band(l, doc, globals, gateways.len());
-    (gateways, records)
+    }
 }
 
 /// Next hops must be unicast; a link-local one needs a device.

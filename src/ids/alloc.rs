@@ -128,7 +128,8 @@ pub fn allocate(
     Ok((out.clone(), records(reqs, &out, previous)))
 }
 
-/// The values of one space, one per request (0 where an error was pushed).
+/// The values of one space, one per request (0 where an error was pushed):
+/// explicit values, then recorded ones, then new ones.
 fn assign(reqs: &[Request], sp: &Space, errors: &mut Vec<AllocError>) -> Vec<u32> {
     let mut out = vec![0u32; reqs.len()];
     let mut taken: HashMap<u32, usize> = HashMap::new();
@@ -172,6 +173,19 @@ fn assign(reqs: &[Request], sp: &Space, errors: &mut Vec<AllocError>) -> Vec<u32
         taken.insert(v, i);
         out[i] = v;
     }
+    fill(reqs, sp, &mut out, &taken, errors);
+    out
+}
+
+/// Gives new values to requests that have neither an explicit nor a
+/// recorded one.
+fn fill(
+    reqs: &[Request],
+    sp: &Space,
+    out: &mut [u32],
+    taken: &HashMap<u32, usize>,
+    errors: &mut Vec<AllocError>,
+) {
     // Values recorded for names that hold nothing now: reuse them last.
     let spare: BTreeSet<u32> = sp
         .recorded
@@ -198,7 +212,6 @@ fn assign(reqs: &[Request], sp: &Space, errors: &mut Vec<AllocError>) -> Vec<u32
             }),
         }
     }
-    out
 }
 
 /// The records to persist: every request with what it got, then previous
