@@ -53,7 +53,11 @@ fn commands_read_the_ids_file_and_never_write_it() {
     // No file: file order, and nothing is created.
     let out = run(&d, &["-c", c, "--ids", i, "render", "--routes"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("lookup 5001"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("lookup 5001"),
+        "{}",
+        text(&out.stdout)
+    );
     assert!(!ids.exists());
     // A record wins over position.
     fs::write(&ids, "# test\nb mark 0x07000000 table 7000\n").unwrap();
@@ -64,16 +68,29 @@ fn commands_read_the_ids_file_and_never_write_it() {
         assert!(out.status.success(), "{cmd:?}: {}", text(&out.stderr));
         if cmd[0] == "render" {
             let routes = text(&out.stdout);
-            assert!(routes.contains("fwmark 0x7000000/0xff000000 lookup 7000"), "{routes}");
-            assert!(routes.contains("fwmark 0x1000000/0xff000000 lookup 5000"), "{routes}");
+            assert!(
+                routes.contains("fwmark 0x7000000/0xff000000 lookup 7000"),
+                "{routes}"
+            );
+            assert!(
+                routes.contains("fwmark 0x1000000/0xff000000 lookup 5000"),
+                "{routes}"
+            );
         }
     }
-    assert_eq!(fs::read_to_string(&ids).unwrap(), "# test\nb mark 0x07000000 table 7000\n");
+    assert_eq!(
+        fs::read_to_string(&ids).unwrap(),
+        "# test\nb mark 0x07000000 table 7000\n"
+    );
     // A damaged file is refused, naming file and line.
     fs::write(&ids, "b mark 7 table 7000\n").unwrap();
     let out = run(&d, &["-c", c, "--ids", i, "render"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains(&format!("{i}:1: '7' is not a mark")), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("{i}:1: '7' is not a mark")),
+        "{}",
+        text(&out.stderr)
+    );
     let _ = fs::remove_dir_all(&d);
 }
 
@@ -97,27 +114,52 @@ fn apply_records_allocations_and_an_insert_above_moves_nobody() {
     let ids = d.join("state/ids");
     let (c, i) = (conf.to_str().unwrap(), ids.to_str().unwrap());
     fs::write(&conf, TWO).unwrap();
-    let apply = |d: &Path| run_in(d, &["unshare", "-n"], &["-c", c, "--ids", i, "apply"]);
+    // A private network namespace with lo up: nothing of the host's changes.
+    let netns = [
+        "unshare",
+        "-n",
+        "sh",
+        "-c",
+        "ip link set lo up && exec \"$0\" \"$@\"",
+    ];
+    let apply = |d: &Path| run_in(d, &netns, &["-c", c, "--ids", i, "apply"]);
     let out = apply(&d);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let first = fs::read_to_string(&ids).unwrap();
-    assert!(first.contains("\na mark 0x01000000 table 5000\nb mark 0x02000000 table 5001\n"), "{first}");
+    assert!(
+        first.contains("\na mark 0x01000000 table 5000\nb mark 0x02000000 table 5001\n"),
+        "{first}"
+    );
     // Unchanged allocations: the file is not rewritten.
     let before = fs::metadata(&ids).unwrap().modified().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert!(apply(&d).status.success());
     assert_eq!(fs::metadata(&ids).unwrap().modified().unwrap(), before);
     // A new gateway above b and a removed a: b keeps its mark and table.
-    fs::write(&conf, "config gateway new\n\toption device lo\nconfig gateway b\n\toption device lo\n").unwrap();
+    fs::write(
+        &conf,
+        "config gateway new\n\toption device lo\nconfig gateway b\n\toption device lo\n",
+    )
+    .unwrap();
     let out = apply(&d);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let routes = text(&run(&d, &["-c", c, "--ids", i, "render", "--routes"]).stdout);
-    assert!(routes.contains("fwmark 0x2000000/0xff000000 lookup 5001"), "{routes}");
-    assert!(routes.contains("fwmark 0x3000000/0xff000000 lookup 5002"), "{routes}");
+    assert!(
+        routes.contains("fwmark 0x2000000/0xff000000 lookup 5001"),
+        "{routes}"
+    );
+    assert!(
+        routes.contains("fwmark 0x3000000/0xff000000 lookup 5002"),
+        "{routes}"
+    );
     let second = fs::read_to_string(&ids).unwrap();
     assert!(second.contains("\nnew mark 0x03000000 table 5002\nb mark 0x02000000 table 5001\na mark 0x01000000 table 5000 retired\n"), "{second}");
     // A failing apply (bad config) writes nothing.
-    fs::write(&conf, "config gateway c\n\toption device lo\n\toption colour red\n").unwrap();
+    fs::write(
+        &conf,
+        "config gateway c\n\toption device lo\n\toption colour red\n",
+    )
+    .unwrap();
     assert_eq!(apply(&d).status.code(), Some(2));
     assert_eq!(fs::read_to_string(&ids).unwrap(), second);
     let _ = fs::remove_dir_all(&d);
@@ -131,7 +173,9 @@ fn log_level_filters_what_is_logged() {
     let stderr_for = |level: &str, verbose: bool| {
         fs::write(
             &conf,
-            format!("config globals globals\n\toption log_level {level}\nconfig frobnicate x\n{TWO}"),
+            format!(
+                "config globals globals\n\toption log_level {level}\nconfig frobnicate x\n{TWO}"
+            ),
         )
         .unwrap();
         let mut args = vec!["-c", c];
@@ -144,13 +188,22 @@ fn log_level_filters_what_is_logged() {
         text(&out.stderr)
     };
     let error = stderr_for("error", false);
-    assert!(!error.contains("warning") && !error.contains("debug:"), "{error}");
+    assert!(
+        !error.contains("warning") && !error.contains("debug:"),
+        "{error}"
+    );
     let info = stderr_for("info", false);
-    assert!(info.contains("unknown section type") && !info.contains("debug:"), "{info}");
+    assert!(
+        info.contains("unknown section type") && !info.contains("debug:"),
+        "{info}"
+    );
     let debug = stderr_for("debug", false);
     assert!(debug.contains("debug: peak RSS"), "{debug}");
     let verbose = stderr_for("error", true);
-    assert!(verbose.contains("debug: peak RSS"), "-v forces debug: {verbose}");
+    assert!(
+        verbose.contains("debug: peak RSS"),
+        "-v forces debug: {verbose}"
+    );
     let _ = fs::remove_dir_all(&d);
 }
 
@@ -170,7 +223,10 @@ fn dump_config_output_reparses_whatever_the_file_is_called() {
         let out = run(&d, &["-c", f.to_str().unwrap(), "dump-config"]);
         assert!(out.status.success(), "{name}: {}", text(&out.stderr));
         let dumped = text(&out.stdout);
-        assert!(dumped.starts_with(&format!("package {package}\n")), "{name}: {dumped}");
+        assert!(
+            dumped.starts_with(&format!("package {package}\n")),
+            "{name}: {dumped}"
+        );
         // The output, saved under the same name, loads and dumps to itself.
         let again = d.join("again");
         fs::create_dir_all(&again).unwrap();

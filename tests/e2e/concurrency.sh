@@ -32,7 +32,7 @@ config rule 'dns_out'
 	list dest_port '53'
 CONF
 printf '#!/bin/sh\nexit 0\n' > "$WORK/init"; chmod +x "$WORK/init"
-ARGS="-c $WORK/connroute --ubus $WORK/ubus --lock $WORK/lock --no-rt-tables --syslog $WORK/x"
+ARGS="-c $WORK/connroute --ubus $WORK/ubus --lock $WORK/lock --no-rt-tables --ids $WORK/ids --syslog $WORK/x"
 state() { system_state r; }
 # shellcheck disable=SC2086
 apply() { in_ns r "$CONNROUTE" $ARGS apply; }

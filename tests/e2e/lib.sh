@@ -58,7 +58,7 @@ serve() {
 # connroute in a namespace, with state files in the test's work dir.
 cr() {
 	local n=$1; shift
-	in_ns "$n" "$CONNROUTE" --lock "$WORK/lock-$n" --no-rt-tables --syslog "$WORK/no-syslog" "$@"
+	in_ns "$n" "$CONNROUTE" --lock "$WORK/lock-$n" --no-rt-tables --ids "$WORK/ids-$n" --syslog "$WORK/no-syslog" "$@"
 }
 
 # fetch NS URL [curl args]: prints the body; fails on timeout.
