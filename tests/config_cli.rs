@@ -239,3 +239,64 @@ fn dump_config_output_reparses_whatever_the_file_is_called() {
     }
     let _ = fs::remove_dir_all(&d);
 }
+
+fn have_nft_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() == 0 };
+    root && Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+mod text_render {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Names built from characters that could end an nft token early.
+    fn hostile() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(vec![
+                "e", "t", "h", "0", "-", ".", "_", "\"", ";", "#", " ", "{", "}", "\\\\", "*", "$",
+                ":", "/", "!", "@", "drop", "accept",
+            ]),
+            1..8,
+        )
+        .prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever device names a config holds, it is either refused (exit
+        /// 2) or its text render loads in `nft -c` with no extra statement.
+        #[test]
+        fn accepted_configs_render_text_nft_accepts(dev in hostile(), in_dev in hostile()) {
+            if !have_nft_as_root() {
+                return Ok(());
+            }
+            let d = work("text-prop");
+            let conf = d.join("connroute");
+            let src = format!(
+                "config gateway g\n\toption device '{}'\nconfig rule r\n\toption gateway g\n\tlist in_device '{}'\n",
+                dev.replace('\'', ""),
+                in_dev.replace('\'', "")
+            );
+            fs::write(&conf, &src).unwrap();
+            let out = run(&d, &["-c", conf.to_str().unwrap(), "render", "--format", "nft"]);
+            match out.status.code() {
+                Some(2) => {}
+                Some(0) => {
+                    let nft = d.join("out.nft");
+                    fs::write(&nft, &out.stdout).unwrap();
+                    let c = Command::new("nft").args(["-c", "-f"]).arg(&nft).output().unwrap();
+                    prop_assert!(c.status.success(), "{src}\n{}", text(&c.stderr));
+                    let body = text(&out.stdout);
+                    prop_assert!(!body.contains(" drop"), "{body}");
+                }
+                other => prop_assert!(false, "exit {other:?}: {}", text(&out.stderr)),
+            }
+            let _ = fs::remove_dir_all(&d);
+        }
+    }
+}
