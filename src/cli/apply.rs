@@ -1,7 +1,7 @@
 //! `apply`: make the system match the config.
 
 use super::args::Cli;
-use super::{Run, facts, load_with, read_ids, runtime, system};
+use super::{Run, facts, load_with, read_ids, runtime, system, table_names_free};
 use crate::apply::{engine, lock::Lock};
 use crate::ids::{self, Ids};
 use crate::plan;
@@ -19,6 +19,7 @@ pub fn run(cli: &Cli, force: bool) -> Run {
         previous = now;
     }
     let p = plan::plan(&config, &facts(cli, &config, true)?);
+    table_names_free(cli, &p)?;
     for g in p.gateways.iter().filter(|g| !g.active) {
         log::info!("gateway {} inactive: {}", g.name, g.reason);
     }

@@ -101,7 +101,9 @@ fn system(cli: &Cli) -> System {
     System {
         nft: Nft {
             program: cli.nft.clone(),
-            timeout: Duration::from_secs(30),
+            timeout: cli
+                .timeout
+                .map_or(crate::apply::nft::DEFAULT_TIMEOUT, Duration::from_secs),
         },
         rt_tables: (!cli.no_rt_tables).then(|| cli.rt_tables.clone()),
     }
@@ -113,7 +115,10 @@ fn facts(cli: &Cli, config: &Config, strict: bool) -> Result<Facts, Error> {
     if names.is_empty() {
         return Ok(Facts::default());
     }
-    match crate::ubus::dump(&cli.ubus) {
+    let timeout = cli
+        .timeout
+        .map_or(crate::ubus::DEFAULT_TIMEOUT, Duration::from_secs);
+    match crate::ubus::dump(&cli.ubus, timeout) {
         Ok(f) => Ok(f),
         Err(e) if strict => Err(runtime(format!(
             "the config uses OpenWrt interfaces ({}), but netifd state is not available: {e}",
@@ -124,6 +129,19 @@ fn facts(cli: &Cli, config: &Config, strict: bool) -> Result<Facts, Error> {
             Ok(Facts::default())
         }
     }
+}
+
+/// Refuses gateway names iproute2 already gives to other tables (exit 2).
+fn table_names_free(cli: &Cli, p: &crate::plan::Plan) -> Run {
+    use crate::apply::rt_tables;
+    if cli.no_rt_tables {
+        return Ok(());
+    }
+    let dir = rt_tables::iproute2_dir(&cli.rt_tables);
+    rt_tables::collisions(&dir, &cli.rt_tables, &p.table_names).map_err(|e| match e.exit_code() {
+        2 => Error::Config(e.to_string()),
+        _ => Error::Runtime(e.to_string()),
+    })
 }
 
 fn is_root() -> bool {

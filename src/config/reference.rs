@@ -36,7 +36,10 @@ pub fn reference_markdown() -> String {
 /// Text made safe for roff: backslashes and dashes escaped, no line
 /// starting with a control character.
 fn roff(s: &str) -> String {
-    let t = s.replace('\\', "\\e").replace('-', "\\-");
+    let t = s
+        .replace('\\', "\\e")
+        .replace('-', "\\-")
+        .replace('—', "\\(em");
     if t.starts_with(['.', '\'']) {
         format!("\\&{t}")
     } else {
@@ -44,11 +47,20 @@ fn roff(s: &str) -> String {
     }
 }
 
+/// How a section type is written, for headings.
+fn heading(t: &str) -> &'static str {
+    match t {
+        "globals" => "config globals 'globals'",
+        "gateway" => "config gateway 'NAME'",
+        _ => "config rule ['NAME']",
+    }
+}
+
 /// Man page entries: one `.SS` per section type, one `.TP` per option.
 pub fn reference_roff() -> String {
     let mut out = String::new();
     for t in SECTION_TYPES {
-        out.push_str(&format!(".SS config {t}\n"));
+        out.push_str(&format!(".SS \"{}\"\n", heading(t)));
         for o in of_section(t) {
             out.push_str(&format!(
                 ".TP\n.B {}\n({}, default {}) {}\n",
@@ -85,17 +97,23 @@ fn commented(t: &'static str) -> String {
 }
 
 const HEADER: &str = "\
-# connroute: answer connections through the gateway they arrived by.
-# Nothing happens until you set enabled '1' below and run
-# 'service connroute reload'. Every option is listed below with its
-# meaning; 'man connroute' has the details. In globals, gateway and rule
-# sections an unknown option or an empty value is an error.
+# connroute: answer every connection through the gateway it came in by.
+#
+# Nothing happens until globals 'enabled' is '1' (and each section you use
+# is enabled). Then check and apply:
+#   connroute check --diff        what would change, touching nothing
+#   OpenWrt: service connroute reload
+#   Debian:  systemctl reload connroute     (man connroute: every option)
+# connroute changes only its own nft table (inet connroute), the ip rules
+# and routes it tagged (protocol 197) and the mark bits of mark_mask.
+# An unknown option or an empty value in these sections is an error.
 ";
 
 const EXAMPLES: &str = "
 # Case 1, two routers on one LAN: router #2 (192.168.1.2) forwards ports to
 # this box, whose default gateway is router #1. Pin connections that router
-# #2 brings in (its MAC, from outside the LAN) to router #2.
+# #2 brings in (its MAC: ip neigh show 192.168.1.2; from outside the LAN)
+# to router #2.
 config gateway 'router2'
 \toption enabled '0'
 \toption gateway '192.168.1.2'
