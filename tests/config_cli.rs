@@ -82,6 +82,15 @@ fn commands_read_the_ids_file_and_never_write_it() {
         fs::read_to_string(&ids).unwrap(),
         "# test\nb mark 0x07000000 table 7000\n"
     );
+    // An explicit value may not take another gateway's recorded one.
+    fs::write(&conf, format!("{TWO}\toption table 5000\n")).unwrap();
+    fs::write(&ids, "a mark 0x01000000 table 5000\n").unwrap();
+    let out = run(&d, &["-c", c, "--ids", i, "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let want =
+        format!("{c}:5: gateway 'b': option 'table': table 5000 is recorded for gateway 'a'");
+    assert!(text(&out.stderr).contains(&want), "{}", text(&out.stderr));
+    fs::write(&conf, TWO).unwrap();
     // A damaged file is refused, naming file and line.
     fs::write(&ids, "b mark 7 table 7000\n").unwrap();
     let out = run(&d, &["-c", c, "--ids", i, "render"]);
