@@ -51,6 +51,8 @@ struct Space<'a> {
     explicit: Vec<Option<u32>>,
     recorded: HashMap<&'a str, u32>,
     usable: &'a dyn Fn(u32) -> bool,
+    /// Whether a value may be handed out anew (a retired one included).
+    fresh: &'a dyn Fn(u32) -> bool,
     /// Candidates for new values, lowest first; bounded by the caller.
     candidates: &'a dyn Fn(usize) -> Box<dyn Iterator<Item = u32>>,
     show: fn(u32) -> String,
@@ -84,6 +86,9 @@ pub fn allocate(
     };
     let base = limits.table_base;
     let table_ok = |t: u32| !RESERVED_TABLES.contains(&t);
+    // New tables, retired ones included, come from table_base up; recorded
+    // ones below it stay where they are.
+    let table_new = move |t: u32| t >= base && table_ok(t);
     let table_candidates = move |n: usize| -> Box<dyn Iterator<Item = u32>> {
         let last = u64::from(base) + n as u64 + RESERVED_TABLES.len() as u64;
         Box::new((u64::from(base)..=last.min(u64::from(u32::MAX))).map(|t| t as u32))
@@ -100,6 +105,7 @@ pub fn allocate(
         explicit: reqs.iter().map(|r| r.mark).collect(),
         recorded: record_of(|r| r.mark),
         usable: &mark_ok,
+        fresh: &mark_ok,
         candidates: &mark_candidates,
         show: hex,
         exhausted: format!("no free mark left inside mark_mask 0x{mask:08x}"),
@@ -109,6 +115,7 @@ pub fn allocate(
         explicit: reqs.iter().map(|r| r.table).collect(),
         recorded: record_of(|r| r.table),
         usable: &table_ok,
+        fresh: &table_new,
         candidates: &table_candidates,
         show: dec,
         exhausted: format!("no free routing table id left from table_base {base} up to 4294967295"),
@@ -191,7 +198,7 @@ fn fill(
         .recorded
         .values()
         .copied()
-        .filter(|v| (sp.usable)(*v) && !taken.contains_key(v))
+        .filter(|v| (sp.fresh)(*v) && !taken.contains_key(v))
         .collect();
     // New values come from one pass over the candidates (a bounded range:
     // used values plus one per request cannot all be taken), then spares.
@@ -200,7 +207,7 @@ fn fill(
         .collect();
     let bound = taken.len() + spare.len() + pending.len();
     let mut fresh = (sp.candidates)(bound)
-        .filter(|c| (sp.usable)(*c) && !taken.contains_key(c) && !spare.contains(c));
+        .filter(|c| (sp.fresh)(*c) && !taken.contains_key(c) && !spare.contains(c));
     let mut spares = spare.iter().copied();
     for i in pending {
         match fresh.next().or_else(|| spares.next()) {

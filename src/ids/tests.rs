@@ -66,6 +66,20 @@ fn retired_values_are_reused_only_when_nothing_else_is_free() {
 }
 
 #[test]
+fn tables_handed_out_anew_come_from_table_base_up() {
+    let (_, ids) = run(&[req("old"), req("kept")], &Ids::default());
+    let high = Limits {
+        mark_mask: 0xff00_0000,
+        table_base: u32::MAX,
+    };
+    // kept keeps 5001 below the new base; old's retired 5000 is not reused.
+    let e = allocate(&[req("kept"), req("x"), req("y")], high, &ids).unwrap_err();
+    assert_eq!((e.len(), e[0].index), (1, 2));
+    let (got, _) = allocate(&[req("kept"), req("x")], high, &ids).unwrap();
+    assert_eq!((got[0].table, got[1].table), (5001, u32::MAX));
+}
+
+#[test]
 fn explicit_value_taking_a_recorded_one_is_an_error_naming_both() {
     let (_, ids) = run(&[req("a"), req("b")], &Ids::default());
     let mut b = req("b");
