@@ -3,7 +3,7 @@
 
 use super::{Ids, Record};
 use crate::config::values::RESERVED_TABLES;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 /// One gateway asking for a mark and a table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub struct Assignment {
     pub table: u32,
 }
 
-/// A request that cannot be served.
+/// A request that cannot be served (marks' errors come before tables').
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllocError {
     /// Index of the request.
@@ -45,26 +45,43 @@ pub struct AllocError {
     pub message: String,
 }
 
-/// One of the two id spaces.
-struct Space<'a> {
+/// One of the two id spaces. New values are `start + k * step` for
+/// `k < count`, lowest first, skipping `reserved`.
+struct Space {
     what: &'static str,
     explicit: Vec<Option<u32>>,
-    recorded: HashMap<&'a str, u32>,
-    usable: &'a dyn Fn(u32) -> bool,
-    /// Whether a value may be handed out anew (a retired one included).
-    fresh: &'a dyn Fn(u32) -> bool,
-    /// Candidates for new values, lowest first; bounded by the caller.
-    candidates: &'a dyn Fn(usize) -> Box<dyn Iterator<Item = u32>>,
-    show: fn(u32) -> String,
+    /// The recorded value of each previous record, by record index.
+    recorded: Vec<u32>,
+    start: u64,
+    step: u64,
+    count: u64,
+    /// Lowest value handed out anew (retired ones included).
+    floor: u32,
+    /// Bits a value may use.
+    mask: u32,
+    reserved: &'static [u32],
+    hex: bool,
     exhausted: String,
 }
 
-fn hex(v: u32) -> String {
-    format!("0x{v:08x}")
-}
+impl Space {
+    /// Whether `v` may be held at all (recorded values below `floor` too).
+    fn usable(&self, v: u32) -> bool {
+        v != 0 && v & !self.mask == 0 && !self.reserved.contains(&v)
+    }
 
-fn dec(v: u32) -> String {
-    v.to_string()
+    /// Whether `v` may be handed out anew.
+    fn fresh(&self, v: u32) -> bool {
+        v >= self.floor && self.usable(v)
+    }
+
+    fn show(&self, v: u32) -> String {
+        if self.hex {
+            format!("0x{v:08x}")
+        } else {
+            v.to_string()
+        }
+    }
 }
 
 /// Assigns every request a mark and a table. Explicit values win; a
@@ -79,52 +96,45 @@ pub fn allocate(
 ) -> Result<(Vec<Assignment>, Ids), Vec<AllocError>> {
     let mask = limits.mark_mask;
     let shift = mask.trailing_zeros();
-    let top = u64::from(mask >> shift);
-    let mark_ok = move |m: u32| m != 0 && m & !mask == 0;
-    let mark_candidates = move |n: usize| -> Box<dyn Iterator<Item = u32>> {
-        Box::new((1..=top.min(n as u64 + 1)).map(move |k| (k << shift) as u32))
-    };
     let base = limits.table_base;
-    let table_ok = |t: u32| !RESERVED_TABLES.contains(&t);
-    // New tables, retired ones included, come from table_base up; recorded
-    // ones below it stay where they are.
-    let table_new = move |t: u32| t >= base && table_ok(t);
-    let table_candidates = move |n: usize| -> Box<dyn Iterator<Item = u32>> {
-        let last = u64::from(base) + n as u64 + RESERVED_TABLES.len() as u64;
-        Box::new((u64::from(base)..=last.min(u64::from(u32::MAX))).map(|t| t as u32))
-    };
-    let record_of = |f: fn(&Record) -> u32| -> HashMap<&str, u32> {
-        previous
-            .records
-            .iter()
-            .map(|r| (r.name.as_str(), f(r)))
-            .collect()
-    };
+    let by_name: HashMap<String, usize> = previous
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.clone(), i))
+        .collect();
     let marks = Space {
         what: "mark",
         explicit: reqs.iter().map(|r| r.mark).collect(),
-        recorded: record_of(|r| r.mark),
-        usable: &mark_ok,
-        fresh: &mark_ok,
-        candidates: &mark_candidates,
-        show: hex,
+        recorded: previous.records.iter().map(|r| r.mark).collect(),
+        start: 1 << shift,
+        step: 1 << shift,
+        count: u64::from(mask >> shift),
+        floor: 0,
+        mask,
+        reserved: &[],
+        hex: true,
         exhausted: format!("no free mark left inside mark_mask 0x{mask:08x}"),
     };
+    // New tables, retired ones included, come from table_base up; recorded
+    // ones below it stay where they are.
     let tables = Space {
         what: "table",
         explicit: reqs.iter().map(|r| r.table).collect(),
-        recorded: record_of(|r| r.table),
-        usable: &table_ok,
-        fresh: &table_new,
-        candidates: &table_candidates,
-        show: dec,
+        recorded: previous.records.iter().map(|r| r.table).collect(),
+        start: u64::from(base),
+        step: 1,
+        count: (1 << 32) - u64::from(base),
+        floor: base,
+        mask: u32::MAX,
+        reserved: &RESERVED_TABLES,
+        hex: false,
         exhausted: format!("no free routing table id left from table_base {base} up to 4294967295"),
     };
     let mut errors = Vec::new();
-    let m = assign(reqs, &marks, &mut errors);
-    let t = assign(reqs, &tables, &mut errors);
+    let m = assign(reqs, &by_name, &marks, &mut errors);
+    let t = assign(reqs, &by_name, &tables, &mut errors);
     if !errors.is_empty() {
-        errors.sort_by_key(|e| e.index);
         return Err(errors);
     }
     let out: Vec<Assignment> = m
@@ -132,38 +142,44 @@ pub fn allocate(
         .zip(&t)
         .map(|(&mark, &table)| Assignment { mark, table })
         .collect();
-    Ok((out.clone(), records(reqs, &out, previous)))
+    let ids = records(reqs, &out, previous, &by_name);
+    Ok((out, ids))
 }
 
 /// The values of one space, one per request (0 where an error was pushed):
 /// explicit values, then recorded ones, then new ones.
-fn assign(reqs: &[Request], sp: &Space, errors: &mut Vec<AllocError>) -> Vec<u32> {
+fn assign(
+    reqs: &[Request],
+    by_name: &HashMap<String, usize>,
+    sp: &Space,
+    errors: &mut Vec<AllocError>,
+) -> Vec<u32> {
     let mut out = vec![0u32; reqs.len()];
-    let mut taken: HashMap<u32, usize> = HashMap::new();
-    // Explicit values first; then recorded values of gateways without one.
+    let mut taken = BTreeSet::new();
     for (i, v) in sp.explicit.iter().enumerate() {
         let Some(v) = *v else { continue };
-        if taken.insert(v, i).is_some() {
+        if !taken.insert(v) {
             errors.push(AllocError {
                 index: i,
                 option: Some(sp.what),
-                message: format!("{} {} is used by another gateway", sp.what, (sp.show)(v)),
+                message: format!("{} {} is used by another gateway", sp.what, sp.show(v)),
             });
         }
         out[i] = v;
     }
+    // Recorded values of gateways without an explicit one; an explicit
+    // value that takes one is the error (naming both), never the move.
+    let mut reserved = vec![None; sp.recorded.len()];
     for (i, r) in reqs.iter().enumerate() {
-        if sp.explicit[i].is_some() {
-            continue;
-        }
-        let Some(&v) = sp
-            .recorded
-            .get(r.name.as_str())
-            .filter(|v| (sp.usable)(**v))
-        else {
+        let Some(&k) = by_name.get(&r.name) else {
             continue;
         };
-        if let Some(&j) = taken.get(&v) {
+        let v = sp.recorded[k];
+        if sp.explicit[i].is_some() || !sp.usable(v) {
+            continue;
+        }
+        if !taken.insert(v) {
+            let j = out.iter().position(|o| *o == v).unwrap_or(i);
             errors.push(AllocError {
                 index: j,
                 option: Some(sp.what),
@@ -171,43 +187,44 @@ fn assign(reqs: &[Request], sp: &Space, errors: &mut Vec<AllocError>) -> Vec<u32
                     "{} {} is recorded for gateway '{}' in the ids file; choose another {} \
                      (taking it would move that gateway's connections)",
                     sp.what,
-                    (sp.show)(v),
+                    sp.show(v),
                     r.name,
                     sp.what
                 ),
             });
         }
-        taken.insert(v, i);
+        reserved[k] = Some(i);
         out[i] = v;
     }
-    fill(reqs, sp, &mut out, &taken, errors);
+    // Values recorded for names that hold nothing now: handed out last.
+    let mut spare = BTreeSet::new();
+    for (k, &v) in sp.recorded.iter().enumerate() {
+        if reserved[k].is_none() && sp.fresh(v) && !taken.contains(&v) {
+            spare.insert(v);
+        }
+    }
+    fill(reqs, sp, &mut out, &taken, &spare, errors);
     out
 }
 
 /// Gives new values to requests that have neither an explicit nor a
-/// recorded one.
+/// recorded one: one pass over a bounded range of candidates (used values
+/// plus one per request cannot all be taken), then the spares.
 fn fill(
     reqs: &[Request],
     sp: &Space,
     out: &mut [u32],
-    taken: &HashMap<u32, usize>,
+    taken: &BTreeSet<u32>,
+    spare: &BTreeSet<u32>,
     errors: &mut Vec<AllocError>,
 ) {
-    // Values recorded for names that hold nothing now: reuse them last.
-    let spare: BTreeSet<u32> = sp
-        .recorded
-        .values()
-        .copied()
-        .filter(|v| (sp.fresh)(*v) && !taken.contains_key(v))
-        .collect();
-    // New values come from one pass over the candidates (a bounded range:
-    // used values plus one per request cannot all be taken), then spares.
     let pending: Vec<usize> = (0..reqs.len())
         .filter(|&i| out[i] == 0 && sp.explicit[i].is_none())
         .collect();
-    let bound = taken.len() + spare.len() + pending.len();
-    let mut fresh = (sp.candidates)(bound)
-        .filter(|c| (sp.fresh)(*c) && !taken.contains_key(c) && !spare.contains(c));
+    let bound = (taken.len() + spare.len() + pending.len() + sp.reserved.len()) as u64;
+    let mut fresh = (0..sp.count.min(bound + 1))
+        .map(|k| (sp.start + k * sp.step) as u32)
+        .filter(|c| sp.fresh(*c) && !taken.contains(c) && !spare.contains(c));
     let mut spares = spare.iter().copied();
     for i in pending {
         match fresh.next().or_else(|| spares.next()) {
@@ -223,9 +240,21 @@ fn fill(
 
 /// The records to persist: every request with what it got, then previous
 /// records of names no longer present whose values nobody took.
-fn records(reqs: &[Request], got: &[Assignment], previous: &Ids) -> Ids {
+fn records(
+    reqs: &[Request],
+    got: &[Assignment],
+    previous: &Ids,
+    by_name: &HashMap<String, usize>,
+) -> Ids {
     let mut ids = Ids::default();
+    let mut present = vec![false; previous.records.len()];
+    let (mut marks, mut tables) = (BTreeSet::new(), BTreeSet::new());
     for (r, a) in reqs.iter().zip(got) {
+        if let Some(&k) = by_name.get(&r.name) {
+            present[k] = true;
+        }
+        marks.insert(a.mark);
+        tables.insert(a.table);
         ids.records.push(Record {
             name: r.name.clone(),
             mark: a.mark,
@@ -233,13 +262,8 @@ fn records(reqs: &[Request], got: &[Assignment], previous: &Ids) -> Ids {
             retired: false,
         });
     }
-    let names: HashSet<&str> = reqs.iter().map(|r| r.name.as_str()).collect();
-    let marks: HashSet<u32> = got.iter().map(|a| a.mark).collect();
-    let tables: HashSet<u32> = got.iter().map(|a| a.table).collect();
-    for old in &previous.records {
-        let gone = !names.contains(old.name.as_str());
-        let untouched = !marks.contains(&old.mark) && !tables.contains(&old.table);
-        if gone && untouched {
+    for (k, old) in previous.records.iter().enumerate() {
+        if !present[k] && !marks.contains(&old.mark) && !tables.contains(&old.table) {
             ids.records.push(Record {
                 retired: true,
                 ..old.clone()

@@ -4,7 +4,7 @@
 //! written atomically.
 
 use super::{Ids, Record};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -27,7 +27,8 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Ids, String> {
     }
     let text = std::str::from_utf8(bytes).map_err(|_| format!("{file}: not UTF-8 text"))?;
     let mut ids = Ids::default();
-    let (mut names, mut marks, mut tables) = (HashSet::new(), HashSet::new(), HashSet::new());
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let (mut marks, mut tables) = (BTreeSet::new(), BTreeSet::new());
     for (i, line) in text.lines().enumerate() {
         let at = |m: String| format!("{file}:{}: {m}", i + 1);
         let line = line.trim();
@@ -35,7 +36,7 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Ids, String> {
             continue;
         }
         let r = record(line).map_err(at)?;
-        if !names.insert(r.name.clone()) {
+        if names.insert(r.name.clone(), i).is_some() {
             return Err(at(format!("gateway '{}' appears twice", r.name)));
         }
         if !marks.insert(r.mark) {

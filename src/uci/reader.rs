@@ -112,8 +112,9 @@ struct Reader<'a> {
     section: Option<usize>,
     /// Section name → first section of that name (generated ids included).
     sections: HashMap<String, usize>,
-    /// (section, option name) → option index: keeps huge files linear.
-    options: HashMap<(usize, String), usize>,
+    /// `SECTION.OPTION` (section index, option name) → option index: keeps
+    /// huge files linear. One map type for both keeps the binary small.
+    options: HashMap<String, usize>,
 }
 
 type Step<T> = Result<T, ParseError>;
@@ -390,12 +391,12 @@ impl<'a> Reader<'a> {
         let value = self.text(value_at);
         let line = self.start_line;
         let s = &mut self.doc.sections[section];
-        let key = (section, name);
+        let key = format!("{section}.{name}");
         let at = self.options.get(&key).copied();
         let now = if list {
-            Some(s.add_list_item_at(at, &key.1, value, line))
+            Some(s.add_list_item_at(at, &name, value, line))
         } else {
-            s.set_option_at(at, &key.1, value, line)
+            s.set_option_at(at, &name, value, line)
         };
         if let (None, Some(i)) = (at, now) {
             self.options.insert(key, i);
