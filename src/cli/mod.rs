@@ -72,15 +72,36 @@ fn read_config(cli: &Cli) -> Result<Vec<u8>, Error> {
         .map_err(|e| Error::Config(format!("{}: cannot read: {e}", cli.config.display())))
 }
 
-/// The validated config; its warnings go to the log.
-fn load(cli: &Cli) -> Result<Config, Error> {
+/// The recorded mark/table allocations (`--ids`); none when the file does
+/// not exist. A damaged file is a config error naming file and line.
+fn read_ids(cli: &Cli) -> Result<crate::ids::Ids, Error> {
+    let name = cli.ids.display().to_string();
+    match std::fs::read(&cli.ids) {
+        Ok(bytes) => crate::ids::parse(&bytes, &name).map_err(Error::Config),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(e) => Err(runtime(format!("{name}: cannot read: {e}"))),
+    }
+}
+
+/// The validated config, allocations kept as recorded in `ids`; from here
+/// on `globals.log_level` filters the log (unless `-v`). Its warnings go
+/// to the log.
+fn load_with(cli: &Cli, ids: &crate::ids::Ids) -> Result<Config, Error> {
     let name = cli.config.display().to_string();
-    let config =
-        Config::parse(&read_config(cli)?, &name).map_err(|e| Error::Config(e.to_string()))?;
+    let config = Config::parse_with_ids(&read_config(cli)?, &name, ids)
+        .map_err(|e| Error::Config(e.to_string()))?;
+    if !cli.verbose {
+        log::set_max_level(config.globals.log_level.filter());
+    }
     for w in &config.warnings {
         log::warn!("{w}");
     }
     Ok(config)
+}
+
+/// The validated config with the allocations recorded in the ids file.
+fn load(cli: &Cli) -> Result<Config, Error> {
+    load_with(cli, &read_ids(cli)?)
 }
 
 fn system(cli: &Cli) -> System {
