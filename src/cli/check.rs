@@ -1,27 +1,57 @@
-//! `check`: validate the config, and the ruleset with `nft -c`.
+//! `check`: validate the config, and the ruleset with `nft -c`; with
+//! `--diff`, also decide everything apply would (devices, foreign routes,
+//! the live state) and print the changes, changing nothing. "config ok"
+//! and the changes go to stdout, errors to stderr.
 
 use super::args::Cli;
-use super::{Error, Run, facts, load, need_root, print, runtime, system, table_names_free};
+use super::table_names_free;
+use super::{Error, Run, facts, live_plan, load, need_root, open_kernel, print, runtime, system};
+use crate::apply::apply::{batch, decide};
+use crate::apply::diff::TableChange;
+use crate::apply::kernel::{Kernel, KernelError};
 use crate::plan;
 
-/// Validates the config and has nft check the ruleset. "config ok" goes to
-/// stdout; without root the nft part cannot run, which is an error (exit 1).
-pub fn run(cli: &Cli) -> Run {
+/// Validates the config and has nft check the ruleset. Without root
+/// (CAP_NET_ADMIN) the nft part cannot run: "config ok" and exit 1.
+pub fn run(cli: &Cli, diff: bool) -> Run {
     let config = load(cli)?;
-    let p = plan::plan(&config, &facts(cli, &config, false)?);
-    table_names_free(cli, &p)?;
     let name = cli.config.display();
-    if let Err(e) = need_root("the nft check of the ruleset") {
+    if let Err(e) = need_root(if diff {
+        "check --diff"
+    } else {
+        "the nft check of the ruleset"
+    }) {
+        table_names_free(cli, &plan::plan(&config, &facts(cli, &config, false)?))?;
         print(&format!("{name}: config ok; nft check not run\n"))?;
         return Err(e);
     }
-    let json = serde_json::to_vec(&p.ruleset).map_err(|e| runtime(e.to_string()))?;
-    match system(cli).nft.check(&json) {
-        Ok(()) => print(&format!("{name}: config ok; nft accepts the ruleset\n")),
-        Err(e) if e.not_started() => print(&format!("{name}: config ok; nft check skipped: {e}\n")),
+    let mut k = open_kernel(cli)?;
+    let p = live_plan(cli, &config, &mut k, diff)?;
+    table_names_free(cli, &p)?;
+    let changes = if diff {
+        Some(decide(&mut k, &p, &system(cli), false)?.changes)
+    } else {
+        None
+    };
+    let create = matches!(
+        changes.as_ref().and_then(|c| c.table.as_ref()),
+        Some(TableChange::Create)
+    );
+    match k.check(&batch(&p, create)) {
+        Ok(()) => print(&format!("{name}: config ok; nft accepts the ruleset\n"))?,
+        Err(KernelError::Nft(e)) if e.not_started() && !diff => {
+            print(&format!("{name}: config ok; nft check skipped: {e}\n"))?;
+        }
         // nft refusing the ruleset is the config's fault; a timeout or a
         // crash is not.
-        Err(e) if e.exit_code() == 2 => Err(Error::Config(format!("{name}: {e}"))),
-        Err(e) => Err(runtime(format!("{name}: {e}"))),
+        Err(KernelError::Nft(e)) if e.exit_code() == 2 => {
+            return Err(Error::Config(format!("{name}: {e}")));
+        }
+        Err(e) => return Err(runtime(format!("{name}: {e}"))),
+    }
+    match changes {
+        Some(c) if c.is_empty() => print("apply would change nothing\n"),
+        Some(c) => print(&c.to_string()),
+        None => Ok(()),
     }
 }

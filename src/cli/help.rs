@@ -27,9 +27,9 @@ pub(super) const COMMANDS: &[Spec] = &[
     Spec {
         name: "check",
         about: "Validate the config and its ruleset (`nft -c`); changes nothing",
-        details: "Validates the config (exit 2 with file, line and option on an error) and has\n`nft -c` check the ruleset. Prints \"FILE: config ok; ...\" on stdout.\nThe nft part needs root (CAP_NET_ADMIN): without it, exit 1.\n",
-        options: "",
-        default: Command::Check,
+        details: "Validates the config (exit 2 with file, line and option on an error) and has\n`nft -c` check the ruleset. Prints \"FILE: config ok; ...\" on stdout.\nThe nft part (and --diff) needs root (CAP_NET_ADMIN): without it, exit 1.\n",
+        options: "      --diff               Also decide everything apply would (devices, foreign\n                           routes, drift) and print what it would add (+),\n                           change (~) and remove (-); changes nothing\n",
+        default: Command::Check { diff: false },
     },
     Spec {
         name: "dump-config",
@@ -76,6 +76,8 @@ Options (before or after the command):
       --ubus <FILE>          ubus binary (netifd interface state) [default: ubus]
       --lock <FILE>          Lock file serialising runs [default: /var/run/connroute.lock]
       --lock-timeout <SECS>  Seconds to wait for another run's lock [default: 30]
+      --state <FILE>         What the last apply loaded, so an unchanged apply runs
+                             no nft [default: /var/run/connroute.state]
       --rt-tables <FILE>     File naming connroute's routing tables
                              [default: /etc/iproute2/rt_tables.d/connroute.conf]
       --no-rt-tables         Do not write the routing table names file
