@@ -126,7 +126,8 @@ SH
 chmod +x "$WORK/nft-log"
 expect_ok "unchanged apply" cr h -c "$CONF" --nft "$WORK/nft-log" apply
 expect_eq "unchanged apply runs no nft" "" "$(cat "$WORK/nft-calls" 2>/dev/null)"
-expect_eq "check --diff: nothing to do" "apply would change nothing" "$(cr h -c "$CONF" check --diff 2>/dev/null)"
+expect_eq "check --diff: nothing to do" "$CONF: config ok; nft accepts the ruleset
+apply would change nothing" "$(cr h -c "$CONF" check --diff 2>/dev/null)"
 
 # A static gateway whose device is missing is inactive; the others apply.
 printf "config gateway 'lte'\n\toption device 'wwan0'\n\toption gateway '10.64.0.1'\n" | cat "$CONF" - > "$WORK/lte.conf"
