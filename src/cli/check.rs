@@ -16,11 +16,12 @@ use crate::plan;
 pub fn run(cli: &Cli, diff: bool) -> Run {
     let config = load(cli)?;
     let name = cli.config.display();
-    if let Err(e) = need_root(if diff {
+    let needs = if diff {
         "check --diff"
     } else {
         "the nft check of the ruleset"
-    }) {
+    };
+    if let Err(e) = need_root(needs) {
         table_names_free(cli, &plan::plan(&config, &facts(cli, &config, false)?))?;
         print(&format!("{name}: config ok; nft check not run\n"))?;
         return Err(e);
