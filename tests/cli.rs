@@ -334,7 +334,7 @@ fn non_root_is_told_root_is_needed() {
     let uses_wan2 = dir.join("connroute");
     fs::write(&uses_wan2, "config gateway wan2\n\tlist interface wan2\n").unwrap();
     let hot = [("ACTION", "ifup"), ("INTERFACE", "wan2")];
-    let cases: [(&str, &[&str], Env); 5] = [
+    let cases: [(&str, &[&str], Env); 6] = [
         ("apply", &["-c", seed, "apply"], &[]),
         ("flush", &["flush"], &[]),
         ("status", &["-c", seed, "status"], &[]),
@@ -344,6 +344,7 @@ fn non_root_is_told_root_is_needed() {
             &hot,
         ),
         ("the nft check of the ruleset", &["-c", seed, "check"], &[]),
+        ("check --diff", &["-c", seed, "check", "--diff"], &[]),
     ];
     for (what, args, env) in cases {
         let Some(out) = as_nobody(args, env) else {
