@@ -10,7 +10,7 @@
 //! flags inconsistent (`NLM_F_DUMP_INTR`, the table changed while it was
 //! read) is restarted, at most [`DUMP_TRIES`] times in all.
 
-use super::dump::{Collector, Fault, Progress};
+use super::dump::{Collector, Fault, Progress, with_restarts};
 use super::rtnl::{self, Body, flags, kind};
 use crate::config::Family;
 #[cfg(doc)]
@@ -147,7 +147,10 @@ impl Netlink {
             .map_err(|e| Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)))?;
         loop {
             if Instant::now() >= deadline {
-                return Err(Fault::Kernel(libc::ETIMEDOUT));
+                let limit = DEADLINE.as_secs();
+                return Err(Fault::TimedOut(format!(
+                    "no complete answer within {limit} s"
+                )));
             }
             let (buf, _) = self
                 .socket
@@ -167,39 +170,10 @@ impl Netlink {
 
     /// [`Self::exchange`] with dump restarts and errors worded for the log.
     fn request(&mut self, kind: u16, extra: u16, body: &[u8]) -> io::Result<Vec<Vec<u8>>> {
-        let what = request_name(kind);
         let deadline = Instant::now() + DEADLINE;
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match self.exchange(kind, extra, body, deadline) {
-                Ok(out) => return Ok(out),
-                Err(Fault::Interrupted) if tries < DUMP_TRIES => continue,
-                Err(Fault::Interrupted) => {
-                    return Err(io::Error::other(format!(
-                        "{what}: the kernel's tables kept changing during the dump \
-                         ({tries} attempts, NLM_F_DUMP_INTR)"
-                    )));
-                }
-                Err(Fault::Kernel(libc::ETIMEDOUT)) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!(
-                            "{what}: netlink timed out (no reply within {} s, or over {} s in all)",
-                            RECV_TIMEOUT.as_secs(),
-                            DEADLINE.as_secs()
-                        ),
-                    ));
-                }
-                Err(Fault::Kernel(e)) => return Err(io::Error::from_raw_os_error(e)),
-                Err(f @ Fault::Malformed(_)) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{what}: {f}"),
-                    ));
-                }
-            }
-        }
+        with_restarts(request_name(kind), DUMP_TRIES, || {
+            self.exchange(kind, extra, body, deadline)
+        })
     }
 
     /// Every message body of a dump (`kind`: GETROUTE or GETRULE), both families.
