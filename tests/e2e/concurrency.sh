@@ -10,6 +10,7 @@ in_ns u ip -6 addr add fd02::1/64 dev up2 nodad
 
 cat > "$WORK/ubus" <<'SH'
 #!/bin/sh
+[ "$1" = -t ] && shift 2 # connroute passes ubus's own timeout first
 [ "$1 $2 $3" = "call network.interface dump" ] || exit 4
 cat <<'JSON'
 {"interface": [{"interface": "wan2", "up": true, "l3_device": "wan2", "device": "wan2",
