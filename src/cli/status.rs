@@ -10,6 +10,10 @@ pub fn run(cli: &Cli, json: bool) -> Run {
     let config = load(cli)?;
     let p = plan::plan(&config, &facts(cli, &config, false)?);
     let v = engine::status(&p, &system(cli)).map_err(runtime)?;
+    let names = (!cli.no_rt_tables).then_some(cli.rt_tables.as_path());
+    if let Some(note) = names.and_then(crate::apply::rt_tables::foreign_note) {
+        eprintln!("connroute: warning: {note}");
+    }
     if json {
         print_json(&v)
     } else {

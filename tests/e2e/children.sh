@@ -139,6 +139,8 @@ expect_ok "apply again" crt -c "$CONF" apply
 printf '# the admin'"'"'s own\n100\tisp\n' > "$NAMES"
 cp "$NAMES" "$WORK/foreign.copy"
 expect_exit "foreign names file at the path" 0 "left untouched" crt -c "$WORK/moved.conf" apply
+expect_exit "status mentions the foreign names file" 0 "connroute.conf: not written by connroute; connroute leaves it untouched" \
+	crt -c "$WORK/moved.conf" status
 expect_ok "flush with a foreign names file" crt -c "$CONF" flush
 if cmp -s "$NAMES" "$WORK/foreign.copy"; then ok "foreign names file byte-identical"; else fail "foreign names file changed"; fi
 rm "$NAMES"
