@@ -255,3 +255,33 @@ impl Netlink {
         self.request(kind::DELRULE, flags::ACK, &r.raw).map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_receive_is_bounded_and_a_real_dump_decodes() {
+        let mut nl = Netlink::open().unwrap();
+        let mut tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        };
+        let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `tv`.
+        let rc = unsafe {
+            libc::getsockopt(
+                nl.socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&mut tv as *mut libc::timeval).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        assert_eq!(tv.tv_sec as u64, RECV_TIMEOUT.as_secs());
+        // Read-only dumps of this namespace: every reply passes the checks.
+        assert!(nl.dump(kind::GETROUTE).is_ok());
+        assert!(nl.dump(kind::GETRULE).unwrap().len() >= 3);
+    }
+}
