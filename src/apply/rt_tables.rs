@@ -26,7 +26,7 @@ pub const MARKER: &str = "# Written by connroute: its routing tables, by gateway
 /// Largest names file read (a real one is a few hundred bytes).
 const MAX_READ: u64 = 1 << 20;
 
-/// What [`write`] or [`remove`] did.
+/// What [`write()`] or [`remove()`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Nothing to do: the file already says this, or is absent (remove).
