@@ -130,8 +130,7 @@ impl Netlink {
     }
 
     /// Sends one request and collects the bodies of its replies until the
-    /// end of the dump or the ACK, by `deadline`; a kernel error becomes an
-    /// `io::Error` with its errno.
+    /// end of the dump or the ACK, by `deadline`.
     fn exchange(
         &mut self,
         kind: u16,
@@ -157,7 +156,9 @@ impl Netlink {
                 .recv_from_full()
                 .map_err(|e| match e.raw_os_error() {
                     // SO_RCVTIMEO expired.
-                    Some(libc::EAGAIN) => Fault::Kernel(libc::ETIMEDOUT),
+                    Some(libc::EAGAIN) => {
+                        Fault::TimedOut(format!("no reply within {} s", RECV_TIMEOUT.as_secs()))
+                    }
                     // Replies were dropped: the dump is incomplete; read it again.
                     Some(libc::ENOBUFS) => Fault::Interrupted,
                     other => Fault::Kernel(other.unwrap_or(libc::EIO)),
@@ -171,7 +172,13 @@ impl Netlink {
     /// [`Self::exchange`] with dump restarts and errors worded for the log.
     fn request(&mut self, kind: u16, extra: u16, body: &[u8]) -> io::Result<Vec<Vec<u8>>> {
         let deadline = Instant::now() + DEADLINE;
-        with_restarts(request_name(kind), DUMP_TRIES, || {
+        // Only a dump is safe to send again; a change might apply twice.
+        let tries = if extra & flags::DUMP != 0 {
+            DUMP_TRIES
+        } else {
+            1
+        };
+        with_restarts(request_name(kind), tries, || {
             self.exchange(kind, extra, body, deadline)
         })
     }
