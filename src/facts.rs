@@ -31,6 +31,9 @@ pub struct Interface {
 pub struct Facts {
     /// Interfaces by logical name. Missing: unknown to netifd.
     pub interfaces: BTreeMap<String, Interface>,
+    /// Static gateway devices that cannot carry a route, with why
+    /// ("does not exist", "is down"); absent devices are assumed usable.
+    pub unusable_devices: BTreeMap<String, String>,
 }
 
 fn default_route(routes: Option<&Value>, v6: bool) -> Option<DefaultRoute> {

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod facts;
 pub mod hotplug;
+pub mod ids;
 pub mod nft;
 pub mod plan;
 pub mod ubus;

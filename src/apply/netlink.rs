@@ -69,8 +69,8 @@ pub fn ifindex(name: &str) -> io::Result<u32> {
     }
 }
 
-/// `if_indextoname`.
-fn ifname(index: u32) -> Option<String> {
+/// `if_indextoname`: the name of a device index, if it exists.
+pub fn ifname(index: u32) -> Option<String> {
     let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
     // SAFETY: `buf` has IF_NAMESIZE bytes, as if_indextoname requires.
     let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
@@ -217,6 +217,19 @@ impl Netlink {
                 })
             })
             .collect())
+    }
+
+    /// Every route message body of both families, unfiltered (the caller
+    /// decodes; used to find other owners' default routes).
+    pub fn dump_all_routes(&mut self) -> io::Result<Vec<Vec<u8>>> {
+        self.dump(kind::GETROUTE)
+    }
+
+    /// Adds the default route of `r.table`; fails (EEXIST) if one is there.
+    pub fn add_route(&mut self, r: &Route) -> io::Result<()> {
+        let body = route_body(r)?;
+        let f = flags::ACK | flags::CREATE | flags::EXCL;
+        self.request(kind::NEWROUTE, f, body.bytes()).map(drop)
     }
 
     /// Installs the default route of `r.table`, replacing any there.

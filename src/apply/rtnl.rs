@@ -67,6 +67,7 @@ const FR_ACT_TO_TBL: u8 = 1;
 
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
 const RTA_TABLE: u16 = 15;
 const FRA_PRIORITY: u16 = 6;
 const FRA_FWMARK: u16 = 10;
@@ -280,8 +281,29 @@ fn addr(v: &[u8]) -> Option<IpAddr> {
 /// A route body read from the kernel, if it is a default route connroute
 /// owns; the device comes back as its index for the caller to name.
 pub fn decode_route(body: &[u8]) -> Option<(Route, Option<u32>)> {
+    let d = decode_default(body)?;
+    (d.protocol == RTPROT_CONNROUTE).then_some((d.route, d.oif))
+}
+
+/// A default route of any owner, as read from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultRoute {
+    /// The route in plan terms (device not named yet).
+    pub route: Route,
+    /// Output device index.
+    pub oif: Option<u32>,
+    /// `rtm_protocol`: who installed it.
+    pub protocol: u8,
+    /// `rtm_type` (1 unicast, 6 blackhole, 7 unreachable, 8 prohibit, …).
+    pub kind: u8,
+    /// `RTA_PRIORITY` (the metric).
+    pub metric: Option<u32>,
+}
+
+/// A route body read from the kernel, if it is a default route (any owner).
+pub fn decode_default(body: &[u8]) -> Option<DefaultRoute> {
     let h: [u8; BODY_HDRLEN] = body.get(0..BODY_HDRLEN)?.try_into().ok()?;
-    if h[1] != 0 || h[5] != RTPROT_CONNROUTE {
+    if h[1] != 0 {
         return None;
     }
     let mut route = Route {
@@ -290,16 +312,23 @@ pub fn decode_route(body: &[u8]) -> Option<(Route, Option<u32>)> {
         via: None,
         device: None,
     };
-    let mut oif = None;
+    let (mut oif, mut metric) = (None, None);
     for (kind, v) in attrs(body) {
         match kind {
             RTA_TABLE => route.table = ne_u32(v)?,
             RTA_GATEWAY => route.via = Some(addr(v)?),
             RTA_OIF => oif = Some(ne_u32(v)?),
+            RTA_PRIORITY => metric = Some(ne_u32(v)?),
             _ => {}
         }
     }
-    Some((route, oif))
+    Some(DefaultRoute {
+        route,
+        oif,
+        protocol: h[5],
+        kind: h[7],
+        metric,
+    })
 }
 
 /// An ip rule body read from the kernel, if connroute owns it.

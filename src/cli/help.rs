@@ -25,8 +25,8 @@ pub(super) const COMMANDS: &[Spec] = &[
     Spec {
         name: "check",
         about: "Validate the config, and the ruleset with `nft -c` when possible",
-        options: "",
-        default: Command::Check,
+        options: "      --diff               Also decide everything apply would (devices, foreign\n                           routes, drift) and print what it would add (+),\n                           change (~) and remove (-); changes nothing\n",
+        default: Command::Check { diff: false },
     },
     Spec {
         name: "dump-config",
@@ -68,6 +68,8 @@ Options (before or after the command):
       --ubus <FILE>          ubus binary (netifd interface state) [default: ubus]
       --lock <FILE>          Lock file serialising runs [default: /var/run/connroute.lock]
       --lock-timeout <SECS>  Seconds to wait for another run's lock [default: 30]
+      --state <FILE>         What the last apply loaded, so an unchanged apply runs
+                             no nft [default: /var/run/connroute.state]
       --rt-tables <FILE>     File naming connroute's routing tables
                              [default: /etc/iproute2/rt_tables.d/connroute.conf]
       --no-rt-tables         Do not write the routing table names file

@@ -14,9 +14,12 @@ mod help;
 mod hotplug;
 mod render;
 mod status;
+mod status_text;
 
-use crate::apply::engine::System;
+use crate::apply::System;
+use crate::apply::error::ApplyError;
 use crate::apply::nft::Nft;
+use crate::apply::{devices, kernel};
 use crate::config::Config;
 use crate::facts::Facts;
 use args::{Cli, Command, Parsed};
@@ -32,6 +35,9 @@ pub enum Error {
     Config(String),
     /// The system could not be read or changed (exit 1).
     Runtime(String),
+    /// apply, flush or status with their own exit code (2 refused, 3 drift,
+    /// 4 gateway inactive, 1 the rest).
+    Code(u8, String),
 }
 
 impl Error {
@@ -40,6 +46,7 @@ impl Error {
         match self {
             Error::Config(_) => 2,
             Error::Runtime(_) => 1,
+            Error::Code(c, _) => *c,
         }
     }
 }
@@ -47,7 +54,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Config(m) | Error::Runtime(m) => f.write_str(m),
+            Error::Config(m) | Error::Runtime(m) | Error::Code(_, m) => f.write_str(m),
         }
     }
 }
@@ -65,15 +72,36 @@ fn read_config(cli: &Cli) -> Result<Vec<u8>, Error> {
         .map_err(|e| Error::Config(format!("{}: cannot read: {e}", cli.config.display())))
 }
 
-/// The validated config; its warnings go to the log.
-fn load(cli: &Cli) -> Result<Config, Error> {
+/// The recorded mark/table allocations (`--ids`); none when the file does
+/// not exist. A damaged file is a config error naming file and line.
+fn read_ids(cli: &Cli) -> Result<crate::ids::Ids, Error> {
+    let name = cli.ids.display().to_string();
+    match std::fs::read(&cli.ids) {
+        Ok(bytes) => crate::ids::parse(&bytes, &name).map_err(Error::Config),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(e) => Err(runtime(format!("{name}: cannot read: {e}"))),
+    }
+}
+
+/// The validated config, allocations kept as recorded in `ids`; from here
+/// on `globals.log_level` filters the log (unless `-v`). Its warnings go
+/// to the log.
+fn load_with(cli: &Cli, ids: &crate::ids::Ids) -> Result<Config, Error> {
     let name = cli.config.display().to_string();
-    let config =
-        Config::parse(&read_config(cli)?, &name).map_err(|e| Error::Config(e.to_string()))?;
+    let config = Config::parse_with_ids(&read_config(cli)?, &name, ids)
+        .map_err(|e| Error::Config(e.to_string()))?;
+    if !cli.verbose {
+        log::set_max_level(config.globals.log_level.filter());
+    }
     for w in &config.warnings {
         log::warn!("{w}");
     }
     Ok(config)
+}
+
+/// The validated config with the allocations recorded in the ids file.
+fn load(cli: &Cli) -> Result<Config, Error> {
+    load_with(cli, &read_ids(cli)?)
 }
 
 fn system(cli: &Cli) -> System {
@@ -85,7 +113,32 @@ fn system(cli: &Cli) -> System {
                 .map_or(crate::apply::nft::DEFAULT_TIMEOUT, Duration::from_secs),
         },
         rt_tables: (!cli.no_rt_tables).then(|| cli.rt_tables.clone()),
+        state: Some(cli.state.clone()),
     }
+}
+
+impl From<ApplyError> for Error {
+    fn from(e: ApplyError) -> Self {
+        Error::Code(e.exit_code(), e.to_string())
+    }
+}
+
+/// The real kernel (netlink sockets; nft as configured).
+fn open_kernel(cli: &Cli) -> Result<kernel::System, Error> {
+    kernel::System::open(system(cli).nft).map_err(|e| runtime(e.to_string()))
+}
+
+/// The plan from the config and live facts: netifd's interfaces, and
+/// static gateways' devices (missing or down: that gateway is inactive).
+fn live_plan(
+    cli: &Cli,
+    config: &Config,
+    k: &mut dyn kernel::Kernel,
+    strict: bool,
+) -> Result<crate::plan::Plan, Error> {
+    let mut f = facts(cli, config, strict)?;
+    f.unusable_devices = devices::unusable(k, config);
+    Ok(crate::plan::plan(config, &f))
 }
 
 /// netifd facts for the interfaces the config names; strict: ubus must work.
@@ -156,7 +209,7 @@ fn peak_rss_kib() -> libc::c_long {
 fn dispatch(cli: &Cli) -> Run {
     match &cli.command {
         Command::Render { format, routes } => render::run(cli, *format, *routes),
-        Command::Check => check::run(cli),
+        Command::Check { diff } => check::run(cli, *diff),
         Command::DumpConfig => dump_config::run(cli),
         Command::Apply { force } => apply::run(cli, *force),
         Command::Flush => flush::run(cli),

@@ -64,7 +64,7 @@ serve() {
 # work dir and no routing table names file: the host's /etc stays untouched.
 cr() {
 	local n=$1; shift
-	in_ns "$n" "$CONNROUTE" --lock "$WORK/lock-$n" --ids "$WORK/ids-$n" --no-rt-tables --syslog "$WORK/no-syslog" "$@"
+	in_ns "$n" "$CONNROUTE" --lock "$WORK/lock-$n" --ids "$WORK/ids-$n" --state "$WORK/state-$n" --no-rt-tables --syslog "$WORK/no-syslog" "$@"
 }
 
 # fetch NS URL [curl args]: prints the body; fails on timeout.
