@@ -11,7 +11,7 @@
 //! rtnetlink family; on mipsel it cost 67 KiB, this module about 8.
 
 use crate::config::Family;
-use crate::plan::{IpRule, RTPROT_CONNROUTE, Route};
+use crate::plan::{IpRule, RTPROT_CONNROUTE, Route, RuleAction};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Netlink message types connroute sends or reads.
@@ -57,10 +57,14 @@ const RT_SCOPE_UNIVERSE: u8 = 0;
 const RT_SCOPE_LINK: u8 = 253;
 const RTN_UNICAST: u8 = 1;
 const FR_ACT_TO_TBL: u8 = 1;
+const FR_ACT_GOTO: u8 = 2;
+const FR_ACT_NOP: u8 = 3;
+const FIB_RULE_INVERT: u32 = 2;
 
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_TABLE: u16 = 15;
+const FRA_GOTO: u16 = 4;
 const FRA_PRIORITY: u16 = 6;
 const FRA_FWMARK: u16 = 10;
 const FRA_SUPPRESS_PREFIXLEN: u16 = 14;
@@ -177,27 +181,36 @@ pub fn route_body(r: &Route, oif: Option<u32>) -> Body {
 
 /// The body of an ip rule message for `r`, tagged as connroute's.
 pub fn rule_body(r: &IpRule) -> Body {
-    let table = u8::try_from(r.table).unwrap_or(RT_TABLE_COMPAT);
-    let mut b = Body::new([
-        af(r.family),
-        0,
-        0,
-        0,
-        table,
-        0,
-        0,
-        FR_ACT_TO_TBL,
-        0,
-        0,
-        0,
-        0,
-    ]);
-    b.u32(FRA_PRIORITY, r.priority)
-        .u32(FRA_FWMARK, r.mark)
-        .u32(FRA_FWMASK, r.mask)
-        .u32(FRA_TABLE, r.table);
-    if r.suppress_default {
-        b.u32(FRA_SUPPRESS_PREFIXLEN, 0);
+    let (action, table) = match r.action {
+        RuleAction::Lookup { table, .. } => (FR_ACT_TO_TBL, table),
+        RuleAction::Goto(_) => (FR_ACT_GOTO, 0),
+        RuleAction::Nop => (FR_ACT_NOP, 0),
+    };
+    let mut h = [0u8; BODY_HDRLEN];
+    h[0] = af(r.family);
+    h[4] = u8::try_from(table).unwrap_or(RT_TABLE_COMPAT);
+    h[7] = action;
+    let flags = if r.invert { FIB_RULE_INVERT } else { 0 };
+    h[8..12].copy_from_slice(&flags.to_ne_bytes());
+    let mut b = Body::new(h);
+    b.u32(FRA_PRIORITY, r.priority);
+    if r.mask != 0 {
+        b.u32(FRA_FWMARK, r.mark).u32(FRA_FWMASK, r.mask);
+    }
+    match r.action {
+        RuleAction::Lookup {
+            table,
+            suppress_default,
+        } => {
+            b.u32(FRA_TABLE, table);
+            if suppress_default {
+                b.u32(FRA_SUPPRESS_PREFIXLEN, 0);
+            }
+        }
+        RuleAction::Goto(target) => {
+            b.u32(FRA_GOTO, target);
+        }
+        RuleAction::Nop => {}
     }
     b.attr(FRA_PROTOCOL, &[RTPROT_CONNROUTE]);
     b
@@ -292,30 +305,43 @@ pub fn decode_route(body: &[u8]) -> Option<(Route, Option<u32>)> {
     Some((route, oif))
 }
 
-/// An ip rule body read from the kernel, if connroute owns it.
+/// An ip rule body read from the kernel, if connroute owns it (and it is
+/// a lookup, goto or nop rule).
 pub fn decode_rule(body: &[u8]) -> Option<IpRule> {
     let h: [u8; BODY_HDRLEN] = body.get(0..BODY_HDRLEN)?.try_into().ok()?;
-    let mut rule = IpRule {
-        family: family_of(h[0])?,
-        priority: 0,
-        mark: 0,
-        mask: 0,
-        table: u32::from(h[4]),
-        suppress_default: false,
-    };
+    let flags = u32::from_ne_bytes(h[8..12].try_into().ok()?);
+    let (mut priority, mut mark, mut mask, mut goto) = (0, 0, 0, 0);
+    let (mut table, mut suppress_default) = (u32::from(h[4]), false);
     let mut ours = false;
     for (kind, v) in attrs(body) {
         match kind {
-            FRA_PRIORITY => rule.priority = ne_u32(v)?,
-            FRA_FWMARK => rule.mark = ne_u32(v)?,
-            FRA_FWMASK => rule.mask = ne_u32(v)?,
-            FRA_TABLE => rule.table = ne_u32(v)?,
-            FRA_SUPPRESS_PREFIXLEN => rule.suppress_default = ne_u32(v)? == 0,
+            FRA_PRIORITY => priority = ne_u32(v)?,
+            FRA_FWMARK => mark = ne_u32(v)?,
+            FRA_FWMASK => mask = ne_u32(v)?,
+            FRA_TABLE => table = ne_u32(v)?,
+            FRA_GOTO => goto = ne_u32(v)?,
+            FRA_SUPPRESS_PREFIXLEN => suppress_default = ne_u32(v)? == 0,
             FRA_PROTOCOL => ours = v.first() == Some(&RTPROT_CONNROUTE),
             _ => {}
         }
     }
-    ours.then_some(rule)
+    let action = match h[7] {
+        FR_ACT_TO_TBL => RuleAction::Lookup {
+            table,
+            suppress_default,
+        },
+        FR_ACT_GOTO => RuleAction::Goto(goto),
+        FR_ACT_NOP => RuleAction::Nop,
+        _ => return None,
+    };
+    ours.then_some(IpRule {
+        family: family_of(h[0])?,
+        priority,
+        mark,
+        mask,
+        invert: flags & FIB_RULE_INVERT != 0,
+        action,
+    })
 }
 
 #[cfg(test)]
@@ -328,8 +354,11 @@ mod tests {
             priority: 5001,
             mark: 0x0100_0000,
             mask: 0xff00_0000,
-            table: 5001,
-            suppress_default: false,
+            invert: false,
+            action: RuleAction::Lookup {
+                table: 5001,
+                suppress_default: false,
+            },
         }
     }
 
@@ -360,12 +389,98 @@ mod tests {
     fn rule_round_trips_and_foreign_rules_are_ignored() {
         let mut r = rule();
         assert_eq!(decode_rule(rule_body(&r).bytes()), Some(r.clone()));
-        r.suppress_default = true;
+        r.action = RuleAction::Lookup {
+            table: 254,
+            suppress_default: true,
+        };
+        r.invert = true;
         assert_eq!(decode_rule(rule_body(&r).bytes()), Some(r.clone()));
         // Drop the FRA_PROTOCOL attribute (last, 8 bytes): not ours any more.
         let b = rule_body(&r);
         let foreign = &b.bytes()[..b.bytes().len() - 8];
         assert_eq!(decode_rule(foreign), None);
+    }
+
+    fn attr_bytes(kind: u16, v: &[u8]) -> Vec<u8> {
+        let mut out = ((4 + v.len()) as u16).to_ne_bytes().to_vec();
+        out.extend_from_slice(&kind.to_ne_bytes());
+        out.extend_from_slice(v);
+        out
+    }
+
+    #[test]
+    fn goto_and_nop_rules_encode_as_the_kernel_expects() {
+        let goto = IpRule {
+            family: Family::V4,
+            priority: 5000,
+            mark: 0,
+            mask: 0xff00_0000,
+            invert: false,
+            action: RuleAction::Goto(5003),
+        };
+        let mut want = vec![AF_INET, 0, 0, 0, 0, 0, 0, FR_ACT_GOTO, 0, 0, 0, 0];
+        for (k, v) in [
+            (FRA_PRIORITY, 5000u32),
+            (FRA_FWMARK, 0),
+            (FRA_FWMASK, 0xff00_0000),
+            (FRA_GOTO, 5003),
+        ] {
+            want.extend(attr_bytes(k, &v.to_ne_bytes()));
+        }
+        want.extend(attr_bytes(FRA_PROTOCOL, &[RTPROT_CONNROUTE]));
+        want.resize(align4(want.len()), 0);
+        assert_eq!(rule_body(&goto).bytes(), &want[..]);
+        assert_eq!(decode_rule(&want), Some(goto));
+
+        let nop = IpRule {
+            family: Family::V6,
+            priority: 5003,
+            mark: 0,
+            mask: 0,
+            invert: false,
+            action: RuleAction::Nop,
+        };
+        let b = rule_body(&nop);
+        assert_eq!(b.bytes()[7], FR_ACT_NOP);
+        assert_eq!(b.bytes().len(), 12 + 8 + 8, "priority and protocol only");
+        assert_eq!(decode_rule(b.bytes()), Some(nop));
+    }
+
+    #[test]
+    fn kernel_dump_of_an_inverted_unresolved_rule_decodes() {
+        // As the kernel dumps `not fwmark 0/MASK lookup main suppress_prefixlength 0`
+        // and an unresolved goto: no FRA_FWMARK for mark 0, FRA_TABLE and
+        // FRA_SUPPRESS_PREFIXLEN always present, FIB_RULE_UNRESOLVED (4) set.
+        let mut body = vec![AF_INET, 0, 0, 0, 254, 0, 0, FR_ACT_TO_TBL];
+        body.extend_from_slice(&FIB_RULE_INVERT.to_ne_bytes());
+        for (k, v) in [
+            (FRA_TABLE, 254u32),
+            (FRA_SUPPRESS_PREFIXLEN, 0),
+            (FRA_PRIORITY, 5001),
+            (FRA_FWMASK, 0xff00_0000),
+        ] {
+            body.extend(attr_bytes(k, &v.to_ne_bytes()));
+        }
+        body.extend(attr_bytes(FRA_PROTOCOL, &[RTPROT_CONNROUTE]));
+        body.resize(align4(body.len()), 0);
+        let r = decode_rule(&body).unwrap();
+        assert!(r.invert && r.mark == 0 && r.mask == 0xff00_0000);
+        assert_eq!(
+            r.action,
+            RuleAction::Lookup {
+                table: 254,
+                suppress_default: true
+            }
+        );
+        body[7] = FR_ACT_GOTO;
+        body[8..12].copy_from_slice(&4u32.to_ne_bytes());
+        body.extend(attr_bytes(FRA_GOTO, &5010u32.to_ne_bytes()));
+        body.extend(attr_bytes(FRA_SUPPRESS_PREFIXLEN, &u32::MAX.to_ne_bytes()));
+        let r = decode_rule(&body).unwrap();
+        assert!(!r.invert);
+        assert_eq!(r.action, RuleAction::Goto(5010));
+        body[7] = 6; // blackhole: not a rule connroute makes
+        assert_eq!(decode_rule(&body), None);
     }
 
     #[test]

@@ -722,7 +722,8 @@ fn load_gateways(l: &mut Loader, doc: &Document, globals: &Globals) -> Vec<Gatew
         };
         result.push(gw);
     }
-    let band = u64::from(globals.rule_priority) + 2 * result.len() as u64;
+    // The ip rule block: entry, main, dispatch and leaves, end (plan::band_size).
+    let band = u64::from(globals.rule_priority) + 2 * result.len() as u64 + 1;
     if band >= 32766 {
         if let Some(s) = doc.of_type("globals").next() {
             l.error(
