@@ -17,6 +17,8 @@ enum Style {
     Plain,
     Hex,
     Quoted,
+    /// A concatenation: bit i set quotes its i-th part.
+    Concat(u32),
 }
 
 fn style_for(e: &Expression) -> Style {
@@ -27,6 +29,11 @@ fn style_for(e: &Expression) -> Style {
             _ => Style::Plain,
         },
         Expression::Named(NamedExpression::CT(c)) if c.key == "mark" => Style::Hex,
+        Expression::Named(NamedExpression::Concat(v)) => Style::Concat(
+            (v.iter().enumerate())
+                .filter(|(_, x)| style_for(x) == Style::Quoted)
+                .fold(0, |bits, (i, _)| bits | 1 << i),
+        ),
         Expression::BinaryOperation(b) => match b.as_ref() {
             BinaryOperation::AND(l, _) => style_for(l),
             BinaryOperation::OR(v) => v.first().map_or(Style::Plain, style_for),
@@ -84,6 +91,15 @@ fn expr(e: &Expression, style: Style) -> Result<String, String> {
         Expression::Named(NamedExpression::Payload(Payload::PayloadField(p))) => {
             format!("{} {}", p.protocol, p.field)
         }
+        Expression::Named(NamedExpression::Concat(v)) => v
+            .iter()
+            .enumerate()
+            .map(|(i, x)| match style {
+                Style::Concat(bits) if bits & 1 << i != 0 => expr(x, Style::Quoted),
+                _ => expr(x, Style::Plain),
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .join(" . "),
         Expression::Named(NamedExpression::Prefix(p)) => {
             format!("{}/{}", expr(&p.addr, style)?, p.len)
         }

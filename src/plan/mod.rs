@@ -1,6 +1,7 @@
 //! The desired state: what the system must look like for a config and the
 //! live facts. Pure: nothing here reads or changes the system.
 
+mod classify;
 mod iprule;
 mod ruleset;
 
@@ -11,7 +12,9 @@ use std::fmt;
 use std::net::IpAddr;
 
 pub use iprule::{IpRule, RuleAction, band_size};
-pub use ruleset::{CHAIN_PREROUTING, TABLE, fingerprint_in_comment, fingerprint_of};
+pub use ruleset::{
+    CHAIN_PREROUTING, TABLE, fingerprint_in_comment, fingerprint_of, gateway_counter_name,
+};
 
 /// The routing protocol number connroute tags its routes and ip rules with
 /// (see `/etc/iproute2/rt_protos`: unassigned, below the 240+ private range
