@@ -167,11 +167,28 @@ fn hit(v: &V, lit: &Value) -> bool {
     }
 }
 
-fn in_right(v: &V, right: &Value) -> bool {
+fn in_right(v: &V, right: &Value, sets: &Sets) -> bool {
+    if let Some(name) = right.as_str().and_then(|r| r.strip_prefix('@')) {
+        return sets[name].iter().any(|i| hit(v, i));
+    }
     match right.get("set") {
         Some(items) => items.as_array().unwrap().iter().any(|i| hit(v, i)),
         None => hit(v, right),
     }
+}
+
+/// Named sets' elements.
+type Sets = HashMap<String, Vec<Value>>;
+
+fn sets(batch: &Value) -> Sets {
+    let mut out = Sets::new();
+    for o in batch["nftables"].as_array().unwrap() {
+        if let Some(s) = o.get("add").and_then(|a| a.get("set")) {
+            let elem = s["elem"].as_array().unwrap().clone();
+            out.insert(s["name"].as_str().unwrap().to_string(), elem);
+        }
+    }
+    out
 }
 
 /// The rules of every chain, from the batch.
@@ -190,6 +207,7 @@ fn chains(batch: &Value) -> HashMap<String, Vec<Vec<Value>>> {
 
 /// Runs `chain` on the packet: (counters hit, gateway pinned to).
 fn rendered(
+    sets: &Sets,
     ch: &HashMap<String, Vec<Vec<Value>>>,
     chain: &str,
     pk: &Packet,
@@ -201,7 +219,7 @@ fn rendered(
             for st in rule {
                 if let Some(m) = st.get("match") {
                     let v = field(&m["left"], pk);
-                    let found = in_right(&v, &m["right"]);
+                    let found = in_right(&v, &m["right"], sets);
                     let ok = match m["op"].as_str().unwrap() {
                         "==" => found,
                         "!=" => v != V::Missing && !found,
@@ -364,9 +382,15 @@ proptest! {
         let p = plan::plan(&config, &Facts::default());
         let batch = serde_json::to_value(&p.ruleset).unwrap();
         let ch = chains(&batch);
+        let local = ch["output"]
+            .iter()
+            .flatten()
+            .find_map(|st| st.get("jump")?["target"].as_str())
+            .unwrap_or("none");
         for pk in &packets {
-            let chain = if pk.iif.is_some() { "classify" } else { "classify_local" };
-            let (counters, gw) = rendered(&ch, chain, pk);
+            // Local traffic: whatever the output chain jumps to.
+            let chain = if pk.iif.is_some() { "classify" } else { local };
+            let (counters, gw) = rendered(&sets(&batch), &ch, chain, pk);
             let want = naive(&config, &p, pk);
             prop_assert_eq!(
                 (counters.first().cloned(), gw.clone()),
@@ -394,7 +418,8 @@ fn same_shape_rules_share_one_lookup() {
     }
     let config = Config::parse(text.as_bytes(), "t").unwrap();
     let p = plan::plan(&config, &Facts::default());
-    let ch = chains(&serde_json::to_value(&p.ruleset).unwrap());
+    let batch = serde_json::to_value(&p.ruleset).unwrap();
+    let ch = chains(&batch);
     assert_eq!(ch["classify"].len(), 1, "one map lookup for 2000 rules");
     let pk = Packet {
         family: Family::V4,
@@ -406,8 +431,58 @@ fn same_shape_rules_share_one_lookup() {
         sport: 5555,
         dport: 1000 + (3 * 256 + 7) % 7,
     };
-    let (counters, gw) = rendered(&ch, "classify", &pk);
+    let (counters, gw) = rendered(&sets(&batch), &ch, "classify", &pk);
     let want = naive(&config, &p, &pk).unwrap();
     assert_eq!((counters[0].clone(), gw.unwrap()), want);
     assert_eq!(want.1, if (3 * 256 + 7) % 2 == 0 { "a" } else { "b" });
+}
+
+#[test]
+fn long_lists_become_named_sets_with_the_same_meaning() {
+    let mut text = String::from(
+        "config gateway 'a'\n\toption gateway '10.9.0.1'\nconfig rule 'big'\n\toption gateway 'a'\n\tlist proto 'tcp'\n",
+    );
+    for i in 0..40 {
+        // Nested prefixes and duplicates: a named set refuses overlaps.
+        text += &format!(
+            "\tlist src_ip '10.{}.0.0/16'\n\tlist src_ip '10.{}.{}.0/24'\n",
+            i % 20,
+            i % 20,
+            i
+        );
+        text += &format!("\tlist dest_port '{}-{}'\n", 1000 + 7 * i, 1010 + 7 * i);
+        text += &format!("\tlist src_port '!{}'\n", 2000 + i);
+    }
+    let config = Config::parse(text.as_bytes(), "t").unwrap();
+    let p = plan::plan(&config, &Facts::default());
+    let batch = serde_json::to_value(&p.ruleset).unwrap();
+    let (sets, ch) = (sets(&batch), chains(&batch));
+    assert_eq!(sets.len(), 3, "{:?}", sets.keys());
+    for s in 0..25u8 {
+        for (sport, dport) in [
+            (1999, 1000),
+            (2000, 1005),
+            (2039, 1283),
+            (2040, 1290),
+            (5, 999),
+            (7, 1284),
+        ] {
+            let pk = Packet {
+                family: Family::V4,
+                iif: Some("lan"),
+                mac: MACS[0],
+                proto: 6,
+                src: IpAddr::from([10, s, s.wrapping_mul(7), 1]),
+                dst: "192.168.1.1".parse().unwrap(),
+                sport,
+                dport,
+            };
+            let (counters, gw) = rendered(&sets, &ch, "classify", &pk);
+            assert_eq!(
+                (counters.first().cloned(), gw).clone(),
+                naive(&config, &p, &pk).unzip(),
+                "{pk:?}"
+            );
+        }
+    }
 }

@@ -6,7 +6,9 @@
 use nftables::expr::{
     BinaryOperation, Expression, MetaKey, NamedExpression, Payload, SetItem, Verdict,
 };
-use nftables::schema::{Chain, NfCmd, NfListObject, NfObject, Nftables, Rule};
+use nftables::schema::{
+    Chain, NfCmd, NfListObject, NfObject, Nftables, Rule, Set, SetType, SetTypeValue,
+};
 use nftables::stmt::{Counter, Operator, Statement};
 use nftables::types::{NfChainType, NfFamily, NfHook};
 use std::fmt::Write;
@@ -67,7 +69,9 @@ fn meta_key(k: MetaKey) -> Result<&'static str, String> {
 
 fn expr(e: &Expression, style: Style) -> Result<String, String> {
     Ok(match e {
-        Expression::String(v) if style == Style::Quoted => format!("\"{v}\""),
+        Expression::String(v) if style == Style::Quoted && !v.starts_with('@') => {
+            format!("\"{v}\"")
+        }
         Expression::String(v) => v.to_string(),
         Expression::Number(v) if style == Style::Hex => format!("0x{v:08x}"),
         Expression::Number(v) => v.to_string(),
@@ -191,12 +195,45 @@ fn chain_head(c: &Chain) -> Option<String> {
     ))
 }
 
+/// `set NAME { type T; [flags interval;] elements = { … } }`.
+fn named_set(set: &Set) -> Result<String, String> {
+    let ty = match &set.set_type {
+        SetTypeValue::Single(SetType::Ipv4Addr) => "ipv4_addr",
+        SetTypeValue::Single(SetType::Ipv6Addr) => "ipv6_addr",
+        SetTypeValue::Single(SetType::EtherAddr) => "ether_addr",
+        SetTypeValue::Single(SetType::InetProto) => "inet_proto",
+        SetTypeValue::Single(SetType::InetService) => "inet_service",
+        SetTypeValue::Single(SetType::Ifname) => "ifname",
+        other => return Err(format!("set type {other:?} has no text form here")),
+    };
+    let style = if ty == "ifname" {
+        Style::Quoted
+    } else {
+        Style::Plain
+    };
+    let elems = (set.elem.iter().flat_map(|e| e.iter()))
+        .map(|e| expr(e, style))
+        .collect::<Result<Vec<_>, _>>()?;
+    let flags = if set.flags.is_some() {
+        " flags interval;"
+    } else {
+        ""
+    };
+    Ok(format!(
+        "\tset {} {{\n\t\ttype {ty};{flags}\n\t\telements = {{ {} }}\n\t}}",
+        set.name,
+        elems.join(", ")
+    ))
+}
+
 /// Renders the batch as one `table … { … }` block, preceded by the same
 /// add/delete pair the JSON batch uses so that `nft -f` replaces the table.
 pub fn render(batch: &Nftables) -> Result<String, String> {
     let mut out = String::new();
     let mut chains: Vec<(String, Option<String>, Vec<String>)> = Vec::new();
     let mut counters = Vec::new();
+    let mut sets = Vec::new();
+    let mut index = std::collections::HashMap::new();
     let mut table = None;
     for obj in batch.objects.iter() {
         let NfObject::CmdObject(cmd) = obj else {
@@ -208,13 +245,15 @@ pub fn render(batch: &Nftables) -> Result<String, String> {
             }
             NfCmd::Delete(NfListObject::Table(_)) => {}
             NfCmd::Add(NfListObject::Counter(c)) => counters.push(c.name.to_string()),
+            NfCmd::Add(NfListObject::Set(set)) => sets.push(named_set(set)?),
             NfCmd::Add(NfListObject::Chain(c)) => {
+                index.insert(c.name.to_string(), chains.len());
                 chains.push((c.name.to_string(), chain_head(c), Vec::new()))
             }
             NfCmd::Add(NfListObject::Rule(r)) => {
                 let text = rule(r)?;
-                match chains.iter_mut().find(|c| c.0 == r.chain) {
-                    Some(c) => c.2.push(text),
+                match index.get(r.chain.as_ref()) {
+                    Some(&i) => chains[i].2.push(text),
                     None => return Err(format!("rule for unknown chain {}", r.chain)),
                 }
             }
@@ -226,6 +265,9 @@ pub fn render(batch: &Nftables) -> Result<String, String> {
     let _ = writeln!(out, "table {fam} {name} {{");
     for c in &counters {
         let _ = writeln!(out, "\tcounter {c} {{\n\t}}\n");
+    }
+    for set in &sets {
+        let _ = writeln!(out, "{set}\n");
     }
     for (i, (cname, head, rules)) in chains.iter().enumerate() {
         if i > 0 {

@@ -14,9 +14,11 @@
 //! would. Any other entry stays one nft rule of its own.
 
 use super::ruleset::{Builder, Placed, counter_name, pin_chain, truncate};
+use super::sets;
 use crate::config::{Criterion, Family, PortRange, Prefix, Proto};
 use crate::nft::build::{self as b, Expr, Stmt};
 use nftables::expr::{Expression, MetaKey, NamedExpression};
+use nftables::schema::SetType;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
@@ -39,25 +41,66 @@ enum Key {
     Dport,
 }
 
-/// One value of an option: its expression and the span of numbers it
+/// Where a value comes from in the config (expressions are made on
+/// demand: a 100,000-address list is not held twice).
+#[derive(Clone, Copy)]
+enum Src<'a> {
+    Name(&'a str),
+    Proto(Proto),
+    Prefix(&'a Prefix),
+    Port(PortRange),
+}
+
+/// One value of an option: where it comes from and the span of numbers it
 /// covers (names hash to a point: a collision only splits a run).
-struct Val {
-    expr: Expr,
-    span: (u128, u128),
+#[derive(Clone, Copy)]
+pub(super) struct Val<'a> {
+    src: Src<'a>,
+    pub span: (u128, u128),
+}
+
+impl Val<'_> {
+    /// The value as an nft expression.
+    pub fn expr(&self) -> Expr {
+        match self.src {
+            Src::Name(s) => b::s(s.to_string()),
+            Src::Proto(p) => match (p.name(), p) {
+                (Some(name), _) => b::s(name),
+                (None, Proto::Number(n)) => b::n(u32::from(n)),
+                (None, Proto::All) => b::n(0),
+            },
+            Src::Prefix(p) if p.is_host() => b::s(p.addr.to_string()),
+            Src::Prefix(p) => b::prefix(p.addr.to_string(), u32::from(p.len)),
+            Src::Port(p) if p.from == p.to => b::n(u32::from(p.from)),
+            Src::Port(p) => b::range(u32::from(p.from), u32::from(p.to)),
+        }
+    }
+
+    fn is_wildcard(&self) -> bool {
+        matches!(self.src, Src::Name(s) if s.contains(['*', '\\']))
+    }
+
+    /// The name, for names (devices, MACs).
+    pub fn name(&self) -> Option<&str> {
+        match self.src {
+            Src::Name(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 /// One option of an entry: values that match, values that must not.
-struct Part {
+struct Part<'a> {
     key: Key,
-    any: Vec<Val>,
-    none: Vec<Expr>,
+    any: Vec<Val<'a>>,
+    none: Vec<Val<'a>>,
 }
 
 /// One config rule for one family (`None`: both at once).
 struct Entry<'a> {
     placed: &'a Placed<'a>,
     family: Option<Family>,
-    parts: Vec<Part>,
+    parts: Vec<Part<'a>>,
 }
 
 fn name_span(s: &str) -> (u128, u128) {
@@ -67,7 +110,7 @@ fn name_span(s: &str) -> (u128, u128) {
     (u128::from(h), u128::from(h))
 }
 
-fn prefix_val(p: &Prefix) -> Val {
+fn prefix_val(p: &Prefix) -> Val<'_> {
     let (addr, bits) = match p.addr {
         IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
         IpAddr::V6(a) => (u128::from(a), 128),
@@ -78,48 +121,45 @@ fn prefix_val(p: &Prefix) -> Val {
     } else {
         (1u128 << host) - 1
     };
-    let expr = if p.is_host() {
-        b::s(p.addr.to_string())
-    } else {
-        b::prefix(p.addr.to_string(), u32::from(p.len))
-    };
     Val {
-        expr,
+        src: Src::Prefix(p),
         span: (addr, addr | hostmask),
     }
 }
 
-fn port_val(p: &PortRange) -> Val {
-    let expr = if p.from == p.to {
-        b::n(u32::from(p.from))
-    } else {
-        b::range(u32::from(p.from), u32::from(p.to))
-    };
+fn port_val(p: &PortRange) -> Val<'_> {
     Val {
-        expr,
+        src: Src::Port(*p),
         span: (u128::from(p.from), u128::from(p.to)),
     }
 }
 
-fn proto_val(p: &Proto) -> Val {
+fn proto_val(p: &Proto) -> Val<'_> {
     let n = match p {
         Proto::Number(n) => *n,
         Proto::All => 0,
     };
-    let expr = match p.name() {
-        Some(name) => b::s(name),
-        None => b::n(u32::from(n)),
-    };
     Val {
-        expr,
+        src: Src::Proto(*p),
         span: (u128::from(n), u128::from(n)),
     }
 }
 
-fn name_val(s: &str) -> Val {
+fn name_val(s: &str) -> Val<'_> {
     Val {
-        expr: b::s(s.to_string()),
+        src: Src::Name(s),
         span: name_span(s),
+    }
+}
+
+fn key_type(key: Key, family: Option<Family>) -> SetType {
+    match key {
+        Key::Dev => SetType::Ifname,
+        Key::Mac => SetType::EtherAddr,
+        Key::Proto => SetType::InetProto,
+        Key::Src | Key::Dst if family == Some(Family::V6) => SetType::Ipv6Addr,
+        Key::Src | Key::Dst => SetType::Ipv4Addr,
+        Key::Sport | Key::Dport => SetType::InetService,
     }
 }
 
@@ -140,22 +180,22 @@ fn key_expr(key: Key, family: Option<Family>) -> Expr {
     }
 }
 
-fn part<T>(key: Key, c: &Criterion<T>, keep: impl Fn(&T) -> bool, val: fn(&T) -> Val) -> Part {
+fn part<'a, T>(
+    key: Key,
+    c: &'a Criterion<T>,
+    keep: impl Fn(&T) -> bool,
+    val: fn(&T) -> Val<'_>,
+) -> Part<'a> {
     Part {
         key,
         any: c.any.iter().filter(|v| keep(v)).map(val).collect(),
-        none: c
-            .none
-            .iter()
-            .filter(|v| keep(v))
-            .map(|v| val(v).expr)
-            .collect(),
+        none: c.none.iter().filter(|v| keep(v)).map(val).collect(),
     }
 }
 
 fn entry<'a>(p: &'a Placed<'a>, family: Option<Family>) -> Entry<'a> {
     let r = p.rule;
-    let names = |key, list: Vec<&String>| Part {
+    let names = |key, list: Vec<&'a String>| Part {
         key,
         any: list.into_iter().map(|s| name_val(s)).collect(),
         none: Vec::new(),
@@ -203,8 +243,9 @@ fn entries<'a>(p: &'a Placed<'a>) -> Vec<Entry<'a>> {
     }
 }
 
-/// The statements matching an entry on its own.
-fn matches(e: &Entry) -> Vec<Stmt> {
+/// The statements matching an entry on its own; long value lists go to
+/// named sets (shared by both classify chains).
+fn matches(bd: &mut Builder, e: &Entry) -> Vec<Stmt> {
     let mut out = Vec::new();
     if let Some(f) = e.family {
         out.push(b::matches(
@@ -213,19 +254,25 @@ fn matches(e: &Entry) -> Vec<Stmt> {
             false,
         ));
     }
+    let fam = e
+        .family
+        .map_or("", |f| if f == Family::V4 { "4" } else { "6" });
     for p in &e.parts {
-        for (values, negate) in [
-            (p.any.iter().map(|v| v.expr.clone()).collect(), false),
-            (p.none.clone(), true),
-        ] {
-            let values: Vec<Expr> = values;
-            if !values.is_empty() {
-                out.push(b::matches(
-                    key_expr(p.key, e.family),
-                    b::one_or_set(values),
-                    negate,
-                ));
-            }
+        for (values, negate) in [(&p.any, false), (&p.none, true)] {
+            let right = match values.len() {
+                0 => continue,
+                n if n < sets::NAMED_SET_MIN => {
+                    b::one_or_set(values.iter().map(Val::expr).collect())
+                }
+                _ => {
+                    let neg = if negate { "not_" } else { "" };
+                    let key = format!("{:?}", p.key).to_lowercase();
+                    let name = format!("{}_{neg}{key}{fam}", rule_chain(e.placed));
+                    sets::add(bd, &name, key_type(p.key, e.family), values);
+                    b::s(format!("@{name}"))
+                }
+            };
+            out.push(b::matches(key_expr(p.key, e.family), right, negate));
         }
     }
     out
@@ -242,17 +289,16 @@ fn verdict(p: &Placed) -> Vec<Stmt> {
 }
 
 /// An element of a map: one value per part, with its spans.
-type Element<'v> = Vec<&'v Val>;
+type Element<'v> = Vec<&'v Val<'v>>;
 
 /// The elements an entry expands to, if it can live in a map.
 fn elements<'e>(e: &'e Entry) -> Option<Vec<Element<'e>>> {
     if e.parts.is_empty() || e.parts.iter().any(|p| !p.none.is_empty()) {
         return None;
     }
-    let wild = |v: &Val| matches!(&v.expr, Expression::String(s) if s.contains(['*', '\\']));
     let mut out: Vec<Element> = vec![Vec::new()];
     for p in &e.parts {
-        if out.len() * p.any.len() > MAX_ELEMENTS_PER_RULE || p.any.iter().any(wild) {
+        if out.len() * p.any.len() > MAX_ELEMENTS_PER_RULE || p.any.iter().any(Val::is_wildcard) {
             return None;
         }
         out = out
@@ -330,7 +376,9 @@ fn rule_chain(p: &Placed) -> String {
 }
 
 /// Adds the classify chains' rules (and their maps and rule chains).
-pub(super) fn build(bd: &mut Builder, placed: &[Placed]) {
+/// With `local`, rules that can match local traffic also go to
+/// classify_local.
+pub(super) fn build(bd: &mut Builder, placed: &[Placed], local: bool) {
     let all: Vec<Entry> = placed.iter().flat_map(entries).collect();
     let mut rule_chains = HashSet::new();
     let mut run = Run::default();
@@ -338,33 +386,33 @@ pub(super) fn build(bd: &mut Builder, placed: &[Placed]) {
         match elements(e) {
             Some(els) if run.accepts(e, &els) => run.push(e, els),
             els => {
-                emit(bd, std::mem::take(&mut run), &mut rule_chains);
+                emit(bd, std::mem::take(&mut run), &mut rule_chains, local);
                 match els {
                     Some(els) => run.push(e, els),
-                    None => emit_single(bd, e),
+                    None => emit_single(bd, e, local),
                 }
             }
         }
         if i + 1 == all.len() {
-            emit(bd, std::mem::take(&mut run), &mut rule_chains);
+            emit(bd, std::mem::take(&mut run), &mut rule_chains, local);
         }
     }
 }
 
-fn emit_single(bd: &mut Builder, e: &Entry) {
-    let mut st = matches(e);
+fn emit_single(bd: &mut Builder, e: &Entry, local: bool) {
+    let mut st = matches(bd, e);
     st.extend(verdict(e.placed));
     let comment = format!("rule {}", e.placed.rule.name);
-    bd.rule(CHAIN_CLASSIFY, st.clone(), Some(comment.clone()));
-    if !e.placed.rule.needs_input() {
-        bd.rule(CHAIN_CLASSIFY_LOCAL, st, Some(comment));
+    if local && !e.placed.rule.needs_input() {
+        bd.rule(CHAIN_CLASSIFY_LOCAL, st.clone(), Some(comment.clone()));
     }
+    bd.rule(CHAIN_CLASSIFY, st, Some(comment));
 }
 
-fn emit(bd: &mut Builder, run: Run, rule_chains: &mut HashSet<String>) {
+fn emit(bd: &mut Builder, run: Run, rule_chains: &mut HashSet<String>, local: bool) {
     match run.entries.len() {
         0 => return,
-        1 => return emit_single(bd, run.entries[0].0),
+        1 => return emit_single(bd, run.entries[0].0, local),
         _ => {}
     }
     let (first, _) = run.entries[0];
@@ -382,10 +430,7 @@ fn emit(bd: &mut Builder, run: Run, rule_chains: &mut HashSet<String>) {
             );
         }
         for el in els {
-            elem.push((
-                concat(el.iter().map(|v| v.expr.clone()).collect()),
-                chain.clone(),
-            ));
+            elem.push((concat(el.iter().map(|v| v.expr()).collect()), chain.clone()));
         }
     }
     let mut st = Vec::new();
@@ -399,10 +444,10 @@ fn emit(bd: &mut Builder, run: Run, rule_chains: &mut HashSet<String>) {
     let key = concat(keys.iter().map(|k| key_expr(*k, family)).collect());
     st.push(b::vmap_goto(key, elem));
     let comment = Some(format!("{} rules", run.entries.len()));
-    bd.rule(CHAIN_CLASSIFY, st.clone(), comment.clone());
-    if !first.placed.rule.needs_input() {
-        bd.rule(CHAIN_CLASSIFY_LOCAL, st, comment);
+    if local && !first.placed.rule.needs_input() {
+        bd.rule(CHAIN_CLASSIFY_LOCAL, st.clone(), comment.clone());
     }
+    bd.rule(CHAIN_CLASSIFY, st, comment);
 }
 
 fn concat(mut parts: Vec<Expr>) -> Expr {

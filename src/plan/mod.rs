@@ -4,6 +4,7 @@
 mod classify;
 mod iprule;
 mod ruleset;
+mod sets;
 
 use crate::config::{Config, Family, Gateway, Rule};
 use crate::facts::Facts;

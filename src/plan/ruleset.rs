@@ -74,6 +74,12 @@ pub(super) struct Builder {
 }
 
 impl Builder {
+    /// Adds an object to the batch.
+    pub(super) fn add(&mut self, obj: NfListObject<'static>) {
+        self.batch.add(obj);
+    }
+
+    /// Adds a chain (a base chain when `base` says its type and hook).
     pub(super) fn chain(&mut self, name: &str, base: Option<(NfChainType, NfHook)>) {
         let (ty, hook) = base.unzip();
         self.batch.add(NfListObject::Chain(Chain {
@@ -90,6 +96,7 @@ impl Builder {
         }));
     }
 
+    /// Adds a rule at the end of `chain`.
     pub(super) fn rule(&mut self, chain: &str, expr: Vec<Stmt>, comment: Option<String>) {
         self.batch.add(NfListObject::Rule(NftRule {
             family: NfFamily::INet,
@@ -173,12 +180,22 @@ pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> 
         );
     }
     bd.chain(CHAIN_CLASSIFY, None);
-    bd.chain(CHAIN_CLASSIFY_LOCAL, None);
-    classify::build(&mut bd, placed);
+    // Without rules on how a packet arrived, local traffic walks the same
+    // chain: classify_local would be a copy.
+    let separate = placed.iter().any(|p| p.rule.needs_input());
+    if separate {
+        bd.chain(CHAIN_CLASSIFY_LOCAL, None);
+    }
+    classify::build(&mut bd, placed, separate);
     let has_local = placed.iter().any(|p| !p.rule.needs_input());
+    let local_chain = if separate {
+        CHAIN_CLASSIFY_LOCAL
+    } else {
+        CHAIN_CLASSIFY
+    };
     for (chain, classify, any) in [
         (CHAIN_PREROUTING, CHAIN_CLASSIFY, !placed.is_empty()),
-        (CHAIN_OUTPUT, CHAIN_CLASSIFY_LOCAL, has_local),
+        (CHAIN_OUTPUT, local_chain, has_local),
     ] {
         let restore = if active.is_empty() {
             // An empty verdict map is not valid nft: nothing to restore, so
@@ -216,16 +233,51 @@ pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> 
     batch
 }
 
-/// FNV-1a over the batch's JSON, as 16 hex digits. The comments holding a
-/// fingerprint are hashed with their placeholder, so stamping keeps it valid.
+/// FNV-1a, fed by the JSON serializer (nothing is buffered).
+struct Fnv(u64);
+
+impl std::io::Write for Fnv {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for &c in buf {
+            self.0 = (self.0 ^ u64::from(c)).wrapping_mul(0x100_0000_01b3);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// FNV-1a over the batch's compact JSON, as 16 hex digits. The comments
+/// holding a fingerprint are hashed with their placeholder, so stamping
+/// keeps it valid. Streams object by object: only a stamped rule is copied.
 pub fn fingerprint_of(batch: &Nftables) -> String {
-    let mut unstamped = batch.clone();
-    stamp(&mut unstamped, "0000000000000000");
-    let json = serde_json::to_vec(&unstamped).unwrap_or_default();
-    let h = json.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| {
-        (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3)
-    });
-    format!("{h:016x}")
+    use std::io::Write;
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    let _ = h.write_all(b"{\"nftables\":[");
+    for (i, obj) in batch.objects.iter().enumerate() {
+        if i > 0 {
+            let _ = h.write_all(b",");
+        }
+        let _ = match obj {
+            NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(r)))
+                if r.comment
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with(FINGERPRINT_TAG)) =>
+            {
+                let mut r = r.clone();
+                r.comment = Some(format!("{FINGERPRINT_TAG}{}", "0".repeat(16)).into());
+                serde_json::to_writer(
+                    &mut h,
+                    &NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(r))),
+                )
+            }
+            other => serde_json::to_writer(&mut h, other),
+        };
+    }
+    let _ = h.write_all(b"]}");
+    format!("{:016x}", h.0)
 }
 
 fn stamp(batch: &mut Nftables, fp: &str) {
