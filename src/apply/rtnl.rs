@@ -67,6 +67,7 @@ const RTA_TABLE: u16 = 15;
 const FRA_GOTO: u16 = 4;
 const FRA_PRIORITY: u16 = 6;
 const FRA_FWMARK: u16 = 10;
+const FRA_SUPPRESS_IFGROUP: u16 = 13;
 const FRA_SUPPRESS_PREFIXLEN: u16 = 14;
 const FRA_TABLE: u16 = 15;
 const FRA_FWMASK: u16 = 16;
@@ -208,7 +209,12 @@ pub fn rule_body(r: &IpRule) -> Body {
             }
         }
         RuleAction::Goto(target) => {
-            b.u32(FRA_GOTO, target);
+            // The kernel's duplicate check ignores the target: two gotos at
+            // one priority with the same fwmark would collide (EEXIST) while
+            // apply moves from one block to the next. The target also goes
+            // in suppress_ifgroup, which that check compares and a goto
+            // never evaluates (nor does `ip rule` print it without a table).
+            b.u32(FRA_GOTO, target).u32(FRA_SUPPRESS_IFGROUP, target);
         }
         RuleAction::Nop => {}
     }
@@ -424,6 +430,7 @@ mod tests {
             (FRA_FWMARK, 0),
             (FRA_FWMASK, 0xff00_0000),
             (FRA_GOTO, 5003),
+            (FRA_SUPPRESS_IFGROUP, 5003),
         ] {
             want.extend(attr_bytes(k, &v.to_ne_bytes()));
         }

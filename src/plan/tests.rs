@@ -115,3 +115,20 @@ fn device_only_gateway_routes_both_families() {
         ]
     );
 }
+
+#[test]
+fn gateway_counters_count_pin_and_restore() {
+    let p = plan(&seed(), &Facts::default());
+    let text = crate::nft::text::render(&p.ruleset).unwrap();
+    let name = gateway_counter_name("router2");
+    assert_eq!(name, "gw_router2");
+    assert!(text.contains(&format!("counter {name} {{")), "{text}");
+    for chain in ["pin_router2", "restore_router2"] {
+        let body = text.split(&format!("chain {chain} {{")).nth(1).unwrap();
+        let first = body.lines().nth(1).unwrap();
+        assert!(
+            first.contains(&format!("counter name \"{name}\"")),
+            "{chain}: {first}"
+        );
+    }
+}
