@@ -233,7 +233,6 @@ pub fn render(batch: &Nftables) -> Result<String, String> {
     let mut chains: Vec<(String, Option<String>, Vec<String>)> = Vec::new();
     let mut counters = Vec::new();
     let mut sets = Vec::new();
-    let mut index = std::collections::HashMap::new();
     let mut table = None;
     for obj in batch.objects.iter() {
         let NfObject::CmdObject(cmd) = obj else {
@@ -247,13 +246,13 @@ pub fn render(batch: &Nftables) -> Result<String, String> {
             NfCmd::Add(NfListObject::Counter(c)) => counters.push(c.name.to_string()),
             NfCmd::Add(NfListObject::Set(set)) => sets.push(named_set(set)?),
             NfCmd::Add(NfListObject::Chain(c)) => {
-                index.insert(c.name.to_string(), chains.len());
                 chains.push((c.name.to_string(), chain_head(c), Vec::new()))
             }
             NfCmd::Add(NfListObject::Rule(r)) => {
                 let text = rule(r)?;
-                match index.get(r.chain.as_ref()) {
-                    Some(&i) => chains[i].2.push(text),
+                // Rules mostly follow their chain: search from the end.
+                match chains.iter().rposition(|c| c.0 == r.chain) {
+                    Some(i) => chains[i].2.push(text),
                     None => return Err(format!("rule for unknown chain {}", r.chain)),
                 }
             }

@@ -19,7 +19,7 @@ use crate::config::{Criterion, Family, PortRange, Prefix, Proto};
 use crate::nft::build::{self as b, Expr, Stmt};
 use nftables::expr::{Expression, MetaKey, NamedExpression};
 use nftables::schema::SetType;
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 /// The classify chain for arriving traffic.
@@ -222,6 +222,7 @@ fn entry<'a>(p: &'a Placed<'a>, family: Option<Family>) -> Entry<'a> {
     parts.push(part(Key::Sport, &r.src_port, |_| true, port_val));
     parts.push(part(Key::Dport, &r.dest_port, |_| true, port_val));
     parts.retain(|p| !p.any.is_empty() || !p.none.is_empty());
+    parts.shrink_to_fit(); // 10,000 rules: grown capacity would cost megabytes
     Entry {
         placed: p,
         family,
@@ -329,8 +330,20 @@ fn is_point(el: &[&Val]) -> bool {
 #[derive(Default)]
 struct Run<'e, 'a> {
     entries: Vec<(&'e Entry<'a>, Vec<Element<'e>>)>,
-    points: HashSet<Vec<(u128, u128)>>,
+    /// Hashes of the point elements (a collision only splits the run).
+    hashes: BTreeSet<u32>,
+    points: Vec<Element<'e>>,
     ranges: Vec<Element<'e>>,
+}
+
+fn spans_hash(el: &[&Val]) -> u32 {
+    let h = el.iter().fold(0x811c_9dc5u32, |h, v| {
+        let bytes = [v.span.0.to_le_bytes(), v.span.1.to_le_bytes()].concat();
+        bytes
+            .iter()
+            .fold(h, |h, &c| (h ^ u32::from(c)).wrapping_mul(0x0100_0193))
+    });
+    h
 }
 
 impl<'e, 'a> Run<'e, 'a> {
@@ -347,27 +360,23 @@ impl<'e, 'a> Run<'e, 'a> {
             return false;
         }
         els.iter().all(|el| {
-            let spans: Vec<_> = el.iter().map(|v| v.span).collect();
-            !self.points.contains(&spans)
+            !self.hashes.contains(&spans_hash(el))
                 && self.ranges.iter().all(|r| !overlap(r, el))
-                && (is_point(el) || self.points.iter().all(|p| !span_overlap(p, &spans)))
+                && (is_point(el) || self.points.iter().all(|p| !overlap(p, el)))
         })
     }
 
     fn push(&mut self, e: &'e Entry<'a>, els: Vec<Element<'e>>) {
         for el in &els {
             if is_point(el) {
-                self.points.insert(el.iter().map(|v| v.span).collect());
+                self.hashes.insert(spans_hash(el));
+                self.points.push(el.clone());
             } else {
                 self.ranges.push(el.clone());
             }
         }
         self.entries.push((e, els));
     }
-}
-
-fn span_overlap(a: &[(u128, u128)], b: &[(u128, u128)]) -> bool {
-    a.iter().zip(b).all(|(x, y)| x.0 <= y.1 && y.0 <= x.1)
 }
 
 /// Chain of a rule reached from a map.
@@ -380,13 +389,13 @@ fn rule_chain(p: &Placed) -> String {
 /// classify_local.
 pub(super) fn build(bd: &mut Builder, placed: &[Placed], local: bool) {
     let all: Vec<Entry> = placed.iter().flat_map(entries).collect();
-    let mut rule_chains = HashSet::new();
+    let mut last_chain = None;
     let mut run = Run::default();
     for (i, e) in all.iter().enumerate() {
         match elements(e) {
             Some(els) if run.accepts(e, &els) => run.push(e, els),
             els => {
-                emit(bd, std::mem::take(&mut run), &mut rule_chains, local);
+                emit(bd, std::mem::take(&mut run), &mut last_chain, local);
                 match els {
                     Some(els) => run.push(e, els),
                     None => emit_single(bd, e, local),
@@ -394,7 +403,7 @@ pub(super) fn build(bd: &mut Builder, placed: &[Placed], local: bool) {
             }
         }
         if i + 1 == all.len() {
-            emit(bd, std::mem::take(&mut run), &mut rule_chains, local);
+            emit(bd, std::mem::take(&mut run), &mut last_chain, local);
         }
     }
 }
@@ -409,7 +418,14 @@ fn emit_single(bd: &mut Builder, e: &Entry, local: bool) {
     bd.rule(CHAIN_CLASSIFY, st, Some(comment));
 }
 
-fn emit(bd: &mut Builder, run: Run, rule_chains: &mut HashSet<String>, local: bool) {
+/// `last_chain`: the rule whose `r_` chain was made last (a rule's two
+/// family entries are neighbours, so that is the only one to look at).
+fn emit<'a>(
+    bd: &mut Builder,
+    run: Run<'_, 'a>,
+    last_chain: &mut Option<&'a Placed<'a>>,
+    local: bool,
+) {
     match run.entries.len() {
         0 => return,
         1 => return emit_single(bd, run.entries[0].0, local),
@@ -421,7 +437,8 @@ fn emit(bd: &mut Builder, run: Run, rule_chains: &mut HashSet<String>, local: bo
     let mut elem = Vec::new();
     for (e, els) in &run.entries {
         let chain = rule_chain(e.placed);
-        if rule_chains.insert(chain.clone()) {
+        if !last_chain.is_some_and(|l| std::ptr::eq(l, e.placed)) {
+            *last_chain = Some(e.placed);
             bd.chain(&chain, None);
             bd.rule(
                 &chain,

@@ -121,9 +121,7 @@ pub fn block(family: Family, base: u32, mask: u32, gateways: &[(u32, u32)]) -> V
             },
         ),
     ];
-    let mut sorted = gateways.to_vec();
-    sorted.sort_unstable();
-    dispatch(&mut out, family, mask, &sorted);
+    dispatch(&mut out, family, mask, gateways);
     out.push(rule(end, 0, 0, false, RuleAction::Nop));
     out
 }

@@ -97,7 +97,8 @@ impl Builder {
     }
 
     /// Adds a rule at the end of `chain`.
-    pub(super) fn rule(&mut self, chain: &str, expr: Vec<Stmt>, comment: Option<String>) {
+    pub(super) fn rule(&mut self, chain: &str, mut expr: Vec<Stmt>, comment: Option<String>) {
+        expr.shrink_to_fit();
         self.batch.add(NfListObject::Rule(NftRule {
             family: NfFamily::INet,
             table: TABLE.into(),
@@ -233,34 +234,24 @@ pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> 
     batch
 }
 
-/// FNV-1a, fed by the JSON serializer (nothing is buffered).
-struct Fnv(u64);
-
-impl std::io::Write for Fnv {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        for &c in buf {
-            self.0 = (self.0 ^ u64::from(c)).wrapping_mul(0x100_0000_01b3);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+fn fnv(h: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(h, |h, &c| (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3))
 }
 
 /// FNV-1a over the batch's compact JSON, as 16 hex digits. The comments
 /// holding a fingerprint are hashed with their placeholder, so stamping
-/// keeps it valid. Streams object by object: only a stamped rule is copied.
+/// keeps it valid. One object at a time: only a stamped rule is copied,
+/// and the serializer is the one `to_vec` already instantiates (a second
+/// writer type would compile the whole schema's serializer again).
 pub fn fingerprint_of(batch: &Nftables) -> String {
-    use std::io::Write;
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-    let _ = h.write_all(b"{\"nftables\":[");
+    let mut h = fnv(0xcbf2_9ce4_8422_2325, b"{\"nftables\":[");
     for (i, obj) in batch.objects.iter().enumerate() {
         if i > 0 {
-            let _ = h.write_all(b",");
+            h = fnv(h, b",");
         }
-        let _ = match obj {
+        let json = match obj {
             NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(r)))
                 if r.comment
                     .as_deref()
@@ -268,16 +259,13 @@ pub fn fingerprint_of(batch: &Nftables) -> String {
             {
                 let mut r = r.clone();
                 r.comment = Some(format!("{FINGERPRINT_TAG}{}", "0".repeat(16)).into());
-                serde_json::to_writer(
-                    &mut h,
-                    &NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(r))),
-                )
+                serde_json::to_vec(&NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(r))))
             }
-            other => serde_json::to_writer(&mut h, other),
+            other => serde_json::to_vec(other),
         };
+        h = fnv(h, &json.unwrap_or_default());
     }
-    let _ = h.write_all(b"]}");
-    format!("{:016x}", h.0)
+    format!("{:016x}", fnv(h, b"]}"))
 }
 
 fn stamp(batch: &mut Nftables, fp: &str) {

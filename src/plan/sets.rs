@@ -22,7 +22,7 @@ pub(super) fn add(bd: &mut Builder, name: &str, ty: SetType, values: &[Val]) {
     sorted.sort_by_key(|v| (v.span.0, std::cmp::Reverse(v.span.1)));
     let mut elem: Vec<b::Expr> = Vec::with_capacity(sorted.len());
     let mut last: Option<(u128, u128)> = None;
-    let mut seen = HashSet::new();
+    let mut prev_name = None;
     let mut interval = false;
     for v in sorted {
         match last.as_mut() {
@@ -37,10 +37,12 @@ pub(super) fn add(bd: &mut Builder, name: &str, ty: SetType, values: &[Val]) {
                     }
                 }
             }
-            _ if !numeric && !seen.insert(v.name().unwrap_or_default()) => {}
+            // Equal names hash alike, so sorting made duplicates neighbours.
+            Some(span) if !numeric && *span == v.span && prev_name == v.name() => {}
             _ => {
                 elem.push(v.expr());
                 last = Some(v.span);
+                prev_name = v.name();
                 interval |= v.span.0 != v.span.1;
             }
         }
