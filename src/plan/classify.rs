@@ -337,13 +337,10 @@ struct Run<'e, 'a> {
 }
 
 fn spans_hash(el: &[&Val]) -> u32 {
-    let h = el.iter().fold(0x811c_9dc5u32, |h, v| {
+    el.iter().fold(0x811c_9dc5u32, |h, v| {
         let bytes = [v.span.0.to_le_bytes(), v.span.1.to_le_bytes()].concat();
-        bytes
-            .iter()
-            .fold(h, |h, &c| (h ^ u32::from(c)).wrapping_mul(0x0100_0193))
-    });
-    h
+        (bytes.iter()).fold(h, |h, &c| (h ^ u32::from(c)).wrapping_mul(0x0100_0193))
+    })
 }
 
 impl<'e, 'a> Run<'e, 'a> {
