@@ -30,7 +30,7 @@ pub const CHAIN_CLASSIFY_LOCAL: &str = "classify_local";
 const MAX_ELEMENTS_PER_RULE: usize = 256;
 
 /// The options a rule can match on, in the order they are matched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Key {
     Dev,
     Mac,
@@ -78,14 +78,6 @@ impl Val<'_> {
 
     fn is_wildcard(&self) -> bool {
         matches!(self.src, Src::Name(s) if s.contains(['*', '\\']))
-    }
-
-    /// The name, for names (devices, MACs).
-    pub fn name(&self) -> Option<&str> {
-        match self.src {
-            Src::Name(s) => Some(s),
-            _ => None,
-        }
     }
 }
 
@@ -149,6 +141,18 @@ fn name_val(s: &str) -> Val<'_> {
     Val {
         src: Src::Name(s),
         span: name_span(s),
+    }
+}
+
+fn key_name(key: Key) -> &'static str {
+    match key {
+        Key::Dev => "dev",
+        Key::Mac => "mac",
+        Key::Proto => "proto",
+        Key::Src => "src",
+        Key::Dst => "dst",
+        Key::Sport => "sport",
+        Key::Dport => "dport",
     }
 }
 
@@ -260,18 +264,15 @@ fn matches(bd: &mut Builder, e: &Entry) -> Vec<Stmt> {
         .map_or("", |f| if f == Family::V4 { "4" } else { "6" });
     for p in &e.parts {
         for (values, negate) in [(&p.any, false), (&p.none, true)] {
-            let right = match values.len() {
-                0 => continue,
-                n if n < sets::NAMED_SET_MIN => {
-                    b::one_or_set(values.iter().map(Val::expr).collect())
-                }
-                _ => {
-                    let neg = if negate { "not_" } else { "" };
-                    let key = format!("{:?}", p.key).to_lowercase();
-                    let name = format!("{}_{neg}{key}{fam}", rule_chain(e.placed));
-                    sets::add(bd, &name, key_type(p.key, e.family), values);
-                    b::s(format!("@{name}"))
-                }
+            let right = if values.is_empty() {
+                continue;
+            } else if sets::fits(values) {
+                let neg = if negate { "not_" } else { "" };
+                let name = format!("{}_{neg}{}{fam}", rule_chain(e.placed), key_name(p.key));
+                sets::add(bd, &name, key_type(p.key, e.family), values);
+                b::s(format!("@{name}"))
+            } else {
+                b::one_or_set(values.iter().map(Val::expr).collect())
             };
             out.push(b::matches(key_expr(p.key, e.family), right, negate));
         }
