@@ -119,6 +119,13 @@ fn resolve(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
         device,
     };
     if g.interfaces.is_empty() {
+        if let Some((d, why)) = g
+            .device
+            .as_ref()
+            .and_then(|d| Some((d, facts.unusable_devices.get(d)?)))
+        {
+            return Err(format!("device {d} {why}"));
+        }
         let mut routes = Vec::new();
         if let Some(v4) = g.gateway {
             routes.push(route(Family::V4, Some(IpAddr::V4(v4)), g.device.clone()));

@@ -31,7 +31,7 @@ CONF
 printf '#!/bin/sh\nexit 0\n' > "$WORK/init"; chmod +x "$WORK/init"
 hotplug() { # ACTION INTERFACE
 	in_ns r env ACTION="$1" INTERFACE="$2" DEVICE=wan2 CONNROUTE="$CONNROUTE" CONNROUTE_INIT="$WORK/init" \
-		CONNROUTE_ARGS="-c $WORK/connroute --ubus $WORK/bin/ubus --lock $WORK/lock --no-rt-tables --syslog $WORK/x" \
+		CONNROUTE_ARGS="-c $WORK/connroute --ubus $WORK/bin/ubus --lock $WORK/lock --no-rt-tables --ids $WORK/ids --syslog $WORK/x" \
 		sh "$HERE/../../files/etc/hotplug.d/iface/30-connroute"
 }
 route() { in_ns r ip route show table 5000 | tr -s ' ' | sed 's/ $//'; }
@@ -58,7 +58,7 @@ expect_ok "ifup again" hotplug ifup wan2
 in_ns r nft flush ruleset
 expect_eq "fw4 flush removed our table" "" "$(in_ns r nft list tables | grep connroute || true)"
 expect_ok "firewall include" in_ns r env CONNROUTE="$CONNROUTE" CONNROUTE_INIT="$WORK/init" \
-	CONNROUTE_ARGS="-c $WORK/connroute --ubus $WORK/bin/ubus --lock $WORK/lock --no-rt-tables --syslog $WORK/x" \
+	CONNROUTE_ARGS="-c $WORK/connroute --ubus $WORK/bin/ubus --lock $WORK/lock --no-rt-tables --ids $WORK/ids --syslog $WORK/x" \
 	sh "$HERE/../../files/usr/share/connroute/firewall.include"
 expect_eq "firewall include restored the table" 1 "$(classify)"
 finish
