@@ -220,14 +220,14 @@ echo "throughput: none $t0, 250 gw unmarked $(tmed u250), pinned $(tmed p250) Gb
 gen 50 > "$WORK/gw50.conf"
 tree_rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
 rss_render=$(self_rss "$CONNROUTE" -c "$WORK/gw50.conf" --syslog /x render)
-apply50=(ip netns exec "$(ns s)" "$CONNROUTE" -c "$WORK/gw50.conf" --syslog /x --lock "$WORK/l" --no-rt-tables apply)
+apply50=(ip netns exec "$(ns s)" "$CONNROUTE" -c "$WORK/gw50.conf" --syslog /x --lock "$WORK/l" --ids "$WORK/ids" --state "$WORK/state" --no-rt-tables apply)
 rss_apply=$(self_rss "${apply50[@]}" --force)
 rss_tree=$(tree_rss "${apply50[@]}" --force)
 STATIC=${CONNROUTE_STATIC:-}
 static_rss="(no static build: run via \`make bench\`)"
 if [ -x "$STATIC" ]; then
 	r=$(self_rss "$STATIC" -c "$WORK/gw50.conf" --syslog /x render)
-	a=$(self_rss ip netns exec "$(ns s)" "$STATIC" -c "$WORK/gw50.conf" --syslog /x --lock "$WORK/l" --no-rt-tables apply --force)
+	a=$(self_rss ip netns exec "$(ns s)" "$STATIC" -c "$WORK/gw50.conf" --syslog /x --lock "$WORK/l" --ids "$WORK/ids" --state "$WORK/state" --no-rt-tables apply --force)
 	r10k=$(self_rss "$STATIC" -c "$WORK/r10000.conf" --syslog /x render)
 	static_rss="render $r KiB, apply $a KiB; 10,000-rule render $r10k KiB"
 fi

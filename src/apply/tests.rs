@@ -177,6 +177,12 @@ fn drift_in_the_table_is_seen_by_status_and_repaired_by_apply() {
         "{:?}",
         st.drift
     );
+    // Per gateway: every packet and byte of its pinned connections.
+    let g = &st.gateways[0];
+    assert_eq!(
+        (g.name.as_str(), g.packets, g.bytes),
+        ("router2", 40, 52_000)
+    );
 }
 
 #[test]
