@@ -32,7 +32,7 @@ pub fn referenced(config: &Config) -> Vec<String> {
 }
 
 /// `ubus -t SECS call network.interface dump`: ubus gives up after
-/// `timeout` (at least 1 s); connroute kills it [`GRACE`] later.
+/// `timeout` (at least 1 s); connroute kills it 2 s (`GRACE`) later.
 pub fn dump(ubus: &Path, timeout: Duration) -> Result<Facts, ChildError> {
     let secs = timeout.as_secs().max(1).to_string();
     let what = "reading netifd's interface state (`ubus call network.interface dump`)";

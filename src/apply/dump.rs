@@ -11,6 +11,7 @@
 
 use super::rtnl::{self, flags, kind};
 use std::fmt;
+use std::io;
 
 /// Why the replies cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +22,8 @@ pub enum Fault {
     Interrupted,
     /// The bytes do not parse; says what is wrong.
     Malformed(String),
+    /// No answer in time; says which limit passed.
+    TimedOut(String),
 }
 
 impl fmt::Display for Fault {
@@ -29,6 +32,7 @@ impl fmt::Display for Fault {
             Fault::Kernel(e) => write!(f, "{}", std::io::Error::from_raw_os_error(*e)),
             Fault::Interrupted => write!(f, "the kernel flagged the dump inconsistent"),
             Fault::Malformed(what) => write!(f, "malformed netlink reply: {what}"),
+            Fault::TimedOut(what) => write!(f, "netlink timed out: {what}"),
         }
     }
 }
@@ -164,6 +168,39 @@ impl Collector {
         } else {
             Ok(Progress::Done)
         }
+    }
+}
+
+/// Runs `attempt` (one whole request) until it succeeds, restarting it
+/// while the dump is interrupted, `tries` attempts in all; the last fault
+/// becomes an `io::Error` saying what was being done (a kernel errno keeps
+/// its code, so callers can tell ENOENT from the rest).
+pub fn with_restarts<T>(
+    what: &str,
+    tries: u32,
+    mut attempt: impl FnMut() -> Result<T, Fault>,
+) -> io::Result<T> {
+    let mut n = 0;
+    loop {
+        n += 1;
+        let fault = match attempt() {
+            Ok(v) => return Ok(v),
+            Err(Fault::Interrupted) if n < tries => continue,
+            Err(f) => f,
+        };
+        let kind = match fault {
+            Fault::Kernel(e) => return Err(io::Error::from_raw_os_error(e)),
+            Fault::Interrupted => {
+                let msg = format!(
+                    "{what}: the kernel's tables kept changing during the dump \
+                     ({n} attempts, NLM_F_DUMP_INTR)"
+                );
+                return Err(io::Error::other(msg));
+            }
+            Fault::Malformed(_) => io::ErrorKind::InvalidData,
+            Fault::TimedOut(_) => io::ErrorKind::TimedOut,
+        };
+        return Err(io::Error::new(kind, format!("{what}: {fault}")));
     }
 }
 

@@ -2,6 +2,7 @@
 //! `to_ne_bytes`, so the same bytes mean the same on big-endian MIPS.
 
 use super::*;
+use std::io;
 
 /// A 12-byte header of `family`, then `(type, value)` attributes, padded.
 fn body(family: u8, attrs: &[(u16, &[u8])]) -> Vec<u8> {
@@ -160,4 +161,58 @@ fn whatever_the_encoder_builds_validates() {
     // A final attribute without its padding (nlmsg_len excludes it) is fine.
     let b = body(2, &[(21, &[197])]);
     assert!(validate(kind::NEWRULE, &b[..b.len() - 3]).is_ok());
+}
+
+#[test]
+fn interrupted_dumps_are_restarted_a_bounded_number_of_times() {
+    let mut calls = 0;
+    let got = with_restarts("dumping routes", 4, || {
+        calls += 1;
+        if calls < 3 {
+            Err(Fault::Interrupted)
+        } else {
+            Ok(calls)
+        }
+    });
+    assert_eq!(got.unwrap(), 3);
+    let mut calls = 0;
+    let e = with_restarts("dumping routes", 4, || -> Result<(), Fault> {
+        calls += 1;
+        Err(Fault::Interrupted)
+    })
+    .unwrap_err();
+    assert_eq!(calls, 4);
+    assert!(
+        e.to_string()
+            .starts_with("dumping routes: the kernel's tables kept changing"),
+        "{e}"
+    );
+}
+
+#[test]
+fn other_faults_are_not_retried_and_keep_their_kind() {
+    for (fault, kind) in [
+        (Fault::Kernel(libc::ENOENT), io::ErrorKind::NotFound),
+        (Fault::Malformed("x".into()), io::ErrorKind::InvalidData),
+        (
+            Fault::TimedOut("no reply within 5 s".into()),
+            io::ErrorKind::TimedOut,
+        ),
+    ] {
+        let mut calls = 0;
+        let e = with_restarts("dumping ip rules", 4, || -> Result<(), Fault> {
+            calls += 1;
+            Err(fault.clone())
+        })
+        .unwrap_err();
+        assert_eq!((calls, e.kind()), (1, kind), "{e}");
+    }
+    let e = with_restarts("dumping ip rules", 4, || -> Result<(), Fault> {
+        Err(Fault::TimedOut("no reply within 5 s".into()))
+    })
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "dumping ip rules: netlink timed out: no reply within 5 s"
+    );
 }

@@ -14,10 +14,8 @@
 //! `rt_tables` or `rt_tables.d/*.conf`) are refused ([`collisions`]): with
 //! two meanings, `ip route … table NAME` would pick one silently.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::hash::BuildHasher;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -28,7 +26,7 @@ pub const MARKER: &str = "# Written by connroute: its routing tables, by gateway
 /// Largest names file read (a real one is a few hundred bytes).
 const MAX_READ: u64 = 1 << 20;
 
-/// What [`write`] or [`remove`] did.
+/// What [`write()`] or [`remove()`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Nothing to do: the file already says this, or is absent (remove).
@@ -193,7 +191,7 @@ pub fn write(path: &Path, names: &[(u32, String)]) -> Result<Change, RtTablesErr
         return Ok(Change::Skipped); // no iproute2 config directory
     }
     std::fs::create_dir_all(dir).map_err(io_err)?;
-    let random = RandomState::new().hash_one(std::process::id());
+    let random = random_u64();
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(file_name);
     tmp_name.push(format!(".{random:016x}"));
@@ -203,6 +201,21 @@ pub fn write(path: &Path, names: &[(u32, String)]) -> Result<Change, RtTablesErr
         let _ = std::fs::remove_file(&tmp);
     }
     result.map(|()| Change::Written).map_err(io_err)
+}
+
+/// 64 random bits for a temporary name nobody can predict and plant.
+fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    // SAFETY: getrandom writes at most `buf.len()` bytes into `buf`.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n == buf.len() as isize {
+        return u64::from_ne_bytes(buf);
+    }
+    // No getrandom (kernel before 3.17): still unique; O_EXCL guards the rest.
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    t.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32)
 }
 
 /// Writes `bytes` to the new file `tmp`, syncs it and renames it to `path`.
@@ -255,20 +268,16 @@ pub fn iproute2_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// The files iproute2 reads table names from under `dir`: `rt_tables`,
-/// then `rt_tables.d/*.conf` in name order.
-fn name_files(dir: &Path) -> Vec<PathBuf> {
-    let mut conf: Vec<PathBuf> = std::fs::read_dir(dir.join("rt_tables.d"))
+/// The files iproute2 reads table names from under `dir`: `rt_tables`
+/// and `rt_tables.d/*.conf` (in directory order).
+fn name_files(dir: &Path) -> impl Iterator<Item = PathBuf> {
+    let conf = std::fs::read_dir(dir.join("rt_tables.d"))
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-        .collect();
-    conf.sort();
-    let mut files = vec![dir.join("rt_tables")];
-    files.extend(conf);
-    files
+        .filter(|p| p.extension().is_some_and(|x| x == "conf"));
+    std::iter::once(dir.join("rt_tables")).chain(conf)
 }
 
 /// `(line, table, name)` of each entry, parsed like iproute2 does.
@@ -285,12 +294,16 @@ fn entries(text: &str) -> impl Iterator<Item = (usize, u32, &str)> {
 }
 
 /// Refuses a gateway name that another names file under `dir` (the iproute2
-/// configuration directory) already gives to a different table. `own` (our
-/// file) and files carrying [`MARKER`] are skipped; unreadable files too,
-/// as iproute2 cannot read them either.
+/// configuration directory) already gives to a different table; with
+/// several, the first by file name is reported. `own` (our file) and files
+/// carrying [`MARKER`] are skipped; unreadable files too, as iproute2
+/// cannot read them either.
 pub fn collisions(dir: &Path, own: &Path, names: &[(u32, String)]) -> Result<(), RtTablesError> {
+    let mut first: Option<RtTablesError> = None;
     for file in name_files(dir) {
-        if file == own {
+        let earlier =
+            |e: &RtTablesError| matches!(e, RtTablesError::Collision { file: f, .. } if *f < file);
+        if file == own || first.as_ref().is_some_and(earlier) {
             continue;
         }
         let Ok(Some(text)) = read_regular(&file, true) else {
@@ -299,19 +312,21 @@ pub fn collisions(dir: &Path, own: &Path, names: &[(u32, String)]) -> Result<(),
         if is_ours(&text) {
             continue;
         }
-        for (line, theirs, name) in entries(&text) {
-            if let Some((ours, _)) = names.iter().find(|(id, n)| n == name && *id != theirs) {
-                return Err(RtTablesError::Collision {
-                    name: name.to_string(),
-                    ours: *ours,
-                    theirs,
-                    file,
-                    line,
-                });
-            }
+        let clash = entries(&text).find_map(|(line, theirs, name)| {
+            let (ours, _) = names.iter().find(|(id, n)| n == name && *id != theirs)?;
+            Some(RtTablesError::Collision {
+                name: name.to_string(),
+                ours: *ours,
+                theirs,
+                file: file.clone(),
+                line,
+            })
+        });
+        if clash.is_some() {
+            first = clash;
         }
     }
-    Ok(())
+    first.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]

@@ -174,3 +174,23 @@ fn the_iproute2_directory_is_found_from_the_names_file() {
         Path::new("/tmp/w")
     );
 }
+
+#[test]
+fn with_several_collisions_the_first_file_by_name_is_reported() {
+    let d = iproute2("several");
+    let own = d.join("rt_tables.d/connroute.conf");
+    std::fs::write(d.join("rt_tables.d/z.conf"), "1 router1\n").unwrap();
+    std::fs::write(d.join("rt_tables.d/a.conf"), "2 router2\n").unwrap();
+    let e = collisions(&d, &own, &names()).unwrap_err();
+    assert!(
+        e.to_string().contains("a.conf:1: table name 'router2'"),
+        "{e}"
+    );
+    std::fs::write(d.join("rt_tables"), "\n\n3 router1\n").unwrap();
+    let e = collisions(&d, &own, &names()).unwrap_err();
+    assert!(
+        e.to_string().contains("rt_tables:3: table name 'router1'"),
+        "{e}"
+    );
+    cleanup(&d);
+}

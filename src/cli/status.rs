@@ -16,6 +16,10 @@ pub fn run(cli: &Cli, json: bool) -> Run {
     let p = live_plan(cli, &config, &mut k, false)?;
     let st = status(&mut k, &p, &system(cli), config.globals.mark_mask)
         .map_err(|e| Error::Runtime(e.to_string()))?;
+    let names = (!cli.no_rt_tables).then_some(cli.rt_tables.as_path());
+    if let Some(note) = names.and_then(crate::apply::rt_tables::foreign_note) {
+        eprintln!("connroute: warning: {note}");
+    }
     if json {
         print_json(&st)?;
     } else {

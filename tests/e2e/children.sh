@@ -119,17 +119,17 @@ wait 2>/dev/null || true
 # The lock path: a dangling symlink is not followed, a FIFO is no hang.
 ln -s "$WORK/lock-target" "$WORK/lock-link"
 expect_exit "lock is a dangling symlink" 1 "symbolic link" \
-	in_ns h "$CONNROUTE" --lock "$WORK/lock-link" --no-rt-tables --syslog "$WORK/no-syslog" -c "$CONF" apply
+	in_ns h "$CONNROUTE" --lock "$WORK/lock-link" --ids "$WORK/ids-h" --state "$WORK/state-h" --no-rt-tables --syslog "$WORK/no-syslog" -c "$CONF" apply
 [ -e "$WORK/lock-target" ] && fail "symlink target created" || ok "symlink target not created"
 mkfifo "$WORK/lock-fifo"
 expect_exit "lock is a FIFO" 1 "FIFO, not a regular file" \
-	in_ns h "$CONNROUTE" --lock "$WORK/lock-fifo" --no-rt-tables --syslog "$WORK/no-syslog" -c "$CONF" apply
+	in_ns h "$CONNROUTE" --lock "$WORK/lock-fifo" --ids "$WORK/ids-h" --state "$WORK/state-h" --no-rt-tables --syslog "$WORK/no-syslog" -c "$CONF" apply
 
 # The names file, in a private iproute2 directory.
 IPR="$WORK/iproute2"
 NAMES="$IPR/rt_tables.d/connroute.conf"
 mkdir -p "$IPR/rt_tables.d"
-crt() { in_ns h "$CONNROUTE" --lock "$WORK/lock-h" --rt-tables "$NAMES" --syslog "$WORK/no-syslog" "$@"; }
+crt() { in_ns h "$CONNROUTE" --lock "$WORK/lock-h" --ids "$WORK/ids-h" --state "$WORK/state-h" --rt-tables "$NAMES" --syslog "$WORK/no-syslog" "$@"; }
 expect_ok "apply writes the names file" crt -c "$CONF" apply
 expect_eq "names file is marked as connroute's" "# Written by connroute" "$(head -c 22 "$NAMES")"
 expect_eq "names file names the table" "router2" "$(awk '!/^#/ {print $2}' "$NAMES")"
@@ -139,6 +139,8 @@ expect_ok "apply again" crt -c "$CONF" apply
 printf '# the admin'"'"'s own\n100\tisp\n' > "$NAMES"
 cp "$NAMES" "$WORK/foreign.copy"
 expect_exit "foreign names file at the path" 0 "left untouched" crt -c "$WORK/moved.conf" apply
+expect_exit "status mentions the foreign names file" 0 "connroute.conf: not written by connroute; connroute leaves it untouched" \
+	crt -c "$WORK/moved.conf" status
 expect_ok "flush with a foreign names file" crt -c "$CONF" flush
 if cmp -s "$NAMES" "$WORK/foreign.copy"; then ok "foreign names file byte-identical"; else fail "foreign names file changed"; fi
 rm "$NAMES"

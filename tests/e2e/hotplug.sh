@@ -11,6 +11,7 @@ in_ns u ip addr add 10.2.0.3/24 dev up2
 mkdir -p "$WORK/bin"
 cat > "$WORK/bin/ubus" <<SH
 #!/bin/sh
+[ "\$1" = -t ] && shift 2 # connroute passes ubus's own timeout first
 [ "\$1 \$2 \$3" = "call network.interface dump" ] || exit 4
 cat "$WORK/dump.json"
 SH
