@@ -46,6 +46,8 @@ pub enum Command {
     },
     /// Handle a netifd hotplug event.
     Hotplug,
+    /// Apply, then follow the kernel and re-apply on changes.
+    Watch,
 }
 
 /// Everything the command line says.
@@ -69,6 +71,8 @@ pub struct Cli {
     pub no_rt_tables: bool,
     /// syslog socket path.
     pub syslog: String,
+    /// Init script whose `enabled` is checked after taking the lock.
+    pub init_script: Option<PathBuf>,
     /// What to do.
     pub command: Command,
 }
@@ -146,6 +150,12 @@ const COMMANDS: &[Spec] = &[
         about: "Handle a netifd hotplug event (ACTION, INTERFACE from the environment)",
         options: "",
         default: Command::Hotplug,
+    },
+    Spec {
+        name: "watch",
+        about: "Apply, then follow the kernel: re-apply within 2 s when routes, links or the table change",
+        options: "",
+        default: Command::Watch,
     },
 ];
 
@@ -229,6 +239,7 @@ where
         rt_tables: "/etc/iproute2/rt_tables.d/connroute.conf".into(),
         no_rt_tables: false,
         syslog: "/dev/log".into(),
+        init_script: None,
         command: Command::Check, // replaced by the command word below
     };
     let mut command: Option<Command> = None;
@@ -273,6 +284,7 @@ where
             ("--lock", _) => cli.lock = value("a file")?.into(),
             ("--rt-tables", _) => cli.rt_tables = value("a file")?.into(),
             ("--syslog", _) => cli.syslog = value("a socket path")?,
+            ("--init-script", _) => cli.init_script = Some(value("a file")?.into()),
             ("--lock-timeout", _) => {
                 let v = value("seconds")?;
                 cli.lock_timeout = v.parse().map_err(|_| {

@@ -14,6 +14,8 @@ pub mod hotplug;
 pub mod json_text;
 pub mod nft;
 pub mod plan;
+pub mod service;
 pub mod syslog;
 pub mod ubus;
 pub mod uci;
+pub mod watch;

@@ -8,7 +8,8 @@ use connroute::args::{self, Cli, Command, Format, Parsed};
 use connroute::config::Config;
 use connroute::facts::Facts;
 use connroute::json_text::pretty;
-use connroute::{hotplug, plan, syslog, ubus};
+use connroute::watch::{self, Applied};
+use connroute::{hotplug, plan, service, syslog, ubus};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -137,8 +138,23 @@ fn dump_config(cli: &Cli) -> Run {
 }
 
 fn apply(cli: &Cli, force: bool) -> Run {
-    let config = load(cli)?;
+    apply_locked(cli, force, &mut || false).map(drop)
+}
+
+/// Takes the lock, then — unless a stop came in (`stop`) or the service is
+/// disabled — loads the config and netifd state and applies.
+fn apply_locked(cli: &Cli, force: bool, stop: &mut dyn FnMut() -> bool) -> Result<Applied, Fail> {
     let _lock = Lock::acquire(&cli.lock, Duration::from_secs(cli.lock_timeout)).map_err(runtime)?;
+    if stop() {
+        return Ok(Applied::Skipped);
+    }
+    if let Some(init) = &cli.init_script {
+        if !service::enabled(init, Duration::from_secs(10)) {
+            log::info!("{} is disabled: nothing applied", init.display());
+            return Ok(Applied::Skipped);
+        }
+    }
+    let config = load(cli)?;
     let p = plan::plan(&config, &facts(cli, &config, true)?);
     for g in p.gateways.iter().filter(|g| !g.active) {
         log::info!("gateway {} inactive: {}", g.name, g.reason);
@@ -146,13 +162,32 @@ fn apply(cli: &Cli, force: bool) -> Run {
     match engine::apply(&p, &system(cli), force) {
         Ok(report) => {
             log::info!("apply: {}", report.summary());
-            Ok(())
+            Ok(if report.changes.is_empty() {
+                Applied::Unchanged
+            } else {
+                Applied::Changed(report.summary())
+            })
         }
         Err(e) => {
             log::error!("apply failed, previous state kept: {e}");
             Err(runtime(format!("apply failed, previous state kept: {e}")))
         }
     }
+}
+
+struct Watched<'a>(&'a Cli);
+
+impl watch::Target for Watched<'_> {
+    fn apply(&mut self, stop: &mut dyn FnMut() -> bool) -> Result<Applied, String> {
+        apply_locked(self.0, false, stop).map_err(|Fail(_, e)| e)
+    }
+}
+
+fn run_watch(cli: &Cli) -> Run {
+    let signals = watch::signals::Signals::install()
+        .map_err(|e| runtime(format!("cannot set up signal handling: {e}")))?;
+    load(cli)?; // a bad config at start is a usage error (exit 2)
+    watch::run(&mut Watched(cli), signals, watch::Timing::default()).map_err(runtime)
 }
 
 fn flush(cli: &Cli) -> Run {
@@ -234,6 +269,7 @@ fn main() -> ExitCode {
         Command::Flush => flush(&cli),
         Command::Status { json } => status(&cli, *json),
         Command::Hotplug => run_hotplug(&cli),
+        Command::Watch => run_watch(&cli),
     };
     log::debug!("peak RSS {} KiB", peak_rss_kib());
     match result {

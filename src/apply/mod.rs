@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod lock;
+pub mod monitor;
 pub mod netlink;
 pub mod nft;
 pub mod rtnl;
