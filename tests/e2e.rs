@@ -60,3 +60,13 @@ fn twenty_concurrent_runs_end_like_one() {
 fn reapplies_and_config_changes_break_no_connection() {
     scenario("continuity");
 }
+
+#[test]
+fn openwrt_boot_ifdown_renewal_and_watcher_heals() {
+    scenario("openwrt");
+}
+
+#[test]
+fn package_install_upgrade_remove_with_event_in_flight() {
+    scenario("package");
+}
