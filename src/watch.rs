@@ -117,17 +117,19 @@ impl Watch<'_> {
     fn run(&mut self) {
         loop {
             let now = Instant::now();
-            let wake = self.pending.map(|p| {
-                let due = if p.why == "start" || p.why == "SIGHUP" {
-                    now
-                } else {
-                    p.due(&self.timing)
-                };
-                [Some(due), self.guard.ready_at(), self.retry_at]
-                    .into_iter()
-                    .flatten()
-                    .max()
-                    .unwrap_or(due)
+            // Start and SIGHUP apply at once; repairs wait for the burst
+            // to settle and for any backoff or failure delay.
+            let wake = self.pending.map(|p| match p.repair {
+                false if p.why != "retry" => now,
+                _ => [
+                    Some(p.due(&self.timing)),
+                    self.guard.ready_at(),
+                    self.retry_at,
+                ]
+                .into_iter()
+                .flatten()
+                .max()
+                .unwrap_or(now),
             });
             if wake.is_some_and(|w| w <= now) {
                 if !self.apply() {

@@ -217,6 +217,13 @@ steps=$(grep -c "backing off" "$WORK/watch.log")
 for i in $(seq 1 30); do has_table && break; sleep 1; done
 has_table && ok "healed after the other tool stopped" || fail "not healed after the other tool stopped"
 
+# Idle: blocked in poll, no CPU; memory as the kernel counts it.
+ticks() { awk '{print $14 + $15}' "/proc/$WATCH/stat"; }
+t0=$(ticks); sleep 2; t1=$(ticks)
+[ $((t1 - t0)) -le 1 ] && ok "idle watcher uses no CPU ($((t1 - t0)) ticks in 2 s)" || fail "idle watcher used $((t1 - t0)) ticks in 2 s"
+grep -E "VmHWM|VmRSS" "/proc/$WATCH/status" | tr -s ' \t' ' ' | sed 's/^/watcher /' >> "$WORK/reactions"
+kill -HUP "$WATCH"
+wait_for "SIGHUP applies now" grep -q 'watch: apply for "SIGHUP"' "$WORK/watch.log"
 kill -TERM "$WATCH"
 for i in $(seq 1 50); do kill -0 "$WATCH" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$WATCH" 2>/dev/null && fail "watcher ignored SIGTERM" || ok "watcher exits on SIGTERM"
