@@ -2,6 +2,7 @@
 //! netifd reports them (`ubus call network.interface.NAME status`). This
 //! module only parses; fetching is the backends' job.
 
+use crate::config::Family;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -31,6 +32,10 @@ pub struct Interface {
 pub struct Facts {
     /// Interfaces by logical name. Missing: unknown to netifd.
     pub interfaces: BTreeMap<String, Interface>,
+    /// Next hops of the main table's default routes by output device and
+    /// family, learned from the kernel (`kernel_facts`), for gateways
+    /// given only a `device`.
+    pub kernel_next_hops: BTreeMap<(String, Family), IpAddr>,
 }
 
 fn default_route(routes: Option<&Value>, v6: bool) -> Option<DefaultRoute> {

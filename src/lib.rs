@@ -12,6 +12,7 @@ pub mod config;
 pub mod facts;
 pub mod hotplug;
 pub mod json_text;
+pub mod kernel_facts;
 pub mod nft;
 pub mod plan;
 pub mod service;

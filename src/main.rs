@@ -44,8 +44,22 @@ fn system(cli: &Cli) -> System {
     }
 }
 
-/// netifd facts for the interfaces the config names; strict: ubus must work.
+/// netifd facts for the interfaces the config names, and the kernel's
+/// main-table next hops for device-only gateways; strict: both must work.
 fn facts(cli: &Cli, config: &Config, strict: bool) -> Result<Facts, Fail> {
+    let mut facts = netifd_facts(cli, config, strict)?;
+    if let Err(e) = connroute::kernel_facts::learn(config, &mut facts) {
+        if strict {
+            return Err(runtime(format!(
+                "cannot read the main table's default routes: {e}"
+            )));
+        }
+        log::warn!("main table's default routes unknown: {e}");
+    }
+    Ok(facts)
+}
+
+fn netifd_facts(cli: &Cli, config: &Config, strict: bool) -> Result<Facts, Fail> {
     let names = ubus::referenced(config);
     if names.is_empty() {
         return Ok(Facts::default());

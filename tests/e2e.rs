@@ -70,3 +70,8 @@ fn openwrt_boot_ifdown_renewal_and_watcher_heals() {
 fn package_install_upgrade_remove_with_event_in_flight() {
     scenario("package");
 }
+
+#[test]
+fn linux_device_only_gateway_follows_the_main_table_under_systemd() {
+    scenario("linux");
+}

@@ -159,9 +159,17 @@ fn resolve(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
             routes.push(route(Family::V6, Some(IpAddr::V6(v6)), g.device.clone()));
         }
         if routes.is_empty() {
+            // Only a device: follow the main table's default route through
+            // it when the kernel has one (DHCP clients), else a device route.
             routes = Family::ALL
                 .iter()
-                .map(|f| route(*f, None, g.device.clone()))
+                .map(|f| {
+                    let learned = g
+                        .device
+                        .as_ref()
+                        .and_then(|d| facts.kernel_next_hops.get(&(d.clone(), *f)).copied());
+                    route(*f, learned, g.device.clone())
+                })
                 .collect();
         }
         return Ok((routes, "static".into()));
