@@ -221,7 +221,7 @@ has_table && ok "healed after the other tool stopped" || fail "not healed after 
 ticks() { awk '{print $14 + $15}' "/proc/$WATCH/stat"; }
 t0=$(ticks); sleep 2; t1=$(ticks)
 [ $((t1 - t0)) -le 1 ] && ok "idle watcher uses no CPU ($((t1 - t0)) ticks in 2 s)" || fail "idle watcher used $((t1 - t0)) ticks in 2 s"
-grep -E "VmHWM|VmRSS" "/proc/$WATCH/status" | tr -s ' \t' ' ' | sed 's/^/watcher /' >> "$WORK/reactions"
+grep -E "VmHWM|VmRSS|RssAnon|RssFile" "/proc/$WATCH/status" | tr -s ' \t' ' ' | sed 's/^/watcher /' >> "$WORK/reactions"
 kill -HUP "$WATCH"
 wait_for "SIGHUP applies now" grep -q 'watch: apply for "SIGHUP"' "$WORK/watch.log"
 kill -TERM "$WATCH"
