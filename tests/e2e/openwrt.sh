@@ -39,7 +39,7 @@ printf '#!/bin/sh\n[ "$1" = enabled ]\n' > "$CONNROUTE_INIT"
 chmod +x "$CONNROUTE_INIT"
 HOTPLUG_DIR=$HERE/../../files/etc/hotplug.d/iface
 CONF=$WORK/connroute
-CONNROUTE_ARGS="-c $CONF --ubus $HERE/standin/ubus --lock $WORK/lock --no-rt-tables --syslog $WORK/no-syslog --init-script $CONNROUTE_INIT"
+CONNROUTE_ARGS="-c $CONF --ids $WORK/ids --ubus $HERE/standin/ubus --lock $WORK/lock --no-rt-tables --syslog $WORK/no-syslog --init-script $CONNROUTE_INIT"
 ifup_wan() {
 	in_ns r ip addr add 10.1.0.2/24 dev eth1
 	in_ns r ip addr add 2001:db8:1::2/64 dev eth1 nodad
