@@ -165,8 +165,12 @@ answered "wan3 answered through the new router" 10.3.0.101 v4
 after=$(state)
 
 # Deleting the table, as tools do.
+applies() { grep -c "watch: apply for" "$WORK/watch.log" || true; }
+a0=$(applies)
 in_ns r nft flush ruleset
 wait_for "healed after nft flush ruleset" has_table
+sleep 1
+expect_eq "one apply per heal: its own changes do not wake the watcher" $((a0 + 1)) "$(applies)"
 answered "wan2 answered after the heal" 10.2.0.2 v4
 for t in $(in_ns r nft list tables | awk '{print $2 "/" $3}'); do # fw4 flush
 	in_ns r nft delete table "${t%/*}" "${t#*/}"
