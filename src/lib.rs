@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod facts;
 pub mod hotplug;
+pub mod ids;
 pub mod kernel_facts;
 pub mod nft;
 pub mod plan;

@@ -147,7 +147,7 @@ fn dump_config_is_uci_export() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.starts_with("package seed.conf\n\nconfig globals 'globals'\n"),
+        text.starts_with("package seed\n\nconfig globals 'globals'\n"),
         "{text}"
     );
     assert!(text.contains("\tlist src_ip '!192.168.1.0/24'\n"), "{text}");

@@ -75,3 +75,8 @@ fn package_install_upgrade_remove_with_event_in_flight() {
 fn linux_device_only_gateway_follows_the_main_table_under_systemd() {
     scenario("linux");
 }
+
+#[test]
+fn children_are_bounded_and_files_never_followed() {
+    scenario("children");
+}

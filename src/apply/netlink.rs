@@ -3,8 +3,14 @@
 //!
 //! Ownership is the routing protocol tag ([`RTPROT_CONNROUTE`]) on every
 //! route and rule connroute creates; entries without it are never touched.
-//! The wire format lives in [`super::rtnl`]; this module only does the I/O.
+//! The wire format lives in [`super::rtnl`], reply checking in
+//! [`super::dump`]; this module only does the I/O, bounded: each reply
+//! datagram must arrive within [`RECV_TIMEOUT`] and each request, dump
+//! restarts included, must finish within [`DEADLINE`]. A dump the kernel
+//! flags inconsistent (`NLM_F_DUMP_INTR`, the table changed while it was
+//! read) is restarted, at most [`DUMP_TRIES`] times in all.
 
+use super::dump::{Collector, Fault, Progress, with_restarts};
 use super::rtnl::{self, Body, flags, kind};
 use crate::config::Family;
 #[cfg(doc)]
@@ -13,6 +19,15 @@ use crate::plan::{IpRule, Route};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use std::ffi::{CStr, CString};
 use std::io;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// Longest wait for one reply datagram (`SO_RCVTIMEO`).
+pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest time one request may take, dump restarts included.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+/// How many times a dump is read before an inconsistent one is an error.
+pub const DUMP_TRIES: u32 = 4;
 
 /// A route connroute owns, as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,8 +69,8 @@ pub fn ifindex(name: &str) -> io::Result<u32> {
     }
 }
 
-/// `if_indextoname`.
-fn ifname(index: u32) -> Option<String> {
+/// `if_indextoname`: the name of a device index, if it exists.
+pub fn ifname(index: u32) -> Option<String> {
     let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
     // SAFETY: `buf` has IF_NAMESIZE bytes, as if_indextoname requires.
     let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
@@ -70,6 +85,19 @@ fn ifname(index: u32) -> Option<String> {
     )
 }
 
+/// What a request of message type `kind` does, for error messages.
+fn request_name(kind: u16) -> &'static str {
+    match kind {
+        kind::GETROUTE => "dumping routes",
+        kind::GETRULE => "dumping ip rules",
+        kind::NEWROUTE => "installing a route",
+        kind::DELROUTE => "deleting a route",
+        kind::NEWRULE => "adding an ip rule",
+        kind::DELRULE => "deleting an ip rule",
+        _ => "rtnetlink request",
+    }
+}
+
 fn route_body(r: &Route) -> io::Result<Body> {
     let oif = r.device.as_deref().map(ifindex).transpose()?;
     Ok(rtnl::route_body(r, oif))
@@ -81,39 +109,78 @@ impl Netlink {
         let mut socket = Socket::new(NETLINK_ROUTE)?;
         socket.bind_auto()?;
         socket.connect(&SocketAddr::new(0, 0))?;
+        let tv = libc::timeval {
+            tv_sec: RECV_TIMEOUT.as_secs() as libc::time_t,
+            tv_usec: 0,
+        };
+        // SAFETY: setsockopt reads a timeval of the given size from `tv`.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
         Ok(Netlink { socket, seq: 0 })
     }
 
     /// Sends one request and collects the bodies of its replies until the
-    /// end of the dump or the ACK; a kernel error becomes an `io::Error`.
-    fn request(&mut self, kind: u16, extra: u16, body: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+    /// end of the dump or the ACK, by `deadline`.
+    fn exchange(
+        &mut self,
+        kind: u16,
+        extra: u16,
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<Vec<Vec<u8>>, Fault> {
         self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
+        let mut replies = Collector::new(self.seq);
+        let msg = rtnl::message(kind, flags::REQUEST | extra, self.seq, body);
         self.socket
-            .send(&rtnl::message(kind, flags::REQUEST | extra, seq, body), 0)?;
-        let mut out = Vec::new();
+            .send(&msg, 0)
+            .map_err(|e| Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)))?;
         loop {
-            let (buf, _) = self.socket.recv_from_full()?;
-            let msgs = rtnl::replies(&buf).ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidData, "malformed netlink reply")
-            })?;
-            for m in msgs.into_iter().filter(|m| m.seq == seq) {
-                match m.kind {
-                    kind::DONE => return Ok(out),
-                    kind::ERROR => {
-                        return match rtnl::error_code(m.body) {
-                            Some(0) => Ok(out),
-                            Some(e) => Err(io::Error::from_raw_os_error(e.saturating_neg())),
-                            None => Err(io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                "truncated netlink error",
-                            )),
-                        };
+            if Instant::now() >= deadline {
+                let limit = DEADLINE.as_secs();
+                return Err(Fault::TimedOut(format!(
+                    "no complete answer within {limit} s"
+                )));
+            }
+            let (buf, _) = self
+                .socket
+                .recv_from_full()
+                .map_err(|e| match e.raw_os_error() {
+                    // SO_RCVTIMEO expired.
+                    Some(libc::EAGAIN) => {
+                        Fault::TimedOut(format!("no reply within {} s", RECV_TIMEOUT.as_secs()))
                     }
-                    _ => out.push(m.body.to_vec()),
-                }
+                    // Replies were dropped: the dump is incomplete; read it again.
+                    Some(libc::ENOBUFS) => Fault::Interrupted,
+                    other => Fault::Kernel(other.unwrap_or(libc::EIO)),
+                })?;
+            if replies.feed(&buf)? == Progress::Done {
+                return Ok(replies.bodies);
             }
         }
+    }
+
+    /// [`Self::exchange`] with dump restarts and errors worded for the log.
+    fn request(&mut self, kind: u16, extra: u16, body: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+        let deadline = Instant::now() + DEADLINE;
+        // Only a dump is safe to send again; a change might apply twice.
+        let tries = if extra & flags::DUMP != 0 {
+            DUMP_TRIES
+        } else {
+            1
+        };
+        with_restarts(request_name(kind), tries, || {
+            self.exchange(kind, extra, body, deadline)
+        })
     }
 
     /// Every message body of a dump (`kind`: GETROUTE or GETRULE), both families.
@@ -150,6 +217,19 @@ impl Netlink {
                 })
             })
             .collect())
+    }
+
+    /// Every route message body of both families, unfiltered (the caller
+    /// decodes; used to find other owners' default routes).
+    pub fn dump_all_routes(&mut self) -> io::Result<Vec<Vec<u8>>> {
+        self.dump(kind::GETROUTE)
+    }
+
+    /// Adds the default route of `r.table`; fails (EEXIST) if one is there.
+    pub fn add_route(&mut self, r: &Route) -> io::Result<()> {
+        let body = route_body(r)?;
+        let f = flags::ACK | flags::CREATE | flags::EXCL;
+        self.request(kind::NEWROUTE, f, body.bytes()).map(drop)
     }
 
     /// Installs the default route of `r.table`, replacing any there.
@@ -193,5 +273,35 @@ impl Netlink {
     /// Deletes an ip rule read from the kernel.
     pub fn delete_kernel_rule(&mut self, r: &KernelRule) -> io::Result<()> {
         self.request(kind::DELRULE, flags::ACK, &r.raw).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_receive_is_bounded_and_a_real_dump_decodes() {
+        let mut nl = Netlink::open().unwrap();
+        let mut tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        };
+        let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `tv`.
+        let rc = unsafe {
+            libc::getsockopt(
+                nl.socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&mut tv as *mut libc::timeval).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        assert_eq!(tv.tv_sec as u64, RECV_TIMEOUT.as_secs());
+        // Read-only dumps of this namespace: every reply passes the checks.
+        assert!(nl.dump(kind::GETROUTE).is_ok());
+        assert!(nl.dump(kind::GETRULE).unwrap().len() >= 3);
     }
 }

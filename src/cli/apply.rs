@@ -1,22 +1,27 @@
 //! `apply`: make the system match the config.
 
 use super::args::Cli;
-use super::{Error, Run, facts, load, runtime, system};
-use crate::apply::{engine, lock::Lock};
+use super::{
+    Error, Run, live_plan, load_with, open_kernel, read_ids, runtime, system, table_names_free,
+};
+use crate::apply::{apply::apply, lock::Lock};
+use crate::ids::{self, Ids};
+use crate::service;
 use crate::watch::Applied;
-use crate::{plan, service};
 use std::time::Duration;
 
 /// Plans from the config and live facts, then applies under the lock.
 pub fn run(cli: &Cli, force: bool) -> Run {
-    load(cli)?; // a bad config fails at once (exit 2), without the lock
+    // A bad config fails at once (exit 2), without waiting for the lock.
+    load_with(cli, &read_ids(cli)?)?;
     locked(cli, force, &mut || false).map(drop)
 }
 
 /// Takes the lock, then — unless `stop()` reports a stop request or the
-/// init script (`--init-script`) is disabled — re-reads the config and
-/// netifd state, plans and applies. Checking after the lock means a run
-/// that waited while the package was being removed installs nothing.
+/// init script (`--init-script`) is disabled — reads the config, the
+/// recorded allocations and netifd state as they are now, plans and
+/// applies. Checking after the lock means a run that waited while the
+/// package was being removed installs nothing.
 pub(super) fn locked(
     cli: &Cli,
     force: bool,
@@ -32,23 +37,41 @@ pub(super) fn locked(
             return Ok(Applied::Skipped);
         }
     }
-    let config = load(cli)?;
-    let p = plan::plan(&config, &facts(cli, &config, true)?);
+    let previous = read_ids(cli)?;
+    let config = load_with(cli, &previous)?;
+    let mut k = open_kernel(cli)?;
+    let p = live_plan(cli, &config, &mut k, true)?;
+    table_names_free(cli, &p)?;
     for g in p.gateways.iter().filter(|g| !g.active) {
         log::info!("gateway {} inactive: {}", g.name, g.reason);
     }
-    match engine::apply(&p, &system(cli), force) {
-        Ok(report) if report.changes.is_empty() => {
-            log::info!("apply: {}", report.summary());
-            Ok(Applied::Unchanged)
-        }
+    match apply(&mut k, &p, &system(cli), force) {
         Ok(report) => {
             log::info!("apply: {}", report.summary());
-            Ok(Applied::Changed(report.summary()))
+            record_ids(cli, &previous, &config.ids)?;
+            Ok(if report.changes.is_empty() {
+                Applied::Unchanged
+            } else {
+                Applied::Changed(report.summary())
+            })
         }
         Err(e) => {
-            log::error!("apply failed, previous state kept: {e}");
-            Err(runtime(format!("apply failed, previous state kept: {e}")))
+            log::error!("{e}");
+            Err(e.into())
         }
     }
+}
+
+/// Writes the allocations after a successful apply, only when they changed.
+fn record_ids(cli: &Cli, previous: &Ids, now: &Ids) -> Run {
+    if previous == now {
+        return Ok(());
+    }
+    ids::write(&cli.ids, now).map_err(|e| {
+        let msg = format!("applied, but the allocations are not recorded: {e}");
+        log::error!("{msg}");
+        runtime(msg)
+    })?;
+    log::debug!("recorded allocations in {}", cli.ids.display());
+    Ok(())
 }

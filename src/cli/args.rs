@@ -35,7 +35,10 @@ pub enum Command {
         routes: bool,
     },
     /// Validate the config (and the ruleset with `nft -c`).
-    Check,
+    Check {
+        /// Also decide everything apply would and print the changes.
+        diff: bool,
+    },
     /// Print the config in `uci export` form.
     DumpConfig,
     /// Make the system match the config.
@@ -71,6 +74,8 @@ pub struct Cli {
     pub lock: PathBuf,
     /// Seconds to wait for another run's lock.
     pub lock_timeout: u64,
+    /// Run-state file: what the last apply loaded.
+    pub state: PathBuf,
     /// File naming connroute's routing tables.
     pub rt_tables: PathBuf,
     /// Do not write the routing table names file.
@@ -99,13 +104,14 @@ impl Default for Cli {
             ubus: "ubus".into(),
             lock: "/var/run/connroute.lock".into(),
             lock_timeout: 30,
+            state: "/var/run/connroute.state".into(),
             rt_tables: "/etc/iproute2/rt_tables.d/connroute.conf".into(),
             no_rt_tables: false,
             syslog: "/dev/log".into(),
             ids: "/etc/connroute/ids".into(),
             timeout: None,
             init_script: None,
-            command: Command::Check,
+            command: Command::Check { diff: false },
         }
     }
 }
@@ -114,7 +120,7 @@ impl Default for Cli {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     /// Run this.
-    Run(Cli),
+    Run(Box<Cli>),
     /// Print this text on stdout and exit 0 (`--help`, `--version`).
     Print(String),
 }
@@ -194,6 +200,7 @@ fn global(p: &mut Parser, name: &str, cli: &mut Cli) -> Result<bool, UsageError>
         "--nft" => cli.nft = value(p, name, "a program")?.into(),
         "--ubus" => cli.ubus = value(p, name, "a program")?.into(),
         "--lock" => cli.lock = value(p, name, "a file")?.into(),
+        "--state" => cli.state = value(p, name, "a file")?.into(),
         "--rt-tables" => cli.rt_tables = value(p, name, "a file")?.into(),
         "--ids" => cli.ids = value(p, name, "a file")?.into(),
         "--syslog" => cli.syslog = value(p, name, "a socket path")?,
@@ -224,6 +231,7 @@ fn local(p: &mut Parser, name: &str, command: Option<&mut Command>) -> Result<bo
         }
         ("--routes", Some(Command::Render { routes, .. })) => *routes = true,
         ("--force", Some(Command::Apply { force })) => *force = true,
+        ("--diff", Some(Command::Check { diff })) => *diff = true,
         ("--json", Some(Command::Status { json })) => *json = true,
         _ => return Ok(false),
     }
@@ -281,7 +289,7 @@ where
         Some(c) => c,
         None => return err(format!("a command is required\n\n{}", help(None))),
     };
-    Ok(Parsed::Run(cli))
+    Ok(Parsed::Run(Box::new(cli)))
 }
 
 #[cfg(test)]
@@ -290,7 +298,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Cli {
         match parse(args.iter().copied()) {
-            Ok(Parsed::Run(cli)) => cli,
+            Ok(Parsed::Run(cli)) => *cli,
             other => panic!("{args:?}: {other:?}"),
         }
     }
@@ -310,7 +318,7 @@ mod tests {
         assert_eq!(cli.ids, PathBuf::from("/etc/connroute/ids"));
         assert_eq!(cli.timeout, None);
         assert!(!cli.verbose && !cli.no_rt_tables);
-        assert_eq!(cli.command, Command::Check);
+        assert_eq!(cli.command, Command::Check { diff: false });
     }
 
     #[test]

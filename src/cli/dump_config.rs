@@ -8,10 +8,8 @@ use std::io::Write;
 pub fn run(cli: &Cli) -> Run {
     let name = cli.config.display().to_string();
     let bytes = read_config(cli)?;
-    let package = cli
-        .config
-        .file_name()
-        .map_or("connroute".into(), |n| n.to_string_lossy().into_owned());
+    // A name that re-parses in a `package` line (`my.conf` → `my`).
+    let package = crate::uci::package_name(&cli.config);
     let doc = crate::uci::parse(&bytes, &package)
         .map_err(|e| Error::Config(format!("{name}:{}: {e}", e.line)))?;
     std::io::stdout()

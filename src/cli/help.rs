@@ -25,8 +25,8 @@ pub(super) const COMMANDS: &[Spec] = &[
     Spec {
         name: "check",
         about: "Validate the config, and the ruleset with `nft -c` when possible",
-        options: "",
-        default: Command::Check,
+        options: "      --diff               Also decide everything apply would (devices, foreign\n                           routes, drift) and print what it would add (+),\n                           change (~) and remove (-); changes nothing\n",
+        default: Command::Check { diff: false },
     },
     Spec {
         name: "dump-config",
@@ -74,12 +74,15 @@ Options (before or after the command):
       --ubus <FILE>          ubus binary (netifd interface state) [default: ubus]
       --lock <FILE>          Lock file serialising runs [default: /var/run/connroute.lock]
       --lock-timeout <SECS>  Seconds to wait for another run's lock [default: 30]
+      --state <FILE>         What the last apply loaded, so an unchanged apply runs
+                             no nft [default: /var/run/connroute.state]
       --rt-tables <FILE>     File naming connroute's routing tables
                              [default: /etc/iproute2/rt_tables.d/connroute.conf]
       --no-rt-tables         Do not write the routing table names file
       --ids <FILE>           Persisted mark/table allocations (written by apply)
                              [default: /etc/connroute/ids]
-      --timeout <SECS>       Deadline for each exchange with nft or ubus
+      --timeout <SECS>       Deadline for each exchange with nft or ubus [default: 30 for
+                             nft, plus 1 s per 100 KiB of batch; 10 for ubus]
       --syslog <SOCKET>      syslog socket for log lines [default: /dev/log]
       --init-script <FILE>   Apply only while `FILE enabled` succeeds, checked after
                              taking the lock (OpenWrt: /etc/init.d/connroute)

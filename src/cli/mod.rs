@@ -14,10 +14,13 @@ mod help;
 mod hotplug;
 mod render;
 mod status;
+mod status_text;
 mod watch;
 
-use crate::apply::engine::System;
+use crate::apply::System;
+use crate::apply::error::ApplyError;
 use crate::apply::nft::Nft;
+use crate::apply::{devices, kernel};
 use crate::config::Config;
 use crate::facts::Facts;
 use args::{Cli, Command, Parsed};
@@ -33,6 +36,9 @@ pub enum Error {
     Config(String),
     /// The system could not be read or changed (exit 1).
     Runtime(String),
+    /// apply, flush or status with their own exit code (2 refused, 3 drift,
+    /// 4 gateway inactive, 1 the rest).
+    Code(u8, String),
 }
 
 impl Error {
@@ -41,6 +47,7 @@ impl Error {
         match self {
             Error::Config(_) => 2,
             Error::Runtime(_) => 1,
+            Error::Code(c, _) => *c,
         }
     }
 }
@@ -48,7 +55,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Config(m) | Error::Runtime(m) => f.write_str(m),
+            Error::Config(m) | Error::Runtime(m) | Error::Code(_, m) => f.write_str(m),
         }
     }
 }
@@ -66,25 +73,73 @@ fn read_config(cli: &Cli) -> Result<Vec<u8>, Error> {
         .map_err(|e| Error::Config(format!("{}: cannot read: {e}", cli.config.display())))
 }
 
-/// The validated config; its warnings go to the log.
-fn load(cli: &Cli) -> Result<Config, Error> {
+/// The recorded mark/table allocations (`--ids`); none when the file does
+/// not exist. A damaged file is a config error naming file and line.
+fn read_ids(cli: &Cli) -> Result<crate::ids::Ids, Error> {
+    let name = cli.ids.display().to_string();
+    match std::fs::read(&cli.ids) {
+        Ok(bytes) => crate::ids::parse(&bytes, &name).map_err(Error::Config),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(e) => Err(runtime(format!("{name}: cannot read: {e}"))),
+    }
+}
+
+/// The validated config, allocations kept as recorded in `ids`; from here
+/// on `globals.log_level` filters the log (unless `-v`). Its warnings go
+/// to the log.
+fn load_with(cli: &Cli, ids: &crate::ids::Ids) -> Result<Config, Error> {
     let name = cli.config.display().to_string();
-    let config =
-        Config::parse(&read_config(cli)?, &name).map_err(|e| Error::Config(e.to_string()))?;
+    let config = Config::parse_with_ids(&read_config(cli)?, &name, ids)
+        .map_err(|e| Error::Config(e.to_string()))?;
+    if !cli.verbose {
+        log::set_max_level(config.globals.log_level.filter());
+    }
     for w in &config.warnings {
         log::warn!("{w}");
     }
     Ok(config)
 }
 
+/// The validated config with the allocations recorded in the ids file.
+fn load(cli: &Cli) -> Result<Config, Error> {
+    load_with(cli, &read_ids(cli)?)
+}
+
 fn system(cli: &Cli) -> System {
     System {
         nft: Nft {
             program: cli.nft.clone(),
-            timeout: Duration::from_secs(30),
+            timeout: cli
+                .timeout
+                .map_or(crate::apply::nft::DEFAULT_TIMEOUT, Duration::from_secs),
         },
         rt_tables: (!cli.no_rt_tables).then(|| cli.rt_tables.clone()),
+        state: Some(cli.state.clone()),
     }
+}
+
+impl From<ApplyError> for Error {
+    fn from(e: ApplyError) -> Self {
+        Error::Code(e.exit_code(), e.to_string())
+    }
+}
+
+/// The real kernel (netlink sockets; nft as configured).
+fn open_kernel(cli: &Cli) -> Result<kernel::System, Error> {
+    kernel::System::open(system(cli).nft).map_err(|e| runtime(e.to_string()))
+}
+
+/// The plan from the config and live facts: netifd's interfaces, and
+/// static gateways' devices (missing or down: that gateway is inactive).
+fn live_plan(
+    cli: &Cli,
+    config: &Config,
+    k: &mut dyn kernel::Kernel,
+    strict: bool,
+) -> Result<crate::plan::Plan, Error> {
+    let mut f = facts(cli, config, strict)?;
+    f.unusable_devices = devices::unusable(k, config);
+    Ok(crate::plan::plan(config, &f))
 }
 
 /// netifd facts for the interfaces the config names, and the kernel's
@@ -106,7 +161,10 @@ fn netifd_facts(cli: &Cli, config: &Config, strict: bool) -> Result<Facts, Error
     if names.is_empty() {
         return Ok(Facts::default());
     }
-    match crate::ubus::dump(&cli.ubus) {
+    let timeout = cli
+        .timeout
+        .map_or(crate::ubus::DEFAULT_TIMEOUT, Duration::from_secs);
+    match crate::ubus::dump(&cli.ubus, timeout) {
         Ok(f) => Ok(f),
         Err(e) if strict => Err(runtime(format!(
             "the config uses OpenWrt interfaces ({}), but netifd state is not available: {e}",
@@ -117,6 +175,19 @@ fn netifd_facts(cli: &Cli, config: &Config, strict: bool) -> Result<Facts, Error
             Ok(Facts::default())
         }
     }
+}
+
+/// Refuses gateway names iproute2 already gives to other tables (exit 2).
+fn table_names_free(cli: &Cli, p: &crate::plan::Plan) -> Run {
+    use crate::apply::rt_tables;
+    if cli.no_rt_tables {
+        return Ok(());
+    }
+    let dir = rt_tables::iproute2_dir(&cli.rt_tables);
+    rt_tables::collisions(&dir, &cli.rt_tables, &p.table_names).map_err(|e| match e.exit_code() {
+        2 => Error::Config(e.to_string()),
+        _ => Error::Runtime(e.to_string()),
+    })
 }
 
 fn is_root() -> bool {
@@ -152,7 +223,7 @@ fn peak_rss_kib() -> libc::c_long {
 fn dispatch(cli: &Cli) -> Run {
     match &cli.command {
         Command::Render { format, routes } => render::run(cli, *format, *routes),
-        Command::Check => check::run(cli),
+        Command::Check { diff } => check::run(cli, *diff),
         Command::DumpConfig => dump_config::run(cli),
         Command::Apply { force } => apply::run(cli, *force),
         Command::Flush => flush::run(cli),
@@ -165,7 +236,7 @@ fn dispatch(cli: &Cli) -> Run {
 /// Runs the command line of this process.
 pub fn main() -> ExitCode {
     let cli = match args::parse(std::env::args_os().skip(1)) {
-        Ok(Parsed::Run(cli)) => cli,
+        Ok(Parsed::Run(cli)) => *cli,
         Ok(Parsed::Print(text)) => {
             return match print(&text) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -1,18 +1,36 @@
-//! `status`: gateways, rules, counters and drift from the config.
+//! `status`: gateways, rules, counters and drift from the config. Exit 0
+//! current, 3 drift, 4 current but an enabled gateway inactive, 1 the state
+//! could not be read.
 
 use super::args::Cli;
-use super::{Run, facts, load, print, print_json, runtime, system};
-use crate::apply::engine;
-use crate::plan;
+use super::{Error, Run, live_plan, load, open_kernel, print, print_json, status_text, system};
+use crate::apply::status::status;
 
 /// Prints the live state against the plan, as text or JSON.
 pub fn run(cli: &Cli, json: bool) -> Run {
     let config = load(cli)?;
-    let p = plan::plan(&config, &facts(cli, &config, false)?);
-    let v = engine::status(&p, &system(cli)).map_err(runtime)?;
+    let mut k = open_kernel(cli)?;
+    let p = live_plan(cli, &config, &mut k, false)?;
+    let st = status(&mut k, &p, &system(cli), config.globals.mark_mask)
+        .map_err(|e| Error::Runtime(e.to_string()))?;
+    let names = (!cli.no_rt_tables).then_some(cli.rt_tables.as_path());
+    if let Some(note) = names.and_then(crate::apply::rt_tables::foreign_note) {
+        eprintln!("connroute: warning: {note}");
+    }
     if json {
-        print_json(&v)
+        print_json(&st)?;
     } else {
-        print(&engine::status_text(&v))
+        print(&status_text::render(&st))?;
+    }
+    match st.exit_code() {
+        0 => Ok(()),
+        3 => Err(Error::Code(
+            3,
+            "status: the live state differs from the config (drift)".into(),
+        )),
+        c => Err(Error::Code(
+            c,
+            "status: an enabled gateway is inactive".into(),
+        )),
     }
 }

@@ -66,17 +66,143 @@ fn ports_default_to_tcp_and_udp() {
 }
 
 #[test]
-fn unknown_things_are_warnings() {
-    let c =
-        load("config gateway g\n\toption device eth1\n\toption colour blue\nconfig frobnicate x\n")
-            .unwrap();
+fn unknown_section_types_warn_and_show_with_errors() {
+    let c = load("config gateway g\n\toption device eth1\nconfig frobnicate x\n").unwrap();
     let w: Vec<String> = c.warnings.iter().map(|d| d.to_string()).collect();
     assert!(
-        w[0].contains(":3: warning: gateway 'g': option 'colour': unknown option"),
+        w[0].contains(":3: warning: frobnicate 'x': unknown section type"),
         "{w:?}"
     );
+    let e =
+        load("config frobnicate x\nconfig gateway g\n\toption device eth1\n\toption colour blue\n")
+            .unwrap_err()
+            .to_string();
     assert!(
-        w[1].contains(":4: warning: frobnicate 'x': unknown section type"),
-        "{w:?}"
+        e.contains(":1: warning: frobnicate 'x': unknown section type"),
+        "{e}"
+    );
+    assert!(
+        e.contains(":4: gateway 'g': option 'colour': unknown option"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_options_are_errors_with_a_hint() {
+    for (section, typo, hint) in [
+        ("rule", "src_mca", "src_mac"),
+        ("rule", "dest_prot", "dest_port"),
+        ("gateway", "devcie", "device"),
+        ("globals", "mark_msk", "mark_mask"),
+    ] {
+        let src = format!(
+            "config gateway g\n\toption device eth1\nconfig {section} x\n\toption gateway g\n\tlist {typo} v\n"
+        );
+        let e = load(&src).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                ":5: {section} 'x': option '{typo}': unknown option; did you mean '{hint}'?"
+            )),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn empty_match_values_are_errors() {
+    let base = "config gateway g\n\toption device eth1\nconfig rule r\n\toption gateway g\n";
+    for (line, want) in [
+        (
+            "\toption dest_ip ''\n",
+            "option 'dest_ip': empty value: libuci drops the statement",
+        ),
+        (
+            "\toption dest_ip\n",
+            "option 'dest_ip': empty value: libuci drops the statement",
+        ),
+        ("\tlist src_port ' '\n", "option 'src_port': empty value"),
+        ("\tlist in_device ''\n", "option 'in_device': empty value"),
+        ("\toption family ' '\n", "option 'family': empty value"),
+    ] {
+        let e = first_error(&format!("{base}{line}"));
+        assert!(
+            e.contains(&format!(":5: rule 'r': {want}")),
+            "{line:?}: {e}"
+        );
+    }
+}
+
+#[test]
+fn names_that_would_be_misread_are_refused() {
+    for name in ["1", "254", "0x10", "main"] {
+        let e = first_error(&format!("config gateway '{name}'\n\toption device eth1\n"));
+        assert!(
+            e.contains(&format!(":1: gateway '{name}': '{name}'")),
+            "{e}"
+        );
+    }
+    let e = first_error(
+        "config gateway g\n\toption device eth1\nconfig rule\n\toption gateway g\n\tlist in_device 'x\";drop;#'\n",
+    );
+    assert!(
+        e.contains("is not an interface name: '\"' is not allowed"),
+        "{e}"
+    );
+    let e = first_error("config gateway g\n\tlist interface 'wan-2'\n");
+    assert!(e.contains("is not an OpenWrt interface name"), "{e}");
+}
+
+#[test]
+fn absurd_values_are_refused_before_parsing() {
+    let big = "a".repeat(MAX_VALUE + 1);
+    let e = first_error(&format!("config gateway g\n\toption device '{big}'\n"));
+    assert!(
+        e.starts_with(
+            "/etc/config/connroute:2: gateway 'g': option 'device': value of 65537 bytes"
+        ),
+        "{}",
+        &e[..200.min(e.len())]
+    );
+    assert!(e.len() < 300, "the value is not echoed");
+}
+
+#[test]
+fn recorded_allocations_survive_an_insert_above() {
+    let one = "config gateway b\n\toption device eth2\n";
+    let c = load(one).unwrap();
+    assert_eq!(
+        (c.gateways[0].mark, c.gateways[0].table),
+        (0x0100_0000, 5000)
+    );
+    let two = format!("config gateway a\n\toption device eth1\n{one}");
+    let c2 = Config::parse_with_ids(two.as_bytes(), "f", &c.ids).unwrap();
+    assert_eq!(
+        (c2.gateways[1].mark, c2.gateways[1].table),
+        (0x0100_0000, 5000)
+    );
+    assert_eq!(
+        (c2.gateways[0].mark, c2.gateways[0].table),
+        (0x0200_0000, 5001)
+    );
+    // Without the record the old, positional allocation moves b.
+    assert_eq!(load(&two).unwrap().gateways[1].mark, 0x0200_0000);
+}
+
+#[test]
+fn explicit_mark_on_a_recorded_one_names_both() {
+    let c =
+        load("config gateway a\n\toption device eth1\nconfig gateway b\n\toption device eth2\n")
+            .unwrap();
+    let e = Config::parse_with_ids(
+        b"config gateway a\n\toption device eth1\nconfig gateway b\n\toption device eth2\n\toption table 5000\n",
+        "f",
+        &c.ids,
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        e,
+        "f:5: gateway 'b': option 'table': table 5000 is recorded for gateway 'a' in the ids file; \
+         choose another table (taking it would move that gateway's connections)"
     );
 }

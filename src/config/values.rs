@@ -59,6 +59,72 @@ pub fn number(s: &str) -> Result<u32, String> {
     parsed.map_err(|_| format!("'{s}' is not a number between 0 and 4294967295"))
 }
 
+/// `globals.mark_mask`: a non-zero, contiguous run of bits.
+pub fn mark_mask(v: &str) -> Result<u32, String> {
+    let m = number(v)?;
+    let shifted = m.checked_shr(m.trailing_zeros()).unwrap_or(0);
+    if m == 0 {
+        Err("must not be 0".into())
+    } else if shifted & shifted.wrapping_add(1) != 0 {
+        Err(format!("'{v}' is not one contiguous run of bits"))
+    } else {
+        Ok(m)
+    }
+}
+
+/// `globals.rule_priority`: 1 to 31999, below the main table's rule.
+pub fn rule_priority(v: &str) -> Result<u32, String> {
+    match number(v)? {
+        n @ 1..32000 => Ok(n),
+        _ => Err(format!("'{v}' must be between 1 and 31999")),
+    }
+}
+
+/// `globals.table_base`: a table id that is not 0.
+pub fn table_base(v: &str) -> Result<u32, String> {
+    match number(v)? {
+        0 => Err(format!("'{v}' is not a usable table id")),
+        n => Ok(n),
+    }
+}
+
+/// Routing tables the kernel reserves: unspec, default, main, local.
+pub const RESERVED_TABLES: [u32; 4] = [0, 253, 254, 255];
+
+/// `gateway.table`: any id but the reserved ones.
+pub fn table(v: &str) -> Result<u32, String> {
+    let t = number(v)?;
+    if RESERVED_TABLES.contains(&t) {
+        Err(format!(
+            "table {t} is reserved by the kernel (0, 253, 254, 255)"
+        ))
+    } else {
+        Ok(t)
+    }
+}
+
+/// `gateway.mark`: non-zero, inside `mask`.
+pub fn mark(v: &str, mask: u32) -> Result<u32, String> {
+    let m = number(v)?;
+    if m == 0 {
+        Err("must not be 0".into())
+    } else if m & !mask != 0 {
+        Err(format!("'{v}' has bits outside mark_mask 0x{mask:08x}"))
+    } else {
+        Ok(m)
+    }
+}
+
+/// `rule.family`: `None` for any.
+pub fn family(v: &str) -> Result<Option<Family>, String> {
+    match v {
+        "any" => Ok(None),
+        "ipv4" | "inet4" => Ok(Some(Family::V4)),
+        "ipv6" | "inet6" => Ok(Some(Family::V6)),
+        _ => Err(format!("'{v}' is not one of any, ipv4, ipv6")),
+    }
+}
+
 /// An Ethernet address, `aa:bb:cc:dd:ee:ff`, normalised to lower case.
 pub fn mac(s: &str) -> Result<String, String> {
     let parts: Vec<&str> = s.split(':').collect();
@@ -247,19 +313,76 @@ pub fn proto(s: &str) -> Result<Proto, String> {
     })
 }
 
-/// A network device or OpenWrt interface name (at most 15 bytes, IFNAMSIZ).
-pub fn ifname(s: &str) -> Result<String, String> {
+/// A character for a message: quoted when printable, escaped otherwise.
+fn shown(c: char) -> String {
+    if c.is_ascii_graphic() {
+        format!("'{c}'")
+    } else {
+        format!("'{}'", c.escape_default())
+    }
+}
+
+/// A kernel network device name, checked as the kernel's `dev_valid_name`
+/// does (1 to 15 bytes, not `.` or `..`, no `/`, `:` or whitespace), and
+/// stricter where nft would read more into it: no quotes or backslashes
+/// (nft text cannot hold them) and no `*` (a wildcard in nft).
+pub fn device(s: &str) -> Result<String, String> {
     if s.is_empty() || s.len() > 15 {
         return Err(format!("'{s}' is not an interface name (1 to 15 bytes)"));
     }
-    if s.bytes()
-        .any(|b| b == b'/' || b.is_ascii_whitespace() || !b.is_ascii_graphic())
-        || s == "."
-        || s == ".."
-    {
+    if s == "." || s == ".." {
         return Err(format!("'{s}' is not an interface name"));
     }
+    if let Some(c) = s
+        .chars()
+        .find(|c| matches!(c, '/' | ':' | '"' | '\\' | '\'' | '*') || !c.is_ascii_graphic())
+    {
+        return Err(format!(
+            "'{s}' is not an interface name: {} is not allowed",
+            shown(c)
+        ));
+    }
     Ok(s.to_string())
+}
+
+/// An OpenWrt logical interface name: a UCI section name (`[A-Za-z0-9_]`)
+/// of 1 to 15 bytes.
+pub fn interface(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 15 {
+        return Err(format!("'{s}' is not an interface name (1 to 15 bytes)"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
+    {
+        return Err(format!(
+            "'{s}' is not an OpenWrt interface name: {} is not allowed (A-Z, a-z, 0-9, _)",
+            shown(c)
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// Routing table names iproute2 and the kernel reserve.
+pub const RESERVED_NAMES: [&str; 5] = ["main", "local", "default", "unspec", "all"];
+
+/// Why a gateway name cannot name a routing table, if it cannot: iproute2
+/// reads decimal, octal and `0x` hexadecimal as table numbers (strtoul
+/// base 0), and a few names are reserved.
+pub fn gateway_name_problem(name: &str) -> Option<String> {
+    let hex = name
+        .strip_prefix("0x")
+        .or_else(|| name.strip_prefix("0X"))
+        .is_some_and(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if hex || (!name.is_empty() && name.bytes().all(|b| b.is_ascii_digit())) {
+        return Some(format!(
+            "'{name}' reads as a table number to ip(8); give the gateway a name with a letter"
+        ));
+    }
+    if RESERVED_NAMES.contains(&name) {
+        return Some(format!("'{name}' is a reserved routing table name"));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -304,6 +427,42 @@ mod tests {
         assert!(number("0x").is_err());
         assert_eq!(mac("52:54:00:C2:A5:43").unwrap(), "52:54:00:c2:a5:43");
         assert!(mac("52:54:00:c2:a5").is_err());
-        assert!(ifname("averyveryverylongname").is_err());
+        assert!(device("averyveryverylongname").is_err());
+    }
+
+    #[test]
+    fn names_as_the_kernel_and_iproute2_read_them() {
+        for bad in [
+            "x\";drop;#",
+            "a b",
+            "a/b",
+            "eth0:1",
+            ".",
+            "..",
+            "eth*",
+            "a\\b",
+            "",
+        ] {
+            assert!(device(bad).is_err(), "{bad}");
+        }
+        for good in ["eth0", "br-lan", "wg0.100", "pppoe-wan", "abcdefghijklmno"] {
+            assert_eq!(device(good).unwrap(), good);
+        }
+        assert!(interface("wan-2").is_err());
+        assert!(interface("wan2_6").is_ok());
+        for numeric in ["1", "254", "0x10", "0XfF", "017"] {
+            assert!(
+                gateway_name_problem(numeric)
+                    .unwrap()
+                    .contains("table number"),
+                "{numeric}"
+            );
+        }
+        for reserved in RESERVED_NAMES {
+            assert!(gateway_name_problem(reserved).unwrap().contains("reserved"));
+        }
+        for fine in ["router2", "0x", "0xg", "wan_1", "1a"] {
+            assert_eq!(gateway_name_problem(fine), None, "{fine}");
+        }
     }
 }

@@ -63,6 +63,9 @@ pub struct Section {
     pub line: usize,
     /// Options in order of first appearance.
     pub options: Vec<Opt>,
+    /// `option NAME ''` statements (name, line): libuci drops them, but a
+    /// reader that must not silently widen a match wants to see them.
+    pub empty_options: Vec<(String, usize)>,
 }
 
 impl Section {
@@ -80,37 +83,79 @@ impl Section {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn set_option(&mut self, name: &str, bytes: Vec<u8>, line: usize) {
+        let at = self.options.iter().position(|o| o.name == name);
+        self.set_option_at(at, name, bytes, line);
+    }
+
+    /// `option NAME VALUE`, with the option's index when the caller knows
+    /// it exists (so huge sections stay linear); returns the index, if any.
+    pub(crate) fn set_option_at(
+        &mut self,
+        at: Option<usize>,
+        name: &str,
+        bytes: Vec<u8>,
+        line: usize,
+    ) -> Option<usize> {
         // libuci: an empty value makes `option` a no-op.
         if bytes.is_empty() {
-            return;
+            self.empty_options.push((name.to_string(), line));
+            return at;
         }
         let item = Item { bytes, line };
-        match self.options.iter_mut().find(|o| o.name == name) {
-            Some(opt) => opt.value = Value::Single(item),
+        match at {
+            Some(i) => self.options[i].value = Value::Single(item),
             None => self.options.push(Opt {
                 name: name.to_string(),
                 value: Value::Single(item),
                 line,
             }),
         }
+        Some(at.unwrap_or(self.options.len() - 1))
     }
 
+    #[cfg(test)]
     pub(crate) fn add_list_item(&mut self, name: &str, bytes: Vec<u8>, line: usize) {
+        let at = self.options.iter().position(|o| o.name == name);
+        self.add_list_item_at(at, name, bytes, line);
+    }
+
+    /// `list NAME VALUE`, like [`Section::set_option_at`].
+    pub(crate) fn add_list_item_at(
+        &mut self,
+        at: Option<usize>,
+        name: &str,
+        bytes: Vec<u8>,
+        line: usize,
+    ) -> usize {
         let item = Item { bytes, line };
-        match self.options.iter_mut().find(|o| o.name == name) {
-            Some(opt) => match &mut opt.value {
-                Value::List(items) => items.push(item),
-                Value::Single(old) => {
-                    let old = old.clone();
-                    opt.value = Value::List(vec![old, item]);
+        match at {
+            Some(i) => {
+                let opt = &mut self.options[i];
+                match &mut opt.value {
+                    Value::List(items) => items.push(item),
+                    Value::Single(old) => {
+                        let old = std::mem::replace(
+                            old,
+                            Item {
+                                bytes: Vec::new(),
+                                line: 0,
+                            },
+                        );
+                        opt.value = Value::List(vec![old, item]);
+                    }
                 }
-            },
-            None => self.options.push(Opt {
-                name: name.to_string(),
-                value: Value::List(vec![item]),
-                line,
-            }),
+                i
+            }
+            None => {
+                self.options.push(Opt {
+                    name: name.to_string(),
+                    value: Value::List(vec![item]),
+                    line,
+                });
+                self.options.len() - 1
+            }
         }
     }
 }
@@ -168,6 +213,7 @@ impl Document {
             anonymous,
             line,
             options: Vec::new(),
+            empty_options: Vec::new(),
         });
         self.sections.len() - 1
     }
@@ -280,11 +326,13 @@ mod tests {
             anonymous: false,
             line: 1,
             options: vec![],
+            empty_options: vec![],
         };
         s.set_option("a", b"1".to_vec(), 2);
         s.set_option("b", b"2".to_vec(), 3);
         s.add_list_item("a", b"x".to_vec(), 4);
         s.set_option("a", Vec::new(), 5);
+        assert_eq!(s.empty_options, [("a".to_string(), 5)]);
         assert_eq!(s.options[0].name, "a");
         assert_eq!(s.options[0].value.items().len(), 2);
         s.set_option("a", b"y".to_vec(), 6);

@@ -8,3 +8,42 @@ mod reader;
 
 pub use document::{Document, Item, Opt, Section, Value};
 pub use reader::{Lenient, Mode, ParseError, parse, parse_lenient};
+
+/// The package name libuci would give the file at `path`, made safe to
+/// print in a `package` line that re-parses: the file name when it is a
+/// valid package name, else its stem (`my.conf` → `my`), else `connroute`.
+pub fn package_name(path: &std::path::Path) -> String {
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    [path.file_name(), path.file_stem()]
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.to_str())
+        .find(|n| valid(n))
+        .unwrap_or("connroute")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::package_name;
+    use std::path::Path;
+
+    #[test]
+    fn package_names_reparse() {
+        for (path, want) in [
+            ("/etc/config/connroute", "connroute"),
+            ("examples/my.conf", "my"),
+            ("a b.conf", "connroute"),
+            ("x.tar.gz", "connroute"),
+            ("wan-2", "wan-2"),
+            ("/", "connroute"),
+        ] {
+            assert_eq!(package_name(Path::new(path)), want, "{path}");
+            assert!(super::parse(format!("package {want}\n").as_bytes(), want).is_ok());
+        }
+    }
+}

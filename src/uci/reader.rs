@@ -13,6 +13,7 @@ use nom::branch::alt;
 use nom::bytes::complete::{tag, take_while1};
 use nom::combinator::{all_consuming, value};
 use nom::{IResult, Parser};
+use std::collections::HashMap;
 use std::fmt;
 
 /// Strict (libuci default, every OpenWrt service) or non-strict (`uci -S`,
@@ -109,6 +110,11 @@ struct Reader<'a> {
     mode: Mode,
     doc: Document,
     section: Option<usize>,
+    /// Section name → first section of that name (generated ids included).
+    sections: HashMap<String, usize>,
+    /// `SECTION.OPTION` (section index, option name) → option index: keeps
+    /// huge files linear. One map type for both keeps the binary small.
+    options: HashMap<String, usize>,
 }
 
 type Step<T> = Result<T, ParseError>;
@@ -346,10 +352,13 @@ impl<'a> Reader<'a> {
         let name = String::from_utf8_lossy(&self.text(name_at)).into_owned();
         let line = self.start_line;
         if name.is_empty() {
-            self.section = Some(self.doc.add_section(&stype, None, line));
+            let i = self.doc.add_section(&stype, None, line);
+            let id = self.doc.sections[i].name.clone();
+            self.sections.entry(id).or_insert(i);
+            self.section = Some(i);
             return Ok(());
         }
-        match self.doc.find(&name) {
+        match self.sections.get(&name).copied() {
             Some(i) => {
                 if self.doc.sections[i].stype != stype {
                     if self.mode == Mode::Strict {
@@ -361,7 +370,11 @@ impl<'a> Reader<'a> {
                 }
                 self.section = Some(i);
             }
-            None => self.section = Some(self.doc.add_section(&stype, Some(&name), line)),
+            None => {
+                let i = self.doc.add_section(&stype, Some(&name), line);
+                self.sections.insert(name, i);
+                self.section = Some(i);
+            }
         }
         Ok(())
     }
@@ -378,10 +391,15 @@ impl<'a> Reader<'a> {
         let value = self.text(value_at);
         let line = self.start_line;
         let s = &mut self.doc.sections[section];
-        if list {
-            s.add_list_item(&name, value, line);
+        let key = format!("{section}.{name}");
+        let at = self.options.get(&key).copied();
+        let now = if list {
+            Some(s.add_list_item_at(at, &name, value, line))
         } else {
-            s.set_option(&name, value, line);
+            s.set_option_at(at, &name, value, line)
+        };
+        if let (None, Some(i)) = (at, now) {
+            self.options.insert(key, i);
         }
         Ok(())
     }
@@ -455,6 +473,8 @@ fn run(input: &[u8], package: &str, mode: Mode, errors: &mut Vec<ParseError>) ->
         mode,
         doc: Document::new(package),
         section: None,
+        sections: HashMap::new(),
+        options: HashMap::new(),
     };
     while r.next < input.len() {
         r.pos = 0;
@@ -487,57 +507,5 @@ pub fn parse_lenient(input: &[u8], package: &str) -> Result<Lenient, ParseError>
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn export(src: &str) -> String {
-        String::from_utf8(parse(src.as_bytes(), "t").unwrap().export()).unwrap()
-    }
-
-    #[test]
-    fn quoting_pieces_join() {
-        let out = export("config s 'x'\n\toption a 'it'\\''s'\n\toption b pre'mid dle'post\n");
-        assert!(out.contains("option a 'it'\\''s'"), "{out}");
-        assert!(out.contains("option b 'premid dlepost'"), "{out}");
-    }
-
-    #[test]
-    fn glued_semicolon_drops_rest_of_line() {
-        let out = export("config t 'r'\n\toption c x; option d y\n\toption e x ; option f y\n");
-        assert!(
-            out.contains("option c 'x'") && !out.contains("option d"),
-            "{out}"
-        );
-        assert!(out.contains("option f 'y'"), "{out}");
-    }
-
-    #[test]
-    fn positions_match_libuci() {
-        let e = parse(b"config s\n\toption bad-name 2\n", "t").unwrap_err();
-        assert_eq!(
-            (e.reason, e.line, e.byte),
-            ("invalid character in name field", 2, 17)
-        );
-        let e = parse(b"config \n", "t").unwrap_err();
-        assert_eq!((e.reason, e.line, e.byte), ("insufficient arguments", 1, 8));
-    }
-
-    #[test]
-    fn nul_is_refused_with_position() {
-        let e = parse(b"config s\n\toption a 'x\0y'\n", "t").unwrap_err();
-        assert_eq!((e.reason, e.line, e.byte), ("NUL byte in file", 2, 12));
-    }
-
-    #[test]
-    fn statement_lines_are_start_lines() {
-        let doc = parse(
-            b"\nconfig s 'n'\n\toption a 'multi\nline'\n\toption b 1",
-            "t",
-        )
-        .unwrap();
-        let s = &doc.sections[0];
-        assert_eq!(s.line, 2);
-        assert_eq!(s.options[0].line, 3);
-        assert_eq!(s.options[1].line, 5);
-    }
-}
+#[path = "reader_tests.rs"]
+mod tests;

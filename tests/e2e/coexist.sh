@@ -44,9 +44,16 @@ h1=$(in_ns h nft -a list chain inet connroute prerouting | grep -o 'handle [0-9]
 expect_ok "second apply" cr h -c "$CONF" apply
 expect_eq "second apply adds nothing" "$n1" "$(count_ours)"
 expect_eq "identical table not reloaded (same rule handles)" "$h1" "$(in_ns h nft -a list chain inet connroute prerouting | grep -o 'handle [0-9]*' | tr '\n' ' ')"
-expect_eq "one route and two rules" "3" "$n1"
+expect_eq "one route and the 4-rule block (entry, main, leaf, end)" "5" "$n1"
 
 expect_eq "pinned connection works" "hello from h" "$(fetch c http://10.2.0.1/ || true)"
+conns=$(cr h -c "$CONF" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["gateways"][0]["connections"])')
+[ "$conns" -ge 1 ] 2>/dev/null && ok "status counts the pinned connection ($conns)" || fail "status connections: $conns"
+# The gateway's counter sees every packet of its pinned connections (both
+# directions), not only the first one that the rule's counter sees.
+counts=$(cr h -c "$CONF" status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["gateways"][0]["packets"], s["gateways"][0]["bytes"], sum(r["packets"] for r in s["rules"]))')
+read -r gw_packets gw_bytes rule_packets <<<"$counts"
+[ "$gw_packets" -gt "$rule_packets" ] && [ "$gw_bytes" -gt 0 ] 2>/dev/null && ok "gateway counter counts whole connections ($counts)" || fail "gateway counters: $counts"
 ctr() { in_ns h nft -j list counter inet foreign "$1" | python3 -c 'import json,sys; print([o for o in json.load(sys.stdin)["nftables"] if "counter" in o][0]["counter"]["packets"])'; }
 [ "$(ctr keep_meta)" -ge 1 ] && ok "foreign meta mark bits kept on pinned traffic" || fail "keep_meta is $(ctr keep_meta)"
 [ "$(ctr keep_ct)" -ge 1 ] && ok "foreign ct mark bits kept on pinned traffic" || fail "keep_ct is $(ctr keep_ct)"
@@ -75,6 +82,65 @@ out=$(cr h -c "$WORK/changed.conf" --nft "$WORK/nft-fails" apply 2>&1) && fail "
 }
 expect_eq "failed apply leaves rules, routes and ruleset" "$state1" "$(routing_state h; in_ns h nft -s list table inet connroute)"
 expect_eq "still pinned after the failed apply" "hello from h" "$(fetch c http://10.2.0.1/ || true)"
+
+# Foreign default routes in a table a gateway wants (mwan3's table 1, a
+# hand-made table 200, IPv4 and IPv6): refused with exit 2 naming the table
+# and the route, before any change.
+in_ns h ip -6 route add default via fe80::1 dev lan table 200
+for t in "1 option gateway '192.168.1.2'" "200 option gateway6 'fe80::2'"; do
+	tab=${t%% *}; opt=${t#* }
+	printf "config gateway 'wan9'\n\t%s\n\toption device 'lan'\n\toption table '%s'\n" "$opt" "$tab" > "$WORK/foreign$tab.conf"
+	cat "$CONF" "$WORK/foreign$tab.conf" > "$WORK/foreign$tab-full.conf"
+	pre=$(system_state h)
+	rc=0; out=$(cr h -c "$WORK/foreign$tab-full.conf" apply 2>&1) || rc=$?
+	expect_eq "foreign default route in table $tab: exit 2" 2 "$rc"
+	case "$out" in *"table $tab "*"default via "*) ok "message names table $tab and the route" ;; *) fail "message: $out" ;; esac
+	expect_eq "foreign default route in table $tab: nothing changed" "$pre" "$(system_state h)"
+	rc=0; cr h -c "$WORK/foreign$tab-full.conf" check --diff >/dev/null 2>&1 || rc=$?
+	expect_eq "check --diff refuses it too" 2 "$rc"
+done
+in_ns h ip -6 route del default via fe80::1 dev lan table 200
+
+# Drift: a flushed chain plus a foreign rule in connroute's table is seen
+# (status 3) and repaired by apply; stray proto-197 entries are removed.
+table_of() { in_ns h nft -s list table inet connroute; }
+want_table=$(table_of)
+rc=0; cr h -c "$CONF" status >/dev/null 2>&1 || rc=$?
+expect_eq "status current: exit 0" 0 "$rc"
+in_ns h nft flush chain inet connroute classify
+in_ns h nft add rule inet connroute classify drop
+in_ns h ip rule add priority 4000 fwmark 0x7000000/0xff000000 lookup 7000 proto 197
+in_ns h ip route add default via 192.168.1.1 table 7000 proto 197
+rc=0; out=$(cr h -c "$CONF" status 2>&1) || rc=$?
+expect_eq "drift: status exits 3" 3 "$rc"
+case "$out" in *"changed outside connroute"*"unexpected route"*"unexpected rule"*) ok "status names the drift" ;; *) fail "status: $out" ;; esac
+diff_out=$(cr h -c "$CONF" check --diff 2>/dev/null)
+case "$diff_out" in *"~ table inet connroute"*"- ip rule priority 4000"*"- ip route default via 192.168.1.1 dev lan table 7000"*) ok "check --diff lists the repair" ;; *) fail "check --diff: $diff_out" ;; esac
+expect_ok "apply repairs drift" cr h -c "$CONF" apply
+expect_eq "table repaired" "$want_table" "$(table_of)"
+expect_eq "strays removed, foreign state intact" "$(echo "$before" | sort)" "$(routing_state h | grep -v 'proto 197' | sort)"
+rc=0; cr h -c "$CONF" status >/dev/null 2>&1 || rc=$?
+expect_eq "status after repair: exit 0" 0 "$rc"
+
+# The unchanged path runs no nft process; check --diff says so.
+cat > "$WORK/nft-log" <<SH
+#!/bin/sh
+echo "\$*" >> "$WORK/nft-calls"
+exec nft "\$@"
+SH
+chmod +x "$WORK/nft-log"
+expect_ok "unchanged apply" cr h -c "$CONF" --nft "$WORK/nft-log" apply
+expect_eq "unchanged apply runs no nft" "" "$(cat "$WORK/nft-calls" 2>/dev/null)"
+expect_eq "check --diff: nothing to do" "apply would change nothing" "$(cr h -c "$CONF" check --diff 2>/dev/null)"
+
+# A static gateway whose device is missing is inactive; the others apply.
+printf "config gateway 'lte'\n\toption device 'wwan0'\n\toption gateway '10.64.0.1'\n" | cat "$CONF" - > "$WORK/lte.conf"
+pre=$(system_state h)
+expect_ok "apply with a missing device exits 0" cr h -c "$WORK/lte.conf" apply
+expect_eq "healthy gateway unchanged" "$pre" "$(system_state h)"
+rc=0; out=$(cr h -c "$WORK/lte.conf" status 2>&1) || rc=$?
+expect_eq "status with an inactive gateway: exit 4" 4 "$rc"
+case "$out" in *"lte"*"inactive"*"device wwan0 does not exist"*) ok "status says why" ;; *) fail "status: $out" ;; esac
 
 # Bad config: exit 2, nothing changed.
 printf "config gateway g\n\toption gateway 300.1.1.1\n" > "$WORK/bad.conf"

@@ -10,6 +10,7 @@ in_ns u ip -6 addr add fd02::1/64 dev up2 nodad
 
 cat > "$WORK/ubus" <<'SH'
 #!/bin/sh
+[ "$1" = -t ] && shift 2   # ubus -t SECONDS, as connroute calls it
 [ "$1 $2 $3" = "call network.interface dump" ] || exit 4
 cat <<'JSON'
 {"interface": [{"interface": "wan2", "up": true, "l3_device": "wan2", "device": "wan2",
@@ -32,7 +33,7 @@ config rule 'dns_out'
 	list dest_port '53'
 CONF
 printf '#!/bin/sh\nexit 0\n' > "$WORK/init"; chmod +x "$WORK/init"
-ARGS="-c $WORK/connroute --ubus $WORK/ubus --lock $WORK/lock --no-rt-tables --syslog $WORK/x"
+ARGS="-c $WORK/connroute --ubus $WORK/ubus --lock $WORK/lock --state $WORK/state --ids $WORK/ids --no-rt-tables --syslog $WORK/x"
 state() { system_state r; }
 # shellcheck disable=SC2086
 apply() { in_ns r "$CONNROUTE" $ARGS apply; }
@@ -61,7 +62,7 @@ for round in 1 2; do
 	for f in -4 -6; do
 		expect_eq "round $round: no duplicate ip $f rules" "" "$(in_ns r ip $f rule | sort | uniq -d)"
 	done
-	expect_eq "round $round: rules v4, v6, routes v4, v6" "2 2 1 1" "$(in_ns r sh -c '
+	expect_eq "round $round: rules v4, v6, routes v4, v6" "4 4 1 1" "$(in_ns r sh -c '
 		echo $(ip -4 rule | grep -c "proto 197") $(ip -6 rule | grep -c "proto 197") \
 			$(ip -4 route show table all proto 197 | wc -l) $(ip -6 route show table all proto 197 | wc -l)')"
 done

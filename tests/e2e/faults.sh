@@ -74,6 +74,26 @@ unchanged "nft failing in the batch"
 expect_exit "nft killed in the batch" 1 "previous state kept.*signal" cr h -c "$WORK/moved.conf" --nft "$WORK/nft-kill" apply
 unchanged "nft killed in the batch"
 
+# nft commits the batch, then reports a failure (a timeout after commit):
+# connroute asks the kernel, finds the new table live and keeps routes and
+# rules matching it instead of rolling them back under it.
+cat > "$WORK/nft-late" <<'SH'
+#!/bin/sh
+case "$*" in *"-f -"*) case "$*" in *-c*) exec nft "$@";; esac
+	nft "$@" || exit $?; echo "Error: injected failure after commit" >&2; exit 1;; esac
+exec nft "$@"
+SH
+chmod +x "$WORK/nft-late"
+expect_exit "nft fails after commit" 1 "new table is live.*after commit" cr h -c "$WORK/moved.conf" --nft "$WORK/nft-late" apply
+rc=0; cr h -c "$WORK/moved.conf" status >/dev/null 2>&1 || rc=$?
+expect_eq "nft fails after commit: routes, rules and table consistent (status 0)" 0 "$rc"
+expect_ok "nft fails after commit: still answered" works
+expect_ok "back to the seed config" cr h -c "$CONF" apply
+unchanged "back to the seed config"
+
+# status cannot read the state: exit 1 and says so, never "missing".
+expect_exit "status with nft missing" 1 "cannot run.*/nonexistent/nft" cr h -c "$CONF" --nft /nonexistent/nft status
+
 # The kernel refuses a route whose next hop is not on any link.
 sed "s/option gateway '192.168.1.2'/option gateway '198.51.100.1'/" "$WORK/moved.conf" > "$WORK/offlink.conf"
 expect_exit "kernel refuses the route" 1 "previous state kept.*(unreachable|Network)" cr h -c "$WORK/offlink.conf" apply

@@ -24,7 +24,7 @@ CONNROUTE_INIT=$WORK/init
 printf '#!/bin/sh\n[ "$1" = enabled ]\n' > "$CONNROUTE_INIT"
 chmod +x "$CONNROUTE_INIT"
 HOTPLUG_DIR=$HERE/../../files/etc/hotplug.d/iface
-CONNROUTE_ARGS="-c $WORK/connroute --ids $WORK/ids --ubus $HERE/standin/ubus --lock $WORK/lock --no-rt-tables --syslog $WORK/x"
+CONNROUTE_ARGS="-c $WORK/connroute --ids $WORK/ids --state $WORK/state --ubus $HERE/standin/ubus --lock $WORK/lock --no-rt-tables --syslog $WORK/x"
 route() { in_ns r ip route show table 5000 | tr -s ' ' | sed 's/ $//'; }
 classify() { in_ns r nft list chain inet connroute classify 2>/dev/null | grep -c 'iifname "wan2"' || true; }
 include() { # what firewall4 runs: sh -c ". PATH"

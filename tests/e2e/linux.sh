@@ -34,7 +34,7 @@ config rule 'from_uplink2'
 	option gateway 'uplink2'
 	list in_device 'eth2'
 CONF
-ARGS=(-c "$WORK/connroute" --ids "$WORK/ids" --lock "$WORK/lock" --no-rt-tables --syslog "$WORK/no-syslog" --ubus /nonexistent)
+ARGS=(-c "$WORK/connroute" --ids "$WORK/ids" --state "$WORK/state" --lock "$WORK/lock" --no-rt-tables --syslog "$WORK/no-syslog" --ubus /nonexistent)
 answered() {
 	local got
 	got=$(fetch c http://10.2.0.2:8080/ --interface 198.51.100.1 2>&1 || true)

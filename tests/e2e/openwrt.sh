@@ -39,7 +39,7 @@ printf '#!/bin/sh\n[ "$1" = enabled ]\n' > "$CONNROUTE_INIT"
 chmod +x "$CONNROUTE_INIT"
 HOTPLUG_DIR=$HERE/../../files/etc/hotplug.d/iface
 CONF=$WORK/connroute
-CONNROUTE_ARGS="-c $CONF --ids $WORK/ids --ubus $HERE/standin/ubus --lock $WORK/lock --no-rt-tables --syslog $WORK/no-syslog --init-script $CONNROUTE_INIT"
+CONNROUTE_ARGS="-c $CONF --ids $WORK/ids --state $WORK/state --ubus $HERE/standin/ubus --lock $WORK/lock --no-rt-tables --syslog $WORK/no-syslog --init-script $CONNROUTE_INIT"
 ifup_wan() {
 	in_ns r ip addr add 10.1.0.2/24 dev eth1
 	in_ns r ip addr add 2001:db8:1::2/64 dev eth1 nodad
@@ -181,8 +181,8 @@ wait_for "healed after nft delete table inet connroute" has_table
 answered "wan3 answered after the heals" 10.3.0.101 v4
 
 # Routes and rules edited or deleted by others.
-in_ns r ip route replace default via 10.2.0.99 dev eth2 table 5002
-wait_for "healed after ip route replace in its table" route_is 4 5002 "default via 10.2.0.1 dev eth2 proto 197"
+in_ns r ip route del default table 5002
+wait_for "healed after its IPv4 route was deleted" route_is 4 5002 "default via 10.2.0.1 dev eth2 proto 197"
 in_ns r ip rule del priority "$(in_ns r ip rule | grep -m1 'lookup 5002' | cut -d: -f1)"
 rules_5002() { [ "$(in_ns r ip rule | grep -c 'lookup 5002')" = "$1" ]; }
 wait_for "healed after an ip rule was deleted" rules_5002 1
@@ -216,7 +216,7 @@ n1=$(grep -c "loaded table" "$WORK/watch.log" || true)
 echo "repairs during 10 s of deletions every 250 ms: $((n1 - n0))" >> "$WORK/reactions"
 [ $((n1 - n0)) -le 10 ] && ok "backed off: $((n1 - n0)) repairs in 10 s" || fail "fought: $((n1 - n0)) repairs in 10 s"
 grep -q "backing off" "$WORK/watch.log" && ok "backoff logged" || fail "backoff not logged"
-steps=$(grep -c "backing off" "$WORK/watch.log")
+steps=$(grep -c "backing off" "$WORK/watch.log" || true)
 [ "$steps" -le $((n1 - n0)) ] && ok "logged once per backoff step ($steps steps, $((n1 - n0)) repairs)" || fail "backoff logged $steps times for $((n1 - n0)) repairs"
 for i in $(seq 1 30); do has_table && break; sleep 1; done
 has_table && ok "healed after the other tool stopped" || fail "not healed after the other tool stopped"

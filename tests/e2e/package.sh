@@ -61,7 +61,7 @@ iface_up wan2 static eth2 20 10.2.0.2/24 10.2.0.1
 # wrapper that keeps the lock and syslog of this test out of the host's /run.
 install_pkg() {
 	local list=/usr/lib/opkg/info/connroute.list
-	printf '#!/bin/sh\n# build %s\nexec %s --lock %s --syslog %s "$@"\n' "$1" "$CONNROUTE" "$WORK/lock" "$WORK/no-syslog" > /usr/sbin/connroute
+	printf '#!/bin/sh\n# build %s\nexec %s --lock %s --state /state --syslog %s "$@"\n' "$1" "$CONNROUTE" "$WORK/lock" "$WORK/no-syslog" > /usr/sbin/connroute
 	chmod 0755 /usr/sbin/connroute
 	: > "$list"
 	put() { # MODE SOURCE DEST

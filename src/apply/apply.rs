@@ -1,0 +1,262 @@
+//! apply: make the kernel match the plan. Order: refuse if another owner's
+//! default route sits in a table connroute wants; add or replace routes,
+//! add ip rules; load the nft table in one transaction; only then remove
+//! what the new state no longer needs. A failure before the table is live
+//! undoes this run's changes; after any nft failure the kernel is asked
+//! whether the transaction committed before anything is undone.
+
+use super::diff::{self, Changes, TableChange};
+use super::error::ApplyError;
+use super::flush;
+use super::kernel::{KResult, Kernel, KernelError, TableState};
+use super::runstate::{self, RunState};
+use super::{Report, System};
+use crate::config::Family;
+use crate::plan::{self, IpRule, Plan, Route};
+use nftables::schema::{FlushObject, NfCmd, NfListObject, NfObject, Nftables};
+
+/// What apply would do, and the run state to record if nothing changes.
+pub struct Decision {
+    /// The changes.
+    pub changes: Changes,
+    /// A run state refreshed by verifying the table (write it back).
+    pub refreshed: Option<RunState>,
+}
+
+/// Reads the live state and decides every change, changing nothing.
+/// Refuses (exit 2) when a wanted table holds another owner's default route.
+pub fn decide(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    sys: &System,
+    force: bool,
+) -> Result<Decision, ApplyError> {
+    let routes = k.routes()?;
+    let rules = k.rules()?;
+    let wanted: Vec<(Family, u32)> = plan.routes.iter().map(|r| (r.family, r.table)).collect();
+    let foreign = k.foreign_defaults(&wanted)?;
+    if !foreign.is_empty() {
+        return Err(ApplyError::Foreign(foreign));
+    }
+    let recorded = sys.state.as_deref().and_then(RunState::read);
+    let (table, refreshed) = diff::table(k, plan, recorded.as_ref(), force)?;
+    let mut changes = diff::routing(plan, &routes, &rules);
+    changes.table = Some(table);
+    Ok(Decision { changes, refreshed })
+}
+
+/// Makes the system match `plan`. On failure before the new nft table is
+/// live, what this run changed is undone and the previous state keeps running.
+pub fn apply(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    sys: &System,
+    force: bool,
+) -> Result<Report, ApplyError> {
+    if !plan.enabled {
+        return flush::flush(k, sys);
+    }
+    let d = decide(k, plan, sys, force)?;
+    let mut report = Report::default();
+    let (result, loaded) = execute(k, plan, &d.changes, &mut report);
+    if let Some(path) = &sys.state {
+        if let Some(Err(e)) = loaded.or(d.refreshed).map(|s| s.write(path)) {
+            log::warn!("cannot record the run state in {}: {e}", path.display());
+        }
+    }
+    result?;
+    if let Some(path) = &sys.rt_tables {
+        match super::rt_tables::write(path, &plan.table_names) {
+            Ok(change) => report.changes.extend(change.summary(path)),
+            Err(e) => log::warn!("could not write {e}"),
+        }
+    }
+    Ok(report)
+}
+
+enum Undo {
+    Restore(Route),
+    DeleteRoute(Route),
+    DeleteRule(IpRule),
+}
+
+fn rollback(k: &mut dyn Kernel, undo: Vec<Undo>) -> Vec<KernelError> {
+    let mut problems = Vec::new();
+    for u in undo.into_iter().rev() {
+        let r = match &u {
+            Undo::Restore(old) => k.replace_route(old),
+            Undo::DeleteRoute(r) => k.delete_route(r),
+            Undo::DeleteRule(r) => k.delete_rule(r),
+        };
+        if let Err(e) = r {
+            problems.push(e);
+        }
+    }
+    problems
+}
+
+/// Runs `changes`; also returns the run state to record when a table was
+/// loaded (even if removing old entries failed afterwards).
+fn execute(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    changes: &Changes,
+    report: &mut Report,
+) -> (Result<(), ApplyError>, Option<RunState>) {
+    let mut undo = Vec::new();
+    if let Err(error) = routing_steps(k, changes, report, &mut undo) {
+        let rollback = rollback(k, undo);
+        return (Err(ApplyError::Failed { error, rollback }), None);
+    }
+    let create = match &changes.table {
+        Some(TableChange::Create) => Some(true),
+        Some(TableChange::Replace(_)) => Some(false),
+        _ => None,
+    };
+    let mut loaded = None;
+    let mut despite = None;
+    if let Some(create) = create {
+        let before = k.generation().ok();
+        match load(k, plan, create, before) {
+            Ok(state) => loaded = Some(state),
+            Err(error) => match committed(k, plan, before) {
+                Ok(Some(state)) => {
+                    loaded = Some(state);
+                    despite = Some(error);
+                }
+                _ => {
+                    let rollback = rollback(k, undo);
+                    return (Err(ApplyError::Failed { error, rollback }), None);
+                }
+            },
+        }
+        report.changes.push(format!(
+            "loaded table inet {} ({})",
+            plan::TABLE,
+            plan.fingerprint
+        ));
+    }
+    // The new state is live; now remove what it no longer needs.
+    let problems = remove(k, &changes.remove_rules, &changes.remove_routes, report);
+    let result = if let Some(e) = despite {
+        Err(ApplyError::CommittedDespite(e))
+    } else if !problems.is_empty() {
+        Err(ApplyError::Cleanup(problems))
+    } else {
+        Ok(())
+    };
+    (result, loaded)
+}
+
+fn routing_steps(
+    k: &mut dyn Kernel,
+    c: &Changes,
+    report: &mut Report,
+    undo: &mut Vec<Undo>,
+) -> KResult<()> {
+    for (old, new) in &c.replace_routes {
+        k.replace_route(new)?;
+        report.changes.push(format!("route {new}"));
+        undo.push(Undo::Restore(old.clone()));
+    }
+    for r in &c.add_routes {
+        k.add_route(r)?;
+        report.changes.push(format!("route {r}"));
+        undo.push(Undo::DeleteRoute(r.clone()));
+    }
+    for r in &c.add_rules {
+        k.add_rule(r)?;
+        report.changes.push(format!("rule {r}"));
+        undo.push(Undo::DeleteRule(r.clone()));
+    }
+    Ok(())
+}
+
+/// Removes connroute's `rules` then `routes`; a missing one is not an error.
+/// Shared by apply (old entries) and flush (all of them).
+pub(super) fn remove(
+    k: &mut dyn Kernel,
+    rules: &[IpRule],
+    routes: &[Route],
+    report: &mut Report,
+) -> Vec<KernelError> {
+    let mut problems = Vec::new();
+    for r in rules {
+        match k.delete_rule(r) {
+            Ok(()) => report.changes.push(format!("removed rule {r}")),
+            Err(e) if e.is_missing() => {}
+            Err(e) => problems.push(e),
+        }
+    }
+    for r in routes {
+        match k.delete_route(r) {
+            Ok(()) => report.changes.push(format!("removed route {r}")),
+            Err(e) if e.is_missing() => {}
+            Err(e) => problems.push(e),
+        }
+    }
+    problems
+}
+
+/// The plan's batch; when the table is absent, without the `delete table`
+/// (a batch that destroys objects waits for an RCU grace period): the
+/// delete becomes a flush, so a table created meanwhile is still replaced
+/// rule for rule.
+pub fn batch(plan: &Plan, create: bool) -> Vec<u8> {
+    let mut b: Nftables = plan.ruleset.clone();
+    if create {
+        for o in b.objects.to_mut().iter_mut() {
+            if let NfObject::CmdObject(NfCmd::Delete(NfListObject::Table(t))) = o {
+                *o = NfObject::CmdObject(NfCmd::Flush(FlushObject::Table(t.clone())));
+            }
+        }
+    }
+    serde_json::to_vec(&b).unwrap_or_default()
+}
+
+/// Loads the table and returns the run state to record: the generation
+/// after the load, and the table's digest when no other commit raced it
+/// (`before`: the generation before the load).
+fn load(k: &mut dyn Kernel, plan: &Plan, create: bool, before: Option<u32>) -> KResult<RunState> {
+    k.load(&batch(plan, create))?;
+    // Committed: from here on nothing may fail the load, only the record.
+    let live = k.table().ok().flatten();
+    let after = k.generation().ok();
+    Ok(record(plan, live, before, after))
+}
+
+/// After an nft failure: did the transaction commit anyway? Yes when the
+/// ruleset generation moved and the table carries the plan's fingerprint;
+/// then the run state to record. An error when the kernel cannot tell
+/// (then the caller rolls back).
+fn committed(k: &mut dyn Kernel, plan: &Plan, before: Option<u32>) -> KResult<Option<RunState>> {
+    let after = k.generation().ok();
+    if before.is_some() && after == before {
+        return Ok(None);
+    }
+    let live = k.table()?;
+    if live.as_ref().and_then(|t| t.fingerprint.as_deref()) != Some(plan.fingerprint.as_str()) {
+        return Ok(None);
+    }
+    Ok(Some(record(plan, live, before, after)))
+}
+
+/// The run state after a load: the digest is trusted only when exactly one
+/// commit (ours) happened between `before` and `after`.
+fn record(
+    plan: &Plan,
+    live: Option<TableState>,
+    before: Option<u32>,
+    after: Option<u32>,
+) -> RunState {
+    let exact = before.is_some_and(|b| Some(b.wrapping_add(1)) == after);
+    let digest = live
+        .filter(|t| exact && t.fingerprint.as_deref() == Some(plan.fingerprint.as_str()))
+        .map(|t| t.digest);
+    RunState {
+        netns: runstate::netns(),
+        generation: after.unwrap_or(0),
+        fingerprint: plan.fingerprint.clone(),
+        digest,
+    }
+}

@@ -1,0 +1,197 @@
+//! The difference between the plan and what the kernel has: routes and
+//! ip rules compared exactly (whole values, any number per gateway), the
+//! nft table by fingerprint and by a digest of its full contents.
+
+use super::kernel::{KResult, Kernel};
+use super::runstate::{self, RunState};
+use crate::plan::{IpRule, Plan, Route};
+use std::fmt;
+
+/// True when the kernel's `actual` route is what `want` asks for.
+pub fn same_route(actual: &Route, want: &Route) -> bool {
+    actual.family == want.family
+        && actual.table == want.table
+        && actual.via == want.via
+        && (want.device.is_none() || actual.device == want.device)
+}
+
+/// What to do with connroute's nft table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableChange {
+    /// It is current.
+    Keep,
+    /// It is absent: load with an add-only batch.
+    Create,
+    /// It is there but differs (why): replace it in one transaction.
+    Replace(String),
+    /// connroute is disabled: delete it.
+    Delete,
+}
+
+/// Everything apply would change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Routes to add (no route of connroute's in that table yet).
+    pub add_routes: Vec<Route>,
+    /// connroute's routes to replace: (current, wanted).
+    pub replace_routes: Vec<(Route, Route)>,
+    /// connroute's routes no longer wanted.
+    pub remove_routes: Vec<Route>,
+    /// ip rules to add.
+    pub add_rules: Vec<IpRule>,
+    /// connroute's ip rules no longer wanted (strays and duplicates too).
+    pub remove_rules: Vec<IpRule>,
+    /// The nft table.
+    pub table: Option<TableChange>,
+}
+
+impl Changes {
+    /// True when nothing would change.
+    pub fn is_empty(&self) -> bool {
+        self.add_routes.is_empty()
+            && self.replace_routes.is_empty()
+            && self.remove_routes.is_empty()
+            && self.add_rules.is_empty()
+            && self.remove_rules.is_empty()
+            && matches!(self.table, None | Some(TableChange::Keep))
+    }
+}
+
+impl fmt::Display for Changes {
+    /// One line per change: `+` add, `~` change, `-` remove.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for r in &self.add_routes {
+            writeln!(f, "+ {r}")?;
+        }
+        for (old, new) in &self.replace_routes {
+            writeln!(f, "~ {new} (was: {old})")?;
+        }
+        for r in &self.add_rules {
+            writeln!(f, "+ {r}")?;
+        }
+        let t = crate::plan::TABLE;
+        match &self.table {
+            Some(TableChange::Create) => writeln!(f, "+ table inet {t}")?,
+            Some(TableChange::Replace(why)) => writeln!(f, "~ table inet {t} ({why})")?,
+            Some(TableChange::Delete) => writeln!(f, "- table inet {t}")?,
+            Some(TableChange::Keep) | None => {}
+        }
+        for r in &self.remove_rules {
+            writeln!(f, "- {r}")?;
+        }
+        for r in &self.remove_routes {
+            writeln!(f, "- {r}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Routes and rules: what to add, replace and remove so that the kernel's
+/// (connroute-owned) `routes` and `rules` become the plan's.
+pub fn routing(plan: &Plan, routes: &[Route], rules: &[IpRule]) -> Changes {
+    let mut c = Changes::default();
+    let mut used = vec![false; routes.len()];
+    let mut pending = Vec::new();
+    for want in &plan.routes {
+        match routes
+            .iter()
+            .enumerate()
+            .find(|(i, k)| !used[*i] && same_route(k, want))
+        {
+            Some((i, _)) => used[i] = true,
+            None => pending.push(want),
+        }
+    }
+    for want in pending {
+        let slot = routes
+            .iter()
+            .enumerate()
+            .find(|(i, k)| !used[*i] && k.family == want.family && k.table == want.table);
+        match slot {
+            Some((i, k)) => {
+                used[i] = true;
+                c.replace_routes.push((k.clone(), want.clone()));
+            }
+            None => c.add_routes.push(want.clone()),
+        }
+    }
+    c.remove_routes = routes
+        .iter()
+        .zip(&used)
+        .filter(|(_, u)| !**u)
+        .map(|(r, _)| r.clone())
+        .collect();
+    let mut used = vec![false; rules.len()];
+    for want in &plan.ip_rules {
+        match rules
+            .iter()
+            .enumerate()
+            .find(|(i, k)| !used[*i] && *k == want)
+        {
+            Some((i, _)) => used[i] = true,
+            None => c.add_rules.push(want.clone()),
+        }
+    }
+    c.remove_rules = rules
+        .iter()
+        .zip(&used)
+        .filter(|(_, u)| !**u)
+        .map(|(r, _)| r.clone())
+        .collect();
+    c
+}
+
+/// The nft table's verdict, and a refreshed run state when the table was
+/// verified unchanged under a newer ruleset generation.
+pub fn table(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    recorded: Option<&RunState>,
+    force: bool,
+) -> KResult<(TableChange, Option<RunState>)> {
+    let exists = k.table_exists()?;
+    if !plan.enabled {
+        let c = if exists {
+            TableChange::Delete
+        } else {
+            TableChange::Keep
+        };
+        return Ok((c, None));
+    }
+    if !exists {
+        return Ok((TableChange::Create, None));
+    }
+    if force {
+        return Ok((TableChange::Replace("forced".into()), None));
+    }
+    let recorded = recorded.filter(|s| s.netns == runstate::netns());
+    let generation = k.generation()?;
+    if let Some(s) = recorded {
+        if s.generation == generation && s.fingerprint == plan.fingerprint && s.digest.is_some() {
+            return Ok((TableChange::Keep, None));
+        }
+    }
+    let Some(live) = k.table()? else {
+        return Ok((TableChange::Create, None));
+    };
+    if live.fingerprint.as_deref() != Some(plan.fingerprint.as_str()) {
+        return Ok((TableChange::Replace("differs from the config".into()), None));
+    }
+    match recorded.filter(|s| s.fingerprint == plan.fingerprint) {
+        Some(s) if s.digest == Some(live.digest) => {
+            let refreshed = RunState {
+                generation,
+                ..s.clone()
+            };
+            Ok((TableChange::Keep, Some(refreshed)))
+        }
+        Some(s) if s.digest.is_some() => Ok((
+            TableChange::Replace("changed outside connroute".into()),
+            None,
+        )),
+        _ => Ok((
+            TableChange::Replace("contents not verifiable: no record of the last load".into()),
+            None,
+        )),
+    }
+}

@@ -1,0 +1,276 @@
+//! An in-memory kernel for the engine's unit tests: routes (any owner),
+//! connroute's ip rules, one nft table, the ruleset generation and links,
+//! with failures injected per operation. Routes follow the kernel's rules
+//! that matter here: NLM_F_REPLACE takes whatever default route the table
+//! has (any owner), an exclusive add fails when one is there, deletion of
+//! connroute's routes matches protocol 197 exactly.
+
+use super::child::ChildError;
+use super::kernel::{ForeignRoute, KResult, Kernel, KernelError, Link, TableState, fnv1a};
+use crate::plan::{IpRule, RTPROT_CONNROUTE, Route};
+use std::collections::BTreeMap;
+use std::io;
+
+/// One operation that can be made to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `Kernel::add_route`.
+    AddRoute,
+    /// `Kernel::replace_route` (also the rollback of a replaced route).
+    ReplaceRoute,
+    /// `Kernel::delete_route`.
+    DeleteRoute,
+    /// `Kernel::add_rule`.
+    AddRule,
+    /// `Kernel::delete_rule`.
+    DeleteRule,
+    /// nft refuses the batch; nothing commits.
+    Load,
+    /// nft commits the batch, then reports a failure.
+    LoadCommits,
+    /// Reading the table fails.
+    Table,
+    /// `Kernel::delete_table`.
+    DeleteTable,
+}
+
+/// A route and its owner's protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeRoute {
+    /// The route.
+    pub route: Route,
+    /// Its owner's routing protocol (197: connroute).
+    pub protocol: u8,
+}
+
+/// The fake kernel.
+#[derive(Debug, Default)]
+pub struct Fake {
+    /// Every route, any owner.
+    pub routes: Vec<FakeRoute>,
+    /// connroute's ip rules.
+    pub rules: Vec<IpRule>,
+    /// connroute's nft table.
+    pub table: Option<TableState>,
+    /// The ruleset generation.
+    pub generation: u32,
+    /// Devices; absent ones are missing.
+    pub links: BTreeMap<String, Link>,
+    /// Injected failures: each is consumed by the first call of its kind.
+    pub fail: Vec<Op>,
+    /// nft processes that would have run.
+    pub nft_runs: usize,
+    /// The last batch loaded.
+    pub last_batch: Vec<u8>,
+}
+
+/// nft refusing with `message` (exit 1), as the runner reports it.
+fn nft_refused(message: &str) -> KernelError {
+    KernelError::Nft(ChildError::Refused {
+        program: "nft".into(),
+        what: "-j -f -".into(),
+        code: 1,
+        message: message.into(),
+    })
+}
+
+fn errno(what: &str, e: i32) -> KernelError {
+    KernelError::netlink(what, io::Error::from_raw_os_error(e))
+}
+
+impl Fake {
+    fn injected(&mut self, op: Op) -> bool {
+        match self.fail.iter().position(|o| *o == op) {
+            Some(i) => {
+                self.fail.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn gate(&mut self, op: Op) -> KResult<()> {
+        if self.injected(op) {
+            Err(errno(&format!("injected {op:?}"), libc::EIO))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// What a test compares before and after: routes, rules, table.
+    pub fn snapshot(&self) -> (Vec<FakeRoute>, Vec<IpRule>, Option<TableState>) {
+        (self.routes.clone(), self.rules.clone(), self.table.clone())
+    }
+
+    /// The table state a batch produces: its fingerprint, and a digest
+    /// standing for the kernel's listing of it.
+    fn state_of(batch: &[u8]) -> TableState {
+        let text = String::from_utf8_lossy(batch);
+        let fp = text
+            .split("connroute restore fp=")
+            .nth(1)
+            .map(|s| s.chars().take(16).collect::<String>());
+        TableState {
+            digest: fnv1a(fp.clone().unwrap_or_default().as_bytes()),
+            fingerprint: fp,
+        }
+    }
+}
+
+impl Kernel for Fake {
+    fn routes(&mut self) -> KResult<Vec<Route>> {
+        Ok(self
+            .routes
+            .iter()
+            .filter(|r| r.protocol == RTPROT_CONNROUTE)
+            .map(|r| r.route.clone())
+            .collect())
+    }
+
+    fn foreign_defaults(
+        &mut self,
+        tables: &[(crate::config::Family, u32)],
+    ) -> KResult<Vec<ForeignRoute>> {
+        Ok(self
+            .routes
+            .iter()
+            .filter(|r| r.protocol != RTPROT_CONNROUTE)
+            .filter(|r| tables.contains(&(r.route.family, r.route.table)))
+            .map(|r| ForeignRoute {
+                family: r.route.family,
+                table: r.route.table,
+                text: format!("{} (proto {})", r.route, r.protocol),
+            })
+            .collect())
+    }
+
+    fn rules(&mut self) -> KResult<Vec<IpRule>> {
+        Ok(self.rules.clone())
+    }
+
+    fn add_route(&mut self, r: &Route) -> KResult<()> {
+        self.gate(Op::AddRoute)?;
+        if self
+            .routes
+            .iter()
+            .any(|k| k.route.family == r.family && k.route.table == r.table)
+        {
+            return Err(errno("add route", libc::EEXIST));
+        }
+        self.routes.push(FakeRoute {
+            route: r.clone(),
+            protocol: RTPROT_CONNROUTE,
+        });
+        Ok(())
+    }
+
+    fn replace_route(&mut self, r: &Route) -> KResult<()> {
+        self.gate(Op::ReplaceRoute)?;
+        let new = FakeRoute {
+            route: r.clone(),
+            protocol: RTPROT_CONNROUTE,
+        };
+        match self
+            .routes
+            .iter_mut()
+            .find(|k| k.route.family == r.family && k.route.table == r.table)
+        {
+            Some(k) => *k = new,
+            None => self.routes.push(new),
+        }
+        Ok(())
+    }
+
+    fn delete_route(&mut self, r: &Route) -> KResult<()> {
+        self.gate(Op::DeleteRoute)?;
+        let i = self
+            .routes
+            .iter()
+            .position(|k| k.protocol == RTPROT_CONNROUTE && k.route == *r)
+            .ok_or_else(|| errno("delete route", libc::ESRCH))?;
+        self.routes.remove(i);
+        Ok(())
+    }
+
+    fn add_rule(&mut self, r: &IpRule) -> KResult<()> {
+        self.gate(Op::AddRule)?;
+        if self.rules.contains(r) {
+            return Err(errno("add rule", libc::EEXIST));
+        }
+        self.rules.push(r.clone());
+        Ok(())
+    }
+
+    fn delete_rule(&mut self, r: &IpRule) -> KResult<()> {
+        self.gate(Op::DeleteRule)?;
+        let i = self
+            .rules
+            .iter()
+            .position(|k| k == r)
+            .ok_or_else(|| errno("delete rule", libc::ENOENT))?;
+        self.rules.remove(i);
+        Ok(())
+    }
+
+    fn table(&mut self) -> KResult<Option<TableState>> {
+        self.nft_runs += 1;
+        if self.injected(Op::Table) {
+            return Err(nft_refused("injected: nft list failed"));
+        }
+        Ok(self.table.clone())
+    }
+
+    fn table_exists(&mut self) -> KResult<bool> {
+        Ok(self.table.is_some())
+    }
+
+    fn load(&mut self, batch: &[u8]) -> KResult<()> {
+        self.nft_runs += 1;
+        if self.injected(Op::Load) {
+            return Err(nft_refused("injected: nft refused the batch"));
+        }
+        self.last_batch = batch.to_vec();
+        self.table = Some(Fake::state_of(batch));
+        self.generation += 1;
+        if self.injected(Op::LoadCommits) {
+            return Err(nft_refused("injected: nft failed after commit"));
+        }
+        Ok(())
+    }
+
+    fn check(&mut self, _batch: &[u8]) -> KResult<()> {
+        self.nft_runs += 1;
+        Ok(())
+    }
+
+    fn delete_table(&mut self) -> KResult<()> {
+        self.nft_runs += 1;
+        self.gate(Op::DeleteTable)?;
+        self.table = None;
+        self.generation += 1;
+        Ok(())
+    }
+
+    fn generation(&mut self) -> KResult<u32> {
+        Ok(self.generation)
+    }
+
+    fn link(&mut self, device: &str) -> Link {
+        self.links.get(device).copied().unwrap_or(Link::Missing)
+    }
+
+    fn pinned(&mut self, mark: u32, _mask: u32) -> KResult<u64> {
+        Ok(u64::from(mark >> 24))
+    }
+
+    fn counters(&mut self) -> KResult<Vec<(String, u64, u64)>> {
+        if self.table.is_none() {
+            return Ok(Vec::new());
+        }
+        self.nft_runs += 1;
+        Ok(vec![
+            (format!("rule_{}", "http_via_router2"), 3, 180),
+            (crate::plan::gateway_counter_name("router2"), 40, 52_000),
+        ])
+    }
+}

@@ -1,0 +1,436 @@
+//! The seam between the engine and the kernel: everything apply, flush and
+//! status read or change goes through [`Kernel`]. [`System`] is the real
+//! backend (rtnetlink, nfnetlink and the `nft` binary); unit tests use the
+//! in-memory fake in `fake.rs`.
+
+use super::child::ChildError;
+use super::netlink::{self, Netlink};
+use super::nfgen;
+use super::nft::Nft;
+use super::rtnl;
+use crate::config::Family;
+use crate::plan::{self, IpRule, Route};
+use serde_json::Value;
+use std::fmt;
+use std::io;
+
+/// A failed kernel read or change, with what was being done.
+#[derive(Debug)]
+pub enum KernelError {
+    /// A netlink request was refused or could not be made.
+    Netlink {
+        /// What was being done (e.g. "cannot add `ip rule …`").
+        what: String,
+        /// The kernel's errno or the socket error.
+        err: io::Error,
+    },
+    /// nft could not run, refused, was killed or timed out.
+    Nft(ChildError),
+}
+
+impl KernelError {
+    /// A netlink error with context.
+    pub fn netlink(what: impl Into<String>, err: io::Error) -> KernelError {
+        KernelError::Netlink {
+            what: what.into(),
+            err,
+        }
+    }
+
+    /// True when the object to delete was already gone.
+    pub fn is_missing(&self) -> bool {
+        matches!(self, KernelError::Netlink { err, .. }
+            if matches!(err.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH)))
+    }
+}
+
+impl fmt::Display for KernelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KernelError::Netlink { what, err } if err.raw_os_error() == Some(libc::EPERM) => {
+                write!(f, "{what}: {err}; this needs root (CAP_NET_ADMIN)")
+            }
+            KernelError::Netlink { what, err } => write!(f, "{what}: {err}"),
+            KernelError::Nft(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for KernelError {}
+
+/// Shorthand for kernel results.
+pub type KResult<T> = Result<T, KernelError>;
+
+/// A default route connroute does not own, in a table it wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignRoute {
+    /// Its family.
+    pub family: Family,
+    /// Its table.
+    pub table: u32,
+    /// The route as `ip route` prints it.
+    pub text: String,
+}
+
+/// What the kernel holds of `table inet connroute`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableState {
+    /// The fingerprint stamped in its first rule, if readable.
+    pub fingerprint: Option<String>,
+    /// Hash of the whole table as the kernel dumps it, handles, use counts
+    /// and counter values left out.
+    pub digest: u64,
+}
+
+/// Whether a device exists and is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// No such device.
+    Missing,
+    /// Exists, administratively down.
+    Down,
+    /// Exists and is up.
+    Up,
+}
+
+/// Everything the engine reads from or changes in the kernel. Routes and
+/// rules are connroute's own (protocol 197) unless a method says otherwise.
+pub trait Kernel {
+    /// connroute's default routes, both families.
+    fn routes(&mut self) -> KResult<Vec<Route>>;
+    /// Default routes of other owners in `tables`.
+    fn foreign_defaults(&mut self, tables: &[(Family, u32)]) -> KResult<Vec<ForeignRoute>>;
+    /// connroute's ip rules, both families.
+    fn rules(&mut self) -> KResult<Vec<IpRule>>;
+    /// Adds a route; fails if the table already has that default route.
+    fn add_route(&mut self, r: &Route) -> KResult<()>;
+    /// Replaces connroute's own default route of `r.table` with `r`.
+    fn replace_route(&mut self, r: &Route) -> KResult<()>;
+    /// Deletes one of connroute's routes (exact key, protocol 197).
+    fn delete_route(&mut self, r: &Route) -> KResult<()>;
+    /// Adds an ip rule.
+    fn add_rule(&mut self, r: &IpRule) -> KResult<()>;
+    /// Deletes one of connroute's ip rules.
+    fn delete_rule(&mut self, r: &IpRule) -> KResult<()>;
+    /// connroute's nft table; `None` when absent.
+    fn table(&mut self) -> KResult<Option<TableState>>;
+    /// True when connroute's nft table exists (cheap: no nft process).
+    fn table_exists(&mut self) -> KResult<bool>;
+    /// Loads a JSON batch in one transaction.
+    fn load(&mut self, batch: &[u8]) -> KResult<()>;
+    /// Checks a JSON batch without loading it.
+    fn check(&mut self, batch: &[u8]) -> KResult<()>;
+    /// Deletes connroute's nft table.
+    fn delete_table(&mut self) -> KResult<()>;
+    /// The nf_tables ruleset generation: changes with every commit.
+    fn generation(&mut self) -> KResult<u32>;
+    /// Whether a device exists and is up.
+    fn link(&mut self, device: &str) -> Link;
+    /// Named counters of connroute's table: (name, packets, bytes).
+    fn counters(&mut self) -> KResult<Vec<(String, u64, u64)>>;
+    /// Tracked connections whose ct mark is `mark` under `mask`.
+    fn pinned(&mut self, mark: u32, mask: u32) -> KResult<u64>;
+}
+
+/// The real kernel: rtnetlink for routes and rules, nfnetlink to read the
+/// ruleset generation and connroute's table, the `nft` binary to load,
+/// check and delete it and to read counters.
+pub struct System {
+    nl: Netlink,
+    nft: Nft,
+    /// The last dumps, to delete entries by their kernel bytes.
+    routes: Vec<netlink::KernelRoute>,
+    rules: Vec<netlink::KernelRule>,
+}
+
+impl System {
+    /// Opens the netlink socket; nft runs as `nft`.
+    pub fn open(nft: Nft) -> KResult<System> {
+        Ok(System {
+            nl: Netlink::open().map_err(|e| KernelError::netlink("cannot open rtnetlink", e))?,
+            nft,
+            routes: Vec::new(),
+            rules: Vec::new(),
+        })
+    }
+
+    fn list(&self, what: &[&str]) -> KResult<Value> {
+        let mut args = vec!["list"];
+        args.extend_from_slice(what);
+        args.extend_from_slice(&["inet", plan::TABLE]);
+        self.nft.list(&args).map_err(KernelError::Nft)
+    }
+}
+
+/// FNV-1a, 64 bit.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| {
+        (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// The fingerprint stamped in a rule comment among `rules` (raw bodies).
+fn fingerprint(rules: &[Vec<u8>]) -> Option<String> {
+    const TAG: &[u8] = b"connroute restore fp=";
+    rules.iter().find_map(|b| {
+        let at = b.windows(TAG.len()).position(|w| w == TAG)? + TAG.len();
+        let fp = std::str::from_utf8(b.get(at..at + 16)?).ok()?;
+        fp.bytes()
+            .all(|c| c.is_ascii_hexdigit())
+            .then(|| fp.to_string())
+    })
+}
+
+fn counters_of(v: &Value) -> Vec<(String, u64, u64)> {
+    let Some(a) = v.get("nftables").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    a.iter()
+        .filter_map(|o| {
+            let c = o.get("counter")?;
+            Some((
+                c.get("name")?.as_str()?.to_string(),
+                c.get("packets")?.as_u64()?,
+                c.get("bytes")?.as_u64()?,
+            ))
+        })
+        .collect()
+}
+
+impl Kernel for System {
+    fn routes(&mut self) -> KResult<Vec<Route>> {
+        self.routes = self
+            .nl
+            .routes()
+            .map_err(|e| KernelError::netlink("cannot list routes", e))?;
+        Ok(self.routes.iter().map(|k| k.route.clone()).collect())
+    }
+
+    fn foreign_defaults(&mut self, tables: &[(Family, u32)]) -> KResult<Vec<ForeignRoute>> {
+        let all = self
+            .nl
+            .dump_all_routes()
+            .map_err(|e| KernelError::netlink("cannot list routes", e))?;
+        Ok(all
+            .iter()
+            .filter_map(|raw| rtnl::decode_default(raw))
+            .filter(|d| d.protocol != plan::RTPROT_CONNROUTE)
+            .filter(|d| tables.contains(&(d.route.family, d.route.table)))
+            .map(|d| ForeignRoute {
+                family: d.route.family,
+                table: d.route.table,
+                text: ip_route_text(&d),
+            })
+            .collect())
+    }
+
+    fn rules(&mut self) -> KResult<Vec<IpRule>> {
+        self.rules = self
+            .nl
+            .rules()
+            .map_err(|e| KernelError::netlink("cannot list ip rules", e))?;
+        Ok(self.rules.iter().map(|k| k.rule.clone()).collect())
+    }
+
+    fn add_route(&mut self, r: &Route) -> KResult<()> {
+        self.nl
+            .add_route(r)
+            .map_err(|e| KernelError::netlink(format!("cannot add `{r}`"), e))
+    }
+
+    fn replace_route(&mut self, r: &Route) -> KResult<()> {
+        self.nl
+            .replace_route(r)
+            .map_err(|e| KernelError::netlink(format!("cannot install `{r}`"), e))
+    }
+
+    fn delete_route(&mut self, r: &Route) -> KResult<()> {
+        let res = match self.routes.iter().find(|k| k.route == *r) {
+            Some(k) => self.nl.delete_route(k),
+            None => self.nl.delete_planned_route(r),
+        };
+        res.map_err(|e| KernelError::netlink(format!("cannot remove `{r}`"), e))
+    }
+
+    fn add_rule(&mut self, r: &IpRule) -> KResult<()> {
+        self.nl
+            .add_rule(r)
+            .map_err(|e| KernelError::netlink(format!("cannot add `{r}`"), e))
+    }
+
+    fn delete_rule(&mut self, r: &IpRule) -> KResult<()> {
+        let res = match self.rules.iter().find(|k| k.rule == *r) {
+            Some(k) => self.nl.delete_kernel_rule(k),
+            None => self.nl.delete_rule(r),
+        };
+        res.map_err(|e| KernelError::netlink(format!("cannot remove `{r}`"), e))
+    }
+
+    fn table(&mut self) -> KResult<Option<TableState>> {
+        if !self.table_exists()? {
+            return Ok(None);
+        }
+        let d = nfgen::table(plan::TABLE)
+            .map_err(|e| KernelError::netlink("cannot read table inet connroute", e))?;
+        Ok(Some(TableState {
+            fingerprint: fingerprint(&d.rules),
+            digest: d.digest,
+        }))
+    }
+
+    fn table_exists(&mut self) -> KResult<bool> {
+        nfgen::table_exists(plan::TABLE)
+            .map_err(|e| KernelError::netlink("cannot read the nftables ruleset", e))
+    }
+
+    fn load(&mut self, batch: &[u8]) -> KResult<()> {
+        self.nft.load(batch).map_err(KernelError::Nft)
+    }
+
+    fn check(&mut self, batch: &[u8]) -> KResult<()> {
+        self.nft.check(batch).map_err(KernelError::Nft)
+    }
+
+    fn delete_table(&mut self) -> KResult<()> {
+        self.nft
+            .run(&["delete", "table", "inet", plan::TABLE], b"")
+            .map(drop)
+            .map_err(KernelError::Nft)
+    }
+
+    fn generation(&mut self) -> KResult<u32> {
+        nfgen::generation()
+            .map_err(|e| KernelError::netlink("cannot read the nftables generation", e))
+    }
+
+    fn link(&mut self, device: &str) -> Link {
+        link_state(device)
+    }
+
+    fn pinned(&mut self, mark: u32, mask: u32) -> KResult<u64> {
+        nfgen::pinned(mark, mask).map_err(|e| KernelError::netlink("cannot count connections", e))
+    }
+
+    fn counters(&mut self) -> KResult<Vec<(String, u64, u64)>> {
+        if !self.table_exists()? {
+            return Ok(Vec::new());
+        }
+        self.list(&["counters", "table"]).map(|v| counters_of(&v))
+    }
+}
+
+/// A default route as `ip route` prints it (`ip -6 route` for IPv6).
+fn ip_route_text(d: &rtnl::DefaultRoute) -> String {
+    let r = &d.route;
+    let mut t = String::from(if r.family == Family::V6 {
+        "ip -6 route: "
+    } else {
+        "ip route: "
+    });
+    match d.kind {
+        1 => {}
+        6 => t.push_str("blackhole "),
+        7 => t.push_str("unreachable "),
+        8 => t.push_str("prohibit "),
+        k => t.push_str(&format!("type {k} ")),
+    }
+    t.push_str("default");
+    if let Some(v) = r.via {
+        t.push_str(&format!(" via {v}"));
+    }
+    if let Some(i) = d.oif {
+        let name = netlink::ifname(i).unwrap_or_else(|| format!("if{i}"));
+        t.push_str(&format!(" dev {name}"));
+    }
+    let proto = match d.protocol {
+        2 => "kernel".to_string(),
+        3 => "boot".to_string(),
+        4 => "static".to_string(),
+        16 => "dhcp".to_string(),
+        p => p.to_string(),
+    };
+    t.push_str(&format!(" table {} proto {proto}", r.table));
+    if let Some(m) = d.metric {
+        t.push_str(&format!(" metric {m}"));
+    }
+    t
+}
+
+/// Whether `device` exists and is administratively up (`SIOCGIFFLAGS`).
+pub fn link_state(device: &str) -> Link {
+    if netlink::ifindex(device).is_err() {
+        return Link::Missing;
+    }
+    // SAFETY: an ifreq is plain data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req
+        .ifr_name
+        .iter_mut()
+        .zip(device.bytes().take(libc::IFNAMSIZ - 1))
+    {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: a plain datagram socket, closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Link::Up; // cannot tell: let the kernel decide when routing
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `req`.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) };
+    // SAFETY: `fd` is ours.
+    unsafe { libc::close(fd) };
+    if rc < 0 {
+        return Link::Missing;
+    }
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    if flags & libc::IFF_UP as libc::c_short != 0 {
+        Link::Up
+    } else {
+        Link::Down
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_is_found_in_a_rule_comment_only_when_whole() {
+        let mut rule = b"\x01\x00\x00\x00....connroute restore fp=0ec28984c47e2c65\x00".to_vec();
+        assert_eq!(
+            fingerprint(&[b"other".to_vec(), rule.clone()]).as_deref(),
+            Some("0ec28984c47e2c65")
+        );
+        rule.truncate(rule.len() - 5);
+        assert_eq!(fingerprint(&[rule]), None);
+        assert_eq!(
+            fingerprint(&[b"connroute restore fp=zzzzzzzzzzzzzzzz".to_vec()]),
+            None
+        );
+    }
+
+    #[test]
+    fn foreign_routes_print_like_ip_route() {
+        let d = |family, via: &str, protocol, kind, metric| rtnl::DefaultRoute {
+            route: Route {
+                family,
+                table: 200,
+                via: Some(via.parse().unwrap()),
+                device: None,
+            },
+            oif: None,
+            protocol,
+            kind,
+            metric,
+        };
+        assert_eq!(
+            ip_route_text(&d(Family::V4, "192.168.1.1", 3, 1, None)),
+            "ip route: default via 192.168.1.1 table 200 proto boot"
+        );
+        assert_eq!(
+            ip_route_text(&d(Family::V6, "fe80::1", 99, 7, Some(1024))),
+            "ip -6 route: unreachable default via fe80::1 table 200 proto 99 metric 1024"
+        );
+    }
+}

@@ -1,0 +1,455 @@
+//! Questions to nf_tables over a `NETLINK_NETFILTER` socket, without
+//! running nft: the ruleset generation (`NFT_MSG_GETGEN`, bumped by every
+//! commit anywhere in the ruleset), whether a table exists
+//! (`NFT_MSG_GETTABLE`), and a digest of one table's whole contents (its
+//! chains, rules, sets with their elements and objects, as the kernel
+//! dumps them, without handles, use counts and counter values).
+
+use super::netlink::{DEADLINE, RECV_TIMEOUT};
+use super::rtnl::{self, flags, kind};
+use netlink_sys::{Socket, SocketAddr};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+const NETLINK_NETFILTER: isize = 12;
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_GETTABLE: u16 = 1;
+const NFT_MSG_GETCHAIN: u16 = 4;
+const NFT_MSG_GETRULE: u16 = 7;
+const NFT_MSG_GETSET: u16 = 10;
+const NFT_MSG_GETSETELEM: u16 = 13;
+const NFT_MSG_NEWGEN: u16 = 15;
+const NFT_MSG_GETGEN: u16 = 16;
+const NFT_MSG_GETOBJ: u16 = 19;
+/// `NFTA_{CHAIN,RULE,SET,SET_ELEM_LIST,OBJ}_TABLE`: all 1.
+const ATTR_TABLE: u16 = 1;
+/// `NFTA_SET_NAME`, `NFTA_SET_ELEM_LIST_SET`.
+const ATTR_SET_NAME: u16 = 2;
+const NFPROTO_UNSPEC: u8 = 0;
+const NFPROTO_INET: u8 = 1;
+const NFTA_GEN_ID: u16 = 1;
+const NFTA_TABLE_NAME: u16 = 1;
+
+fn msg_type(m: u16) -> u16 {
+    (NFNL_SUBSYS_NFTABLES << 8) | m
+}
+
+/// `struct nfgenmsg` for `family`, then attributes.
+fn body(family: u8, attrs: &[(u16, &[u8])]) -> Vec<u8> {
+    let mut b = vec![family, 0, 0, 0];
+    for (k, v) in attrs {
+        let len = 4 + v.len();
+        // Attribute values here are table names (< 256 bytes).
+        b.extend_from_slice(&(len as u16).to_ne_bytes());
+        b.extend_from_slice(&k.to_ne_bytes());
+        b.extend_from_slice(v);
+        b.resize((b.len() + 3) & !3, 0);
+    }
+    b
+}
+
+/// The `NFT_MSG_GETGEN` request.
+pub fn gen_request(seq: u32) -> Vec<u8> {
+    rtnl::message(
+        msg_type(NFT_MSG_GETGEN),
+        flags::REQUEST,
+        seq,
+        &body(NFPROTO_UNSPEC, &[]),
+    )
+}
+
+/// The `NFT_MSG_GETTABLE` request for `inet NAME`.
+pub fn table_request(seq: u32, name: &str) -> Vec<u8> {
+    let mut n = name.as_bytes().to_vec();
+    n.push(0);
+    rtnl::message(
+        msg_type(NFT_MSG_GETTABLE),
+        flags::REQUEST,
+        seq,
+        &body(NFPROTO_INET, &[(NFTA_TABLE_NAME, &n)]),
+    )
+}
+
+/// The generation id in a `NFT_MSG_NEWGEN` body (after `nfgenmsg`).
+pub fn decode_gen(body: &[u8]) -> Option<u32> {
+    let mut rest = body.get(4..)?;
+    while rest.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes(rest.get(0..2)?.try_into().ok()?));
+        let k = u16::from_ne_bytes(rest.get(2..4)?.try_into().ok()?) & 0x3fff;
+        let v = rest.get(4..len)?;
+        if k == NFTA_GEN_ID {
+            return Some(u32::from_be_bytes(v.try_into().ok()?));
+        }
+        rest = rest.get(((len + 3) & !3).min(rest.len())..)?;
+    }
+    None
+}
+
+/// A connected `NETLINK_NETFILTER` socket whose reads time out after
+/// [`RECV_TIMEOUT`].
+fn socket() -> io::Result<Socket> {
+    let mut s = Socket::new(NETLINK_NETFILTER)?;
+    s.bind_auto()?;
+    s.connect(&SocketAddr::new(0, 0))?;
+    let tv = libc::timeval {
+        tv_sec: RECV_TIMEOUT.as_secs() as libc::time_t,
+        tv_usec: 0,
+    };
+    // SAFETY: setsockopt reads a timeval of the given size from `tv`.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(s)
+}
+
+/// One reply datagram, by `deadline`; a timeout says so.
+fn recv(s: &Socket, deadline: Instant) -> io::Result<Vec<u8>> {
+    let timed_out = || {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "nfnetlink timed out (no reply within {} s, or over {} s in all)",
+                RECV_TIMEOUT.as_secs(),
+                DEADLINE.as_secs()
+            ),
+        )
+    };
+    if Instant::now() > deadline {
+        return Err(timed_out());
+    }
+    match s.recv_from_full() {
+        Ok((buf, _)) => Ok(buf),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(timed_out())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn kernel_error(body: &[u8]) -> io::Error {
+    match rtnl::error_code(body) {
+        Some(e) if e < 0 => io::Error::from_raw_os_error(-e),
+        _ => io::Error::new(
+            io::ErrorKind::InvalidData,
+            "nfnetlink: unexpected acknowledgement",
+        ),
+    }
+}
+
+fn malformed() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "malformed nfnetlink reply")
+}
+
+/// Sends `req` and returns the body of the reply of type `want`; `None`
+/// when the kernel answers ENOENT.
+fn ask(req: &[u8], seq: u32, want: u16) -> io::Result<Option<Vec<u8>>> {
+    let s = socket()?;
+    s.send(req, 0)?;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let buf = recv(&s, deadline)?;
+        let msgs = rtnl::replies(&buf).ok_or_else(malformed)?;
+        for m in msgs.into_iter().filter(|m| m.seq == seq) {
+            if m.kind == msg_type(want) {
+                return Ok(Some(m.body.to_vec()));
+            }
+            if m.kind == kind::ERROR {
+                if rtnl::error_code(m.body) == Some(-libc::ENOENT) {
+                    return Ok(None);
+                }
+                return Err(kernel_error(m.body));
+            }
+        }
+    }
+}
+
+/// The current nf_tables ruleset generation id.
+pub fn generation() -> io::Result<u32> {
+    let body = ask(&gen_request(1), 1, NFT_MSG_NEWGEN)?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no generation"))?;
+    decode_gen(&body)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "NEWGEN without an id"))
+}
+
+/// True when `table inet NAME` exists.
+pub fn table_exists(name: &str) -> io::Result<bool> {
+    Ok(ask(&table_request(1, name), 1, NFT_MSG_NEWTABLE)?.is_some())
+}
+
+/// A dump request of `inet` objects of kind `m`, filtered by `attrs`.
+pub fn dump_request(seq: u32, m: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
+    rtnl::message(
+        msg_type(m),
+        flags::REQUEST | flags::DUMP,
+        seq,
+        &body(NFPROTO_INET, attrs),
+    )
+}
+
+/// Every message of one dump: (type, body).
+fn dump(s: &Socket, seq: u32, req: &[u8]) -> io::Result<Vec<(u16, Vec<u8>)>> {
+    s.send(req, 0)?;
+    let deadline = Instant::now() + DEADLINE;
+    let mut out = Vec::new();
+    loop {
+        let buf = recv(s, deadline)?;
+        for m in rtnl::replies(&buf).ok_or_else(malformed)? {
+            if m.seq != seq {
+                continue;
+            }
+            match m.kind {
+                kind::DONE => return Ok(out),
+                kind::ERROR if rtnl::error_code(m.body) == Some(-libc::ENOENT) => return Ok(out),
+                kind::ERROR => return Err(kernel_error(m.body)),
+                k => out.push((k, m.body.to_vec())),
+            }
+        }
+    }
+}
+
+/// The top-level attributes of an nf_tables body (after `nfgenmsg`).
+pub fn attrs(body: &[u8]) -> Option<Vec<(u16, &[u8])>> {
+    let mut rest = body.get(4..)?;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let len = usize::from(u16::from_ne_bytes(rest.get(0..2)?.try_into().ok()?));
+        let k = u16::from_ne_bytes(rest.get(2..4)?.try_into().ok()?) & 0x3fff;
+        out.push((k, rest.get(4..len)?));
+        rest = rest.get(((len + 3) & !3).min(rest.len())..)?;
+    }
+    Some(out)
+}
+
+/// Attributes that change without anyone changing the table: handles, use
+/// counts, rule positions, counter values (by message kind).
+fn volatile(m: u16, attr: u16) -> bool {
+    match m {
+        NFT_MSG_GETCHAIN => matches!(attr, 2 | 6 | 8), // HANDLE, USE, COUNTERS
+        NFT_MSG_GETRULE => matches!(attr, 3 | 6),      // HANDLE, POSITION
+        NFT_MSG_GETSET => attr == 16,                  // HANDLE
+        NFT_MSG_GETOBJ => (4..=6).contains(&attr),     // DATA, USE, HANDLE
+        _ => false,
+    }
+}
+
+/// Feeds one dumped object into the digest; false if malformed.
+fn absorb(h: &mut u64, m: u16, body: &[u8]) -> bool {
+    let Some(list) = attrs(body) else {
+        return false;
+    };
+    let mut feed = |b: &[u8]| {
+        for &c in b {
+            *h = (*h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    feed(&m.to_ne_bytes());
+    for (k, v) in list.into_iter().filter(|(k, _)| !volatile(m, *k)) {
+        feed(&k.to_ne_bytes());
+        feed(&(v.len() as u32).to_ne_bytes());
+        feed(v);
+    }
+    true
+}
+
+/// The table's contents as the kernel has them: a digest (FNV-1a over
+/// every object without its volatile attributes) and the raw rule bodies
+/// (for the caller to find the fingerprint in).
+pub struct Dump {
+    /// The digest.
+    pub digest: u64,
+    /// Every rule message body, in dump order.
+    pub rules: Vec<Vec<u8>>,
+}
+
+/// Dumps `table inet NAME` once.
+fn dump_table(s: &Socket, name: &str) -> io::Result<Dump> {
+    let mut n = name.as_bytes().to_vec();
+    n.push(0);
+    let table: &[(u16, &[u8])] = &[(ATTR_TABLE, &n)];
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut rules = Vec::new();
+    let mut seq = 10;
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed nf_tables object");
+    for m in [
+        NFT_MSG_GETCHAIN,
+        NFT_MSG_GETRULE,
+        NFT_MSG_GETSET,
+        NFT_MSG_GETOBJ,
+    ] {
+        seq += 1;
+        for (_, b) in dump(s, seq, &dump_request(seq, m, table))? {
+            let list = attrs(&b).ok_or_else(bad)?;
+            // Chains are dumped for every table: keep ours.
+            if !list.iter().any(|(k, v)| *k == ATTR_TABLE && *v == &n[..]) {
+                continue;
+            }
+            if !absorb(&mut h, m, &b) {
+                return Err(bad());
+            }
+            if m == NFT_MSG_GETSET {
+                let set = list
+                    .iter()
+                    .find(|(k, _)| *k == ATTR_SET_NAME)
+                    .map(|(_, v)| v.to_vec())
+                    .ok_or_else(bad)?;
+                seq += 1;
+                let req = dump_request(
+                    seq,
+                    NFT_MSG_GETSETELEM,
+                    &[(ATTR_TABLE, &n), (ATTR_SET_NAME, &set)],
+                );
+                for (_, e) in dump(s, seq, &req)? {
+                    absorb(&mut h, NFT_MSG_GETSETELEM, &e);
+                }
+            }
+            if m == NFT_MSG_GETRULE {
+                rules.push(b);
+            }
+        }
+    }
+    Ok(Dump { digest: h, rules })
+}
+
+/// The contents of `table inet NAME`, read consistently: retried (up to
+/// 5 times) while another commit lands during the dump.
+pub fn table(name: &str) -> io::Result<Dump> {
+    let s = socket()?;
+    for _ in 0..5 {
+        let before = generation()?;
+        let d = dump_table(&s, name)?;
+        if generation()? == before {
+            return Ok(d);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::Interrupted,
+        "the nftables ruleset kept changing while it was read",
+    ))
+}
+
+/// `ctnetlink`: dump request for connections whose `ct mark & mask == mark`.
+pub fn conntrack_request(seq: u32, mark: u32, mask: u32) -> Vec<u8> {
+    const NFNL_SUBSYS_CTNETLINK: u16 = 1;
+    const IPCTNL_MSG_CT_GET: u16 = 1;
+    const CTA_MARK: u16 = 8;
+    const CTA_MARK_MASK: u16 = 21;
+    let (m, k) = (mark.to_be_bytes(), mask.to_be_bytes());
+    rtnl::message(
+        (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET,
+        flags::REQUEST | flags::DUMP,
+        seq,
+        &body(NFPROTO_UNSPEC, &[(CTA_MARK, &m), (CTA_MARK_MASK, &k)]),
+    )
+}
+
+/// How many tracked connections (both families) carry `mark` under `mask`;
+/// the kernel filters, so only matching entries cross the socket.
+pub fn pinned(mark: u32, mask: u32) -> io::Result<u64> {
+    let s = socket()?;
+    Ok(dump(&s, 1, &conntrack_request(1, mark, mask))?.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gen_request_layout() {
+        let m = gen_request(9);
+        assert_eq!(m.len(), 20);
+        assert_eq!(&m[0..4], &20u32.to_ne_bytes());
+        assert_eq!(&m[4..6], &0x0a10u16.to_ne_bytes());
+        assert_eq!(&m[6..8], &flags::REQUEST.to_ne_bytes());
+        assert_eq!(&m[8..12], &9u32.to_ne_bytes());
+        assert_eq!(&m[16..20], &[0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn table_request_names_the_table_nul_terminated_and_padded() {
+        let m = table_request(3, "connroute");
+        assert_eq!(&m[4..6], &0x0a01u16.to_ne_bytes());
+        assert_eq!(m[16], NFPROTO_INET);
+        assert_eq!(&m[20..22], &14u16.to_ne_bytes()); // 4 + "connroute\0"
+        assert_eq!(&m[22..24], &NFTA_TABLE_NAME.to_ne_bytes());
+        assert_eq!(&m[24..34], b"connroute\0");
+        assert_eq!(m.len(), 36);
+        assert_eq!(&m[0..4], &36u32.to_ne_bytes());
+    }
+
+    #[test]
+    fn dump_request_is_a_dump_filtered_by_table() {
+        let m = dump_request(4, NFT_MSG_GETRULE, &[(ATTR_TABLE, b"t\0")]);
+        assert_eq!(&m[4..6], &0x0a07u16.to_ne_bytes());
+        assert_eq!(&m[6..8], &(flags::REQUEST | flags::DUMP).to_ne_bytes());
+        assert_eq!(attrs(&m[16..]), Some(vec![(ATTR_TABLE, &b"t\0"[..])]));
+    }
+
+    #[test]
+    fn digest_ignores_handles_and_counter_values_only() {
+        let obj = |handle: u8, data: u8, name: &[u8]| {
+            let mut b = vec![NFPROTO_INET, 0, 0, 7];
+            for (k, v) in [
+                (ATTR_TABLE, &b"t\0"[..]),
+                (2, name),
+                (4, &[data][..]),
+                (6, &[handle][..]),
+            ] {
+                b.extend_from_slice(&((4 + v.len()) as u16).to_ne_bytes());
+                b.extend_from_slice(&k.to_ne_bytes());
+                b.extend_from_slice(v);
+                b.resize((b.len() + 3) & !3, 0);
+            }
+            b
+        };
+        let d = |b: &[u8]| {
+            let mut h = 0;
+            assert!(absorb(&mut h, NFT_MSG_GETOBJ, b));
+            h
+        };
+        assert_eq!(d(&obj(1, 5, b"c1\0")), d(&obj(9, 6, b"c1\0")));
+        assert_ne!(d(&obj(1, 5, b"c1\0")), d(&obj(1, 5, b"c2\0")));
+        let mut h = 0;
+        assert!(!absorb(&mut h, NFT_MSG_GETOBJ, &obj(1, 5, b"c1\0")[..9]));
+    }
+
+    #[test]
+    fn conntrack_request_filters_by_mark_in_network_order() {
+        let m = conntrack_request(2, 0x0100_0000, 0xff00_0000);
+        assert_eq!(&m[4..6], &0x0101u16.to_ne_bytes());
+        assert_eq!(m[16], NFPROTO_UNSPEC);
+        let a = attrs(&m[16..]).unwrap();
+        assert_eq!(a, vec![(8, &[1, 0, 0, 0][..]), (21, &[0xff, 0, 0, 0][..])]);
+    }
+
+    #[test]
+    fn decodes_the_generation_in_network_order() {
+        let mut b = vec![0, 0, 0, 0];
+        // NFTA_GEN_PROC_PID first, then the id: order must not matter.
+        b.extend_from_slice(&8u16.to_ne_bytes());
+        b.extend_from_slice(&2u16.to_ne_bytes());
+        b.extend_from_slice(&77u32.to_be_bytes());
+        b.extend_from_slice(&8u16.to_ne_bytes());
+        b.extend_from_slice(&NFTA_GEN_ID.to_ne_bytes());
+        b.extend_from_slice(&0x0102_0304u32.to_be_bytes());
+        assert_eq!(decode_gen(&b), Some(0x0102_0304));
+        assert_eq!(decode_gen(&b[..b.len() - 1]), None);
+        assert_eq!(decode_gen(&b[..12]), None);
+        assert_eq!(decode_gen(&[]), None);
+    }
+}

@@ -1,0 +1,239 @@
+//! status: the plan against the live state, as a typed [`Status`]
+//! (rendering to text or JSON is the CLI's job). Read-only.
+
+use super::System;
+use super::diff::{self, TableChange, same_route};
+use super::error::ApplyError;
+use super::kernel::Kernel;
+use super::runstate::RunState;
+use crate::plan::{self, GatewayState, IpRule, MAIN_TABLE, Plan, Route, RuleAction};
+use serde::Serialize;
+
+/// What `status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// `globals.enabled`.
+    pub enabled: bool,
+    /// The nft table: current, missing, stale or absent.
+    pub nft_table: &'static str,
+    /// The plan's fingerprint.
+    pub fingerprint: String,
+    /// Per gateway.
+    pub gateways: Vec<GatewayStatus>,
+    /// Per rule.
+    pub rules: Vec<RuleStatus>,
+    /// Every difference between the live state and the plan.
+    pub drift: Vec<String>,
+}
+
+/// One gateway.
+#[derive(Debug, Clone, Serialize)]
+pub struct GatewayStatus {
+    /// Section name.
+    pub name: String,
+    /// Routes, rules and classification installed.
+    pub active: bool,
+    /// Why inactive, or what made it active.
+    pub reason: String,
+    /// Its mark, `0x%08x`.
+    pub mark: String,
+    /// Its routing table.
+    pub table: u32,
+    /// `family:via@device` per route.
+    pub next_hops: Vec<String>,
+    /// All its routes are in the kernel.
+    pub routes_present: bool,
+    /// All ip rules looking up its table are in the kernel.
+    pub rules_present: bool,
+    /// Live connections pinned to it (conntrack); `None` if unreadable.
+    pub connections: Option<u64>,
+    /// Packets of connections pinned to it, both directions (its
+    /// `gw_NAME` counter).
+    pub packets: u64,
+    /// Bytes of those packets.
+    pub bytes: u64,
+}
+
+/// One rule.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleStatus {
+    /// Section name or generated id.
+    pub name: String,
+    /// Target gateway.
+    pub gateway: String,
+    /// Families installed.
+    pub families: Vec<String>,
+    /// Installed for at least one family.
+    pub installed: bool,
+    /// Why not installed.
+    pub reason: String,
+    /// Packets counted.
+    pub packets: u64,
+    /// Bytes counted.
+    pub bytes: u64,
+}
+
+impl Status {
+    /// 0 current; 3 drift; 4 current but an enabled gateway is inactive.
+    pub fn exit_code(&self) -> u8 {
+        if !self.drift.is_empty() {
+            3
+        } else if self.enabled
+            && self
+                .gateways
+                .iter()
+                .any(|g| !g.active && g.reason != "disabled")
+        {
+            4
+        } else {
+            0
+        }
+    }
+}
+
+/// Compares `plan` with the kernel. Errors (exit 1) when the state cannot
+/// be read: not root, nft missing, netlink refused.
+/// `mask` is the config's `mark_mask`, to count pinned connections.
+pub fn status(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    sys: &System,
+    mask: u32,
+) -> Result<Status, ApplyError> {
+    let routes = k.routes()?;
+    let rules = k.rules()?;
+    let recorded = sys.state.as_deref().and_then(RunState::read);
+    let (table, _) = diff::table(k, plan, recorded.as_ref(), false)?;
+    let counters = k.counters()?;
+    let mut drift = Vec::new();
+    let nft_table = table_drift(table, plan.enabled, &mut drift);
+    let wanted: Vec<_> = plan.routes.iter().map(|r| (r.family, r.table)).collect();
+    for f in k.foreign_defaults(&wanted)? {
+        drift.push(format!(
+            "table {} ({}) holds another owner's default route: {}",
+            f.table, f.family, f.text
+        ));
+    }
+    routing_drift(&diff::routing(plan, &routes, &rules), &mut drift);
+    let gateways = plan
+        .gateways
+        .iter()
+        .map(|g| {
+            let mut st = gateway(g, plan, &routes, &rules, k.pinned(g.mark, mask).ok());
+            let name = plan::gateway_counter_name(&g.name);
+            if let Some(c) = counters.iter().find(|c| c.0 == name) {
+                (st.packets, st.bytes) = (c.1, c.2);
+            }
+            st
+        })
+        .collect();
+    let rules = plan
+        .rules
+        .iter()
+        .map(|r| {
+            let c = counters.iter().find(|c| c.0 == r.counter);
+            RuleStatus {
+                name: r.name.clone(),
+                gateway: r.gateway.clone(),
+                families: r.families.iter().map(ToString::to_string).collect(),
+                installed: !r.families.is_empty(),
+                reason: r.reason.clone(),
+                packets: c.map_or(0, |c| c.1),
+                bytes: c.map_or(0, |c| c.2),
+            }
+        })
+        .collect();
+    Ok(Status {
+        enabled: plan.enabled,
+        nft_table,
+        fingerprint: plan.fingerprint.clone(),
+        gateways,
+        rules,
+        drift,
+    })
+}
+
+/// The table's state word, and its drift line if any.
+fn table_drift(table: TableChange, enabled: bool, drift: &mut Vec<String>) -> &'static str {
+    let t = crate::plan::TABLE;
+    match table {
+        TableChange::Keep if enabled => "current",
+        TableChange::Keep => "absent",
+        TableChange::Create => {
+            drift.push(format!("table inet {t} is missing"));
+            "missing"
+        }
+        TableChange::Delete => {
+            drift.push(format!(
+                "table inet {t} is loaded but connroute is disabled"
+            ));
+            "stale"
+        }
+        TableChange::Replace(why) => {
+            drift.push(format!("table inet {t} {why}"));
+            "stale"
+        }
+    }
+}
+
+/// One drift line per route or rule apply would change.
+fn routing_drift(c: &diff::Changes, drift: &mut Vec<String>) {
+    drift.extend(c.add_routes.iter().map(|r| format!("missing route: {r}")));
+    drift.extend(
+        c.replace_routes
+            .iter()
+            .map(|(old, new)| format!("route differs: {old} (want: {new})")),
+    );
+    drift.extend(
+        c.remove_routes
+            .iter()
+            .map(|r| format!("unexpected route: {r}")),
+    );
+    drift.extend(c.add_rules.iter().map(|r| format!("missing rule: {r}")));
+    drift.extend(
+        c.remove_rules
+            .iter()
+            .map(|r| format!("unexpected rule: {r}")),
+    );
+}
+
+fn gateway(
+    g: &GatewayState,
+    plan: &Plan,
+    routes: &[Route],
+    rules: &[IpRule],
+    connections: Option<u64>,
+) -> GatewayStatus {
+    GatewayStatus {
+        name: g.name.clone(),
+        active: g.active,
+        reason: g.reason.clone(),
+        mark: format!("0x{:08x}", g.mark),
+        table: g.table,
+        next_hops: g
+            .routes
+            .iter()
+            .map(|r| {
+                let via = r.via.map_or("-".to_string(), |v| v.to_string());
+                let dev = r.device.as_ref().map_or(String::new(), |d| format!("@{d}"));
+                format!("{}:{via}{dev}", r.family)
+            })
+            .collect(),
+        routes_present: g
+            .routes
+            .iter()
+            .all(|w| routes.iter().any(|k| same_route(k, w))),
+        rules_present: plan
+            .ip_rules
+            .iter()
+            // Its leaf and the shared entry, main and dispatch rules.
+            .filter(|r| match r.action {
+                RuleAction::Lookup { table, .. } => table == g.table || table == MAIN_TABLE,
+                _ => true,
+            })
+            .all(|w| rules.contains(w)),
+        connections,
+        packets: 0,
+        bytes: 0,
+    }
+}

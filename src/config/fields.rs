@@ -1,0 +1,289 @@
+//! Reads one section's options through the schema: unknown options,
+//! empty values, oversized values, lists where one value belongs, and each
+//! word's parser. Section loaders then only ask typed questions.
+
+use super::model::{Criterion, LogLevel};
+use super::schema::{self, Kind, OptSpec, Parser};
+use super::values::{self, Family, PortRange, Prefix, Proto};
+use super::{Diagnostic, Severity};
+use crate::uci::{Item, Section, Value};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Longest value accepted where a name, address, port or number is
+/// expected; anything longer is refused before it is parsed or copied.
+pub const MAX_VALUE: usize = 64 * 1024;
+
+/// Collects diagnostics for one file.
+pub struct Loader<'a> {
+    /// The file as named in messages.
+    pub file: &'a str,
+    /// Everything found so far.
+    pub diags: Vec<Diagnostic>,
+}
+
+impl Loader<'_> {
+    /// Records a problem in `section`.
+    pub fn push(
+        &mut self,
+        severity: Severity,
+        line: usize,
+        section: &Section,
+        option: Option<&str>,
+        message: String,
+    ) {
+        self.diags.push(Diagnostic {
+            severity,
+            file: self.file.to_string(),
+            line,
+            section: section.label(),
+            option: option.map(str::to_string),
+            message,
+        });
+    }
+
+    /// Records an error in `section`.
+    pub fn error(&mut self, line: usize, section: &Section, option: Option<&str>, message: String) {
+        self.push(Severity::Error, line, section, option, message);
+    }
+
+    /// Parses every option of `s` (a known section type) through the schema.
+    pub fn fields<'s>(&mut self, s: &'s Section, ctx: &Context) -> Fields<'s> {
+        for (name, line) in &s.empty_options {
+            self.error(
+                *line,
+                s,
+                Some(name),
+                "empty value: libuci drops the statement, so it would change nothing; \
+                 remove the line or give a value"
+                    .into(),
+            );
+        }
+        let mut values = Vec::new();
+        for o in &s.options {
+            let Some(spec) = schema::lookup(&s.stype, &o.name) else {
+                let msg = schema::unknown_option(&s.stype, &o.name);
+                self.error(o.line, s, Some(&o.name), msg);
+                continue;
+            };
+            if spec.kind != Kind::List && matches!(o.value, Value::List(_)) {
+                let line = o.value.items().first().map_or(o.line, |i| i.line);
+                self.error(
+                    line,
+                    s,
+                    Some(spec.name),
+                    "must be a single option, not a list".into(),
+                );
+                continue;
+            }
+            let words = self.words(s, spec, o.value.items(), ctx);
+            values.push((spec.name, words));
+        }
+        Fields { section: s, values }
+    }
+
+    fn words(&mut self, s: &Section, spec: &OptSpec, items: &[Item], ctx: &Context) -> Vec<Word> {
+        let mut out = Vec::new();
+        for item in items {
+            let text = match checked_text(item) {
+                Ok(t) => t,
+                Err(m) => {
+                    self.error(item.line, s, Some(spec.name), m);
+                    continue;
+                }
+            };
+            if text.trim().is_empty() {
+                self.error(item.line, s, Some(spec.name), "empty value".into());
+                continue;
+            }
+            let words: Vec<&str> = match spec.kind {
+                Kind::List => text.split_ascii_whitespace().collect(),
+                Kind::Flag | Kind::Value => vec![text.trim()],
+            };
+            for w in words {
+                let (negated, body) = match w.strip_prefix('!') {
+                    Some(rest) if spec.negatable => (true, rest),
+                    Some(_) if spec.parser != Parser::Text => {
+                        let m = format!("'{w}': '!' (negation) is not supported by this option");
+                        self.error(item.line, s, Some(spec.name), m);
+                        continue;
+                    }
+                    _ => (false, w),
+                };
+                match parse(spec.parser, body, ctx) {
+                    Ok(val) => out.push(Word { val, negated }),
+                    Err(m) => self.error(item.line, s, Some(spec.name), m),
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The item's text, refused when too long or not ASCII.
+fn checked_text(item: &Item) -> Result<&str, String> {
+    if item.bytes.len() > MAX_VALUE {
+        return Err(format!(
+            "value of {} bytes is longer than the {MAX_VALUE} bytes any name, address or port needs",
+            item.bytes.len()
+        ));
+    }
+    std::str::from_utf8(&item.bytes)
+        .ok()
+        .filter(|t| t.is_ascii())
+        .ok_or_else(|| format!("'{}' contains non-ASCII bytes", item.text()))
+}
+
+/// What a value parser may need from sections read earlier.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    /// `globals.mark_mask`, for `mark`.
+    pub mark_mask: u32,
+}
+
+/// One parsed value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Val {
+    /// A boolean.
+    Bool(bool),
+    /// A number.
+    Num(u32),
+    /// A name or free text.
+    Text(String),
+    /// An IPv4 address.
+    V4(Ipv4Addr),
+    /// An IPv6 address.
+    V6(Ipv6Addr),
+    /// A protocol.
+    Proto(Proto),
+    /// An address or prefix.
+    Prefix(Prefix),
+    /// A port range.
+    Port(PortRange),
+    /// A family, `None` for any.
+    Family(Option<Family>),
+    /// A log level.
+    Level(LogLevel),
+}
+
+/// One word of an option, with its `!`.
+#[derive(Debug, Clone)]
+pub struct Word {
+    /// The value.
+    pub val: Val,
+    /// True when written `!value`.
+    pub negated: bool,
+}
+
+fn parse(p: Parser, w: &str, ctx: &Context) -> Result<Val, String> {
+    Ok(match p {
+        Parser::Bool => Val::Bool(values::boolean(w)?),
+        Parser::MarkMask => Val::Num(values::mark_mask(w)?),
+        Parser::RulePriority => Val::Num(values::rule_priority(w)?),
+        Parser::TableBase => Val::Num(values::table_base(w)?),
+        Parser::LogLevel => Val::Level(LogLevel::parse(w)?),
+        Parser::Ipv4 => Val::V4(
+            w.parse()
+                .map_err(|_| format!("'{w}' is not an IPv4 address"))?,
+        ),
+        Parser::Ipv6 => Val::V6(
+            w.parse()
+                .map_err(|_| format!("'{w}' is not an IPv6 address"))?,
+        ),
+        Parser::Device => Val::Text(values::device(w)?),
+        Parser::Interface => Val::Text(values::interface(w)?),
+        Parser::Mark => Val::Num(values::mark(w, ctx.mark_mask)?),
+        Parser::Table => Val::Num(values::table(w)?),
+        Parser::GatewayRef | Parser::Text => Val::Text(w.to_string()),
+        Parser::Family => Val::Family(values::family(w)?),
+        Parser::Mac => Val::Text(values::mac(w)?),
+        Parser::Proto => Val::Proto(values::proto(w)?),
+        Parser::Prefix => Val::Prefix(values::prefix(w)?),
+        Parser::Port => Val::Port(values::port_range(w)?),
+    })
+}
+
+/// A section's parsed options.
+pub struct Fields<'s> {
+    /// The section they came from.
+    pub section: &'s Section,
+    values: Vec<(&'static str, Vec<Word>)>,
+}
+
+impl Fields<'_> {
+    fn all(&self, name: &str) -> &[Word] {
+        self.values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(&[], |(_, w)| w.as_slice())
+    }
+
+    fn each<T>(&self, name: &str, f: impl Fn(&Val) -> Option<T>) -> Vec<T> {
+        self.all(name).iter().filter_map(|w| f(&w.val)).collect()
+    }
+
+    /// True when the file sets the option (even to a bad value).
+    pub fn given(&self, name: &str) -> bool {
+        self.section.option(name).is_some()
+    }
+
+    /// Line of the option, or of the section when absent.
+    pub fn line(&self, name: &str) -> usize {
+        self.section
+            .option(name)
+            .map_or(self.section.line, |o| o.line)
+    }
+
+    /// A boolean option.
+    pub fn flag(&self, name: &str) -> Option<bool> {
+        self.each(name, |v| match v {
+            Val::Bool(b) => Some(*b),
+            _ => None,
+        })
+        .pop()
+    }
+
+    /// A numeric option.
+    pub fn num(&self, name: &str) -> Option<u32> {
+        self.each(name, |v| match v {
+            Val::Num(n) => Some(*n),
+            _ => None,
+        })
+        .pop()
+    }
+
+    /// Every text value of an option.
+    pub fn texts(&self, name: &str) -> Vec<String> {
+        self.each(name, |v| match v {
+            Val::Text(t) => Some(t.clone()),
+            _ => None,
+        })
+    }
+
+    /// A single text value.
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.texts(name).pop()
+    }
+
+    /// Every parsed value of an option.
+    pub fn vals(&self, name: &str) -> Vec<Val> {
+        self.each(name, |v| Some(v.clone()))
+    }
+
+    /// The option's values split into "any of" and "none of" (`!`).
+    pub fn criterion<T>(&self, name: &str, f: impl Fn(&Val) -> Option<T>) -> Criterion<T> {
+        let mut c = Criterion {
+            any: Vec::new(),
+            none: Vec::new(),
+        };
+        for w in self.all(name) {
+            if let Some(v) = f(&w.val) {
+                if w.negated {
+                    c.none.push(v);
+                } else {
+                    c.any.push(v);
+                }
+            }
+        }
+        c
+    }
+}

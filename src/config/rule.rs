@@ -1,0 +1,156 @@
+//! `config rule` sections: which new connections are pinned to which
+//! gateway, and the address families each rule can match.
+
+use super::fields::{Context, Fields, Loader, Val};
+use super::model::{Gateway, Rule};
+use super::values::{Family, Proto};
+use crate::uci::{Document, Section};
+
+/// Loads every rule; disabled rules are checked but not returned.
+pub(super) fn load(
+    l: &mut Loader,
+    doc: &Document,
+    gateways: &[Gateway],
+    ctx: &Context,
+) -> Vec<Rule> {
+    let mut out = Vec::new();
+    for s in doc.of_type("rule") {
+        let f = l.fields(s, ctx);
+        let enabled = f.flag("enabled").unwrap_or(true);
+        let gateway = target(l, &f, gateways, enabled);
+        let mut proto: Vec<Proto> = f
+            .vals("proto")
+            .into_iter()
+            .filter_map(|v| match v {
+                Val::Proto(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        let src_ip = f.criterion("src_ip", prefix);
+        let dest_ip = f.criterion("dest_ip", prefix);
+        let src_port = f.criterion("src_port", port);
+        let dest_port = f.criterion("dest_port", port);
+        let has_ports = !src_port.is_empty() || !dest_port.is_empty();
+        protocols(l, &f, &mut proto, has_ports, !dest_port.is_empty());
+        let mut rule = Rule {
+            name: s.name.clone(),
+            label: s.label(),
+            gateway: 0,
+            families: Vec::new(),
+            src_mac: f.texts("src_mac"),
+            in_device: f.texts("in_device"),
+            in_interface: f.texts("in_interface"),
+            proto,
+            src_ip,
+            dest_ip,
+            src_port,
+            dest_port,
+            log: f.flag("log").unwrap_or(false),
+            line: s.line,
+        };
+        rule.families = families(l, &f, &rule);
+        if let (true, Some(g)) = (enabled, gateway) {
+            rule.gateway = g;
+            out.push(rule);
+        }
+    }
+    out
+}
+
+fn prefix(v: &Val) -> Option<super::Prefix> {
+    match v {
+        Val::Prefix(p) => Some(*p),
+        _ => None,
+    }
+}
+
+fn port(v: &Val) -> Option<super::PortRange> {
+    match v {
+        Val::Port(p) => Some(*p),
+        _ => None,
+    }
+}
+
+/// The index of the rule's gateway, which must exist and be enabled.
+fn target(l: &mut Loader, f: &Fields, gateways: &[Gateway], enabled: bool) -> Option<usize> {
+    let s: &Section = f.section;
+    let Some(name) = f.text("gateway") else {
+        if !f.given("gateway") {
+            let msg = "needs option gateway: the gateway its connections are pinned to";
+            l.error(s.line, s, None, msg.into());
+        }
+        return None;
+    };
+    let line = f.line("gateway");
+    match gateways.iter().find(|g| g.name == name) {
+        None => {
+            let msg = format!("no gateway section named '{name}'");
+            l.error(line, s, Some("gateway"), msg);
+            None
+        }
+        Some(g) if !g.enabled && enabled => {
+            let msg = format!("gateway '{name}' is disabled");
+            l.error(line, s, Some("gateway"), msg);
+            None
+        }
+        Some(g) => Some(g.index),
+    }
+}
+
+/// Ports need port protocols; without proto, ports mean tcp and udp (as in
+/// fw4). `all` stands alone and means no constraint.
+fn protocols(l: &mut Loader, f: &Fields, proto: &mut Vec<Proto>, has_ports: bool, dest: bool) {
+    let s = f.section;
+    if has_ports {
+        if proto.is_empty() {
+            *proto = vec![Proto::Number(6), Proto::Number(17)];
+        } else if let Some(p) = proto.iter().find(|p| !p.has_ports()) {
+            let opt = if dest { "dest_port" } else { "src_port" };
+            let msg = format!("ports need a protocol with ports, but proto has '{p}'");
+            l.error(f.line(opt), s, Some(opt), msg);
+        }
+    }
+    if proto.contains(&Proto::All) {
+        if proto.len() > 1 {
+            let msg = "'all' cannot be combined with other protocols";
+            l.error(f.line("proto"), s, Some("proto"), msg.into());
+        }
+        proto.clear();
+    }
+    proto.sort();
+    proto.dedup();
+}
+
+/// Which families the rule can match at all: `family`, non-negated
+/// addresses and icmp/icmpv6 narrow it; none left is an error.
+fn families(l: &mut Loader, f: &Fields, rule: &Rule) -> Vec<Family> {
+    let family = f.vals("family").into_iter().find_map(|v| match v {
+        Val::Family(fam) => fam,
+        _ => None,
+    });
+    let mut families: Vec<Family> = match family {
+        Some(fam) => vec![fam],
+        None => Family::ALL.to_vec(),
+    };
+    let mut why = Vec::new();
+    for (name, c) in [("src_ip", &rule.src_ip), ("dest_ip", &rule.dest_ip)] {
+        if !c.any.is_empty() {
+            families.retain(|fam| c.any.iter().any(|p| p.family() == *fam));
+            why.push(name);
+        }
+    }
+    let proto = &rule.proto;
+    if !proto.is_empty() && proto.iter().all(|p| p.family().is_some()) {
+        families.retain(|fam| proto.iter().any(|p| p.family() == Some(*fam)));
+        why.push("proto");
+    }
+    if families.is_empty() {
+        let opt = why.last().copied().unwrap_or("family");
+        let msg = format!(
+            "the rule can never match: {} and family select no common address family",
+            why.join(", ")
+        );
+        l.error(f.line(opt), f.section, Some(opt), msg);
+    }
+    families
+}

@@ -1,0 +1,141 @@
+//! The ids file: text, one gateway a line, `NAME mark 0xMARK table N
+//! [retired]`, `#` comments. Read strictly (any doubt is an error naming
+//! file and line: a guessed allocation could re-point connections);
+//! written atomically.
+
+use super::{Ids, Record};
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+const HEADER: &str = "\
+# connroute: marks and routing tables handed to gateways without an explicit
+# mark/table, kept so that editing the config never moves another gateway's
+# connections. Written by 'connroute apply'; lines of removed gateways stay
+# as 'retired'. Format: NAME mark 0xMARK table TABLE [retired]
+";
+
+/// Longest ids file read (far above 65535 gateways' lines).
+const MAX_BYTES: usize = 4 << 20;
+
+/// Parses the file's bytes; `file` names it in errors (`file:line: …`).
+pub fn parse(bytes: &[u8], file: &str) -> Result<Ids, String> {
+    if bytes.len() > MAX_BYTES {
+        return Err(format!("{file}: longer than {MAX_BYTES} bytes"));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| format!("{file}: not UTF-8 text"))?;
+    let mut ids = Ids::default();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let (mut marks, mut tables) = (BTreeSet::new(), BTreeSet::new());
+    for (i, line) in text.lines().enumerate() {
+        let at = |m: String| format!("{file}:{}: {m}", i + 1);
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let r = record(line).map_err(at)?;
+        if names.insert(r.name.clone(), i).is_some() {
+            return Err(at(format!("gateway '{}' appears twice", r.name)));
+        }
+        if !marks.insert(r.mark) {
+            return Err(at(format!("mark 0x{:08x} appears twice", r.mark)));
+        }
+        if !tables.insert(r.table) {
+            return Err(at(format!("table {} appears twice", r.table)));
+        }
+        ids.records.push(r);
+    }
+    Ok(ids)
+}
+
+fn record(line: &str) -> Result<Record, String> {
+    let w: Vec<&str> = line.split_ascii_whitespace().collect();
+    let retired = match w.len() {
+        5 => false,
+        6 if w[5] == "retired" => true,
+        _ => {
+            return Err(format!(
+                "expected 'NAME mark 0xMARK table TABLE [retired]', got '{line}'"
+            ));
+        }
+    };
+    let name = w[0];
+    let name_ok = !name.is_empty()
+        && name.len() <= crate::config::MAX_NAME
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !name_ok {
+        return Err(format!("'{name}' is not a gateway name"));
+    }
+    if w[1] != "mark" || w[3] != "table" {
+        return Err(format!(
+            "expected 'NAME mark 0xMARK table TABLE [retired]', got '{line}'"
+        ));
+    }
+    let mark = w[2]
+        .strip_prefix("0x")
+        .and_then(|h| u32::from_str_radix(h, 16).ok())
+        .filter(|m| *m != 0)
+        .ok_or_else(|| format!("'{}' is not a mark (0x and 1 to 8 hex digits, not 0)", w[2]))?;
+    let table = w[4]
+        .parse::<u32>()
+        .ok()
+        .filter(|t| !crate::config::values::RESERVED_TABLES.contains(t) && !w[4].starts_with('+'))
+        .ok_or_else(|| format!("'{}' is not a usable table id", w[4]))?;
+    Ok(Record {
+        name: name.to_string(),
+        mark,
+        table,
+        retired,
+    })
+}
+
+/// The file's text for `ids`.
+pub fn render(ids: &Ids) -> String {
+    let mut out = String::from(HEADER);
+    for r in &ids.records {
+        out.push_str(&format!(
+            "{} mark 0x{:08x} table {}",
+            r.name, r.mark, r.table
+        ));
+        out.push_str(if r.retired { " retired\n" } else { "\n" });
+    }
+    out
+}
+
+/// Writes `ids` to `path` atomically: a new temporary file in the same
+/// directory (created exclusively, never through a symlink), synced, then
+/// renamed over `path`, and the directory synced.
+pub fn write(path: &Path, ids: &Ids) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{}: not a file path", path.display()))?;
+    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    // From here on the temporary file is ours: remove it on any failure.
+    let result = f
+        .write_all(render(ids).as_bytes())
+        .and_then(|()| f.sync_all())
+        .and_then(|()| fs::rename(&tmp, path))
+        .and_then(|()| fs::File::open(dir)?.sync_all());
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        format!("cannot write {}: {e}", path.display())
+    })
+}

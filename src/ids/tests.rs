@@ -1,0 +1,237 @@
+use super::*;
+use proptest::prelude::*;
+
+const LIMITS: Limits = Limits {
+    mark_mask: 0xff00_0000,
+    table_base: 5000,
+};
+
+fn req(name: &str) -> Request {
+    Request {
+        name: name.into(),
+        mark: None,
+        table: None,
+    }
+}
+
+fn run(reqs: &[Request], prev: &Ids) -> (Vec<Assignment>, Ids) {
+    allocate(reqs, LIMITS, prev).unwrap()
+}
+
+#[test]
+fn without_a_file_allocation_is_in_file_order() {
+    let mut b = req("b");
+    b.mark = Some(0x0100_0000);
+    b.table = Some(5000);
+    let (got, ids) = run(&[req("a"), b, req("c")], &Ids::default());
+    let pairs: Vec<(u32, u32)> = got.iter().map(|a| (a.mark, a.table)).collect();
+    assert_eq!(
+        pairs,
+        [
+            (0x0200_0000, 5001),
+            (0x0100_0000, 5000),
+            (0x0300_0000, 5002)
+        ]
+    );
+    assert_eq!(ids.records.len(), 3);
+}
+
+#[test]
+fn inserting_above_and_removing_moves_nobody() {
+    let (_, ids) = run(&[req("r1"), req("r2")], &Ids::default());
+    let (got, ids) = run(&[req("new"), req("r2")], &ids);
+    assert_eq!((got[1].mark, got[1].table), (0x0200_0000, 5001));
+    // r1 is retired; new got a fresh mark rather than r1's.
+    assert_eq!((got[0].mark, got[0].table), (0x0300_0000, 5002));
+    let r1 = ids.get("r1").unwrap();
+    assert!(r1.retired && r1.mark == 0x0100_0000);
+}
+
+#[test]
+fn retired_values_are_reused_only_when_nothing_else_is_free() {
+    let limits = Limits {
+        mark_mask: 0x0300_0000,
+        table_base: 5000,
+    };
+    let (_, ids) = allocate(&[req("a"), req("b"), req("c")], limits, &Ids::default()).unwrap();
+    let (got, ids) = allocate(&[req("b"), req("c"), req("d")], limits, &ids).unwrap();
+    assert_eq!(got[2].mark, 0x0100_0000, "a's mark, the only one left");
+    assert!(ids.get("a").is_none(), "a reused record is dropped");
+    let e = allocate(&[req("b"), req("c"), req("d"), req("e")], limits, &ids).unwrap_err();
+    assert_eq!(e[0].index, 3);
+    assert!(
+        e[0].message
+            .contains("no free mark left inside mark_mask 0x03000000")
+    );
+}
+
+#[test]
+fn tables_handed_out_anew_come_from_table_base_up() {
+    let (_, ids) = run(&[req("old"), req("kept")], &Ids::default());
+    let high = Limits {
+        mark_mask: 0xff00_0000,
+        table_base: u32::MAX,
+    };
+    // kept keeps 5001 below the new base; old's retired 5000 is not reused.
+    let e = allocate(&[req("kept"), req("x"), req("y")], high, &ids).unwrap_err();
+    assert_eq!((e.len(), e[0].index), (1, 2));
+    let (got, _) = allocate(&[req("kept"), req("x")], high, &ids).unwrap();
+    assert_eq!((got[0].table, got[1].table), (5001, u32::MAX));
+}
+
+#[test]
+fn explicit_value_taking_a_recorded_one_is_an_error_naming_both() {
+    let (_, ids) = run(&[req("a"), req("b")], &Ids::default());
+    let mut b = req("b");
+    b.mark = Some(0x0100_0000);
+    let e = allocate(&[req("a"), b], LIMITS, &ids).unwrap_err();
+    assert_eq!((e[0].index, e[0].option), (1, Some("mark")));
+    assert!(
+        e[0].message
+            .contains("0x01000000 is recorded for gateway 'a'")
+    );
+    // A retired record gives way to an explicit value.
+    let mut c = req("c");
+    c.table = Some(5000);
+    let (got, ids) = run(&[req("b"), c], &ids);
+    assert_eq!(got[1].table, 5000);
+    assert!(ids.get("a").is_none());
+}
+
+#[test]
+fn table_base_near_the_top_fails_fast() {
+    let limits = Limits {
+        mark_mask: 0xffff_ffff,
+        table_base: u32::MAX - 2,
+    };
+    let reqs: Vec<Request> = (0..5000).map(|i| req(&format!("g{i}"))).collect();
+    let started = std::time::Instant::now();
+    let e = allocate(&reqs, limits, &Ids::default()).unwrap_err();
+    assert!(started.elapsed().as_secs() < 2);
+    assert_eq!(e[0].index, 3);
+    assert!(
+        e[0].message
+            .contains("no free routing table id left from table_base 4294967293")
+    );
+}
+
+#[test]
+fn file_round_trips_and_is_strict() {
+    let (_, ids) = run(&[req("a"), req("b")], &Ids::default());
+    let (_, ids) = run(&[req("b")], &ids);
+    let text = render(&ids);
+    assert!(
+        text.contains("\nb mark 0x02000000 table 5001\na mark 0x01000000 table 5000 retired\n")
+    );
+    assert_eq!(parse(text.as_bytes(), "ids").unwrap(), ids);
+    for (bad, why) in [
+        ("a mark 1 table 5000\n", "ids:1: '1' is not a mark"),
+        (
+            "a mark 0x1 table 254\n",
+            "ids:1: '254' is not a usable table id",
+        ),
+        (
+            "a mark 0x1 table 5\n\na mark 0x2 table 6\n",
+            "ids:3: gateway 'a' appears twice",
+        ),
+        (
+            "a mark 0x1 table 5\nb mark 0x1 table 6\n",
+            "ids:2: mark 0x00000001 appears twice",
+        ),
+        (
+            "a-b mark 0x1 table 5\n",
+            "ids:1: 'a-b' is not a gateway name",
+        ),
+        ("a mark 0x1 table 5 gone\n", "ids:1: expected"),
+    ] {
+        let e = parse(bad.as_bytes(), "ids").unwrap_err();
+        assert!(e.starts_with(why), "{bad:?}: {e}");
+    }
+}
+
+#[test]
+fn write_is_atomic_and_refuses_a_planted_temp_file() {
+    let dir = std::env::temp_dir().join(format!("connroute-ids-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("ids");
+    let (_, ids) = run(&[req("a")], &Ids::default());
+    write(&path, &ids).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), render(&ids));
+    let planted = dir.join(format!(".ids.{}.tmp", std::process::id()));
+    std::os::unix::fs::symlink(dir.join("target"), &planted).unwrap();
+    assert!(write(&path, &Ids::default()).is_err());
+    assert!(!dir.join("target").exists(), "the symlink was not followed");
+    assert!(
+        std::fs::symlink_metadata(&planted).is_ok(),
+        "not ours: left alone"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), render(&ids));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An edit of the gateway list.
+#[derive(Debug, Clone)]
+enum Edit {
+    Add(usize),
+    Remove(usize),
+    Swap(usize, usize),
+    RenameOther(usize),
+    Explicit(usize, u32),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        (0..8usize).prop_map(Edit::Add),
+        (0..8usize).prop_map(Edit::Remove),
+        (0..8usize, 0..8usize).prop_map(|(a, b)| Edit::Swap(a, b)),
+        (0..8usize).prop_map(Edit::RenameOther),
+        (0..8usize, 1..40u32).prop_map(|(i, m)| Edit::Explicit(i, m)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Whatever the edits, a gateway present before and after an edit
+    /// keeps its mark and table; explicit values are honoured or refused.
+    #[test]
+    fn edits_never_move_an_existing_gateway(edits in prop::collection::vec(edit(), 1..30)) {
+        let limits = Limits { mark_mask: 0x3f00_0000, table_base: 100 };
+        let mut reqs = vec![req("g0"), req("g1")];
+        let mut counter = 2;
+        let (mut got, mut ids) = allocate(&reqs, limits, &Ids::default()).unwrap();
+        for e in edits {
+            let mut next = reqs.clone();
+            let n = next.len();
+            match e {
+                Edit::Add(i) => { next.insert(i.min(n), req(&format!("g{counter}"))); counter += 1; }
+                Edit::Remove(i) if n > 0 => { next.remove(i % n); }
+                Edit::Swap(a, b) if n > 0 => next.swap(a % n, b % n),
+                Edit::RenameOther(i) if n > 0 => { next[i % n].name = format!("g{counter}"); counter += 1; }
+                Edit::Explicit(i, m) if n > 0 => next[i % n].mark = Some(m << 24),
+                _ => {}
+            }
+            let Ok((new_got, new_ids)) = allocate(&next, limits, &ids) else {
+                // Refused (an explicit value hits a recorded one): nothing changes.
+                continue;
+            };
+            for (r, a) in next.iter().zip(&new_got) {
+                if let Some(m) = r.mark {
+                    prop_assert_eq!(a.mark, m);
+                }
+                if let Some(i) = reqs.iter().position(|p| p.name == r.name) {
+                    if r.mark.is_none() && reqs[i].mark.is_none() {
+                        prop_assert_eq!(a.mark, got[i].mark, "{} moved", r.name);
+                    }
+                    prop_assert_eq!(a.table, got[i].table, "{} table moved", r.name);
+                }
+            }
+            let mut marks: Vec<u32> = new_got.iter().map(|a| a.mark).collect();
+            marks.sort();
+            marks.dedup();
+            prop_assert_eq!(marks.len(), new_got.len(), "marks unique");
+            prop_assert_eq!(parse(render(&new_ids).as_bytes(), "ids").unwrap(), new_ids.clone());
+            (reqs, got, ids) = (next, new_got, new_ids);
+        }
+    }
+}
