@@ -38,7 +38,7 @@ pub fn decide(
     if !foreign.is_empty() {
         return Err(ApplyError::Foreign(foreign));
     }
-    let recorded = sys.state.as_deref().and_then(RunState::read);
+    let recorded = runstate::recorded(sys)?;
     let (table, refreshed) = diff::table(k, plan, recorded.as_ref(), force)?;
     let mut changes = diff::routing(plan, &routes, &rules);
     changes.table = Some(table);

@@ -27,6 +27,8 @@ pub enum ApplyError {
     Cleanup(Vec<KernelError>),
     /// flush could not remove everything connroute owns.
     Flush(Vec<KernelError>),
+    /// The run-state file is not a regular file or cannot be read.
+    State(String),
     /// The routing table names file could not be removed.
     RtTables(RtTablesError),
 }
@@ -86,6 +88,7 @@ impl fmt::Display for ApplyError {
             ),
             ApplyError::Flush(errs) => write!(f, "flush incomplete: {}", join(errs)),
             ApplyError::RtTables(e) => write!(f, "cannot remove {e}"),
+            ApplyError::State(e) => write!(f, "run state: {e}"),
         }
     }
 }

@@ -76,10 +76,10 @@ fn read_config(cli: &Cli) -> Result<Vec<u8>, Error> {
 /// not exist. A damaged file is a config error naming file and line.
 fn read_ids(cli: &Cli) -> Result<crate::ids::Ids, Error> {
     let name = cli.ids.display().to_string();
-    match std::fs::read(&cli.ids) {
-        Ok(bytes) => crate::ids::parse(&bytes, &name).map_err(Error::Config),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
-        Err(e) => Err(runtime(format!("{name}: cannot read: {e}"))),
+    match crate::ids::read_regular(&cli.ids) {
+        Ok(Some(bytes)) => crate::ids::parse(&bytes, &name).map_err(Error::Config),
+        Ok(None) => Ok(Default::default()),
+        Err(e) => Err(runtime(e)),
     }
 }
 

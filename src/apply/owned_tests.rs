@@ -1,0 +1,69 @@
+//! Regression tests for the hostile tester's findings: the run-state file,
+//! flush order, foreign next hops and tagged strays in connroute's tables.
+
+use super::System;
+use super::apply::apply;
+use super::error::ApplyError;
+use super::fake::{Fake, Op};
+use super::flush::flush;
+use super::nft::Nft;
+use crate::config::Config;
+use crate::facts::Facts;
+use crate::plan::{self, Plan};
+use std::path::PathBuf;
+
+const SEED: &str = "config globals 'globals'
+	option table_base '5000'
+config gateway 'a'
+	option gateway '192.168.1.2'
+";
+
+fn plan_of(text: &str) -> Plan {
+    plan::plan(
+        &Config::parse(text.as_bytes(), "t.conf").unwrap(),
+        &Facts::default(),
+    )
+}
+
+fn sys(name: &str) -> (System, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("cr-owned-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = System {
+        nft: Nft::default(),
+        rt_tables: None,
+        state: Some(dir.join("state")),
+    };
+    (s, dir)
+}
+
+#[test]
+fn a_fifo_at_the_state_path_is_refused_not_waited_on() {
+    let (s, dir) = sys("fifo");
+    let path = s.state.clone().unwrap();
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut k = Fake::default();
+    let e = apply(&mut k, &plan_of(SEED), &s, false).unwrap_err();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(matches!(e, ApplyError::State(_)), "{e}");
+    assert!(e.to_string().contains("state: not a regular file"), "{e}");
+    assert_eq!(e.exit_code(), 1);
+    assert!(k.routes.is_empty() && k.rules.is_empty() && k.table.is_none());
+}
+
+#[test]
+fn flush_keeps_rules_and_routes_when_the_table_cannot_be_deleted() {
+    let (s, dir) = sys("flushorder");
+    let mut k = Fake::default();
+    apply(&mut k, &plan_of(SEED), &s, false).unwrap();
+    let before = k.snapshot();
+    k.fail.push(Op::DeleteTable);
+    let e = flush(&mut k, &s).unwrap_err();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(matches!(e, ApplyError::Flush(_)), "{e}");
+    assert_eq!(e.exit_code(), 1);
+    assert!(e.to_string().contains("injected DeleteTable"), "{e}");
+    assert_eq!(k.snapshot(), before);
+}
