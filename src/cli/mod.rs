@@ -111,6 +111,7 @@ fn system(cli: &Cli) -> System {
             timeout: cli
                 .timeout
                 .map_or(crate::apply::nft::DEFAULT_TIMEOUT, Duration::from_secs),
+            scale: cli.timeout.is_none(),
         },
         rt_tables: (!cli.no_rt_tables).then(|| cli.rt_tables.clone()),
         state: Some(cli.state.clone()),
