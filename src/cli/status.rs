@@ -10,7 +10,9 @@ use crate::apply::status::status;
 pub fn run(cli: &Cli, json: bool) -> Run {
     let config = load(cli)?;
     let mut k = open_kernel(cli)?;
-    let p = live_plan(cli, &config, &mut k, false)?;
+    // Strict: without netifd's state every interface gateway would look
+    // inactive and the good state would be reported as drift.
+    let p = live_plan(cli, &config, &mut k, true)?;
     let st = status(&mut k, &p, &system(cli), config.globals.mark_mask)
         .map_err(|e| Error::Runtime(e.to_string()))?;
     let names = (!cli.no_rt_tables).then_some(cli.rt_tables.as_path());
