@@ -214,7 +214,7 @@ impl Kernel for System {
         Ok(all
             .iter()
             .filter_map(|raw| rtnl::decode_default(raw))
-            .filter(|d| d.protocol != plan::RTPROT_CONNROUTE)
+            .filter(|d| !d.ours())
             .filter(|d| tables.contains(&(d.route.family, d.route.table)))
             .map(|d| ForeignRoute {
                 family: d.route.family,
@@ -353,6 +353,13 @@ fn ip_route_text(d: &rtnl::DefaultRoute) -> String {
     if let Some(m) = d.metric {
         t.push_str(&format!(" metric {m}"));
     }
+    for (via, i) in &d.nexthops {
+        let name = netlink::ifname(*i).unwrap_or_else(|| format!("if{i}"));
+        match via {
+            Some(v) => t.push_str(&format!(" nexthop via {v} dev {name}")),
+            None => t.push_str(&format!(" nexthop dev {name}")),
+        }
+    }
     t
 }
 
@@ -423,6 +430,7 @@ mod tests {
             protocol,
             kind,
             metric,
+            nexthops: Vec::new(),
         };
         assert_eq!(
             ip_route_text(&d(Family::V4, "192.168.1.1", 3, 1, None)),

@@ -68,6 +68,7 @@ const FR_ACT_TO_TBL: u8 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
+const RTA_MULTIPATH: u16 = 9;
 const RTA_TABLE: u16 = 15;
 const FRA_PRIORITY: u16 = 6;
 const FRA_FWMARK: u16 = 10;
@@ -282,7 +283,7 @@ fn addr(v: &[u8]) -> Option<IpAddr> {
 /// owns; the device comes back as its index for the caller to name.
 pub fn decode_route(body: &[u8]) -> Option<(Route, Option<u32>)> {
     let d = decode_default(body)?;
-    (d.protocol == RTPROT_CONNROUTE).then_some((d.route, d.oif))
+    d.ours().then_some((d.route, d.oif))
 }
 
 /// A default route of any owner, as read from the kernel.
@@ -298,6 +299,39 @@ pub struct DefaultRoute {
     pub kind: u8,
     /// `RTA_PRIORITY` (the metric).
     pub metric: Option<u32>,
+    /// Next hops (gateway, device index) of a multipath route; empty for
+    /// one next hop. connroute installs only single next hops, so a
+    /// multipath route holds another owner's (an IPv6 `ip route append`
+    /// merges into connroute's route, which keeps its protocol).
+    pub nexthops: Vec<(Option<IpAddr>, u32)>,
+}
+
+impl DefaultRoute {
+    /// Whether connroute owns the whole route: its protocol, one next hop.
+    pub fn ours(&self) -> bool {
+        self.protocol == RTPROT_CONNROUTE && self.nexthops.is_empty()
+    }
+}
+
+/// The next hops in an `RTA_MULTIPATH` value (`struct rtnexthop` list).
+fn nexthops(mut v: &[u8]) -> Option<Vec<(Option<IpAddr>, u32)>> {
+    let mut out = Vec::new();
+    while v.len() >= 8 {
+        let len = usize::from(ne_u16(v.get(0..2)?)?);
+        let index = ne_u32(v.get(4..8)?)?;
+        let mut via = None;
+        let mut rest = v.get(8..len)?;
+        while rest.len() >= 4 {
+            let alen = usize::from(ne_u16(rest.get(0..2)?)?);
+            if ne_u16(rest.get(2..4)?)? & 0x3fff == RTA_GATEWAY {
+                via = Some(addr(rest.get(4..alen)?)?);
+            }
+            rest = rest.get(align4(alen.max(4)).min(rest.len())..)?;
+        }
+        out.push((via, index));
+        v = v.get(align4(len.max(8)).min(v.len())..)?;
+    }
+    Some(out)
 }
 
 /// A route body read from the kernel, if it is a default route (any owner).
@@ -312,13 +346,14 @@ pub fn decode_default(body: &[u8]) -> Option<DefaultRoute> {
         via: None,
         device: None,
     };
-    let (mut oif, mut metric) = (None, None);
+    let (mut oif, mut metric, mut hops) = (None, None, Vec::new());
     for (kind, v) in attrs(body) {
         match kind {
             RTA_TABLE => route.table = ne_u32(v)?,
             RTA_GATEWAY => route.via = Some(addr(v)?),
             RTA_OIF => oif = Some(ne_u32(v)?),
             RTA_PRIORITY => metric = Some(ne_u32(v)?),
+            RTA_MULTIPATH => hops = nexthops(v)?,
             _ => {}
         }
     }
@@ -328,6 +363,7 @@ pub fn decode_default(body: &[u8]) -> Option<DefaultRoute> {
         protocol: h[5],
         kind: h[7],
         metric,
+        nexthops: hops,
     })
 }
 
@@ -393,6 +429,41 @@ mod tests {
             assert_eq!(b.bytes().len() % 4, 0);
             assert_eq!(decode_route(b.bytes()), Some((r, oif)));
         }
+    }
+
+    #[test]
+    fn a_multipath_route_with_connroute_protocol_is_not_ours() {
+        // IPv6 `ip route append … proto static` to connroute's default
+        // route: one message, connroute's protocol, RTA_MULTIPATH.
+        let r = Route {
+            family: Family::V6,
+            table: 5000,
+            via: None,
+            device: None,
+        };
+        let mut b = route_body(&r, None);
+        let mut hops = Vec::new();
+        for (gw, i) in [("2001:db8::2", 3u32), ("2001:db8::3", 3)] {
+            let a: Ipv6Addr = gw.parse().unwrap();
+            hops.extend_from_slice(&28u16.to_ne_bytes());
+            hops.extend_from_slice(&[0, 0]);
+            hops.extend_from_slice(&i.to_ne_bytes());
+            hops.extend_from_slice(&20u16.to_ne_bytes());
+            hops.extend_from_slice(&RTA_GATEWAY.to_ne_bytes());
+            hops.extend_from_slice(&a.octets());
+        }
+        b.attr(RTA_MULTIPATH, &hops);
+        let d = decode_default(b.bytes()).unwrap();
+        assert_eq!(d.protocol, RTPROT_CONNROUTE);
+        assert_eq!(
+            d.nexthops,
+            vec![
+                (Some("2001:db8::2".parse().unwrap()), 3),
+                (Some("2001:db8::3".parse().unwrap()), 3)
+            ]
+        );
+        assert!(!d.ours());
+        assert_eq!(decode_route(b.bytes()), None);
     }
 
     #[test]
