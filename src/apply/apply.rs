@@ -41,6 +41,7 @@ pub fn decide(
     let recorded = runstate::recorded(sys)?;
     let (table, refreshed) = diff::table(k, plan, recorded.as_ref(), force)?;
     let mut changes = diff::routing(plan, &routes, &rules);
+    changes.remove_strays = k.strays()?;
     changes.table = Some(table);
     Ok(Decision { changes, refreshed })
 }
@@ -137,7 +138,8 @@ fn execute(
         ));
     }
     // The new state is live; now remove what it no longer needs.
-    let problems = remove(k, &changes.remove_rules, &changes.remove_routes, report);
+    let mut problems = remove(k, &changes.remove_rules, &changes.remove_routes, report);
+    problems.extend(remove_strays(k, &changes.remove_strays, report));
     let result = if let Some(e) = despite {
         Err(ApplyError::CommittedDespite(e))
     } else if !problems.is_empty() {
@@ -191,6 +193,24 @@ pub(super) fn remove(
     for r in routes {
         match k.delete_route(r) {
             Ok(()) => report.changes.push(format!("removed route {r}")),
+            Err(e) if e.is_missing() => {}
+            Err(e) => problems.push(e),
+        }
+    }
+    problems
+}
+
+/// Removes non-default routes tagged as connroute's; a missing one is not
+/// an error. Shared by apply and flush.
+pub(super) fn remove_strays(
+    k: &mut dyn Kernel,
+    strays: &[String],
+    report: &mut Report,
+) -> Vec<KernelError> {
+    let mut problems = Vec::new();
+    for s in strays {
+        match k.delete_stray(s) {
+            Ok(()) => report.changes.push(format!("removed stray route {s}")),
             Err(e) if e.is_missing() => {}
             Err(e) => problems.push(e),
         }

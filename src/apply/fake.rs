@@ -62,6 +62,8 @@ pub struct Fake {
     pub nft_runs: usize,
     /// The last batch loaded.
     pub last_batch: Vec<u8>,
+    /// connroute-tagged non-default routes, as `ip route` prints them.
+    pub strays: Vec<String>,
 }
 
 /// nft refusing with `message` (exit 1), as the runner reports it.
@@ -146,6 +148,18 @@ impl Kernel for Fake {
 
     fn rules(&mut self) -> KResult<Vec<IpRule>> {
         Ok(self.rules.clone())
+    }
+
+    fn strays(&mut self) -> KResult<Vec<String>> {
+        Ok(self.strays.clone())
+    }
+
+    fn delete_stray(&mut self, text: &str) -> KResult<()> {
+        self.gate(Op::DeleteRoute)?;
+        let i = self.strays.iter().position(|s| s == text);
+        let i = i.ok_or_else(|| errno("no such route", libc::ESRCH))?;
+        self.strays.remove(i);
+        Ok(())
     }
 
     fn add_route(&mut self, r: &Route) -> KResult<()> {

@@ -3,7 +3,7 @@
 //! The table goes first: if it cannot be deleted, the rules and routes it
 //! steers marked packets into stay, so the system stays consistent.
 
-use super::apply::remove;
+use super::apply::{remove, remove_strays};
 use super::error::ApplyError;
 use super::kernel::Kernel;
 use super::rt_tables;
@@ -24,7 +24,9 @@ pub fn flush(k: &mut dyn Kernel, sys: &System) -> Result<Report, ApplyError> {
     }
     let rules = k.rules()?;
     let routes = k.routes()?;
-    let problems = remove(k, &rules, &routes, &mut report);
+    let strays = k.strays()?;
+    let mut problems = remove(k, &rules, &routes, &mut report);
+    problems.extend(remove_strays(k, &strays, &mut report));
     if let Some(p) = &sys.state {
         let _ = std::fs::remove_file(p);
     }

@@ -106,6 +106,11 @@ pub trait Kernel {
     fn add_route(&mut self, r: &Route) -> KResult<()>;
     /// Replaces connroute's own default route of `r.table` with `r`.
     fn replace_route(&mut self, r: &Route) -> KResult<()>;
+    /// connroute's routes (protocol 197) that are not default routes, as
+    /// `ip route` prints them: strays connroute never makes.
+    fn strays(&mut self) -> KResult<Vec<String>>;
+    /// Deletes a stray listed by the last [`Kernel::strays`].
+    fn delete_stray(&mut self, text: &str) -> KResult<()>;
     /// Deletes one of connroute's routes (exact key, protocol 197).
     fn delete_route(&mut self, r: &Route) -> KResult<()>;
     /// Adds an ip rule.
@@ -141,6 +146,7 @@ pub struct System {
     /// The last dumps, to delete entries by their kernel bytes.
     routes: Vec<netlink::KernelRoute>,
     rules: Vec<netlink::KernelRule>,
+    strays: Vec<(String, Vec<u8>)>,
 }
 
 impl System {
@@ -151,6 +157,7 @@ impl System {
             nft,
             routes: Vec::new(),
             rules: Vec::new(),
+            strays: Vec::new(),
         })
     }
 
@@ -222,6 +229,40 @@ impl Kernel for System {
                 text: ip_route_text(&d),
             })
             .collect())
+    }
+
+    fn strays(&mut self) -> KResult<Vec<String>> {
+        let all = self
+            .nl
+            .dump_all_routes()
+            .map_err(|e| KernelError::netlink("cannot list routes", e))?;
+        self.strays = all
+            .into_iter()
+            .filter_map(|raw| {
+                let (mut text, oif) = rtnl::decode_stray(&raw)?;
+                if let Some(i) = oif {
+                    let name = netlink::ifname(i).unwrap_or_else(|| format!("if{i}"));
+                    text = text.replacen(" table ", &format!(" dev {name} table "), 1);
+                }
+                Some((text, raw))
+            })
+            .collect();
+        Ok(self.strays.iter().map(|s| s.0.clone()).collect())
+    }
+
+    fn delete_stray(&mut self, text: &str) -> KResult<()> {
+        let raw = match self.strays.iter().find(|s| s.0 == text) {
+            Some(s) => s.1.clone(),
+            None => {
+                return Err(KernelError::netlink(
+                    text,
+                    io::Error::from_raw_os_error(libc::ENOENT),
+                ));
+            }
+        };
+        self.nl
+            .delete_raw_route(&raw)
+            .map_err(|e| KernelError::netlink(format!("cannot remove `{text}`"), e))
     }
 
     fn rules(&mut self) -> KResult<Vec<IpRule>> {

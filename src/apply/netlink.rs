@@ -251,6 +251,11 @@ impl Netlink {
         self.request(kind::DELROUTE, flags::ACK, &r.raw).map(drop)
     }
 
+    /// Deletes a route by the message body the kernel dumped.
+    pub fn delete_raw_route(&mut self, raw: &[u8]) -> io::Result<()> {
+        self.request(kind::DELROUTE, flags::ACK, raw).map(drop)
+    }
+
     /// Puts back a route read from the kernel earlier (rollback).
     pub fn restore_route(&mut self, r: &KernelRoute) -> io::Result<()> {
         let f = flags::ACK | flags::CREATE | flags::REPLACE;

@@ -67,3 +67,27 @@ fn flush_keeps_rules_and_routes_when_the_table_cannot_be_deleted() {
     assert!(e.to_string().contains("injected DeleteTable"), "{e}");
     assert_eq!(k.snapshot(), before);
 }
+
+#[test]
+fn a_tagged_non_default_route_is_drift_and_apply_and_flush_remove_it() {
+    let (s, dir) = sys("strays");
+    let p = plan_of(SEED);
+    let stray = "ip route 10.1.0.0/16 via 192.168.1.5 table 5000 proto 197".to_string();
+    let mut k = Fake::default();
+    apply(&mut k, &p, &s, false).unwrap();
+    k.strays.push(stray.clone());
+    let st = super::status::status(&mut k, &p, &s, 0xff00_0000).unwrap();
+    assert_eq!(st.exit_code(), 3);
+    assert!(
+        st.drift.iter().any(|d| d.contains(&stray)),
+        "{:?}",
+        st.drift
+    );
+    let report = apply(&mut k, &p, &s, false).unwrap();
+    assert!(k.strays.is_empty());
+    assert_eq!(report.changes, vec![format!("removed stray route {stray}")]);
+    k.strays.push(stray);
+    flush(&mut k, &s).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(k.strays.is_empty() && k.routes.is_empty() && k.rules.is_empty());
+}

@@ -65,6 +65,7 @@ const RT_SCOPE_LINK: u8 = 253;
 const RTN_UNICAST: u8 = 1;
 const FR_ACT_TO_TBL: u8 = 1;
 
+const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
@@ -365,6 +366,35 @@ pub fn decode_default(body: &[u8]) -> Option<DefaultRoute> {
         metric,
         nexthops: hops,
     })
+}
+
+/// A route tagged as connroute's (protocol 197, one next hop) that is not
+/// a default route: connroute never makes one, so it is a stray to remove.
+/// Returned as `ip route` prints it, the device as its index.
+pub fn decode_stray(body: &[u8]) -> Option<(String, Option<u32>)> {
+    let h = body.get(0..BODY_HDRLEN)?;
+    let family = family_of(h[0])?;
+    if h[1] == 0 || h[5] != RTPROT_CONNROUTE {
+        return None;
+    }
+    let (mut dst, mut via, mut oif, mut table) = (None, None, None, u32::from(h[4]));
+    for (kind, v) in attrs(body) {
+        match kind {
+            RTA_DST => dst = Some(addr(v)?),
+            RTA_GATEWAY => via = Some(addr(v)?),
+            RTA_OIF => oif = Some(ne_u32(v)?),
+            RTA_TABLE => table = ne_u32(v)?,
+            RTA_MULTIPATH => return None,
+            _ => {}
+        }
+    }
+    let ip = if family == Family::V6 { "ip -6" } else { "ip" };
+    let mut t = format!("{ip} route {}/{}", dst?, h[1]);
+    if let Some(v) = via {
+        t.push_str(&format!(" via {v}"));
+    }
+    t.push_str(&format!(" table {table} proto {RTPROT_CONNROUTE}"));
+    Some((t, oif))
 }
 
 /// An ip rule body read from the kernel, if connroute owns it.

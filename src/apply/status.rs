@@ -110,6 +110,9 @@ pub fn status(
         ));
     }
     routing_drift(&diff::routing(plan, &routes, &rules), &mut drift);
+    for s in k.strays()? {
+        drift.push(format!("stray route tagged as connroute's: {s}"));
+    }
     let gateways = plan
         .gateways
         .iter()
