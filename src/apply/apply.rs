@@ -106,7 +106,16 @@ fn execute(
 ) -> (Result<(), ApplyError>, Option<RunState>) {
     let mut undo = Vec::new();
     if let Err(error) = routing_steps(k, changes, report, &mut undo) {
+        let failed = failed_route(changes, undo.len());
         let rollback = rollback(k, undo);
+        let gateway = failed
+            .filter(|_| rollback.is_empty() && unreachable(&error))
+            .and_then(|r| plan.gateways.iter().find(|g| g.routes.contains(r)));
+        if let Some(g) = gateway {
+            let why = format!("next hop not reachable: {error}");
+            let gateway = g.name.clone();
+            return (Err(ApplyError::Unreachable { gateway, why }), None);
+        }
         return (Err(ApplyError::Failed { error, rollback }), None);
     }
     let create = match &changes.table {
@@ -148,6 +157,20 @@ fn execute(
         Ok(())
     };
     (result, loaded)
+}
+
+/// The route whose step failed after `done` steps of [`routing_steps`].
+fn failed_route(c: &Changes, done: usize) -> Option<&Route> {
+    let replaced = c.replace_routes.iter().map(|(_, new)| new);
+    replaced.chain(&c.add_routes).nth(done)
+}
+
+/// Whether the kernel refused a route for its next hop: not on a
+/// connected network (`ENETUNREACH`, `EHOSTUNREACH`), "Nexthop has invalid
+/// gateway" (`EINVAL`), or its device gone (`ENODEV`).
+fn unreachable(e: &KernelError) -> bool {
+    matches!(e, KernelError::Netlink { err, .. } if matches!(err.raw_os_error(),
+        Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EINVAL | libc::ENODEV)))
 }
 
 fn routing_steps(

@@ -64,6 +64,9 @@ pub struct Fake {
     pub last_batch: Vec<u8>,
     /// connroute-tagged non-default routes, as `ip route` prints them.
     pub strays: Vec<String>,
+    /// Next hops not on a connected network: adding a route via one fails
+    /// with ENETUNREACH.
+    pub unreachable: Vec<std::net::IpAddr>,
 }
 
 /// nft refusing with `message` (exit 1), as the runner reports it.
@@ -164,6 +167,9 @@ impl Kernel for Fake {
 
     fn add_route(&mut self, r: &Route) -> KResult<()> {
         self.gate(Op::AddRoute)?;
+        if r.via.is_some_and(|v| self.unreachable.contains(&v)) {
+            return Err(errno("add route", libc::ENETUNREACH));
+        }
         if self
             .routes
             .iter()
@@ -267,6 +273,10 @@ impl Kernel for Fake {
 
     fn generation(&mut self) -> KResult<u32> {
         Ok(self.generation)
+    }
+
+    fn reaches(&mut self, via: std::net::IpAddr, _device: Option<&str>) -> bool {
+        !self.unreachable.contains(&via)
     }
 
     fn link(&mut self, device: &str) -> Link {

@@ -131,6 +131,9 @@ pub trait Kernel {
     fn generation(&mut self) -> KResult<u32>;
     /// Whether a device exists and is up.
     fn link(&mut self, device: &str) -> Link;
+    /// Whether next hop `via` is on a connected network (of `device`);
+    /// true when it cannot be told.
+    fn reaches(&mut self, via: std::net::IpAddr, device: Option<&str>) -> bool;
     /// Named counters of connroute's table: (name, packets, bytes).
     fn counters(&mut self) -> KResult<Vec<(String, u64, u64)>>;
     /// Tracked connections whose ct mark is `mark` under `mask`.
@@ -346,6 +349,12 @@ impl Kernel for System {
 
     fn link(&mut self, device: &str) -> Link {
         link_state(device)
+    }
+
+    fn reaches(&mut self, via: std::net::IpAddr, device: Option<&str>) -> bool {
+        // An IPv6 link-local next hop is on its device's link by definition.
+        let local = matches!(via, std::net::IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
+        local || self.nl.reaches(via, device).unwrap_or(true)
     }
 
     fn pinned(&mut self, mark: u32, mask: u32) -> KResult<u64> {

@@ -262,6 +262,25 @@ impl Netlink {
         self.request(kind::NEWROUTE, f, &r.raw).map(drop)
     }
 
+    /// Whether `via` is on a connected network (of `device`, if given), as
+    /// `ip route get VIA` answers: the kernel's test for a next hop.
+    pub fn reaches(&mut self, via: std::net::IpAddr, device: Option<&str>) -> io::Result<bool> {
+        let oif = device.map(ifindex).transpose()?;
+        let body = rtnl::get_request(via);
+        match self.request(kind::GETROUTE, flags::ACK, body.bytes()) {
+            Ok(replies) => Ok(replies.iter().any(|b| rtnl::on_link(b, oif))),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Adds an ip rule.
     pub fn add_rule(&mut self, r: &IpRule) -> io::Result<()> {
         let f = flags::ACK | flags::CREATE | flags::EXCL;

@@ -91,3 +91,55 @@ fn a_tagged_non_default_route_is_drift_and_apply_and_flush_remove_it() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(k.strays.is_empty() && k.routes.is_empty() && k.rules.is_empty());
 }
+
+#[test]
+fn an_unreachable_next_hop_makes_only_that_gateway_inactive() {
+    let (s, dir) = sys("unreach");
+    let text =
+        format!("{SEED}config gateway 'lte'\n\toption device 'd1'\n\toption gateway '10.64.0.1'\n");
+    let c = Config::parse(text.as_bytes(), "t.conf").unwrap();
+    let mut k = Fake::default();
+    k.links.insert("d1".into(), super::kernel::Link::Up);
+    k.unreachable.push("10.64.0.1".parse().unwrap());
+    let mut f = Facts::default();
+    let p = plan::plan(&c, &f);
+    let e = apply(&mut k, &p, &s, false).unwrap_err();
+    let ApplyError::Unreachable { gateway, why } = e else {
+        panic!("{e}")
+    };
+    assert_eq!(gateway, "lte");
+    assert!(why.contains("Network is unreachable"), "{why}");
+    assert!(k.routes.is_empty() && k.rules.is_empty() && k.table.is_none());
+    // What `connroute apply` does next: plan without it, apply the rest.
+    f.refused.insert(gateway, why);
+    let p = plan::plan(&c, &f);
+    apply(&mut k, &p, &s, false).unwrap();
+    assert_eq!(k.routes.len(), 1, "gateway a applied");
+    // status finds the same reason without changing anything.
+    let full = plan::plan(&c, &Facts::default());
+    let have = k.routes.iter().map(|r| r.route.clone()).collect::<Vec<_>>();
+    let refused = super::devices::unreachable(&mut k, &full, &have);
+    assert_eq!(
+        refused.get("lte").map(String::as_str),
+        Some("next hop not reachable: 10.64.0.1")
+    );
+    let st = super::status::status(&mut k, &p, &s, 0xff00_0000).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(st.exit_code(), 4, "{:?}", st.drift);
+}
+
+#[test]
+fn an_interface_whose_l3_device_is_missing_makes_only_that_gateway_inactive() {
+    let text = format!("{SEED}config gateway 'w'\n\tlist interface 'wan'\n");
+    let c = Config::parse(text.as_bytes(), "t.conf").unwrap();
+    let dump = r#"{"interface":[{"interface":"wan","up":true,"l3_device":"wwan0",
+        "route":[{"target":"0.0.0.0","mask":0,"nexthop":"10.0.0.1"}]}]}"#;
+    let mut f = Facts::from_dump(dump).unwrap();
+    let mut k = Fake::default();
+    f.unusable_devices = super::devices::unusable(&mut k, &c, &f);
+    let p = plan::plan(&c, &f);
+    let w = p.gateways.iter().find(|g| g.name == "w").unwrap();
+    assert!(!w.active, "{}", w.reason);
+    assert_eq!(w.reason, "device wwan0 does not exist");
+    assert_eq!(p.routes.len(), 1, "gateway a still planned");
+}

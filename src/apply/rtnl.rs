@@ -185,6 +185,28 @@ pub fn route_body(r: &Route, oif: Option<u32>) -> Body {
     b
 }
 
+/// The body of an `ip route get ADDR` request.
+pub fn get_request(to: IpAddr) -> Body {
+    let (af, len, bytes) = match to {
+        IpAddr::V4(a) => (AF_INET, 32, a.octets().to_vec()),
+        IpAddr::V6(a) => (AF_INET6, 128, a.octets().to_vec()),
+    };
+    let mut h = [0u8; BODY_HDRLEN];
+    (h[0], h[1]) = (af, len);
+    let mut b = Body::new(h);
+    b.attr(RTA_DST, &bytes);
+    b
+}
+
+/// Whether an `ip route get` answer reaches its address on-link: a
+/// unicast or local route without a gateway, through `oif` if given.
+pub fn on_link(body: &[u8], oif: Option<u32>) -> bool {
+    let Some(d) = decode_any(body) else {
+        return false;
+    };
+    matches!(d.kind, 1 | 2) && d.route.via.is_none() && (oif.is_none() || d.oif == oif)
+}
+
 /// The body of an ip rule message for `r`, tagged as connroute's.
 pub fn rule_body(r: &IpRule) -> Body {
     let table = u8::try_from(r.table).unwrap_or(RT_TABLE_COMPAT);
@@ -337,10 +359,12 @@ fn nexthops(mut v: &[u8]) -> Option<Vec<(Option<IpAddr>, u32)>> {
 
 /// A route body read from the kernel, if it is a default route (any owner).
 pub fn decode_default(body: &[u8]) -> Option<DefaultRoute> {
+    (body.get(1) == Some(&0)).then(|| decode_any(body))?
+}
+
+/// A route body of any prefix, decoded like [`decode_default`].
+fn decode_any(body: &[u8]) -> Option<DefaultRoute> {
     let h: [u8; BODY_HDRLEN] = body.get(0..BODY_HDRLEN)?.try_into().ok()?;
-    if h[1] != 0 {
-        return None;
-    }
     let mut route = Route {
         family: family_of(h[0])?,
         table: u32::from(h[4]),

@@ -1,9 +1,10 @@
 //! `apply`: make the system match the config.
 
 use super::args::Cli;
-use super::{Run, live_plan, load_with, open_kernel, read_ids, runtime, system, table_names_free};
-use crate::apply::{apply::apply, lock::Lock};
+use super::{Run, live_facts, load_with, open_kernel, read_ids, runtime, system, table_names_free};
+use crate::apply::{apply::apply, error::ApplyError, lock::Lock};
 use crate::ids::{self, Ids};
+use crate::plan::plan;
 use std::time::Duration;
 
 /// Plans from the config and live facts, then applies under the lock.
@@ -18,12 +19,25 @@ pub fn run(cli: &Cli, force: bool) -> Run {
         previous = now;
     }
     let mut k = open_kernel(cli)?;
-    let p = live_plan(cli, &config, &mut k, true)?;
+    let mut f = live_facts(cli, &config, &mut k, true)?;
+    let mut p = plan(&config, &f);
     table_names_free(cli, &p)?;
     for g in p.gateways.iter().filter(|g| !g.active) {
         log::info!("gateway {} inactive: {}", g.name, g.reason);
     }
-    match apply(&mut k, &p, &system(cli), force) {
+    // A gateway whose next hop the kernel refuses becomes inactive; the
+    // run is then applied without it (once per gateway: bounded).
+    let result = loop {
+        match apply(&mut k, &p, &system(cli), force) {
+            Err(ApplyError::Unreachable { gateway, why }) if !f.refused.contains_key(&gateway) => {
+                log::warn!("gateway {gateway} inactive: {why}");
+                f.refused.insert(gateway, why);
+                p = plan(&config, &f);
+            }
+            r => break r,
+        }
+    };
+    match result {
         Ok(report) => {
             log::info!("apply: {}", report.summary());
             record_ids(cli, &previous, &config.ids)

@@ -137,9 +137,22 @@ fn live_plan(
     k: &mut dyn kernel::Kernel,
     strict: bool,
 ) -> Result<crate::plan::Plan, Error> {
+    Ok(crate::plan::plan(
+        config,
+        &live_facts(cli, config, k, strict)?,
+    ))
+}
+
+/// The facts [`live_plan`] plans from.
+fn live_facts(
+    cli: &Cli,
+    config: &Config,
+    k: &mut dyn kernel::Kernel,
+    strict: bool,
+) -> Result<Facts, Error> {
     let mut f = facts(cli, config, strict)?;
-    f.unusable_devices = devices::unusable(k, config);
-    Ok(crate::plan::plan(config, &f))
+    f.unusable_devices = devices::unusable(k, config, &f);
+    Ok(f)
 }
 
 /// netifd facts for the interfaces the config names; strict: ubus must work.
