@@ -410,7 +410,10 @@ mod tests {
         let mut sent = 0;
         let got = dump_with(
             7,
-            || Ok(sent += 1),
+            || {
+                sent += 1;
+                Ok(())
+            },
             || script.pop().ok_or(Fault::TimedOut("no more".into())),
         )
         .unwrap();
@@ -419,7 +422,10 @@ mod tests {
         let mut sent = 0;
         let e = dump_with(
             7,
-            || Ok(sent += 1),
+            || {
+                sent += 1;
+                Ok(())
+            },
             || Ok([data(intr, 7), done(7)].concat()),
         )
         .unwrap_err();
