@@ -39,6 +39,9 @@ pub struct Facts {
     /// Static gateway devices that cannot carry a route, with why
     /// ("does not exist", "is down"); absent devices are assumed usable.
     pub unusable_devices: BTreeMap<String, String>,
+    /// Gateways whose route the kernel refused at apply time (next hop
+    /// not reachable), by name, with why: inactive.
+    pub refused: BTreeMap<String, String>,
 }
 
 fn default_route(routes: Option<&Value>, v6: bool) -> Option<DefaultRoute> {

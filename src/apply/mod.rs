@@ -19,6 +19,8 @@ pub mod monitor;
 pub mod netlink;
 pub mod nfgen;
 pub mod nft;
+#[cfg(test)]
+mod owned_tests;
 pub mod rt_tables;
 pub mod rtnl;
 pub mod runstate;

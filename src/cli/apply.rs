@@ -2,10 +2,11 @@
 
 use super::args::Cli;
 use super::{
-    Error, Run, live_plan, load_with, open_kernel, read_ids, runtime, system, table_names_free,
+    Error, Run, live_facts, load_with, open_kernel, read_ids, runtime, system, table_names_free,
 };
-use crate::apply::{apply::apply, lock::Lock};
+use crate::apply::{apply::apply, error::ApplyError, lock::Lock};
 use crate::ids::{self, Ids};
+use crate::plan::plan;
 use crate::service;
 use crate::watch::Applied;
 use std::time::Duration;
@@ -40,12 +41,25 @@ pub(super) fn locked(
     let previous = read_ids(cli)?;
     let config = load_with(cli, &previous)?;
     let mut k = open_kernel(cli)?;
-    let p = live_plan(cli, &config, &mut k, true)?;
+    let mut f = live_facts(cli, &config, &mut k, true)?;
+    let mut p = plan(&config, &f);
     table_names_free(cli, &p)?;
     for g in p.gateways.iter().filter(|g| !g.active) {
         log::info!("gateway {} inactive: {}", g.name, g.reason);
     }
-    match apply(&mut k, &p, &system(cli), force) {
+    // A gateway whose next hop the kernel refuses becomes inactive; the
+    // run is then applied without it (once per gateway: bounded).
+    let result = loop {
+        match apply(&mut k, &p, &system(cli), force) {
+            Err(ApplyError::Unreachable { gateway, why }) if !f.refused.contains_key(&gateway) => {
+                log::warn!("gateway {gateway} inactive: {why}");
+                f.refused.insert(gateway, why);
+                p = plan(&config, &f);
+            }
+            r => break r,
+        }
+    };
+    match result {
         Ok(report) => {
             log::info!("apply: {}", report.summary());
             record_ids(cli, &previous, &config.ids)?;

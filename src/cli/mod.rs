@@ -77,10 +77,10 @@ fn read_config(cli: &Cli) -> Result<Vec<u8>, Error> {
 /// not exist. A damaged file is a config error naming file and line.
 fn read_ids(cli: &Cli) -> Result<crate::ids::Ids, Error> {
     let name = cli.ids.display().to_string();
-    match std::fs::read(&cli.ids) {
-        Ok(bytes) => crate::ids::parse(&bytes, &name).map_err(Error::Config),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
-        Err(e) => Err(runtime(format!("{name}: cannot read: {e}"))),
+    match crate::ids::read_regular(&cli.ids) {
+        Ok(Some(bytes)) => crate::ids::parse(&bytes, &name).map_err(Error::Config),
+        Ok(None) => Ok(Default::default()),
+        Err(e) => Err(runtime(e)),
     }
 }
 
@@ -112,6 +112,7 @@ fn system(cli: &Cli) -> System {
             timeout: cli
                 .timeout
                 .map_or(crate::apply::nft::DEFAULT_TIMEOUT, Duration::from_secs),
+            scale: cli.timeout.is_none(),
         },
         rt_tables: (!cli.no_rt_tables).then(|| cli.rt_tables.clone()),
         state: Some(cli.state.clone()),
@@ -137,9 +138,22 @@ fn live_plan(
     k: &mut dyn kernel::Kernel,
     strict: bool,
 ) -> Result<crate::plan::Plan, Error> {
+    Ok(crate::plan::plan(
+        config,
+        &live_facts(cli, config, k, strict)?,
+    ))
+}
+
+/// The facts [`live_plan`] plans from.
+fn live_facts(
+    cli: &Cli,
+    config: &Config,
+    k: &mut dyn kernel::Kernel,
+    strict: bool,
+) -> Result<Facts, Error> {
     let mut f = facts(cli, config, strict)?;
-    f.unusable_devices = devices::unusable(k, config);
-    Ok(crate::plan::plan(config, &f))
+    f.unusable_devices = devices::unusable(k, config, &f);
+    Ok(f)
 }
 
 /// netifd facts for the interfaces the config names, and the kernel's

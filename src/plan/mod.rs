@@ -118,6 +118,9 @@ fn resolve(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
         via,
         device,
     };
+    if let Some(why) = facts.refused.get(&g.name) {
+        return Err(why.clone());
+    }
     if g.interfaces.is_empty() {
         if let Some((d, why)) = g
             .device
@@ -191,6 +194,10 @@ fn resolve(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
     let names: Vec<&str> = ups.iter().map(|(n, _)| n.as_str()).collect();
     if routes.is_empty() {
         return Err(format!("no default route on {}", names.join(", ")));
+    }
+    let dead = |d: &String| Some((d.clone(), facts.unusable_devices.get(d)?));
+    if let Some((d, why)) = routes.iter().find_map(|r| r.device.as_ref().and_then(dead)) {
+        return Err(format!("device {d} {why}"));
     }
     if let Some(r) = routes
         .iter()
