@@ -11,11 +11,11 @@ _connroute() {
 	fi
 
 	local commands="render check dump-config apply flush status watch hotplug help"
-	local global="-c --config -v --verbose --nft --ubus --lock --lock-timeout --timeout --ids --state
+	local global="-c --config -v --verbose --nft --ubus --lock --lock-timeout --timeout --ids --state --init-script
 		--rt-tables --no-rt-tables --syslog -h --help -V --version"
 
 	case $prev in
-	-c | --config | --nft | --ubus | --lock | --ids | --state | --rt-tables | --syslog)
+	-c | --config | --nft | --ubus | --lock | --ids | --state | --init-script | --rt-tables | --syslog)
 		COMPREPLY=($(compgen -f -- "$cur"))
 		compopt -o filenames 2>/dev/null
 		return
@@ -34,7 +34,7 @@ _connroute() {
 	local i command=""
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
-		-c | --config | --nft | --ubus | --lock | --lock-timeout | --timeout | --ids | --state | --rt-tables | --syslog | --format) ((i++)) ;;
+		-c | --config | --nft | --ubus | --lock | --lock-timeout | --timeout | --ids | --state | --init-script | --rt-tables | --syslog | --format) ((i++)) ;;
 		-*) ;;
 		*) command=${words[i]}; break ;;
 		esac

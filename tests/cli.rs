@@ -250,6 +250,7 @@ fn help_for_every_command_both_ways() {
         "flush",
         "status",
         "hotplug",
+        "watch",
     ] {
         assert!(
             top.contains(&format!("\n  {name} ")),
@@ -334,7 +335,7 @@ fn non_root_is_told_root_is_needed() {
     let uses_wan2 = dir.join("connroute");
     fs::write(&uses_wan2, "config gateway wan2\n\tlist interface wan2\n").unwrap();
     let hot = [("ACTION", "ifup"), ("INTERFACE", "wan2")];
-    let cases: [(&str, &[&str], Env); 6] = [
+    let cases: [(&str, &[&str], Env); 7] = [
         ("apply", &["-c", seed, "apply"], &[]),
         ("flush", &["flush"], &[]),
         ("status", &["-c", seed, "status"], &[]),
@@ -345,6 +346,7 @@ fn non_root_is_told_root_is_needed() {
         ),
         ("the nft check of the ruleset", &["-c", seed, "check"], &[]),
         ("check --diff", &["-c", seed, "check", "--diff"], &[]),
+        ("watch", &["-c", seed, "watch"], &[]),
     ];
     for (what, args, env) in cases {
         let Some(out) = as_nobody(args, env) else {
@@ -412,7 +414,7 @@ fn man_page_and_completion_know_every_option() {
     let man = fs::read_to_string(root().join("man/connroute.8")).unwrap();
     let completion = fs::read_to_string(root().join("completion/connroute.bash")).unwrap();
     let mut help = text(&run(&["--help"]).stdout);
-    for name in ["render", "apply", "status"] {
+    for name in ["render", "check", "apply", "status"] {
         help.push_str(&text(&run(&[name, "--help"]).stdout));
     }
     let mut options: Vec<&str> = help
@@ -426,4 +428,30 @@ fn man_page_and_completion_know_every_option() {
         assert!(man.contains(&o.replace('-', "\\-")), "man page lacks {o}");
         assert!(completion.contains(o), "completion lacks {o}");
     }
+}
+
+#[test]
+fn status_without_netifd_state_is_a_read_failure_not_drift() {
+    let dir = std::env::temp_dir().join(format!("connroute-ubus-st-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("connroute");
+    fs::write(&conf, "config gateway wan2\n\tlist interface wan2\n").unwrap();
+    let (ids, state) = (dir.join("ids"), dir.join("state"));
+    let out = run(&[
+        "-c",
+        conf.to_str().unwrap(),
+        "--ids",
+        ids.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+        "--no-rt-tables",
+        "--ubus",
+        "/bin/false",
+        "status",
+    ]);
+    let _ = fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("netifd state is not available"), "{err}");
+    assert!(!err.contains("drift"), "{err}");
 }

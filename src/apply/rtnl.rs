@@ -68,9 +68,11 @@ const FR_ACT_GOTO: u8 = 2;
 const FR_ACT_NOP: u8 = 3;
 const FIB_RULE_INVERT: u32 = 2;
 
+const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
+const RTA_MULTIPATH: u16 = 9;
 const RTA_TABLE: u16 = 15;
 const FRA_GOTO: u16 = 4;
 const FRA_PRIORITY: u16 = 6;
@@ -301,7 +303,7 @@ fn addr(v: &[u8]) -> Option<IpAddr> {
 /// owns; the device comes back as its index for the caller to name.
 pub fn decode_route(body: &[u8]) -> Option<(Route, Option<u32>)> {
     let d = decode_default(body)?;
-    (d.protocol == RTPROT_CONNROUTE).then_some((d.route, d.oif))
+    d.ours().then_some((d.route, d.oif))
 }
 
 /// A default route of any owner, as read from the kernel.
@@ -317,27 +319,42 @@ pub struct DefaultRoute {
     pub kind: u8,
     /// `RTA_PRIORITY` (the metric).
     pub metric: Option<u32>,
+    /// Next hops (gateway, device index) of a multipath route; empty for
+    /// one next hop. connroute installs only single next hops, so a
+    /// multipath route holds another owner's (an IPv6 `ip route append`
+    /// merges into connroute's route, which keeps its protocol).
+    pub nexthops: Vec<(Option<IpAddr>, u32)>,
+}
+
+impl DefaultRoute {
+    /// Whether connroute owns the whole route: its protocol, one next hop.
+    pub fn ours(&self) -> bool {
+        self.protocol == RTPROT_CONNROUTE && self.nexthops.is_empty()
+    }
 }
 
 /// A route body read from the kernel, if it is a default route (any owner).
 pub fn decode_default(body: &[u8]) -> Option<DefaultRoute> {
+    (body.get(1) == Some(&0)).then(|| decode_any(body))?
+}
+
+/// A route body of any prefix, decoded like [`decode_default`].
+fn decode_any(body: &[u8]) -> Option<DefaultRoute> {
     let h: [u8; BODY_HDRLEN] = body.get(0..BODY_HDRLEN)?.try_into().ok()?;
-    if h[1] != 0 {
-        return None;
-    }
     let mut route = Route {
         family: family_of(h[0])?,
         table: u32::from(h[4]),
         via: None,
         device: None,
     };
-    let (mut oif, mut metric) = (None, None);
+    let (mut oif, mut metric, mut hops) = (None, None, Vec::new());
     for (kind, v) in attrs(body) {
         match kind {
             RTA_TABLE => route.table = ne_u32(v)?,
             RTA_GATEWAY => route.via = Some(addr(v)?),
             RTA_OIF => oif = Some(ne_u32(v)?),
             RTA_PRIORITY => metric = Some(ne_u32(v)?),
+            RTA_MULTIPATH => hops = more::nexthops(v)?,
             _ => {}
         }
     }
@@ -347,6 +364,7 @@ pub fn decode_default(body: &[u8]) -> Option<DefaultRoute> {
         protocol: h[5],
         kind: h[7],
         metric,
+        nexthops: hops,
     })
 }
 
@@ -388,6 +406,10 @@ pub fn decode_rule(body: &[u8]) -> Option<IpRule> {
         action,
     })
 }
+
+#[path = "rtnl_more.rs"]
+mod more;
+pub use more::{decode_stray, get_request, on_link};
 
 #[cfg(test)]
 #[path = "rtnl_rule_tests.rs"]

@@ -5,7 +5,7 @@ use super::System;
 use super::diff::{self, TableChange, same_route};
 use super::error::ApplyError;
 use super::kernel::Kernel;
-use super::runstate::RunState;
+use super::runstate;
 use crate::plan::{self, GatewayState, IpRule, MAIN_TABLE, Plan, Route, RuleAction};
 use serde::Serialize;
 
@@ -102,7 +102,7 @@ pub fn status(
 ) -> Result<Status, ApplyError> {
     let routes = k.routes()?;
     let rules = k.rules()?;
-    let recorded = sys.state.as_deref().and_then(RunState::read);
+    let recorded = runstate::recorded(sys)?;
     let (table, _) = diff::table(k, plan, recorded.as_ref(), false)?;
     let counters = k.counters()?;
     let mut drift = Vec::new();
@@ -115,6 +115,9 @@ pub fn status(
         ));
     }
     routing_drift(&diff::routing(plan, &routes, &rules), &mut drift);
+    for s in k.strays()? {
+        drift.push(format!("stray route tagged as connroute's: {s}"));
+    }
     let gateways = plan
         .gateways
         .iter()

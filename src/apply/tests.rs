@@ -464,7 +464,7 @@ fn missing_or_down_device_makes_only_that_gateway_inactive() {
     );
     let mut k = Fake::default();
     let facts = Facts {
-        unusable_devices: devices::unusable(&mut k, &c),
+        unusable_devices: devices::unusable(&mut k, &c, &Facts::default()),
         ..Facts::default()
     };
     let p = plan::plan(&c, &facts);
@@ -486,7 +486,7 @@ fn missing_or_down_device_makes_only_that_gateway_inactive() {
     assert_eq!(conns[0], ("router2", Some(1)), "the fake counts mark >> 24");
     k.links.insert("wwan0".into(), super::kernel::Link::Down);
     assert_eq!(
-        devices::unusable(&mut k, &c)
+        devices::unusable(&mut k, &c, &Facts::default())
             .get("wwan0")
             .map(String::as_str),
         Some("is down")

@@ -55,6 +55,8 @@ pub enum Command {
     },
     /// Handle a netifd hotplug event.
     Hotplug,
+    /// Apply, then follow the kernel and re-apply on changes.
+    Watch,
 }
 
 /// Everything the command line says.
@@ -85,6 +87,9 @@ pub struct Cli {
     /// Deadline in seconds for each exchange with an external program
     /// (nft, ubus); `None`: each runner's default.
     pub timeout: Option<u64>,
+    /// Init script whose `enabled` every apply checks after taking the
+    /// lock; `None`: no check.
+    pub init_script: Option<PathBuf>,
     /// What to do.
     pub command: Command,
 }
@@ -105,6 +110,7 @@ impl Default for Cli {
             syslog: "/dev/log".into(),
             ids: "/etc/connroute/ids".into(),
             timeout: None,
+            init_script: None,
             command: Command::Check { diff: false },
         }
     }
@@ -114,7 +120,7 @@ impl Default for Cli {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     /// Run this.
-    Run(Cli),
+    Run(Box<Cli>),
     /// Print this text on stdout and exit 0 (`--help`, `--version`).
     Print(String),
 }
@@ -203,6 +209,7 @@ fn global(p: &mut Parser, name: &str, cli: &mut Cli) -> Result<bool, UsageError>
             0 => return err("option '--timeout': 0 seconds would fail every exchange"),
             s => cli.timeout = Some(s),
         },
+        "--init-script" => cli.init_script = Some(value(p, name, "a file")?.into()),
         "-v" | "--verbose" => cli.verbose = true,
         "--no-rt-tables" => cli.no_rt_tables = true,
         _ => return Ok(false),
@@ -290,7 +297,7 @@ where
         Some(c) => c,
         None => return err(format!("a command is required\n\n{}", help(None))),
     };
-    Ok(Parsed::Run(cli))
+    Ok(Parsed::Run(Box::new(cli)))
 }
 
 #[cfg(test)]
@@ -299,7 +306,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Cli {
         match parse(args.iter().copied()) {
-            Ok(Parsed::Run(cli)) => cli,
+            Ok(Parsed::Run(cli)) => *cli,
             other => panic!("{args:?}: {other:?}"),
         }
     }

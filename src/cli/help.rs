@@ -66,6 +66,13 @@ pub(super) const COMMANDS: &[Spec] = &[
         options: "",
         default: Command::Hotplug,
     },
+    Spec {
+        name: "watch",
+        about: "Apply, then follow the kernel: re-apply within 2 s when routes, links or the table change",
+        details: "Applies, then waits on rtnetlink and nftables notifications and re-applies\n(through the same path as apply) when a default route, a link or connroute's\nown state changes; its own changes are ignored, repairs that keep being\nundone back off. SIGHUP re-applies at once; SIGTERM or SIGINT stop it (exit 0).\nA bad config at start exits 2; later failures are logged. Needs root\n(CAP_NET_ADMIN).\n",
+        options: "",
+        default: Command::Watch,
+    },
 ];
 
 const GLOBAL_HELP: &str = "\
@@ -83,9 +90,11 @@ Options (before or after the command):
       --no-rt-tables         Do not write the routing table names file
       --ids <FILE>           Persisted mark/table allocations (written by apply)
                              [default: /etc/connroute/ids]
-      --timeout <SECS>       Deadline for each exchange with nft or ubus [default: 30 for
-                             nft, plus 1 s per 100 KiB of batch; 10 for ubus]
+      --timeout <SECS>       Whole deadline of each nft or ubus call, exact [default:
+                             30 for nft plus 1 s per 100 KiB of batch; 10 for ubus]
       --syslog <SOCKET>      syslog socket for log lines [default: /dev/log]
+      --init-script <FILE>   Apply only while `FILE enabled` succeeds, checked after
+                             taking the lock (OpenWrt: /etc/init.d/connroute)
   -h, --help                 Print help
   -V, --version              Print version
 ";

@@ -20,6 +20,28 @@ const HEADER: &str = "\
 /// Longest ids file read (far above 65535 gateways' lines).
 const MAX_BYTES: usize = 4 << 20;
 
+/// The bytes of `path`, `None` when it does not exist. Opened without
+/// following a symlink and without blocking (a FIFO there must not hang a
+/// run that holds the lock); anything but a regular file is an error
+/// naming the path. Shared by the ids and run-state readers.
+pub fn read_regular(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    let err = |e: std::io::Error| format!("{}: cannot read: {e}", path.display());
+    let mut f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        r => r.map_err(err)?,
+    };
+    if !f.metadata().map_err(err)?.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut bytes).map_err(err)?;
+    Ok(Some(bytes))
+}
+
 /// Parses the file's bytes; `file` names it in errors (`file:line: …`).
 pub fn parse(bytes: &[u8], file: &str) -> Result<Ids, String> {
     if bytes.len() > MAX_BYTES {

@@ -118,6 +118,9 @@ fn resolve(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
         via,
         device,
     };
+    if let Some(why) = facts.refused.get(&g.name) {
+        return Err(why.clone());
+    }
     if g.interfaces.is_empty() {
         if let Some((d, why)) = g
             .device
@@ -134,9 +137,17 @@ fn resolve(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
             routes.push(route(Family::V6, Some(IpAddr::V6(v6)), g.device.clone()));
         }
         if routes.is_empty() {
+            // Only a device: follow the main table's default route through
+            // it when the kernel has one (DHCP clients), else a device route.
             routes = Family::ALL
                 .iter()
-                .map(|f| route(*f, None, g.device.clone()))
+                .map(|f| {
+                    let learned = g
+                        .device
+                        .as_ref()
+                        .and_then(|d| facts.kernel_next_hops.get(&(d.clone(), *f)).copied());
+                    route(*f, learned, g.device.clone())
+                })
                 .collect();
         }
         return Ok((routes, "static".into()));
@@ -183,6 +194,10 @@ fn resolve(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
     let names: Vec<&str> = ups.iter().map(|(n, _)| n.as_str()).collect();
     if routes.is_empty() {
         return Err(format!("no default route on {}", names.join(", ")));
+    }
+    let dead = |d: &String| Some((d.clone(), facts.unusable_devices.get(d)?));
+    if let Some((d, why)) = routes.iter().find_map(|r| r.device.as_ref().and_then(dead)) {
+        return Err(format!("device {d} {why}"));
     }
     if let Some(r) = routes
         .iter()
