@@ -185,7 +185,9 @@ fn seconds(p: &mut Parser, name: &str) -> Result<u64, UsageError> {
     let v = value(p, name, "seconds")?;
     match v.parse() {
         Ok(n) if n <= MAX_SECONDS => Ok(n),
-        Ok(_) => err(format!("option '{name}': '{v}' is over {MAX_SECONDS} seconds")),
+        Ok(_) => err(format!(
+            "option '{name}': '{v}' is over {MAX_SECONDS} seconds"
+        )),
         Err(_) => err(format!("option '{name}': '{v}' is not a number of seconds")),
     }
 }

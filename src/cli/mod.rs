@@ -68,17 +68,21 @@ fn runtime(e: impl Into<String>) -> Error {
 
 /// The config file's bytes; unreadable is a config error.
 fn read_config(cli: &Cli) -> Result<Vec<u8>, Error> {
-    std::fs::read(&cli.config)
+    crate::config::source::read_regular(&cli.config, crate::config::source::MAX_CONFIG_BYTES)
         .map_err(|e| Error::Config(format!("{}: cannot read: {e}", cli.config.display())))
 }
 
 /// The recorded mark/table allocations (`--ids`); none when the file does
 /// not exist. A damaged file is a config error naming file and line.
 fn read_ids(cli: &Cli) -> Result<crate::ids::Ids, Error> {
+    use std::io::ErrorKind::{InvalidData, InvalidInput};
     let name = cli.ids.display().to_string();
-    match std::fs::read(&cli.ids) {
+    match crate::config::source::read_regular(&cli.ids, crate::ids::MAX_BYTES as u64) {
         Ok(bytes) => crate::ids::parse(&bytes, &name).map_err(Error::Config),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(e) if matches!(e.kind(), InvalidInput | InvalidData) => {
+            Err(Error::Config(format!("{name}: cannot read: {e}")))
+        }
         Err(e) => Err(runtime(format!("{name}: cannot read: {e}"))),
     }
 }
@@ -93,8 +97,15 @@ fn load_with(cli: &Cli, ids: &crate::ids::Ids) -> Result<Config, Error> {
     if !cli.verbose {
         log::set_max_level(config.globals.log_level.filter());
     }
-    for w in &config.warnings {
+    for w in config.warnings.iter().take(crate::config::MAX_SHOWN) {
         log::warn!("{w}");
+    }
+    if let Some(more) = config
+        .warnings
+        .len()
+        .checked_sub(crate::config::MAX_SHOWN + 1)
+    {
+        log::warn!("… and {} more warnings", more + 1);
     }
     Ok(config)
 }

@@ -17,9 +17,17 @@ pub const MAX_VALUE: usize = 64 * 1024;
 pub struct Loader<'a> {
     /// The file as named in messages.
     pub file: &'a str,
-    /// Everything found so far.
+    /// Everything found so far, up to [`MAX_KEPT`].
     pub diags: Vec<Diagnostic>,
+    /// How many more were found but not kept.
+    pub dropped: usize,
+    /// True when one of those was an error.
+    pub dropped_error: bool,
 }
+
+/// Most diagnostics kept in memory for one file (a hostile file can have a
+/// million bad lines); the rest are only counted.
+pub const MAX_KEPT: usize = 1000;
 
 impl Loader<'_> {
     /// Records a problem in `section`.
@@ -31,6 +39,11 @@ impl Loader<'_> {
         option: Option<&str>,
         message: String,
     ) {
+        if self.diags.len() >= MAX_KEPT {
+            self.dropped += 1;
+            self.dropped_error |= severity == Severity::Error;
+            return;
+        }
         self.diags.push(Diagnostic {
             severity,
             file: self.file.to_string(),
@@ -103,6 +116,7 @@ impl Loader<'_> {
                 let (negated, body) = match w.strip_prefix('!') {
                     Some(rest) if spec.negatable => (true, rest),
                     Some(_) if spec.parser != Parser::Text => {
+                        let w = crate::uci::clip(w);
                         let m = format!("'{w}': '!' (negation) is not supported by this option");
                         self.error(item.line, s, Some(spec.name), m);
                         continue;
@@ -111,7 +125,10 @@ impl Loader<'_> {
                 };
                 match parse(spec.parser, body, ctx) {
                     Ok(val) => out.push(Word { val, negated }),
-                    Err(m) => self.error(item.line, s, Some(spec.name), m),
+                    Err(m) => {
+                        let m = m.replace(w, &crate::uci::clip(w));
+                        self.error(item.line, s, Some(spec.name), m)
+                    }
                 }
             }
         }
@@ -130,7 +147,12 @@ fn checked_text(item: &Item) -> Result<&str, String> {
     std::str::from_utf8(&item.bytes)
         .ok()
         .filter(|t| t.is_ascii())
-        .ok_or_else(|| format!("'{}' contains non-ASCII bytes", item.text()))
+        .ok_or_else(|| {
+            format!(
+                "'{}' contains non-ASCII bytes",
+                crate::uci::clip(&item.text())
+            )
+        })
 }
 
 /// What a value parser may need from sections read earlier.

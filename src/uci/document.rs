@@ -76,10 +76,11 @@ impl Section {
 
     /// How the section is called in messages: `'name'` or `@type[N]`-style id.
     pub fn label(&self) -> String {
+        let stype = super::clip(&self.stype);
         if self.anonymous {
-            format!("anonymous {} section", self.stype)
+            format!("anonymous {stype} section")
         } else {
-            format!("{} '{}'", self.stype, self.name)
+            format!("{stype} '{}'", super::clip(&self.name))
         }
     }
 

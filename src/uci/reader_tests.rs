@@ -99,3 +99,19 @@ fn huge_files_parse_in_linear_time() {
     );
     assert!(took.as_secs() < 12, "took {took:?}");
 }
+
+/// A million empty sections took 465 MB: past 65536 the file is refused,
+/// naming the line; reopening an existing section is still fine.
+#[test]
+fn sections_are_capped() {
+    let mut src = "config t\n".repeat(super::MAX_SECTIONS);
+    src.push_str("config t named\n");
+    let e = parse(src.as_bytes(), "p").unwrap_err();
+    assert_eq!(
+        (e.reason, e.line),
+        ("more than 65536 sections", super::MAX_SECTIONS + 1)
+    );
+    let mut ok = "config t\n".repeat(super::MAX_SECTIONS - 1);
+    ok.push_str("config t named\nconfig t named\n");
+    assert_eq!(parse(ok.as_bytes(), "p").unwrap().sections.len(), 65536);
+}
