@@ -23,6 +23,8 @@ pub struct Loader<'a> {
     pub dropped: usize,
     /// True when one of those was an error.
     pub dropped_error: bool,
+    /// Errors found so far, kept or not.
+    pub errors: usize,
 }
 
 /// Most diagnostics kept in memory for one file (a hostile file can have a
@@ -39,6 +41,7 @@ impl Loader<'_> {
         option: Option<&str>,
         message: String,
     ) {
+        self.errors += usize::from(severity == Severity::Error);
         if self.diags.len() >= MAX_KEPT {
             self.dropped += 1;
             self.dropped_error |= severity == Severity::Error;

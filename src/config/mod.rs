@@ -141,6 +141,7 @@ impl Config {
             diags: Vec::new(),
             dropped: 0,
             dropped_error: false,
+            errors: 0,
         };
         for s in &doc.sections {
             if !schema::SECTION_TYPES.contains(&s.stype.as_str()) {
