@@ -92,8 +92,11 @@ fn read_ids(cli: &Cli) -> Result<crate::ids::Ids, Error> {
 /// to the log.
 fn load_with(cli: &Cli, ids: &crate::ids::Ids) -> Result<Config, Error> {
     let name = cli.config.display().to_string();
-    let config = Config::parse_with_ids(&read_config(cli)?, &name, ids)
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let invalid = |e: crate::config::ConfigError| Error::Config(e.to_string());
+    // The file's bytes are freed once parsed: less at the peak.
+    let doc = Config::document(&read_config(cli)?, &name).map_err(invalid)?;
+    let config = Config::from_document_with_ids(&doc, &name, ids).map_err(invalid)?;
+    drop(doc);
     if !cli.verbose {
         log::set_max_level(config.globals.log_level.filter());
     }

@@ -110,8 +110,15 @@ impl Config {
 
     /// Like [`Config::parse`], keeping the allocations recorded in `ids`.
     pub fn parse_with_ids(bytes: &[u8], file: &str, ids: &Ids) -> Result<Config, ConfigError> {
+        Config::from_document_with_ids(&Config::document(bytes, file)?, file, ids)
+    }
+
+    /// The UCI document of a config file's bytes (package named after
+    /// `file`), its syntax error as a diagnostic. With it the bytes can be
+    /// freed before validation.
+    pub fn document(bytes: &[u8], file: &str) -> Result<Document, ConfigError> {
         let package = uci::package_name(std::path::Path::new(file));
-        let doc = uci::parse(bytes, &package).map_err(|e| ConfigError {
+        uci::parse(bytes, &package).map_err(|e| ConfigError {
             diagnostics: vec![Diagnostic {
                 severity: Severity::Error,
                 file: file.to_string(),
@@ -121,8 +128,7 @@ impl Config {
                 message: e.to_string(),
             }],
             more: 0,
-        })?;
-        Config::from_document_with_ids(&doc, file, ids)
+        })
     }
 
     /// Validates a parsed document (no ids file).
