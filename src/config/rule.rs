@@ -105,7 +105,7 @@ fn target(l: &mut Loader, f: &Fields, gateways: &[Gateway], enabled: bool) -> Op
     let line = f.line("gateway");
     match gateways.iter().find(|g| g.name == name) {
         None => {
-            let msg = format!("no gateway section named '{name}'");
+            let msg = format!("no gateway section named '{}'", crate::uci::clip(&name));
             l.error(line, s, Some("gateway"), msg);
             None
         }
