@@ -268,6 +268,9 @@ impl Kernel for Fake {
             return Ok(Vec::new());
         }
         self.nft_runs += 1;
-        Ok(vec![(format!("rule_{}", "http_via_router2"), 3, 180)])
+        Ok(vec![
+            (format!("rule_{}", "http_via_router2"), 3, 180),
+            (crate::plan::gateway_counter_name("router2"), 40, 52_000),
+        ])
     }
 }

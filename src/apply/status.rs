@@ -6,7 +6,7 @@ use super::diff::{self, TableChange, same_route};
 use super::error::ApplyError;
 use super::kernel::Kernel;
 use super::runstate::RunState;
-use crate::plan::{GatewayState, IpRule, Plan, Route};
+use crate::plan::{self, GatewayState, IpRule, MAIN_TABLE, Plan, Route, RuleAction};
 use serde::Serialize;
 
 /// What `status` reports.
@@ -47,6 +47,11 @@ pub struct GatewayStatus {
     pub rules_present: bool,
     /// Live connections pinned to it (conntrack); `None` if unreadable.
     pub connections: Option<u64>,
+    /// Packets of connections pinned to it, both directions (its
+    /// `gw_NAME` counter).
+    pub packets: u64,
+    /// Bytes of those packets.
+    pub bytes: u64,
 }
 
 /// One rule.
@@ -113,7 +118,14 @@ pub fn status(
     let gateways = plan
         .gateways
         .iter()
-        .map(|g| gateway(g, plan, &routes, &rules, k.pinned(g.mark, mask).ok()))
+        .map(|g| {
+            let mut st = gateway(g, plan, &routes, &rules, k.pinned(g.mark, mask).ok());
+            let name = plan::gateway_counter_name(&g.name);
+            if let Some(c) = counters.iter().find(|c| c.0 == name) {
+                (st.packets, st.bytes) = (c.1, c.2);
+            }
+            st
+        })
         .collect();
     let rules = plan
         .rules
@@ -214,8 +226,14 @@ fn gateway(
         rules_present: plan
             .ip_rules
             .iter()
-            .filter(|r| r.table == g.table)
+            // Its leaf and the shared entry, main and dispatch rules.
+            .filter(|r| match r.action {
+                RuleAction::Lookup { table, .. } => table == g.table || table == MAIN_TABLE,
+                _ => true,
+            })
             .all(|w| rules.contains(w)),
         connections,
+        packets: 0,
+        bytes: 0,
     }
 }

@@ -44,11 +44,16 @@ h1=$(in_ns h nft -a list chain inet connroute prerouting | grep -o 'handle [0-9]
 expect_ok "second apply" cr h -c "$CONF" apply
 expect_eq "second apply adds nothing" "$n1" "$(count_ours)"
 expect_eq "identical table not reloaded (same rule handles)" "$h1" "$(in_ns h nft -a list chain inet connroute prerouting | grep -o 'handle [0-9]*' | tr '\n' ' ')"
-expect_eq "one route and two rules" "3" "$n1"
+expect_eq "one route and the 4-rule block (entry, main, leaf, end)" "5" "$n1"
 
 expect_eq "pinned connection works" "hello from h" "$(fetch c http://10.2.0.1/ || true)"
 conns=$(cr h -c "$CONF" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["gateways"][0]["connections"])')
 [ "$conns" -ge 1 ] 2>/dev/null && ok "status counts the pinned connection ($conns)" || fail "status connections: $conns"
+# The gateway's counter sees every packet of its pinned connections (both
+# directions), not only the first one that the rule's counter sees.
+counts=$(cr h -c "$CONF" status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["gateways"][0]["packets"], s["gateways"][0]["bytes"], sum(r["packets"] for r in s["rules"]))')
+read -r gw_packets gw_bytes rule_packets <<<"$counts"
+[ "$gw_packets" -gt "$rule_packets" ] && [ "$gw_bytes" -gt 0 ] 2>/dev/null && ok "gateway counter counts whole connections ($counts)" || fail "gateway counters: $counts"
 ctr() { in_ns h nft -j list counter inet foreign "$1" | python3 -c 'import json,sys; print([o for o in json.load(sys.stdin)["nftables"] if "counter" in o][0]["counter"]["packets"])'; }
 [ "$(ctr keep_meta)" -ge 1 ] && ok "foreign meta mark bits kept on pinned traffic" || fail "keep_meta is $(ctr keep_meta)"
 [ "$(ctr keep_ct)" -ge 1 ] && ok "foreign ct mark bits kept on pinned traffic" || fail "keep_ct is $(ctr keep_ct)"
