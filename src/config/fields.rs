@@ -77,7 +77,11 @@ impl Loader<'_> {
         let mut values = Vec::new();
         for o in &s.options {
             let Some(spec) = schema::lookup(&s.stype, &o.name) else {
-                let msg = schema::unknown_option(&s.stype, &o.name);
+                // Only counted once the loader is full: no hint to compute.
+                let msg = match self.diags.len() < MAX_KEPT {
+                    true => schema::unknown_option(&s.stype, &o.name),
+                    false => String::new(),
+                };
                 self.error(o.line, s, Some(&o.name), msg);
                 continue;
             };
