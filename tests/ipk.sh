@@ -2,7 +2,7 @@
 # Usage: ipk.sh PACKAGE.ipk OPENWRT_ARCH RUST_TARGET
 # Unpacks a .ipk built by `make ipk` and checks what opkg relies on: the
 # outer members and their order, debian-binary, the control fields,
-# conffiles, executable maintainer scripts that enable/disable the service,
+# conffiles, the keep.d list, executable maintainer scripts that enable/disable the service,
 # every installed file with its mode, owner and content, and that the binary
 # is an ELF for the right CPU and byte order.
 set -eu
@@ -22,12 +22,13 @@ tar -xzf "$tmp/o/data.tar.gz" -C "$tmp/d"
 
 field() { sed -n "s/^$1: //p" "$tmp/c/control"; }
 check "Package" connroute "$(field Package)"
-check "Version" "$(sed -n 's/^PKG_VERSION:=//p' "$top/openwrt/Makefile")-r$(sed -n 's/^PKG_RELEASE:=//p' "$top/openwrt/Makefile")" "$(field Version)"
+check "Version" "$(sed -n 's/^PKG_VERSION:=//p' "$top/openwrt/connroute/Makefile")-r$(sed -n 's/^PKG_RELEASE:=//p' "$top/openwrt/connroute/Makefile")" "$(field Version)"
 check "Architecture" "$arch" "$(field Architecture)"
 check "Depends" "nftables-json, kmod-nft-core" "$(field Depends)"
 check "License" "GPL-2.0-only" "$(field License)"
 check "Installed-Size" "$(find "$tmp/d" -type f -exec cat {} + | wc -c)" "$(field Installed-Size)"
 check "Description" 1 "$(grep -c '^Description: ' "$tmp/c/control")"
+check "Source" feeds/connroute/connroute "$(field Source)"
 check "conffiles" "/etc/config/connroute" "$(cat "$tmp/c/conffiles")"
 check "control members" "./ ./conffiles ./control ./postinst ./prerm" "$(tar -tzf "$tmp/o/control.tar.gz" | tr '\n' ' ' | sed 's/ $//')"
 for s in postinst prerm; do
@@ -42,8 +43,9 @@ check "prerm disables" yes "$dis"
 
 # Every data member: mode and owner as the feed Makefile installs them.
 listing=$(tar -tvzf "$tmp/o/data.tar.gz" | awk '$1 !~ /^d/ {print $6, $1, $2}' | sort | tr '\n' ';')
-check "data files" "./etc/config/connroute -rw------- 0/0;./etc/hotplug.d/iface/30-connroute -rw-r--r-- 0/0;./etc/init.d/connroute -rwxr-xr-x 0/0;./etc/uci-defaults/90-connroute -rwxr-xr-x 0/0;./usr/sbin/connroute -rwxr-xr-x 0/0;./usr/share/connroute/firewall.include -rwxr-xr-x 0/0;" "$listing"
+check "data files" "./etc/config/connroute -rw------- 0/0;./etc/hotplug.d/iface/30-connroute -rw-r--r-- 0/0;./etc/init.d/connroute -rwxr-xr-x 0/0;./etc/uci-defaults/90-connroute -rwxr-xr-x 0/0;./lib/upgrade/keep.d/connroute -rw-r--r-- 0/0;./usr/sbin/connroute -rwxr-xr-x 0/0;./usr/share/connroute/firewall.include -rwxr-xr-x 0/0;" "$listing"
 check "directories 0755" "" "$(tar -tvzf "$tmp/o/data.tar.gz" | awk '$1 ~ /^d/ && $1 != "drwxr-xr-x"')"
+check "keep.d (sysupgrade keeps the allocations)" /etc/connroute/ "$(cat "$tmp/d/lib/upgrade/keep.d/connroute")"
 for f in etc/config/connroute etc/init.d/connroute etc/hotplug.d/iface/30-connroute etc/uci-defaults/90-connroute usr/share/connroute/firewall.include; do
 	cmp -s "$top/files/$f" "$tmp/d/$f" && same=yes || same=no
 	check "$f content" yes "$same"
