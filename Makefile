@@ -1,13 +1,17 @@
 # connroute: `make` builds, `make test` installs what the tests need and runs
 # all of them (unit, golden, CLI, UCI table, end-to-end in namespaces, the
-# big-endian MIPS build under qemu and its .ipk).
+# .deb and `make install`, the big-endian MIPS build under qemu and its .ipk).
 
 CARGO ?= cargo
+# Inputs from outside the repository (the UCI corpus); tests skip without them.
+CONNROUTE_SHARED ?= ../shared
+export CONNROUTE_SHARED
 BIN := target/release/connroute
 # $(call apt_install,PACKAGES): one braced shell command, safe after `||`.
 apt_install = { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; }
 
-.PHONY: all build test deps lint demo clean test-overflow cross cross-deps test-cross ipk test-ipk apk test-apk fuzz bench
+.PHONY: all build test deps lint demo clean test-overflow cross cross-deps test-cross ipk test-ipk apk test-apk fuzz bench \
+	install install-files uninstall deb test-deb
 
 all: build
 
@@ -21,6 +25,7 @@ deps:
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
+	command -v readelf >/dev/null || missing="$$missing binutils"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(call apt_install,$$missing); \
@@ -29,16 +34,17 @@ deps:
 test: deps
 	$(CARGO) test --locked -- --test-threads=2
 	$(MAKE) test-overflow
+	$(MAKE) test-deb
 	sh tests/shell/run.sh
 	$(MAKE) test-cross TEST_CROSS_TARGETS=mips-unknown-linux-musl
 	$(MAKE) test-ipk ARCH=mips_24kc TARGET=mips-unknown-linux-musl
 	$(MAKE) test-apk ARCH=mips_24kc TARGET=mips-unknown-linux-musl
 
 # The OpenWrt SDK builds with overflow checks on and panic=unwind: prove the
-# code is correct under those settings too.
+# code is correct under those settings too (Cargo.toml profile
+# release-overflow, its own target dir: target/release is left alone).
 test-overflow:
-	CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true CARGO_PROFILE_RELEASE_PANIC=unwind \
-		$(CARGO) test --locked --release --lib --test uci_cases --test cli
+	$(CARGO) test --locked --profile release-overflow --lib --test uci_cases --test cli
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -51,7 +57,72 @@ clean:
 	$(CARGO) clean
 	rm -rf dist
 
-# ---- Embedded builds (README "Embedded builds") -----------------------------
+# ---- Plain Linux install (README "Install") ---------------------------------
+# `make && sudo make install`: binary, systemd unit, man page, bash completion, and
+# the example config unless /etc/config/connroute exists. PREFIX=/usr for a
+# distribution's layout; DESTDIR stages into a directory. The unit's paths
+# follow SBINDIR. Starting it is the admin's call (README).
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+
+install: install-files
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed; edit $(SYSCONFDIR)/config/connroute, then: systemctl enable --now connroute"
+
+# No build here: `sudo make install` must not need root's cargo.
+install-files:
+	@test -x $(BIN) || { echo "$(BIN) is missing: run 'make' first"; exit 1; }
+	install -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/connroute
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/connroute
+	sed 's|/usr/sbin/connroute|$(SBINDIR)/connroute|g' systemd/connroute.service \
+		> $(DESTDIR)$(UNITDIR)/connroute.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/connroute.service
+	install -D -m 0644 man/connroute.8 $(DESTDIR)$(MANDIR)/man8/connroute.8
+	install -D -m 0644 completion/connroute.bash $(DESTDIR)$(BASHCOMPDIR)/connroute
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/config/connroute ]; then \
+		echo "kept $(DESTDIR)$(SYSCONFDIR)/config/connroute"; \
+	else \
+		install -D -m 0644 files/etc/config/connroute $(DESTDIR)$(SYSCONFDIR)/config/connroute; \
+	fi
+
+# Stops the unit (which flushes), flushes what a hand-run apply left, removes
+# the installed files; keeps the config and /etc/connroute/ids (README).
+uninstall:
+	@if [ -z "$(DESTDIR)" ]; then \
+		if [ -d /run/systemd/system ]; then systemctl disable --now connroute.service 2>/dev/null || true; fi; \
+		[ ! -x $(SBINDIR)/connroute ] || $(SBINDIR)/connroute flush || true; \
+	fi
+	rm -f $(DESTDIR)$(SBINDIR)/connroute $(DESTDIR)$(UNITDIR)/connroute.service \
+		$(DESTDIR)$(MANDIR)/man8/connroute.8 $(DESTDIR)$(BASHCOMPDIR)/connroute
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/config/connroute and $(DESTDIR)$(SYSCONFDIR)/connroute/"
+
+# dist/connroute_<version>-<DEB_REVISION>_<arch>.deb with dpkg-deb alone
+# (packaging/deb/). test-deb checks the package, installs, upgrades over an
+# edited conffile, removes and purges it in a throwaway root (dpkg --root,
+# maintainer scripts chrootless with DPKG_ROOT), checks `make install` and
+# runs `systemd-analyze verify` on the unit.
+DEB_REVISION ?= 1
+DEB_VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)-$(DEB_REVISION)
+DEB = dist/connroute_$(DEB_VERSION)_$(shell dpkg --print-architecture 2>/dev/null).deb
+MAINTAINER ?= $(shell git log -1 --format='%an <%ae>' 2>/dev/null || echo 'connroute maintainers <root@localhost>')
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+deb: build
+	rm -rf dist/deb-root
+	$(MAKE) -s install-files DESTDIR=$(CURDIR)/dist/deb-root PREFIX=/usr UNITDIR=/lib/systemd/system
+	MAINTAINER="$(MAINTAINER)" SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
+		sh packaging/deb/build.sh dist/deb-root $(DEB_VERSION) $(DEB)
+
+test-deb: deb
+	@command -v systemd-analyze >/dev/null || $(call apt_install,--no-install-recommends systemd)
+	sh tests/deb.sh $(DEB)
+	sh tests/install.sh
+
+# ---- Embedded builds (docs/EMBEDDED.md) -------------------------------------
 # Static musl binaries for router CPUs: zig links (cargo-zigbuild), std is
 # rebuilt from source with our size profile (-Zbuild-std; RUSTC_BOOTSTRAP
 # unlocks it on the stable toolchain), qemu-user runs the tests.
@@ -66,7 +137,7 @@ ZIG_VERSION := 0.17.1
 BUILD_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 # Link flags per target are in .cargo/config.toml. Not used on purpose:
 # -C force-unwind-tables=no saves ~60 KB on MIPS, but that binary crashed in
-# process spawn on big-endian MIPS (qemu); see README "Embedded builds".
+# process spawn on big-endian MIPS (qemu); see docs/EMBEDDED.md.
 LLVM_STRIP = $$(find "$$(rustc --print sysroot)" -name llvm-strip | head -n1)
 
 cross-deps: deps
@@ -139,15 +210,17 @@ test-apk: apk
 
 # Coverage-guided fuzzing of the UCI reader and the config model (nightly
 # and cargo-fuzz; not in CI, where tests/props.rs runs instead). Seeds: the
-# example configs and the shared UCI cases. FUZZ_SECONDS per target.
+# example configs, the UCI cases and, when present, the shared corpus.
+# FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install -q cargo-fuzz --locked
 	@rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 	@set -e; for t in uci config; do \
 		mkdir -p fuzz/corpus/$$t; cp fuzz/seeds/* fuzz/corpus/$$t/; \
-		[ ! -d ../shared/uci ] || find ../shared/uci/cases ../shared/uci/corpus -type f \
-			! -name '*.export' ! -name '*.show' ! -name '*.expected' ! -name '*.md' ! -name '*.txt' \
+		cp tests/fixtures/uci/cases/*.uci fuzz/corpus/$$t/; \
+		[ ! -d $(CONNROUTE_SHARED)/uci/corpus ] || find $(CONNROUTE_SHARED)/uci/corpus -type f \
+			! -name '*.export' ! -name '*.show' ! -name '*.md' ! -name '*.txt' \
 			-exec cp -t fuzz/corpus/$$t/ {} +; \
 		if cargo +nightly fuzz run $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) \
 			-max_len=4096 > fuzz/$$t.log 2>&1; then \

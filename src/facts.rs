@@ -114,9 +114,10 @@ impl Facts {
 mod tests {
     use super::*;
 
+    /// A file under `tests/fixtures/netifd/` (part of the repository).
     fn fixture(name: &str) -> String {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/openwrt/fixtures")
+            .join("tests/fixtures/netifd")
             .join(name);
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
     }
@@ -173,5 +174,29 @@ mod tests {
         let f = Facts::from_dump(&fixture("dump.json")).unwrap();
         let names: Vec<&str> = f.interfaces.keys().map(String::as_str).collect();
         assert_eq!(names, ["wan2", "wan2_6", "wan3", "wg0"]);
+    }
+
+    #[test]
+    fn real_netifd_boot_dump() {
+        let f = Facts::from_dump(&fixture("real/dump-full-boot.json")).unwrap();
+        let names: Vec<&str> = f.interfaces.keys().map(String::as_str).collect();
+        assert_eq!(names, ["loopback", "wan", "wan2", "wan3"]);
+        let wan3 = &f.interfaces["wan3"];
+        assert_eq!(wan3.live_device(), Some("eth3"));
+        assert_eq!(wan3.route4.unwrap().via, Some("10.3.0.1".parse().unwrap()));
+        assert_eq!(f.interfaces["loopback"].route4, None);
+    }
+
+    #[test]
+    fn real_netifd_static_ifdown_and_dhcp_renew() {
+        let down = status("real/dump-wan2-static-down-after-ifdown.json");
+        assert!(!down.up && down.live_device().is_none() && down.route4.is_none());
+        let up = status("real/dump-wan2-static-up.json");
+        assert_eq!(up.route4.unwrap().via, Some("10.2.0.1".parse().unwrap()));
+        let renewed = status("real/dump-wan3-dhcp-after-renew.json");
+        assert_eq!(
+            renewed.route4.unwrap().via,
+            Some("10.3.0.254".parse().unwrap())
+        );
     }
 }

@@ -4,16 +4,14 @@
 //! A one-way pipeline of pure stages, then one place that touches the system:
 //! [`uci`] (bytes → document) → [`config`] (document → validated model) →
 //! [`plan`] (model + live facts → desired state) → `apply` (desired vs actual
-//! → atomic changes). The CLI in `main.rs` only wires these together.
+//! → atomic changes). The CLI in [`cli`] only wires these together.
 
 pub mod apply;
-pub mod args;
+pub mod cli;
 pub mod config;
 pub mod facts;
 pub mod hotplug;
-pub mod json_text;
 pub mod nft;
 pub mod plan;
-pub mod syslog;
 pub mod ubus;
 pub mod uci;

@@ -1,9 +1,18 @@
-//! Reads netifd's interface state through the `ubus` command.
+//! Reads netifd's interface state through the `ubus` command, bounded: a
+//! hung netifd must not block every later hotplug run (the lock is held).
 
+use crate::apply::child::{self, ChildError, Request};
 use crate::config::Config;
 use crate::facts::Facts;
 use std::path::Path;
-use std::process::Command;
+use std::time::Duration;
+
+/// Default for `timeout` of [`dump`] (`--timeout` overrides it).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Grace after ubus's own `-t` timeout before connroute kills it, so ubus
+/// normally reports its own "Request timed out".
+const GRACE: Duration = Duration::from_secs(2);
 
 /// Every OpenWrt interface name the config refers to, sorted.
 pub fn referenced(config: &Config) -> Vec<String> {
@@ -22,19 +31,50 @@ pub fn referenced(config: &Config) -> Vec<String> {
     names
 }
 
-/// `ubus call network.interface dump`.
-pub fn dump(ubus: &Path) -> Result<Facts, String> {
-    let out = Command::new(ubus)
-        .args(["call", "network.interface", "dump"])
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", ubus.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} call network.interface dump failed ({}): {}",
-            ubus.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+/// `ubus -t SECS call network.interface dump`: ubus gives up after
+/// `timeout` (at least 1 s); connroute kills it [`GRACE`] later.
+pub fn dump(ubus: &Path, timeout: Duration) -> Result<Facts, ChildError> {
+    let secs = timeout.as_secs().max(1).to_string();
+    let what = "reading netifd's interface state (`ubus call network.interface dump`)";
+    let out = child::run(&Request {
+        program: ubus,
+        args: &["-t", &secs, "call", "network.interface", "dump"],
+        input: b"",
+        deadline: Duration::from_secs(timeout.as_secs().max(1)) + GRACE,
+        what,
+    })?;
+    Facts::from_dump(&String::from_utf8_lossy(&out.stdout)).map_err(|detail| {
+        ChildError::BadOutput {
+            program: ubus.display().to_string(),
+            what: what.to_string(),
+            detail,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::child::tests::script;
+
+    #[test]
+    fn ubus_gets_its_own_timeout_and_a_hung_ubus_is_killed() {
+        let dir = std::env::temp_dir().join(format!("connroute-ubus-test-{}", std::process::id()));
+        let ok = dir.join("ubus-ok");
+        script(
+            &ok,
+            "#!/bin/sh\n[ \"$*\" = '-t 5 call network.interface dump' ] || exit 9\necho '{\"interface\":[]}'\n",
+        );
+        let hang = dir.join("ubus-hang");
+        script(&hang, "#!/bin/sh\nexec sleep 60\n");
+        let got = dump(&ok, Duration::from_secs(5));
+        let e = dump(&hang, Duration::ZERO).unwrap_err();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(got.is_ok(), "{:?}", got.err());
+        assert!(matches!(e, ChildError::TimedOut { .. }), "{e}");
+        assert!(
+            e.to_string().ends_with("ubus-hang timed out after 3 s while reading netifd's interface state (`ubus call network.interface dump`)"),
+            "{e}"
+        );
     }
-    Facts::from_dump(&String::from_utf8_lossy(&out.stdout))
 }

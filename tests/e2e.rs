@@ -60,3 +60,8 @@ fn twenty_concurrent_runs_end_like_one() {
 fn reapplies_and_config_changes_break_no_connection() {
     scenario("continuity");
 }
+
+#[test]
+fn children_are_bounded_and_files_never_followed() {
+    scenario("children");
+}

@@ -2,6 +2,7 @@
 
 use super::netlink::{KernelRoute, KernelRule, Netlink};
 use super::nft::Nft;
+use super::rt_tables;
 use crate::config::Family;
 use crate::plan::{self, IpRule, Plan, Route};
 use serde_json::{Value, json};
@@ -107,30 +108,6 @@ fn table_exists(nft: &Nft) -> Result<bool, String> {
         }))
 }
 
-fn write_rt_tables(sys: &System, plan: &Plan, report: &mut Report) {
-    let Some(path) = &sys.rt_tables else { return };
-    let mut text = String::from("# Written by connroute: its routing tables, by gateway name.\n");
-    for (id, name) in &plan.table_names {
-        let _ = writeln!(text, "{id}\t{name}");
-    }
-    if std::fs::read_to_string(path).ok().as_deref() == Some(text.as_str()) {
-        return;
-    }
-    let Some(dir) = path.parent() else { return };
-    if dir.parent().is_some_and(|p| !p.exists()) {
-        return; // no iproute2 config directory: nothing reads the names
-    }
-    let tmp = path.with_extension("tmp");
-    let ok = std::fs::create_dir_all(dir).is_ok()
-        && std::fs::write(&tmp, &text).is_ok()
-        && std::fs::rename(&tmp, path).is_ok();
-    if ok {
-        report.changes.push(format!("wrote {}", path.display()));
-    } else {
-        log::warn!("could not write {}", path.display());
-    }
-}
-
 /// Makes the system match `plan`. On failure, what this run changed is
 /// undone and the previous state keeps running.
 pub fn apply(plan: &Plan, sys: &System, force: bool) -> Result<Report, String> {
@@ -212,7 +189,12 @@ pub fn apply(plan: &Plan, sys: &System, force: bool) -> Result<Report, String> {
             Err(e) => problems.push(format!("cannot remove `{}`: {e}", k.route)),
         }
     }
-    write_rt_tables(sys, plan, &mut report);
+    if let Some(path) = &sys.rt_tables {
+        match rt_tables::write(path, &plan.table_names) {
+            Ok(change) => report.changes.extend(change.summary(path)),
+            Err(e) => log::warn!("could not write {e}"),
+        }
+    }
     if problems.is_empty() {
         Ok(report)
     } else {
@@ -229,7 +211,7 @@ pub fn flush(sys: &System) -> Result<Report, String> {
             Ok(_) => report
                 .changes
                 .push(format!("deleted table inet {}", plan::TABLE)),
-            Err(e) => problems.push(e),
+            Err(e) => problems.push(e.into()),
         },
         Ok(false) => {}
         Err(e) => problems.push(e),
@@ -247,9 +229,10 @@ pub fn flush(sys: &System) -> Result<Report, String> {
             Err(e) => problems.push(format!("cannot remove `{}`: {e}", k.route)),
         }
     }
-    if let Some(p) = &sys.rt_tables {
-        if std::fs::remove_file(p).is_ok() {
-            report.changes.push(format!("removed {}", p.display()));
+    if let Some(path) = &sys.rt_tables {
+        match rt_tables::remove(path) {
+            Ok(change) => report.changes.extend(change.summary(path)),
+            Err(e) => problems.push(format!("cannot remove {e}")),
         }
     }
     if problems.is_empty() {

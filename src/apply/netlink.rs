@@ -3,8 +3,14 @@
 //!
 //! Ownership is the routing protocol tag ([`RTPROT_CONNROUTE`]) on every
 //! route and rule connroute creates; entries without it are never touched.
-//! The wire format lives in [`super::rtnl`]; this module only does the I/O.
+//! The wire format lives in [`super::rtnl`], reply checking in
+//! [`super::dump`]; this module only does the I/O, bounded: each reply
+//! datagram must arrive within [`RECV_TIMEOUT`] and each request, dump
+//! restarts included, must finish within [`DEADLINE`]. A dump the kernel
+//! flags inconsistent (`NLM_F_DUMP_INTR`, the table changed while it was
+//! read) is restarted, at most [`DUMP_TRIES`] times in all.
 
+use super::dump::{Collector, Fault, Progress};
 use super::rtnl::{self, Body, flags, kind};
 use crate::config::Family;
 #[cfg(doc)]
@@ -13,6 +19,15 @@ use crate::plan::{IpRule, Route};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use std::ffi::{CStr, CString};
 use std::io;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// Longest wait for one reply datagram (`SO_RCVTIMEO`).
+pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest time one request may take, dump restarts included.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+/// How many times a dump is read before an inconsistent one is an error.
+pub const DUMP_TRIES: u32 = 4;
 
 /// A route connroute owns, as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +85,19 @@ fn ifname(index: u32) -> Option<String> {
     )
 }
 
+/// What a request of message type `kind` does, for error messages.
+fn request_name(kind: u16) -> &'static str {
+    match kind {
+        kind::GETROUTE => "dumping routes",
+        kind::GETRULE => "dumping ip rules",
+        kind::NEWROUTE => "installing a route",
+        kind::DELROUTE => "deleting a route",
+        kind::NEWRULE => "adding an ip rule",
+        kind::DELRULE => "deleting an ip rule",
+        _ => "rtnetlink request",
+    }
+}
+
 fn route_body(r: &Route) -> io::Result<Body> {
     let oif = r.device.as_deref().map(ifindex).transpose()?;
     Ok(rtnl::route_body(r, oif))
@@ -81,36 +109,94 @@ impl Netlink {
         let mut socket = Socket::new(NETLINK_ROUTE)?;
         socket.bind_auto()?;
         socket.connect(&SocketAddr::new(0, 0))?;
+        let tv = libc::timeval {
+            tv_sec: RECV_TIMEOUT.as_secs() as libc::time_t,
+            tv_usec: 0,
+        };
+        // SAFETY: setsockopt reads a timeval of the given size from `tv`.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
         Ok(Netlink { socket, seq: 0 })
     }
 
     /// Sends one request and collects the bodies of its replies until the
-    /// end of the dump or the ACK; a kernel error becomes an `io::Error`.
-    fn request(&mut self, kind: u16, extra: u16, body: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+    /// end of the dump or the ACK, by `deadline`; a kernel error becomes an
+    /// `io::Error` with its errno.
+    fn exchange(
+        &mut self,
+        kind: u16,
+        extra: u16,
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<Vec<Vec<u8>>, Fault> {
         self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
+        let mut replies = Collector::new(self.seq);
+        let msg = rtnl::message(kind, flags::REQUEST | extra, self.seq, body);
         self.socket
-            .send(&rtnl::message(kind, flags::REQUEST | extra, seq, body), 0)?;
-        let mut out = Vec::new();
+            .send(&msg, 0)
+            .map_err(|e| Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)))?;
         loop {
-            let (buf, _) = self.socket.recv_from_full()?;
-            let msgs = rtnl::replies(&buf).ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidData, "malformed netlink reply")
-            })?;
-            for m in msgs.into_iter().filter(|m| m.seq == seq) {
-                match m.kind {
-                    kind::DONE => return Ok(out),
-                    kind::ERROR => {
-                        return match rtnl::error_code(m.body) {
-                            Some(0) => Ok(out),
-                            Some(e) => Err(io::Error::from_raw_os_error(e.saturating_neg())),
-                            None => Err(io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                "truncated netlink error",
-                            )),
-                        };
-                    }
-                    _ => out.push(m.body.to_vec()),
+            if Instant::now() >= deadline {
+                return Err(Fault::Kernel(libc::ETIMEDOUT));
+            }
+            let (buf, _) = self
+                .socket
+                .recv_from_full()
+                .map_err(|e| match e.raw_os_error() {
+                    // SO_RCVTIMEO expired.
+                    Some(libc::EAGAIN) => Fault::Kernel(libc::ETIMEDOUT),
+                    // Replies were dropped: the dump is incomplete; read it again.
+                    Some(libc::ENOBUFS) => Fault::Interrupted,
+                    other => Fault::Kernel(other.unwrap_or(libc::EIO)),
+                })?;
+            if replies.feed(&buf)? == Progress::Done {
+                return Ok(replies.bodies);
+            }
+        }
+    }
+
+    /// [`Self::exchange`] with dump restarts and errors worded for the log.
+    fn request(&mut self, kind: u16, extra: u16, body: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+        let what = request_name(kind);
+        let deadline = Instant::now() + DEADLINE;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.exchange(kind, extra, body, deadline) {
+                Ok(out) => return Ok(out),
+                Err(Fault::Interrupted) if tries < DUMP_TRIES => continue,
+                Err(Fault::Interrupted) => {
+                    return Err(io::Error::other(format!(
+                        "{what}: the kernel's tables kept changing during the dump \
+                         ({tries} attempts, NLM_F_DUMP_INTR)"
+                    )));
+                }
+                Err(Fault::Kernel(libc::ETIMEDOUT)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "{what}: netlink timed out (no reply within {} s, or over {} s in all)",
+                            RECV_TIMEOUT.as_secs(),
+                            DEADLINE.as_secs()
+                        ),
+                    ));
+                }
+                Err(Fault::Kernel(e)) => return Err(io::Error::from_raw_os_error(e)),
+                Err(f @ Fault::Malformed(_)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{what}: {f}"),
+                    ));
                 }
             }
         }

@@ -1,26 +1,33 @@
-//! Runs the `nft` binary: JSON batches in, stdout and stderr captured, with
-//! a timeout so a wedged nft cannot hold the lock forever.
+//! Runs the `nft` binary: JSON batches in, output captured, each call under
+//! one deadline ([`super::child`]) so a wedged nft can neither hold the lock
+//! forever nor outlive connroute.
 
-use std::io::{Read, Write};
+use super::child::{self, ChildError, Request};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How to call nft.
 #[derive(Debug, Clone)]
 pub struct Nft {
     /// Binary to run (`nft` on PATH by default).
     pub program: PathBuf,
-    /// Longest time one call may take.
+    /// Longest time a call without input may take; a batch adds
+    /// [`PER_100_KIB`] per 100 KiB (see [`Nft::deadline`]).
     pub timeout: Duration,
 }
+
+/// Default of [`Nft::timeout`] (`--timeout`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Extra time per 100 KiB of batch: nft's time grows with the ruleset
+/// (a 10,000-rule check takes longer than 30 s on a small router).
+pub const PER_100_KIB: Duration = Duration::from_secs(1);
 
 impl Default for Nft {
     fn default() -> Self {
         Nft {
             program: PathBuf::from("nft"),
-            timeout: Duration::from_secs(30),
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 }
@@ -33,79 +40,94 @@ pub struct Output {
 }
 
 impl Nft {
+    /// The deadline of a call fed `input` bytes: the base timeout plus
+    /// [`PER_100_KIB`] for every started 100 KiB.
+    pub fn deadline(&self, input: usize) -> Duration {
+        let blocks = input.div_ceil(100 * 1024) as u32;
+        self.timeout
+            .saturating_add(PER_100_KIB.saturating_mul(blocks))
+    }
+
+    fn call(&self, args: &[&str], stdin: &[u8], what: &str) -> Result<Output, ChildError> {
+        let out = child::run(&Request {
+            program: &self.program,
+            args,
+            input: stdin,
+            deadline: self.deadline(stdin.len()),
+            what,
+        })?;
+        Ok(Output {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        })
+    }
+
     /// Runs `nft ARGS`, feeding `stdin`; fails with nft's own error text.
-    pub fn run(&self, args: &[&str], stdin: &[u8]) -> Result<Output, String> {
-        let name = self.program.display().to_string();
-        let mut child = Command::new(&self.program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run {name}: {e}"))?;
-        let mut stdout = child.stdout.take().ok_or("nft stdout")?;
-        let mut stderr = child.stderr.take().ok_or("nft stderr")?;
-        let out_reader = thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = stdout.read_to_end(&mut s);
-            s
-        });
-        let err_reader = thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = stderr.read_to_end(&mut s);
-            s
-        });
-        if let Some(mut input) = child.stdin.take() {
-            // A failed write shows up as nft's error or exit status below.
-            let _ = input.write_all(stdin);
-        }
-        let start = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if start.elapsed() > self.timeout => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!(
-                        "{name} {} did not finish within {:?}",
-                        args.join(" "),
-                        self.timeout
-                    ));
-                }
-                Ok(None) => thread::sleep(Duration::from_millis(2)),
-                Err(e) => return Err(format!("waiting for {name}: {e}")),
-            }
-        };
-        let out = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
-        let err = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-        if status.success() {
-            Ok(Output { stdout: out })
-        } else {
-            let text = err.trim();
-            let text = if text.is_empty() { out.trim() } else { text };
-            Err(format!(
-                "{name} {} failed ({status}): {text}",
-                args.join(" ")
-            ))
-        }
+    pub fn run(&self, args: &[&str], stdin: &[u8]) -> Result<Output, ChildError> {
+        self.call(args, stdin, &format!("running `nft {}`", args.join(" ")))
     }
 
     /// Loads a JSON batch (`nft -j -f -`).
-    pub fn load(&self, json: &[u8]) -> Result<(), String> {
-        self.run(&["-j", "-f", "-"], json).map(|_| ())
+    pub fn load(&self, json: &[u8]) -> Result<(), ChildError> {
+        self.call(&["-j", "-f", "-"], json, "loading the ruleset")
+            .map(drop)
     }
 
     /// Checks a JSON batch without applying it (`nft -c -j -f -`).
-    pub fn check(&self, json: &[u8]) -> Result<(), String> {
-        self.run(&["-c", "-j", "-f", "-"], json).map(|_| ())
+    pub fn check(&self, json: &[u8]) -> Result<(), ChildError> {
+        self.call(&["-c", "-j", "-f", "-"], json, "checking the ruleset")
+            .map(drop)
     }
 
     /// `nft -j ARGS` parsed as JSON.
-    pub fn list(&self, args: &[&str]) -> Result<serde_json::Value, String> {
+    pub fn list(&self, args: &[&str]) -> Result<serde_json::Value, ChildError> {
         let mut all = vec!["-j"];
         all.extend_from_slice(args);
-        let out = self.run(&all, b"")?;
-        serde_json::from_str(&out.stdout)
-            .map_err(|e| format!("nft -j {}: unreadable JSON: {e}", args.join(" ")))
+        let what = format!("running `nft -j {}`", args.join(" "));
+        let out = self.call(&all, b"", &what)?;
+        serde_json::from_str(&out.stdout).map_err(|e| ChildError::BadOutput {
+            program: self.program.display().to_string(),
+            what,
+            detail: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_grows_with_the_batch() {
+        let nft = Nft::default();
+        assert_eq!(nft.deadline(0), Duration::from_secs(30));
+        assert_eq!(nft.deadline(1), Duration::from_secs(31));
+        assert_eq!(nft.deadline(100 * 1024), Duration::from_secs(31));
+        assert_eq!(nft.deadline(128 * 1024), Duration::from_secs(32));
+        let nft = Nft {
+            timeout: Duration::from_secs(2),
+            ..Nft::default()
+        };
+        assert_eq!(nft.deadline(10 * 1024 * 1024), Duration::from_secs(2 + 103));
+    }
+
+    #[test]
+    fn a_hung_load_names_the_step_and_the_batch_size() {
+        let dir = std::env::temp_dir().join(format!("connroute-nft-test-{}", std::process::id()));
+        let fake = dir.join("nft");
+        child::tests::script(&fake, "#!/bin/sh\nexec sleep 60\n");
+        let nft = Nft {
+            program: fake.clone(),
+            timeout: Duration::ZERO,
+        };
+        let e = nft.load(&vec![b' '; 128 * 1024]).unwrap_err();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} timed out after 2 s while loading the ruleset (128 KiB)",
+                fake.display()
+            )
+        );
+        assert_eq!(e.exit_code(), 1);
     }
 }

@@ -40,25 +40,31 @@ link() {
 	in_ns "$3" ip link set "$4" up
 }
 
-# A tiny HTTP server answering its own name, in the background.
+# serve NS PORT ADDR: a tiny HTTP server answering its own name, in the
+# background, bound to the numeric ADDR (no name lookups; see serve.py).
+# When it does not come up, its stderr is shown.
 serve() {
-	local n=$1 port=$2 bind=${3:-::}
-	mkdir -p "$WORK/www-$n"
-	echo "hello from $n" > "$WORK/www-$n/index.html"
-	in_ns "$n" python3 -m http.server "$port" --bind "$bind" --directory "$WORK/www-$n" >/dev/null 2>&1 &
-	local i
+	local n=$1 port=$2 bind=$3
+	local www="$WORK/www-$n" log="$WORK/serve-$n-$port.log" ready="$WORK/serve-$n-$port.ready"
+	mkdir -p "$www"; rm -f "$ready"
+	echo "hello from $n" > "$www/index.html"
+	in_ns "$n" python3 "$HERE/serve.py" "$bind" "$port" "$www" "$ready" 2>"$log" &
+	local pid=$! i
 	for i in $(seq 1 50); do
-		in_ns "$n" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null && return 0
+		[ -e "$ready" ] && return 0
+		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	echo "server in $n did not start" >&2
+	echo "server in $n on [$bind]:$port did not start; its stderr:" >&2
+	sed 's/^/    /' "$log" >&2
 	return 1
 }
 
-# connroute in a namespace, with state files in the test's work dir.
+# connroute in a namespace, with its state files (lock, ids) in the test's
+# work dir and no routing table names file: the host's /etc stays untouched.
 cr() {
 	local n=$1; shift
-	in_ns "$n" "$CONNROUTE" --lock "$WORK/lock-$n" --no-rt-tables --syslog "$WORK/no-syslog" "$@"
+	in_ns "$n" "$CONNROUTE" --lock "$WORK/lock-$n" --ids "$WORK/ids-$n" --no-rt-tables --syslog "$WORK/no-syslog" "$@"
 }
 
 # fetch NS URL [curl args]: prints the body; fails on timeout.
@@ -134,7 +140,7 @@ build_seed() {
 	}
 	NFT
 	done
-	serve h 80 0.0.0.0
+	serve h 80 192.168.1.10
 }
 
 # A router R whose WAN "wan2" (10.2.0.2) links to upstream U (10.2.0.1).

@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn ruleset_matches_serde_json_pretty() {
-        let src = include_bytes!("../examples/multiwan.conf");
+        let src = include_bytes!("../../examples/multiwan.conf");
         let config = crate::config::Config::parse(src, "multiwan.conf").unwrap();
         let p = crate::plan::plan(&config, &crate::facts::Facts::default());
         let compact = serde_json::to_vec(&p.ruleset).unwrap();

@@ -1,0 +1,478 @@
+//! Runs a helper program (nft, ubus) under one deadline that covers the
+//! whole exchange: writing its input, reading its output and waiting for it
+//! to exit. All three happen in one `poll` loop, so a child that never reads
+//! its stdin (a batch larger than the 64 KiB pipe buffer) or never exits
+//! cannot stall the caller past the deadline.
+//!
+//! The child cannot outlive connroute: it runs in its own process group,
+//! is killed and reaped on every path out of [`run`] (deadline, I/O error,
+//! panic: the guard's `Drop`), and asks the kernel for `SIGKILL` when its
+//! parent dies (`PR_SET_PDEATHSIG`), so a `kill -9` of connroute does not
+//! leave an `nft` behind to commit a stale table later. The death signal is
+//! tied to the thread that forked: [`run`] forks from the calling thread and
+//! does not return before the child is reaped, so that thread outlives it.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// One call of a helper program.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The program, as configured (`nft`, `/usr/sbin/nft`).
+    pub program: &'a Path,
+    /// Its arguments.
+    pub args: &'a [&'a str],
+    /// Bytes fed to its stdin (stdin is `/dev/null` when empty).
+    pub input: &'a [u8],
+    /// Longest time the whole exchange may take.
+    pub deadline: Duration,
+    /// What the call does, for error messages ("loading the ruleset").
+    pub what: &'a str,
+}
+
+/// What a successful call printed.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error (warnings of a successful run).
+    pub stderr: Vec<u8>,
+}
+
+/// Why a call failed. Every variant names the program and what it was doing.
+#[derive(Debug)]
+pub enum ChildError {
+    /// The program could not be started (missing, not executable).
+    Spawn {
+        /// The program.
+        program: String,
+        /// The `exec` error.
+        error: io::Error,
+    },
+    /// The deadline passed; the child was killed and reaped.
+    TimedOut {
+        /// The program.
+        program: String,
+        /// What it was doing.
+        what: String,
+        /// The deadline it missed.
+        after: Duration,
+        /// Size of its input in bytes.
+        input: usize,
+    },
+    /// The program ran and exited non-zero: it refused its input.
+    Refused {
+        /// The program.
+        program: String,
+        /// What it was doing.
+        what: String,
+        /// Its exit code.
+        code: i32,
+        /// Its stderr (or stdout when stderr is empty), trimmed.
+        message: String,
+    },
+    /// The program died from a signal.
+    Killed {
+        /// The program.
+        program: String,
+        /// What it was doing.
+        what: String,
+        /// The signal number.
+        signal: i32,
+    },
+    /// Talking to the program failed (pipes, poll, wait).
+    Io {
+        /// The program.
+        program: String,
+        /// What it was doing.
+        what: String,
+        /// The error.
+        error: io::Error,
+    },
+    /// The program succeeded but its output could not be understood.
+    BadOutput {
+        /// The program.
+        program: String,
+        /// What it was doing.
+        what: String,
+        /// What is wrong with the output.
+        detail: String,
+    },
+}
+
+impl ChildError {
+    /// Exit code for a command that checks user input with this program:
+    /// 2 when the program looked at the input and said no ([`Self::Refused`]),
+    /// 1 (runtime failure) for everything else, timeouts included. Callers
+    /// that feed a program their own data (apply) report every failure as 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ChildError::Refused { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// Whether the program could not be found or executed at all.
+    pub fn not_started(&self) -> bool {
+        matches!(self, ChildError::Spawn { .. })
+    }
+}
+
+/// `30 s`, `1.5 s`.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// `900 B`, `128 KiB`.
+fn size(n: usize) -> String {
+    if n < 1024 {
+        format!("{n} B")
+    } else {
+        format!("{} KiB", n.div_ceil(1024))
+    }
+}
+
+impl fmt::Display for ChildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChildError::Spawn { program, error } => write!(f, "cannot run {program}: {error}"),
+            ChildError::TimedOut {
+                program,
+                what,
+                after,
+                input,
+            } => {
+                write!(
+                    f,
+                    "{program} timed out after {} while {what}",
+                    seconds(*after)
+                )?;
+                if *input > 0 {
+                    write!(f, " ({})", size(*input))?;
+                }
+                Ok(())
+            }
+            ChildError::Refused {
+                program,
+                what,
+                code,
+                message,
+            } => write!(
+                f,
+                "{program} failed (exit status {code}) while {what}: {message}"
+            ),
+            ChildError::Killed {
+                program,
+                what,
+                signal,
+            } => write!(f, "{program} was killed by signal {signal} while {what}"),
+            ChildError::Io {
+                program,
+                what,
+                error,
+            } => write!(f, "{program}: I/O error while {what}: {error}"),
+            ChildError::BadOutput {
+                program,
+                what,
+                detail,
+            } => write!(
+                f,
+                "{program} printed unreadable output while {what}: {detail}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ChildError {}
+
+impl From<ChildError> for String {
+    fn from(e: ChildError) -> String {
+        e.to_string()
+    }
+}
+
+/// Owns the running child: kills its process group and reaps it unless it
+/// was reaped already, whatever way [`run`] is left.
+struct Guard {
+    child: Child,
+    reaped: bool,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
+        // Unreaped, the child's pid still names its process group.
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill has no memory effects; the group is our child's.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        let _ = self.child.kill();
+        // SIGKILL lands at once unless the child is stuck in the kernel
+        // (D state); do not wait for that forever: it is reaped by init
+        // once connroute exits.
+        let mut pause = Duration::from_millis(1);
+        let give_up = Instant::now() + KILL_GRACE;
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < give_up {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+}
+
+/// How long a killed child is waited for before it is left to init.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
+    let fd = fd.as_raw_fd();
+    // SAFETY: fcntl on a descriptor the caller owns.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn spawn(req: &Request) -> io::Result<Child> {
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    let mut cmd = Command::new(req.program);
+    cmd.args(req.args)
+        .stdin(if req.input.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: the hook runs between fork and exec and only makes
+    // async-signal-safe system calls, allocating nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setpgid(0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before the death signal was armed.
+            if libc::getppid() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        })
+    };
+    cmd.spawn()
+}
+
+/// Pipes still open towards and from the child, with what was read.
+struct Pipes<'a> {
+    stdin: Option<std::process::ChildStdin>,
+    input: &'a [u8],
+    stdout: Option<std::process::ChildStdout>,
+    stderr: Option<std::process::ChildStderr>,
+    out: Output,
+}
+
+/// Reads what is there; `false` at end of file.
+fn drain(r: &mut impl Read, into: &mut Vec<u8>) -> io::Result<bool> {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(false),
+            Ok(n) => into.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Pipes<'_> {
+    fn open(&self) -> bool {
+        self.stdin.is_some() || self.stdout.is_some() || self.stderr.is_some()
+    }
+
+    /// One `poll` round, waiting at most `left`; `Ok(false)` when it timed out.
+    fn step(&mut self, left: Duration) -> io::Result<bool> {
+        let fd = |f: Option<i32>, events| libc::pollfd {
+            fd: f.unwrap_or(-1), // negative: ignored by poll
+            events,
+            revents: 0,
+        };
+        let mut fds = [
+            fd(self.stdin.as_ref().map(AsRawFd::as_raw_fd), libc::POLLOUT),
+            fd(self.stdout.as_ref().map(AsRawFd::as_raw_fd), libc::POLLIN),
+            fd(self.stderr.as_ref().map(AsRawFd::as_raw_fd), libc::POLLIN),
+        ];
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: `fds` is a valid array of 3 pollfd for the whole call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(true)
+            } else {
+                Err(e)
+            };
+        }
+        if n == 0 {
+            return Ok(false);
+        }
+        if fds[0].revents != 0 {
+            self.write_some()?;
+        }
+        if fds[1].revents != 0 {
+            if let Some(r) = &mut self.stdout {
+                if !drain(r, &mut self.out.stdout)? {
+                    self.stdout = None;
+                }
+            }
+        }
+        if fds[2].revents != 0 {
+            if let Some(r) = &mut self.stderr {
+                if !drain(r, &mut self.out.stderr)? {
+                    self.stderr = None;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes as much input as the pipe takes; closes stdin when all is
+    /// written or the child closed its end (its exit status tells why).
+    fn write_some(&mut self) -> io::Result<()> {
+        let Some(w) = &mut self.stdin else {
+            return Ok(());
+        };
+        while !self.input.is_empty() {
+            match w.write(self.input) {
+                Ok(n) => self.input = &self.input[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
+                Err(e) => return Err(e),
+            }
+        }
+        self.stdin = None;
+        Ok(())
+    }
+}
+
+/// Waits for the exit of a child whose pipes are closed, until `deadline`.
+fn wait(g: &mut Guard, deadline: Instant) -> io::Result<Option<ExitStatus>> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = g.child.try_wait()? {
+            g.reaped = true;
+            return Ok(Some(status));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Runs `req` to completion or to its deadline; see the module docs.
+pub fn run(req: &Request) -> Result<Output, ChildError> {
+    let program = req.program.display().to_string();
+    let deadline = Instant::now() + req.deadline;
+    let mut child = spawn(req).map_err(|error| ChildError::Spawn {
+        program: program.clone(),
+        error,
+    })?;
+    let mut pipes = Pipes {
+        stdin: child.stdin.take(),
+        input: req.input,
+        stdout: child.stdout.take(),
+        stderr: child.stderr.take(),
+        out: Output::default(),
+    };
+    let mut guard = Guard {
+        child,
+        reaped: false,
+    };
+    let io_err = |error| ChildError::Io {
+        program: program.clone(),
+        what: req.what.to_string(),
+        error,
+    };
+    let timed_out = || ChildError::TimedOut {
+        program: program.clone(),
+        what: req.what.to_string(),
+        after: req.deadline,
+        input: req.input.len(),
+    };
+    let nonblocking = [
+        pipes.stdin.as_ref().map(set_nonblocking),
+        pipes.stdout.as_ref().map(set_nonblocking),
+        pipes.stderr.as_ref().map(set_nonblocking),
+    ];
+    for r in nonblocking.into_iter().flatten() {
+        r.map_err(io_err)?;
+    }
+    while pipes.open() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || !pipes.step(left).map_err(io_err)? {
+            return Err(timed_out());
+        }
+    }
+    let Some(status) = wait(&mut guard, deadline).map_err(io_err)? else {
+        return Err(timed_out());
+    };
+    outcome(status, pipes.out, program, req.what)
+}
+
+/// The result of a call from the child's exit status and output.
+fn outcome(
+    status: ExitStatus,
+    out: Output,
+    program: String,
+    what: &str,
+) -> Result<Output, ChildError> {
+    if status.success() {
+        return Ok(out);
+    }
+    let what = what.to_string();
+    let Some(code) = status.code() else {
+        let signal = status.signal().unwrap_or(0);
+        return Err(ChildError::Killed {
+            program,
+            what,
+            signal,
+        });
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    let message = match err.trim() {
+        "" => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        t => t.to_string(),
+    };
+    Err(ChildError::Refused {
+        program,
+        what,
+        code,
+        message,
+    })
+}
+
+#[cfg(test)]
+#[path = "child_tests.rs"]
+pub(crate) mod tests;

@@ -1,0 +1,173 @@
+//! Unit tests of the bounded child runner, with `sh`/`bash` stand-ins.
+
+use super::*;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A command-line marker unique to this test process and call.
+fn marker() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "connroute-child-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Whether a live (non-zombie) process has `marker` in its command line.
+fn alive(marker: &str) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+    })
+}
+
+/// Waits (bounded) for every process carrying `marker` to be gone.
+fn gone(marker: &str) -> bool {
+    for _ in 0..500 {
+        if !alive(marker) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+fn bash(script: &str, input: &[u8], deadline: Duration) -> Result<Output, ChildError> {
+    run(&Request {
+        program: Path::new("bash"),
+        args: &["-c", script],
+        input,
+        deadline,
+        what: "testing",
+    })
+}
+
+#[test]
+fn input_and_output_flow_concurrently() {
+    // 300 KiB through `cat`: writing all of it before reading would deadlock.
+    let input: Vec<u8> = (0..300 * 1024).map(|i| (i % 251) as u8).collect();
+    let out = bash("cat; echo warn >&2", &input, Duration::from_secs(60)).unwrap();
+    assert_eq!(out.stdout, input);
+    assert_eq!(out.stderr, b"warn\n");
+}
+
+#[test]
+fn a_child_that_never_reads_a_big_batch_is_killed_at_the_deadline() {
+    let m = marker();
+    let input = vec![b'x'; 200 * 1024];
+    let script = format!("exec -a {m} sleep 60");
+    let e = bash(&script, &input, Duration::from_millis(300)).unwrap_err();
+    assert!(matches!(e, ChildError::TimedOut { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "bash timed out after 0.3 s while testing (200 KiB)"
+    );
+    assert_eq!(e.exit_code(), 1);
+    assert!(gone(&m), "{m} still running");
+}
+
+#[test]
+fn a_child_that_closes_its_output_and_hangs_is_killed() {
+    let m = marker();
+    let script = format!("exec >&- 2>&- <&-; exec -a {m} sleep 60");
+    let e = bash(&script, b"", Duration::from_millis(300)).unwrap_err();
+    assert!(matches!(e, ChildError::TimedOut { input: 0, .. }), "{e}");
+    assert!(!e.to_string().contains('('), "{e}");
+    assert!(gone(&m), "{m} still running");
+}
+
+#[test]
+fn grandchildren_in_the_process_group_are_killed_too() {
+    let m = marker();
+    let script = format!("(exec -a {m} sleep 60) & wait");
+    let e = bash(&script, b"", Duration::from_millis(300)).unwrap_err();
+    assert!(matches!(e, ChildError::TimedOut { .. }), "{e}");
+    assert!(gone(&m), "{m} still running");
+}
+
+#[test]
+fn non_zero_exit_is_a_refusal_with_the_child_message() {
+    let e = bash(
+        "cat >/dev/null; echo 'Error: nope' >&2; exit 3",
+        b"batch",
+        Duration::from_secs(60),
+    )
+    .unwrap_err();
+    assert!(matches!(e, ChildError::Refused { code: 3, .. }), "{e}");
+    assert_eq!(e.exit_code(), 2);
+    assert_eq!(
+        e.to_string(),
+        "bash failed (exit status 3) while testing: Error: nope"
+    );
+    // Without stderr, stdout is the message.
+    let e = bash("echo only-stdout; exit 1", b"", Duration::from_secs(60)).unwrap_err();
+    assert!(e.to_string().ends_with(": only-stdout"), "{e}");
+}
+
+#[test]
+fn death_by_signal_and_missing_programs_are_runtime_failures() {
+    let e = bash("kill -9 $$", b"", Duration::from_secs(60)).unwrap_err();
+    assert!(matches!(e, ChildError::Killed { signal: 9, .. }), "{e}");
+    assert!(e.to_string().contains("signal 9"), "{e}");
+    assert_eq!(e.exit_code(), 1);
+    let e = run(&Request {
+        program: Path::new("/nonexistent/nft"),
+        args: &[],
+        input: b"x",
+        deadline: Duration::from_secs(60),
+        what: "testing",
+    })
+    .unwrap_err();
+    assert!(e.not_started());
+    assert!(
+        e.to_string().starts_with("cannot run /nonexistent/nft: "),
+        "{e}"
+    );
+    assert_eq!(e.exit_code(), 1);
+}
+
+#[test]
+fn a_child_that_exits_without_reading_its_input_is_not_a_write_error() {
+    // The child exits at once; writing the rest hits a closed pipe (EPIPE),
+    // and the exit status decides.
+    let input = vec![b'x'; 200 * 1024];
+    assert!(bash("exit 0", &input, Duration::from_secs(60)).is_ok());
+    let e = bash("exit 4", &input, Duration::from_secs(60)).unwrap_err();
+    assert!(matches!(e, ChildError::Refused { code: 4, .. }), "{e}");
+}
+
+#[test]
+fn the_child_is_its_own_process_group_with_a_death_signal() {
+    // Field 5 of /proc/self/stat is the process group; PDEATHSIG is not
+    // visible in /proc, so the e2e test kills connroute to prove it.
+    let out = bash(
+        "read -r _ _ _ _ pgrp _ < /proc/self/stat; echo \"$$ $pgrp\"",
+        b"",
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let ids: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(ids.len(), 2, "{text}");
+    assert_eq!(ids[0], ids[1], "not a group leader: {text}");
+}
+
+/// Test support: writes an executable script from a separate process, so
+/// no descriptor open for writing can leak into a concurrent test's fork
+/// (which would make exec fail with ETXTBSY).
+pub(crate) fn script(path: &Path, body: &str) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let ok = Command::new("sh")
+        .args(["-c", "printf '%s' \"$1\" > \"$2\" && chmod 755 \"$2\""])
+        .args(["sh", body])
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "cannot write {}", path.display());
+}

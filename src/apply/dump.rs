@@ -1,0 +1,172 @@
+//! Checks and collects the replies to one rtnetlink request, datagram by
+//! datagram; pure, so the unit tests feed it crafted byte buffers.
+//!
+//! A reply is trusted only whole: a message or attribute that does not fit
+//! its container, or an attribute connroute reads with the wrong size, is an
+//! error ([`Fault::Malformed`]), never a silent end of decoding that would
+//! make an owned route look absent. A dump the kernel flags as changed while
+//! being read (`NLM_F_DUMP_INTR`) is reported as [`Fault::Interrupted`] so
+//! the caller restarts it. Lengths and integers are host byte order
+//! (`from_ne_bytes`), as everywhere in [`super::rtnl`].
+
+use super::rtnl::{self, flags, kind};
+use std::fmt;
+
+/// Why the replies cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The kernel answered with this errno.
+    Kernel(i32),
+    /// The dump changed while it was read; restart it.
+    Interrupted,
+    /// The bytes do not parse; says what is wrong.
+    Malformed(String),
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Kernel(e) => write!(f, "{}", std::io::Error::from_raw_os_error(*e)),
+            Fault::Interrupted => write!(f, "the kernel flagged the dump inconsistent"),
+            Fault::Malformed(what) => write!(f, "malformed netlink reply: {what}"),
+        }
+    }
+}
+
+/// Whether the request is answered completely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// More datagrams are to come.
+    More,
+    /// DONE or ACK received.
+    Done,
+}
+
+/// The replies to request `seq` gathered so far.
+#[derive(Debug, Default)]
+pub struct Collector {
+    /// Sequence number of the request; other messages are ignored.
+    pub seq: u32,
+    /// Bodies of the data messages, in order.
+    pub bodies: Vec<Vec<u8>>,
+    interrupted: bool,
+}
+
+const BODY_HDRLEN: usize = 12;
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+
+/// Attribute types connroute reads, with the exact size it expects.
+fn expected_len(msg: u16, family: u8, attr: u16) -> Option<&'static [usize]> {
+    const U32: &[usize] = &[4];
+    match (msg, attr) {
+        // RTA_OIF, RTA_PRIORITY, RTA_TABLE
+        (kind::NEWROUTE, 4 | 6 | 15) => Some(U32),
+        // RTA_GATEWAY
+        (kind::NEWROUTE, 5) if family == AF_INET => Some(&[4]),
+        (kind::NEWROUTE, 5) if family == AF_INET6 => Some(&[16]),
+        // FRA_PRIORITY, FRA_FWMARK, FRA_SUPPRESS_PREFIXLEN, FRA_TABLE, FRA_FWMASK
+        (kind::NEWRULE, 6 | 10 | 14 | 15 | 16) => Some(U32),
+        // FRA_PROTOCOL
+        (kind::NEWRULE, 21) => Some(&[1]),
+        _ => None,
+    }
+}
+
+fn malformed(what: String) -> Fault {
+    Fault::Malformed(what)
+}
+
+/// Checks a route or rule body: its 12-byte header, that every attribute
+/// lies inside the body, and the sizes of the attributes connroute reads.
+pub fn validate(msg: u16, body: &[u8]) -> Result<(), Fault> {
+    let name = if msg == kind::NEWROUTE {
+        "route"
+    } else {
+        "rule"
+    };
+    if body.len() < BODY_HDRLEN {
+        return Err(malformed(format!("{name} message of {} bytes", body.len())));
+    }
+    let family = body[0];
+    let mut at = BODY_HDRLEN;
+    while at < body.len() {
+        let hdr = body
+            .get(at..at + 4)
+            .ok_or_else(|| malformed(format!("{name} attribute header cut short at byte {at}")))?;
+        let len = usize::from(u16::from_ne_bytes([hdr[0], hdr[1]]));
+        let attr = u16::from_ne_bytes([hdr[2], hdr[3]]) & 0x3fff;
+        if len < 4 || at + len > body.len() {
+            return Err(malformed(format!(
+                "{name} attribute {attr} at byte {at} claims {len} bytes, {} left",
+                body.len() - at
+            )));
+        }
+        if let Some(sizes) = expected_len(msg, family, attr) {
+            if !sizes.contains(&(len - 4)) {
+                return Err(malformed(format!(
+                    "{name} attribute {attr} has {} bytes, expected {}",
+                    len - 4,
+                    sizes[0]
+                )));
+            }
+        }
+        at += (len + 3) & !3;
+    }
+    Ok(())
+}
+
+impl Collector {
+    /// A collector for the replies to request `seq`.
+    pub fn new(seq: u32) -> Collector {
+        Collector {
+            seq,
+            ..Collector::default()
+        }
+    }
+
+    /// Takes one datagram. `Done` once the request is answered; an error
+    /// when the datagram is malformed, the kernel refused, or the dump was
+    /// flagged inconsistent (reported at its end, so the stream is drained).
+    pub fn feed(&mut self, datagram: &[u8]) -> Result<Progress, Fault> {
+        let msgs = rtnl::replies(datagram)
+            .ok_or_else(|| malformed("a message does not fit its datagram".into()))?;
+        for m in msgs.into_iter().filter(|m| m.seq == self.seq) {
+            self.interrupted |= m.flags & flags::DUMP_INTR != 0;
+            match m.kind {
+                kind::DONE => {
+                    // Since Linux 4.x DONE carries the dump's error, if any.
+                    if let Some(e) = rtnl::error_code(m.body).filter(|e| *e < 0) {
+                        return Err(Fault::Kernel(e.saturating_neg()));
+                    }
+                    return self.finish();
+                }
+                kind::ERROR => {
+                    return match rtnl::error_code(m.body) {
+                        Some(0) => self.finish(),
+                        Some(e) => Err(Fault::Kernel(e.saturating_neg())),
+                        None => Err(malformed("truncated error message".into())),
+                    };
+                }
+                k @ (kind::NEWROUTE | kind::NEWRULE) => {
+                    validate(k, m.body)?;
+                    self.bodies.push(m.body.to_vec());
+                }
+                _ => self.bodies.push(m.body.to_vec()),
+            }
+        }
+        Ok(Progress::More)
+    }
+
+    fn finish(&self) -> Result<Progress, Fault> {
+        if self.interrupted {
+            Err(Fault::Interrupted)
+        } else {
+            Ok(Progress::Done)
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "dump_tests.rs"]
+mod tests;

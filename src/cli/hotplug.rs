@@ -1,0 +1,21 @@
+//! `hotplug`: re-apply when netifd reports a change to an interface the
+//! config uses (ACTION and INTERFACE from the environment).
+
+use super::args::Cli;
+use super::{Run, load};
+use crate::hotplug;
+
+/// Re-applies for ifup/ifdown/ifupdate of a used interface; ignores the rest.
+pub fn run(cli: &Cli) -> Run {
+    let action = std::env::var("ACTION").unwrap_or_default();
+    let iface = std::env::var("INTERFACE").unwrap_or_default();
+    if !hotplug::handles(&action) {
+        return Ok(());
+    }
+    let config = load(cli)?;
+    if !hotplug::concerns(&config, &iface) {
+        return Ok(());
+    }
+    log::debug!("hotplug {action} {iface}: re-applying");
+    super::apply::run(cli, false)
+}

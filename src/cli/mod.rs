@@ -1,0 +1,198 @@
+//! The `connroute` command line: parses arguments, runs one command (one
+//! file each) and turns its result into an exit code: 0 ok, 1 runtime
+//! failure, 2 bad config or usage.
+
+pub mod args;
+pub mod json_text;
+pub mod syslog;
+
+mod apply;
+mod check;
+mod dump_config;
+mod flush;
+mod help;
+mod hotplug;
+mod render;
+mod status;
+
+use crate::apply::engine::System;
+use crate::apply::nft::Nft;
+use crate::config::Config;
+use crate::facts::Facts;
+use args::{Cli, Command, Parsed};
+use std::fmt;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Why a command failed; each kind carries its exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The config cannot be read or is invalid (exit 2).
+    Config(String),
+    /// The system could not be read or changed (exit 1).
+    Runtime(String),
+}
+
+impl Error {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) => 2,
+            Error::Runtime(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(m) | Error::Runtime(m) => f.write_str(m),
+        }
+    }
+}
+
+/// What a command returns.
+type Run = Result<(), Error>;
+
+fn runtime(e: impl Into<String>) -> Error {
+    Error::Runtime(e.into())
+}
+
+/// The config file's bytes; unreadable is a config error.
+fn read_config(cli: &Cli) -> Result<Vec<u8>, Error> {
+    std::fs::read(&cli.config)
+        .map_err(|e| Error::Config(format!("{}: cannot read: {e}", cli.config.display())))
+}
+
+/// The validated config; its warnings go to the log.
+fn load(cli: &Cli) -> Result<Config, Error> {
+    let name = cli.config.display().to_string();
+    let config =
+        Config::parse(&read_config(cli)?, &name).map_err(|e| Error::Config(e.to_string()))?;
+    for w in &config.warnings {
+        log::warn!("{w}");
+    }
+    Ok(config)
+}
+
+fn system(cli: &Cli) -> System {
+    System {
+        nft: Nft {
+            program: cli.nft.clone(),
+            timeout: cli
+                .timeout
+                .map_or(crate::apply::nft::DEFAULT_TIMEOUT, Duration::from_secs),
+        },
+        rt_tables: (!cli.no_rt_tables).then(|| cli.rt_tables.clone()),
+    }
+}
+
+/// netifd facts for the interfaces the config names; strict: ubus must work.
+fn facts(cli: &Cli, config: &Config, strict: bool) -> Result<Facts, Error> {
+    let names = crate::ubus::referenced(config);
+    if names.is_empty() {
+        return Ok(Facts::default());
+    }
+    let timeout = cli
+        .timeout
+        .map_or(crate::ubus::DEFAULT_TIMEOUT, Duration::from_secs);
+    match crate::ubus::dump(&cli.ubus, timeout) {
+        Ok(f) => Ok(f),
+        Err(e) if strict => Err(runtime(format!(
+            "the config uses OpenWrt interfaces ({}), but netifd state is not available: {e}",
+            names.join(", ")
+        ))),
+        Err(e) => {
+            log::warn!("treating interfaces {} as down: {e}", names.join(", "));
+            Ok(Facts::default())
+        }
+    }
+}
+
+/// Refuses gateway names iproute2 already gives to other tables (exit 2).
+fn table_names_free(cli: &Cli, p: &crate::plan::Plan) -> Run {
+    use crate::apply::rt_tables;
+    if cli.no_rt_tables {
+        return Ok(());
+    }
+    let dir = rt_tables::iproute2_dir(&cli.rt_tables);
+    rt_tables::collisions(&dir, &cli.rt_tables, &p.table_names).map_err(|e| match e.exit_code() {
+        2 => Error::Config(e.to_string()),
+        _ => Error::Runtime(e.to_string()),
+    })
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Writes `text` to stdout.
+fn print(text: &str) -> Run {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| runtime(format!("stdout: {e}")))
+}
+
+/// `v` as indented JSON and a newline (one compact serializer, re-indented).
+fn print_json<T: serde::Serialize>(v: &T) -> Run {
+    let compact = serde_json::to_vec(v).map_err(|e| runtime(e.to_string()))?;
+    print(&(json_text::pretty(&compact) + "\n"))
+}
+
+/// This process's peak resident set size (children such as nft excluded).
+fn peak_rss_kib() -> libc::c_long {
+    // SAFETY: getrusage fills the zeroed struct we pass; no other effects.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
+        usage.ru_maxrss
+    } else {
+        -1
+    }
+}
+
+fn dispatch(cli: &Cli) -> Run {
+    match &cli.command {
+        Command::Render { format, routes } => render::run(cli, *format, *routes),
+        Command::Check => check::run(cli),
+        Command::DumpConfig => dump_config::run(cli),
+        Command::Apply { force } => apply::run(cli, *force),
+        Command::Flush => flush::run(cli),
+        Command::Status { json } => status::run(cli, *json),
+        Command::Hotplug => hotplug::run(cli),
+    }
+}
+
+/// Runs the command line of this process.
+pub fn main() -> ExitCode {
+    let cli = match args::parse(std::env::args_os().skip(1)) {
+        Ok(Parsed::Run(cli)) => cli,
+        Ok(Parsed::Print(text)) => {
+            return match print(&text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::from(1),
+            };
+        }
+        Err(e) => {
+            eprintln!("connroute: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let level = if cli.verbose {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    };
+    syslog::init(&cli.syslog, cli.verbose, level);
+    let result = dispatch(&cli);
+    log::debug!("peak RSS {} KiB", peak_rss_kib());
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("connroute: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
