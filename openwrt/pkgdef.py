@@ -54,7 +54,12 @@ class Package:
     """What the SDK would put in the package, from the feed Makefile."""
 
     def __init__(self, path=MAKEFILE):
-        fields, defines = read_makefile(path)
+        try:
+            self._load(*read_makefile(path))
+        except KeyError as e:
+            raise PkgError("%s: %s is not defined" % (path, e.args[0])) from e
+
+    def _load(self, fields, defines):
         self.version = "%s-r%s" % (fields["PKG_VERSION"], fields["PKG_RELEASE"])
         self.license = fields["PKG_LICENSE"]
         self.license_files = fields.get("PKG_LICENSE_FILES", "")

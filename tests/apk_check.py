@@ -145,6 +145,10 @@ class Checks:
 def check_info(c, db, info, arch, mk):
     c.eq("name", "connroute", db.text(info, 1))
     c.eq("version", "%s-r%s" % (mk["PKG_VERSION"], mk["PKG_RELEASE"]), db.text(info, 2))
+    # apk's version syntax (apk-package(5)), also a valid opkg version.
+    ok = re.fullmatch(r"\d+(\.\d+)*[a-z]?(_(alpha|beta|pre|rc|cvs|svn|git|hg|p)\d*)*"
+                      r"(~[0-9a-f]+)?(-r\d+)?", db.text(info, 2))
+    c.eq("version valid for apk", True, bool(ok))
     c.eq("description", mk["description"], db.text(info, 4))
     c.eq("arch", arch, db.text(info, 5))
     c.eq("license", mk["PKG_LICENSE"], db.text(info, 6))
