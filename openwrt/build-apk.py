@@ -17,9 +17,11 @@ SOURCE_DATE_EPOCH (or the last commit's time), everything is sorted.
 
 import hashlib
 import os
+import stat
 import struct
 import subprocess
 import sys
+import tempfile
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -102,6 +104,7 @@ class Adb:
         return self.obj(slots)
 
     def root(self, value):
+        """Sets the root object in the block header."""
         struct.pack_into("<I", self.buf, 4, value)
 
 
@@ -112,6 +115,7 @@ def block(kind, payload):
 
 
 def acl(db, mode):
+    """Mode and owner (always root:root, as fakeroot packs it)."""
     return db.fields({ACL_MODE: db.int(mode), ACL_USER: db.blob("root"),
                       ACL_GROUP: db.blob("root")})
 
@@ -122,7 +126,6 @@ def tree(root):
     for dirpath, dirnames, filenames in os.walk(root):
         rel = os.path.relpath(dirpath, root)
         rel = "" if rel == "." else rel
-        dirs.setdefault(rel, [])
         dirs[rel] = sorted(filenames)
     return dict(sorted(dirs.items()))
 
@@ -143,6 +146,8 @@ def package_adb(pkg, arch, root, epoch):
         for fi, name in enumerate(names, 1):
             path = os.path.join(root, rel, name)
             st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode):
+                raise pkgdef.PkgError("%s: only regular files are packed" % path)
             with open(path, "rb") as f:
                 content = f.read()
             size += len(content)
@@ -174,7 +179,6 @@ def package_adb(pkg, arch, root, epoch):
 
 def build(binary, arch, out, epoch):
     """Stages the package and writes OUT.apk."""
-    import tempfile
     pkg = pkgdef.Package()
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, "root")
