@@ -24,6 +24,7 @@ import sys
 import tempfile
 import zlib
 
+sys.dont_write_bytecode = True  # no __pycache__ in the checkout
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pkgdef  # noqa: E402
 
