@@ -31,7 +31,9 @@ deps:
 		$(call apt_install,$$missing); \
 	fi
 
+HOST_STATE := target/host-state.before
 test: deps
+	@mkdir -p target && sh tests/host_state.sh > $(HOST_STATE)
 	$(CARGO) test --locked -- --test-threads=2
 	$(MAKE) test-overflow
 	$(MAKE) test-deb
@@ -39,6 +41,9 @@ test: deps
 	$(MAKE) test-cross TEST_CROSS_TARGETS=mips-unknown-linux-musl
 	$(MAKE) test-ipk ARCH=mips_24kc TARGET=mips-unknown-linux-musl
 	$(MAKE) test-apk ARCH=mips_24kc TARGET=mips-unknown-linux-musl
+	@sh tests/host_state.sh | diff -u $(HOST_STATE) - \
+		&& echo "host untouched: connroute's default paths, ip rules, proto-197 routes, nft ruleset" \
+		|| { echo "a test changed the host's state (above)"; exit 1; }
 
 # The OpenWrt SDK builds with overflow checks on and panic=unwind: prove the
 # code is correct under those settings too (Cargo.toml profile
