@@ -441,7 +441,11 @@ fn wait(g: &mut Guard, deadline: Instant) -> io::Result<Option<ExitStatus>> {
 /// Runs `req` to completion or to its deadline; see the module docs.
 pub fn run(req: &Request) -> Result<Output, ChildError> {
     let program = req.program.display().to_string();
-    let deadline = Instant::now() + req.deadline;
+    // checked: a huge timeout means "about forever", not a panic.
+    let start = Instant::now();
+    let deadline = start
+        .checked_add(req.deadline)
+        .unwrap_or(start + Duration::from_secs(1 << 30));
     let mut child = spawn(req).map_err(|error| ChildError::Spawn {
         program: program.clone(),
         error,

@@ -189,9 +189,18 @@ fn value(p: &mut Parser, name: &str, what: &str) -> Result<String, UsageError> {
 
 fn seconds(p: &mut Parser, name: &str) -> Result<u64, UsageError> {
     let v = value(p, name, "seconds")?;
-    v.parse()
-        .or_else(|_| err(format!("option '{name}': '{v}' is not a number of seconds")))
+    match v.parse() {
+        Ok(n) if n <= MAX_SECONDS => Ok(n),
+        Ok(_) => err(format!(
+            "option '{name}': '{v}' is over {MAX_SECONDS} seconds"
+        )),
+        Err(_) => err(format!("option '{name}': '{v}' is not a number of seconds")),
+    }
 }
+
+/// Longest `--timeout` / `--lock-timeout` (a day): any deadline computed
+/// from them stays far from `Instant`'s limits.
+pub const MAX_SECONDS: u64 = 86_400;
 
 /// Applies a global option; false when `name` is not one.
 fn global(p: &mut Parser, name: &str, cli: &mut Cli) -> Result<bool, UsageError> {
@@ -373,6 +382,11 @@ mod tests {
         assert!(fails(&["--version=1"]).contains("option '--version' takes no value"));
         assert!(fails(&["check", "-"]).contains("unexpected argument '-'"));
         assert!(fails(&["--timeout", "soon", "check"]).contains("'--timeout': 'soon' is not"));
+        let huge = "18446744073709551615";
+        assert!(fails(&["--timeout", huge, "check"]).contains("is over 86400 seconds"));
+        assert!(fails(&["--lock-timeout", huge, "apply"]).contains("is over 86400 seconds"));
+        assert!(fails(&["--timeout=86401", "check"]).contains("is over 86400 seconds"));
+        assert_eq!(run(&["--timeout=86400", "check"]).timeout, Some(86_400));
         assert!(fails(&["check", "--ids"]).contains("option '--ids' needs a value"));
         assert!(fails(&["--timeout=0", "check"]).contains("'--timeout': 0 seconds"));
     }

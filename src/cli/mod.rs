@@ -69,18 +69,22 @@ fn runtime(e: impl Into<String>) -> Error {
 
 /// The config file's bytes; unreadable is a config error.
 fn read_config(cli: &Cli) -> Result<Vec<u8>, Error> {
-    std::fs::read(&cli.config)
+    crate::config::source::read_regular(&cli.config, crate::config::source::MAX_CONFIG_BYTES, true)
         .map_err(|e| Error::Config(format!("{}: cannot read: {e}", cli.config.display())))
 }
 
 /// The recorded mark/table allocations (`--ids`); none when the file does
 /// not exist. A damaged file is a config error naming file and line.
 fn read_ids(cli: &Cli) -> Result<crate::ids::Ids, Error> {
+    use std::io::ErrorKind::{InvalidData, InvalidInput};
     let name = cli.ids.display().to_string();
-    match crate::ids::read_regular(&cli.ids) {
-        Ok(Some(bytes)) => crate::ids::parse(&bytes, &name).map_err(Error::Config),
-        Ok(None) => Ok(Default::default()),
-        Err(e) => Err(runtime(e)),
+    match crate::config::source::read_regular(&cli.ids, crate::ids::MAX_BYTES as u64, false) {
+        Ok(bytes) => crate::ids::parse(&bytes, &name).map_err(Error::Config),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(e) if matches!(e.kind(), InvalidInput | InvalidData) => {
+            Err(Error::Config(format!("{name}: cannot read: {e}")))
+        }
+        Err(e) => Err(runtime(format!("{name}: cannot read: {e}"))),
     }
 }
 
@@ -89,13 +93,23 @@ fn read_ids(cli: &Cli) -> Result<crate::ids::Ids, Error> {
 /// to the log.
 fn load_with(cli: &Cli, ids: &crate::ids::Ids) -> Result<Config, Error> {
     let name = cli.config.display().to_string();
-    let config = Config::parse_with_ids(&read_config(cli)?, &name, ids)
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let invalid = |e: crate::config::ConfigError| Error::Config(e.to_string());
+    // The file's bytes are freed once parsed: less at the peak.
+    let doc = Config::document(&read_config(cli)?, &name).map_err(invalid)?;
+    let config = Config::from_document_with_ids(&doc, &name, ids).map_err(invalid)?;
+    drop(doc);
     if !cli.verbose {
         log::set_max_level(config.globals.log_level.filter());
     }
-    for w in &config.warnings {
+    for w in config.warnings.iter().take(crate::config::MAX_SHOWN) {
         log::warn!("{w}");
+    }
+    if let Some(more) = config
+        .warnings
+        .len()
+        .checked_sub(crate::config::MAX_SHOWN + 1)
+    {
+        log::warn!("… and {} more warnings", more + 1);
     }
     Ok(config)
 }

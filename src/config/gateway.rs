@@ -29,6 +29,7 @@ pub(super) fn load(
             continue;
         }
         if let Some(problem) = values::gateway_name_problem(&s.name) {
+            let problem = problem.replace(&s.name, &crate::uci::clip(&s.name));
             l.error(s.line, s, None, problem);
         }
         let f = l.fields(s, &ctx);

@@ -182,7 +182,7 @@ pub const OPTIONS: &[OptSpec] = &[
     opt("rule", "name", Value, P::Text, "",
         "a label for people; ignored", "web"),
     opt("rule", "gateway", Value, P::GatewayRef, "",
-        "required: the gateway its connections are pinned to", "router2"),
+        "required: the gateway its connections are pinned to (with no match option: every new connection, the router's own too; warned)", "router2"),
     matcher("family", Value, P::Family, false, "any",
         "any|ipv4|ipv6", "ipv4"),
     matcher("src_mac", List, P::Mac, false, "",
