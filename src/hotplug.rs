@@ -10,8 +10,5 @@ pub fn handles(action: &str) -> bool {
 
 /// True when some enabled gateway or rule uses the interface.
 pub fn concerns(config: &Config, interface: &str) -> bool {
-    !interface.is_empty()
-        && crate::ubus::referenced(config)
-            .iter()
-            .any(|n| n == interface)
+    !interface.is_empty() && config.interfaces().iter().any(|n| n == interface)
 }

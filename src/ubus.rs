@@ -2,30 +2,12 @@
 //! hung netifd must not block every later hotplug run (the lock is held).
 
 use crate::apply::child::{self, ChildError, Request};
-use crate::config::Config;
 use crate::facts::Facts;
 use std::path::Path;
 use std::time::Duration;
 
 /// Default for `timeout` of [`dump`] (`--timeout` overrides it).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Every OpenWrt interface name the config refers to, sorted.
-pub fn referenced(config: &Config) -> Vec<String> {
-    let mut names: Vec<String> = config
-        .enabled_gateways()
-        .flat_map(|g| g.interfaces.iter().cloned())
-        .chain(
-            config
-                .rules
-                .iter()
-                .flat_map(|r| r.in_interface.iter().cloned()),
-        )
-        .collect();
-    names.sort();
-    names.dedup();
-    names
-}
 
 /// `ubus -t SECS call network.interface dump`, killed at `timeout` (at
 /// least 1 s: the whole deadline); ubus is asked to give up 1 s earlier

@@ -185,7 +185,7 @@ fn facts(cli: &Cli, config: &Config, strict: bool) -> Result<Facts, Error> {
 }
 
 fn netifd_facts(cli: &Cli, config: &Config, strict: bool) -> Result<Facts, Error> {
-    let names = crate::ubus::referenced(config);
+    let names = config.interfaces();
     if names.is_empty() {
         return Ok(Facts::default());
     }

@@ -186,6 +186,23 @@ impl Config {
     pub fn enabled_gateways(&self) -> impl Iterator<Item = &Gateway> {
         self.gateways.iter().filter(|g| g.enabled)
     }
+
+    /// Every OpenWrt interface name the enabled gateways and the rules
+    /// refer to, sorted, each once: what netifd must be asked about.
+    pub fn interfaces(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .enabled_gateways()
+            .flat_map(|g| g.interfaces.iter().cloned())
+            .chain(
+                self.rules
+                    .iter()
+                    .flat_map(|r| r.in_interface.iter().cloned()),
+            )
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
 }
 
 #[cfg(test)]
