@@ -135,15 +135,17 @@ ZIG_VERSION := 0.17.1
 # smaller-code variants of its algorithms.
 BUILD_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 # Only for these static binaries (the OpenWrt SDK build keeps panic=unwind with
-# messages; tests keep unwinding): a panic (a bug; no user input reaches one)
-# aborts at once without printing its message (panic = "immediate-abort",
-# nightly, unlocked by RUSTC_BOOTSTRAP=1 like -Zbuild-std), so nothing ever
-# unwinds and Rust code needs no unwind tables (-C force-unwind-tables=no).
-# mipsel at main feb939b: 764,356 B -> 640,828 (immediate-abort) -> ~593 K
+# messages; tests keep unwinding): a panic (always a bug: bad input, timeouts
+# and system errors are reported as errors) aborts at once without printing its
+# message (panic = "immediate-abort", nightly, unlocked by RUSTC_BOOTSTRAP=1
+# like -Zbuild-std), so nothing ever unwinds and Rust code needs no unwind
+# tables (-C force-unwind-tables=no).
+# mipsel at main feb939b: 764,356 B -> 640,828 (immediate-abort) -> 592,828
 # (no unwind tables). force-unwind-tables=no alone with panic=abort crashed
 # in process spawn on big-endian MIPS before; with immediate-abort the mips
 # binary spawns, times out and kills nft under qemu (docs/EMBEDDED.md).
-# Link flags per target are in .cargo/config.toml; the list below is appended.
+# Link flags per target are in .cargo/config.toml; the list below is appended
+# (not written there: test-cross builds unwinding test binaries from it).
 CROSS_PROFILE := CARGO_UNSTABLE_PANIC_IMMEDIATE_ABORT=true CARGO_PROFILE_RELEASE_PANIC=immediate-abort
 cross_rustflags = --config "target.$(1).rustflags=[\"-Cforce-unwind-tables=no\"]"
 LLVM_STRIP = $$(find "$$(rustc --print sysroot)" -name llvm-strip | head -n1)
