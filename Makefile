@@ -10,7 +10,7 @@ BIN := target/release/connroute
 # $(call apt_install,PACKAGES): one braced shell command, safe after `||`.
 apt_install = { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; }
 
-.PHONY: all build test deps lint demo clean test-overflow cross cross-deps test-cross ipk test-ipk fuzz bench \
+.PHONY: all build test deps lint demo clean test-overflow cross cross-deps test-cross ipk test-ipk apk test-apk fuzz bench \
 	install install-files uninstall deb test-deb
 
 all: build
@@ -31,13 +31,19 @@ deps:
 		$(call apt_install,$$missing); \
 	fi
 
+HOST_STATE := target/host-state.before
 test: deps
+	@mkdir -p target && sh tests/host_state.sh > $(HOST_STATE)
 	$(CARGO) test --locked -- --test-threads=2
 	$(MAKE) test-overflow
 	$(MAKE) test-deb
 	sh tests/shell/run.sh
 	$(MAKE) test-cross TEST_CROSS_TARGETS=mips-unknown-linux-musl
 	$(MAKE) test-ipk ARCH=mips_24kc TARGET=mips-unknown-linux-musl
+	$(MAKE) test-apk ARCH=mips_24kc TARGET=mips-unknown-linux-musl
+	@sh tests/host_state.sh | diff -u $(HOST_STATE) - \
+		&& echo "host untouched: connroute's default paths, ip rules, proto-197 routes, nft ruleset" \
+		|| { echo "a test changed the host's state (above)"; exit 1; }
 
 # The OpenWrt SDK builds with overflow checks on and panic=unwind: prove the
 # code is correct under those settings too (Cargo.toml profile
@@ -192,19 +198,32 @@ test-cross: cross-deps build
 			$(CURDIR)/$(BIN) $(CURDIR)/dist/connroute-$$t; \
 	done
 
-# An opkg-installable package from a cross-built binary plus files/:
-# dist/connroute_<version>-r<release>_<ARCH>.ipk. test-ipk unpacks it and
-# checks members, control fields, scripts, modes and the ELF's CPU.
+# OpenWrt packages from a cross-built binary, with the fields, files, modes
+# and scripts of the feed Makefile (openwrt/connroute/Makefile):
+# dist/connroute_<version>-r<release>_<ARCH>.ipk (opkg, 24.10) and
+# dist/<ARCH>/connroute-<version>-r<release>.apk (apk-tools v3, 25.x; built
+# without apk-tools by openwrt/build-apk.py). test-ipk / test-apk check them
+# structurally; CONNROUTE_APK=/path/to/apk also installs, upgrades and
+# removes the .apk with the real apk (docs/OPENWRT.md).
 ARCH ?= mipsel_24kc
 TARGET ?= mipsel-unknown-linux-musl
-pkg_field = $(shell sed -n 's/^PKG_$(1):=//p' openwrt/Makefile)
-IPK = dist/connroute_$(call pkg_field,VERSION)-r$(call pkg_field,RELEASE)_$(ARCH).ipk
+pkg_field = $(shell sed -n 's/^PKG_$(1):=//p' openwrt/connroute/Makefile)
+PKG_VER = $(call pkg_field,VERSION)-r$(call pkg_field,RELEASE)
+IPK = dist/connroute_$(PKG_VER)_$(ARCH).ipk
+APK = dist/$(ARCH)/connroute-$(PKG_VER).apk
 ipk:
 	$(MAKE) cross CROSS_TARGETS=$(TARGET)
 	sh openwrt/build-ipk.sh dist/connroute-$(TARGET) $(ARCH) $(IPK)
 
 test-ipk: ipk
 	sh tests/ipk.sh $(IPK) $(ARCH) $(TARGET)
+
+apk:
+	$(MAKE) cross CROSS_TARGETS=$(TARGET)
+	python3 openwrt/build-apk.py dist/connroute-$(TARGET) $(ARCH) $(APK)
+
+test-apk: apk
+	sh tests/apk.sh $(APK) $(ARCH) $(TARGET)
 
 # Coverage-guided fuzzing of the UCI reader and the config model (nightly
 # and cargo-fuzz; not in CI, where tests/props.rs runs instead). Seeds: the

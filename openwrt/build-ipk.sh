@@ -2,50 +2,38 @@
 # Usage: build-ipk.sh BINARY OPENWRT_ARCH OUT.ipk
 # Builds an opkg-installable .ipk the way OpenWrt's ipkg-build does: an outer
 # gzipped tar of ./debian-binary, ./data.tar.gz and ./control.tar.gz, owned
-# by root, sorted, with fixed mtimes (reproducible). File modes follow the
-# feed Makefile's INSTALL_BIN (0755), INSTALL_DATA (0644), INSTALL_CONF (0600).
+# by root, sorted, with fixed mtimes (reproducible). The data is what the feed
+# Makefile's Package/connroute/install installs (openwrt/pkgdef.py stage:
+# INSTALL_BIN 0755, INSTALL_DATA 0644, INSTALL_CONF 0600), plus the
+# lib/upgrade/keep.d list OpenWrt makes for conffiles that are not shipped.
 set -eu
 bin=$1 arch=$2 ipk=$3
 top=$(cd "$(dirname "$0")/.." && pwd)
-version=$(sed -n 's/^PKG_VERSION:=//p' "$top/openwrt/Makefile")
-release=$(sed -n 's/^PKG_RELEASE:=//p' "$top/openwrt/Makefile")
+field() { python3 "$top/openwrt/pkgdef.py" field "$1"; }
 epoch=${SOURCE_DATE_EPOCH:-$(git -C "$top" log -1 --format=%ct 2>/dev/null || echo 0)}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 d=$tmp/data c=$tmp/control
 
-put() { # mode source destination
-	mkdir -p "$(dirname "$d$3")"
-	cp "$2" "$d$3"
-	chmod "$1" "$d$3"
-}
-put 0755 "$bin" /usr/sbin/connroute
-put 0600 "$top/files/etc/config/connroute" /etc/config/connroute
-put 0755 "$top/files/etc/init.d/connroute" /etc/init.d/connroute
-put 0644 "$top/files/etc/hotplug.d/iface/30-connroute" /etc/hotplug.d/iface/30-connroute
-put 0755 "$top/files/etc/uci-defaults/90-connroute" /etc/uci-defaults/90-connroute
-put 0755 "$top/files/usr/share/connroute/firewall.include" /usr/share/connroute/firewall.include
-find "$d" -type d -exec chmod 0755 {} +
+python3 "$top/openwrt/pkgdef.py" stage "$bin" "$d"
 
 mkdir -p "$c"
 size=$(find "$d" -type f -exec cat {} + | wc -c)
-cat > "$c/control" <<CONTROL
-Package: connroute
-Version: $version-r$release
-Depends: nftables-json, kmod-nft-core
-Source: feeds/packages/net/connroute
-SourceName: connroute
-License: GPL-2.0-only
-LicenseFiles: LICENSE
-Section: net
-Architecture: $arch
-Installed-Size: $size
-Maintainer: connroute developers
-Description:  Connection-based policy routing: replies leave through the gateway a
- connection came in by (conntrack marks, one nftables table, ip rules and
- routes over netlink, IPv4 and IPv6). Static binary, no libc dependency.
-CONTROL
-echo /etc/config/connroute > "$c/conffiles"
+{
+	printf 'Package: connroute\nVersion: %s\n' "$(field version)"
+	printf 'Depends: %s\n' "$(field depends | paste -sd, | sed 's/,/, /g')"
+	printf 'Source: %s\nSourceName: connroute\n' "$(field origin)"
+	printf 'License: %s\nLicenseFiles: %s\n' "$(field license)" "$(field license_files)"
+	printf 'Section: net\nArchitecture: %s\nInstalled-Size: %s\n' "$arch" "$size"
+	printf 'Maintainer: %s\n' "$(field maintainer)"
+	# package-pack.mk: `printf "Description: "; echo "$DESCRIPTION" | sed 's,^[[:space:]]*, ,g'`
+	printf 'Description: '
+	field description_lines | sed 's,^[[:space:]]*, ,g'
+} > "$c/control"
+# ipkg-build keeps the conffiles that are regular files in the package.
+for f in $(field conffiles); do
+	[ ! -f "$d$f" ] || echo "$f"
+done > "$c/conffiles"
 cp "$top/openwrt/postinst" "$top/openwrt/prerm" "$c/"
 chmod 0755 "$c/postinst" "$c/prerm"
 chmod 0644 "$c/control" "$c/conffiles"

@@ -2,6 +2,7 @@
 //! netifd reports them (`ubus call network.interface.NAME status`). This
 //! module only parses; fetching is the backends' job.
 
+use crate::config::Family;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -31,9 +32,16 @@ pub struct Interface {
 pub struct Facts {
     /// Interfaces by logical name. Missing: unknown to netifd.
     pub interfaces: BTreeMap<String, Interface>,
+    /// Next hops of the main table's default routes by output device and
+    /// family, learned from the kernel (`kernel_facts`), for gateways
+    /// given only a `device`.
+    pub kernel_next_hops: BTreeMap<(String, Family), IpAddr>,
     /// Static gateway devices that cannot carry a route, with why
     /// ("does not exist", "is down"); absent devices are assumed usable.
     pub unusable_devices: BTreeMap<String, String>,
+    /// Gateways whose route the kernel refused at apply time (next hop
+    /// not reachable), by name, with why: inactive.
+    pub refused: BTreeMap<String, String>,
 }
 
 fn default_route(routes: Option<&Value>, v6: bool) -> Option<DefaultRoute> {

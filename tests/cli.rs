@@ -230,3 +230,29 @@ fn interfaces_without_ubus_are_a_clear_error() {
     );
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn status_without_netifd_state_is_a_read_failure_not_drift() {
+    let dir = std::env::temp_dir().join(format!("connroute-ubus-st-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("connroute");
+    fs::write(&conf, "config gateway wan2\n\tlist interface wan2\n").unwrap();
+    let (ids, state) = (dir.join("ids"), dir.join("state"));
+    let out = run(&[
+        "-c",
+        conf.to_str().unwrap(),
+        "--ids",
+        ids.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+        "--no-rt-tables",
+        "--ubus",
+        "/bin/false",
+        "status",
+    ]);
+    let _ = fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("netifd state is not available"), "{err}");
+    assert!(!err.contains("drift"), "{err}");
+}

@@ -26,10 +26,12 @@ fn run_in(dir: &Path, wrapper: &[&str], args: &[&str]) -> Output {
     };
     let lock = dir.join("lock");
     let rt = dir.join("rt_tables.conf");
+    let state = dir.join("run.state");
     Command::new(program)
         .args(pre)
         .args(["--syslog", "/nonexistent", "--ubus", "/nonexistent/ubus"])
         .args(["--lock", lock.to_str().unwrap()])
+        .args(["--state", state.to_str().unwrap()])
         .args(["--rt-tables", rt.to_str().unwrap()])
         .args(args)
         .output()

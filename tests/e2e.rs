@@ -62,6 +62,21 @@ fn reapplies_and_config_changes_break_no_connection() {
 }
 
 #[test]
+fn openwrt_boot_ifdown_renewal_and_watcher_heals() {
+    scenario("openwrt");
+}
+
+#[test]
+fn package_install_upgrade_remove_with_event_in_flight() {
+    scenario("package");
+}
+
+#[test]
+fn linux_device_only_gateway_follows_the_main_table_under_systemd() {
+    scenario("linux");
+}
+
+#[test]
 fn children_are_bounded_and_files_never_followed() {
     scenario("children");
 }

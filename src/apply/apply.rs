@@ -38,9 +38,10 @@ pub fn decide(
     if !foreign.is_empty() {
         return Err(ApplyError::Foreign(foreign));
     }
-    let recorded = sys.state.as_deref().and_then(RunState::read);
+    let recorded = runstate::recorded(sys)?;
     let (table, refreshed) = diff::table(k, plan, recorded.as_ref(), force)?;
     let mut changes = diff::routing(plan, &routes, &rules);
+    changes.remove_strays = k.strays()?;
     changes.table = Some(table);
     Ok(Decision { changes, refreshed })
 }
@@ -105,7 +106,16 @@ fn execute(
 ) -> (Result<(), ApplyError>, Option<RunState>) {
     let mut undo = Vec::new();
     if let Err(error) = routing_steps(k, changes, report, &mut undo) {
+        let failed = failed_route(changes, undo.len());
         let rollback = rollback(k, undo);
+        let gateway = failed
+            .filter(|_| rollback.is_empty() && unreachable(&error))
+            .and_then(|r| plan.gateways.iter().find(|g| g.routes.contains(r)));
+        if let Some(g) = gateway {
+            let why = format!("next hop not reachable: {error}");
+            let gateway = g.name.clone();
+            return (Err(ApplyError::Unreachable { gateway, why }), None);
+        }
         return (Err(ApplyError::Failed { error, rollback }), None);
     }
     let create = match &changes.table {
@@ -137,7 +147,8 @@ fn execute(
         ));
     }
     // The new state is live; now remove what it no longer needs.
-    let problems = remove(k, &changes.remove_rules, &changes.remove_routes, report);
+    let mut problems = remove(k, &changes.remove_rules, &changes.remove_routes, report);
+    problems.extend(remove_strays(k, &changes.remove_strays, report));
     let result = if let Some(e) = despite {
         Err(ApplyError::CommittedDespite(e))
     } else if !problems.is_empty() {
@@ -146,6 +157,20 @@ fn execute(
         Ok(())
     };
     (result, loaded)
+}
+
+/// The route whose step failed after `done` steps of [`routing_steps`].
+fn failed_route(c: &Changes, done: usize) -> Option<&Route> {
+    let replaced = c.replace_routes.iter().map(|(_, new)| new);
+    replaced.chain(&c.add_routes).nth(done)
+}
+
+/// Whether the kernel refused a route for its next hop: not on a
+/// connected network (`ENETUNREACH`, `EHOSTUNREACH`), "Nexthop has invalid
+/// gateway" (`EINVAL`), or its device gone (`ENODEV`).
+fn unreachable(e: &KernelError) -> bool {
+    matches!(e, KernelError::Netlink { err, .. } if matches!(err.raw_os_error(),
+        Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EINVAL | libc::ENODEV)))
 }
 
 fn routing_steps(
@@ -191,6 +216,24 @@ pub(super) fn remove(
     for r in routes {
         match k.delete_route(r) {
             Ok(()) => report.changes.push(format!("removed route {r}")),
+            Err(e) if e.is_missing() => {}
+            Err(e) => problems.push(e),
+        }
+    }
+    problems
+}
+
+/// Removes non-default routes tagged as connroute's; a missing one is not
+/// an error. Shared by apply and flush.
+pub(super) fn remove_strays(
+    k: &mut dyn Kernel,
+    strays: &[String],
+    report: &mut Report,
+) -> Vec<KernelError> {
+    let mut problems = Vec::new();
+    for s in strays {
+        match k.delete_stray(s) {
+            Ok(()) => report.changes.push(format!("removed stray route {s}")),
             Err(e) if e.is_missing() => {}
             Err(e) => problems.push(e),
         }

@@ -95,6 +95,17 @@ pub enum ChildError {
         /// The error.
         error: io::Error,
     },
+    /// The program printed more than connroute keeps; it was killed.
+    TooLong {
+        /// The program.
+        program: String,
+        /// What it was doing.
+        what: String,
+        /// "output" or "error output".
+        stream: &'static str,
+        /// The cap in bytes.
+        limit: usize,
+    },
     /// The program succeeded but its output could not be understood.
     BadOutput {
         /// The program.
@@ -134,9 +145,11 @@ fn seconds(d: Duration) -> String {
     }
 }
 
-/// `900 B`, `128 KiB`.
+/// `900 B`, `128 KiB`, `16 MiB`.
 fn size(n: usize) -> String {
-    if n < 1024 {
+    if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{} MiB", n >> 20)
+    } else if n < 1024 {
         format!("{n} B")
     } else {
         format!("{} KiB", n.div_ceil(1024))
@@ -182,6 +195,16 @@ impl fmt::Display for ChildError {
                 what,
                 error,
             } => write!(f, "{program}: I/O error while {what}: {error}"),
+            ChildError::TooLong {
+                program,
+                what,
+                stream,
+                limit,
+            } => write!(
+                f,
+                "{program}: {stream} exceeds {} while {what}",
+                size(*limit)
+            ),
             ChildError::BadOutput {
                 program,
                 what,
@@ -282,6 +305,12 @@ fn spawn(req: &Request) -> io::Result<Child> {
     cmd.spawn()
 }
 
+/// Most standard output kept from one child (a full `nft list` of a big
+/// ruleset is far below); more and the child is killed.
+pub const MAX_STDOUT: usize = 16 << 20;
+/// Most standard error kept from one child.
+pub const MAX_STDERR: usize = 64 << 10;
+
 /// Pipes still open towards and from the child, with what was read.
 struct Pipes<'a> {
     stdin: Option<std::process::ChildStdin>,
@@ -289,20 +318,41 @@ struct Pipes<'a> {
     stdout: Option<std::process::ChildStdout>,
     stderr: Option<std::process::ChildStderr>,
     out: Output,
+    /// The stream that went over its cap, if any.
+    overflow: Option<(&'static str, usize)>,
 }
 
-/// Reads what is there; `false` at end of file.
-fn drain(r: &mut impl Read, into: &mut Vec<u8>) -> io::Result<bool> {
+/// Reads what is there, at most `limit` bytes in all; `false` at end of
+/// file, `Err(None)` past the limit.
+fn drain(r: &mut impl Read, into: &mut Vec<u8>, limit: usize) -> Result<bool, Option<io::Error>> {
     let mut buf = [0u8; 16 * 1024];
     loop {
         match r.read(&mut buf) {
             Ok(0) => return Ok(false),
+            Ok(n) if into.len() + n > limit => return Err(None),
             Ok(n) => into.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(Some(e)),
         }
     }
+}
+
+/// Drains `r` into `into`; closes it at end of file; records `cap` in
+/// `over` when the stream went past it.
+fn read_into<R: Read>(
+    r: &mut Option<R>,
+    into: &mut Vec<u8>,
+    cap: (usize, &'static str),
+    over: &mut Option<(&'static str, usize)>,
+) -> io::Result<()> {
+    match r.as_mut().map(|r| drain(r, into, cap.0)) {
+        Some(Ok(false)) => *r = None,
+        Some(Err(Some(e))) => return Err(e),
+        Some(Err(None)) => *over = Some((cap.1, cap.0)),
+        _ => {}
+    }
+    Ok(())
 }
 
 impl Pipes<'_> {
@@ -339,19 +389,14 @@ impl Pipes<'_> {
         if fds[0].revents != 0 {
             self.write_some()?;
         }
+        let over = &mut self.overflow;
         if fds[1].revents != 0 {
-            if let Some(r) = &mut self.stdout {
-                if !drain(r, &mut self.out.stdout)? {
-                    self.stdout = None;
-                }
-            }
+            let out = &mut self.out.stdout;
+            read_into(&mut self.stdout, out, (MAX_STDOUT, "output"), over)?;
         }
         if fds[2].revents != 0 {
-            if let Some(r) = &mut self.stderr {
-                if !drain(r, &mut self.out.stderr)? {
-                    self.stderr = None;
-                }
-            }
+            let out = &mut self.out.stderr;
+            read_into(&mut self.stderr, out, (MAX_STDERR, "error output"), over)?;
         }
         Ok(true)
     }
@@ -396,7 +441,11 @@ fn wait(g: &mut Guard, deadline: Instant) -> io::Result<Option<ExitStatus>> {
 /// Runs `req` to completion or to its deadline; see the module docs.
 pub fn run(req: &Request) -> Result<Output, ChildError> {
     let program = req.program.display().to_string();
-    let deadline = Instant::now() + req.deadline;
+    // checked: a huge timeout means "about forever", not a panic.
+    let start = Instant::now();
+    let deadline = start
+        .checked_add(req.deadline)
+        .unwrap_or(start + Duration::from_secs(1 << 30));
     let mut child = spawn(req).map_err(|error| ChildError::Spawn {
         program: program.clone(),
         error,
@@ -407,6 +456,7 @@ pub fn run(req: &Request) -> Result<Output, ChildError> {
         stdout: child.stdout.take(),
         stderr: child.stderr.take(),
         out: Output::default(),
+        overflow: None,
     };
     let mut guard = Guard {
         child,
@@ -435,6 +485,15 @@ pub fn run(req: &Request) -> Result<Output, ChildError> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || !pipes.step(left).map_err(io_err)? {
             return Err(timed_out());
+        }
+        if let Some((stream, limit)) = pipes.overflow {
+            // The guard kills and reaps the child.
+            return Err(ChildError::TooLong {
+                program,
+                what: req.what.to_string(),
+                stream,
+                limit,
+            });
         }
     }
     let Some(status) = wait(&mut guard, deadline).map_err(io_err)? else {

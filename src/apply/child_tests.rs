@@ -171,3 +171,27 @@ pub(crate) fn script(path: &Path, body: &str) {
         .success();
     assert!(ok, "cannot write {}", path.display());
 }
+
+#[test]
+fn a_child_flooding_its_output_is_killed_at_the_cap() {
+    for (script, cap, stream) in [
+        ("exec -a {m} yes", MAX_STDOUT, "output"),
+        ("exec -a {m} yes >&2", MAX_STDERR, "error output"),
+    ] {
+        let m = marker();
+        let started = Instant::now();
+        let e = bash(&script.replace("{m}", &m), b"", Duration::from_secs(60)).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(30), "{e}");
+        assert!(
+            matches!(e, ChildError::TooLong { limit, .. } if limit == cap),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("bash: {stream} exceeds {} while testing", size(cap))
+        );
+        assert_eq!(e.exit_code(), 1);
+        assert!(gone(&m), "{m} still running");
+    }
+    assert_eq!(size(MAX_STDOUT), "16 MiB");
+}

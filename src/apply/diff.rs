@@ -41,6 +41,8 @@ pub struct Changes {
     pub add_rules: Vec<IpRule>,
     /// connroute's ip rules no longer wanted (strays and duplicates too).
     pub remove_rules: Vec<IpRule>,
+    /// Non-default routes tagged as connroute's (never made by it).
+    pub remove_strays: Vec<String>,
     /// The nft table.
     pub table: Option<TableChange>,
 }
@@ -53,6 +55,7 @@ impl Changes {
             && self.remove_routes.is_empty()
             && self.add_rules.is_empty()
             && self.remove_rules.is_empty()
+            && self.remove_strays.is_empty()
             && matches!(self.table, None | Some(TableChange::Keep))
     }
 }
@@ -80,6 +83,9 @@ impl fmt::Display for Changes {
             writeln!(f, "- {r}")?;
         }
         for r in &self.remove_routes {
+            writeln!(f, "- {r}")?;
+        }
+        for r in &self.remove_strays {
             writeln!(f, "- {r}")?;
         }
         Ok(())

@@ -27,6 +27,17 @@ pub enum ApplyError {
     Cleanup(Vec<KernelError>),
     /// flush could not remove everything connroute owns.
     Flush(Vec<KernelError>),
+    /// The kernel refused a gateway's route because its next hop is not
+    /// reachable (yet); nothing was changed. The caller makes that gateway
+    /// inactive and applies again.
+    Unreachable {
+        /// The gateway.
+        gateway: String,
+        /// The kernel's refusal.
+        why: String,
+    },
+    /// The run-state file is not a regular file or cannot be read.
+    State(String),
     /// The routing table names file could not be removed.
     RtTables(RtTablesError),
 }
@@ -86,6 +97,8 @@ impl fmt::Display for ApplyError {
             ),
             ApplyError::Flush(errs) => write!(f, "flush incomplete: {}", join(errs)),
             ApplyError::RtTables(e) => write!(f, "cannot remove {e}"),
+            ApplyError::State(e) => write!(f, "run state: {e}"),
+            ApplyError::Unreachable { gateway, why } => write!(f, "gateway {gateway}: {why}"),
         }
     }
 }

@@ -62,6 +62,11 @@ pub struct Fake {
     pub nft_runs: usize,
     /// The last batch loaded.
     pub last_batch: Vec<u8>,
+    /// connroute-tagged non-default routes, as `ip route` prints them.
+    pub strays: Vec<String>,
+    /// Next hops not on a connected network: adding a route via one fails
+    /// with ENETUNREACH.
+    pub unreachable: Vec<std::net::IpAddr>,
 }
 
 /// nft refusing with `message` (exit 1), as the runner reports it.
@@ -148,8 +153,23 @@ impl Kernel for Fake {
         Ok(self.rules.clone())
     }
 
+    fn strays(&mut self) -> KResult<Vec<String>> {
+        Ok(self.strays.clone())
+    }
+
+    fn delete_stray(&mut self, text: &str) -> KResult<()> {
+        self.gate(Op::DeleteRoute)?;
+        let i = self.strays.iter().position(|s| s == text);
+        let i = i.ok_or_else(|| errno("no such route", libc::ESRCH))?;
+        self.strays.remove(i);
+        Ok(())
+    }
+
     fn add_route(&mut self, r: &Route) -> KResult<()> {
         self.gate(Op::AddRoute)?;
+        if r.via.is_some_and(|v| self.unreachable.contains(&v)) {
+            return Err(errno("add route", libc::ENETUNREACH));
+        }
         if self
             .routes
             .iter()
@@ -255,6 +275,10 @@ impl Kernel for Fake {
         Ok(self.generation)
     }
 
+    fn reaches(&mut self, via: std::net::IpAddr, _device: Option<&str>) -> bool {
+        !self.unreachable.contains(&via)
+    }
+
     fn link(&mut self, device: &str) -> Link {
         self.links.get(device).copied().unwrap_or(Link::Missing)
     }
@@ -268,6 +292,9 @@ impl Kernel for Fake {
             return Ok(Vec::new());
         }
         self.nft_runs += 1;
-        Ok(vec![(format!("rule_{}", "http_via_router2"), 3, 180)])
+        Ok(vec![
+            (format!("rule_{}", "http_via_router2"), 3, 180),
+            (crate::plan::gateway_counter_name("router2"), 40, 52_000),
+        ])
     }
 }

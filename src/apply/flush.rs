@@ -1,7 +1,9 @@
 //! flush: remove connroute's nft table, ip rules and routes, and nothing
 //! else (everything removed is found by its protocol tag or table name).
+//! The table goes first: if it cannot be deleted, the rules and routes it
+//! steers marked packets into stay, so the system stays consistent.
 
-use super::apply::remove;
+use super::apply::{remove, remove_strays};
 use super::error::ApplyError;
 use super::kernel::Kernel;
 use super::rt_tables;
@@ -12,18 +14,19 @@ use crate::plan;
 /// even in connroute's tables, stay.
 pub fn flush(k: &mut dyn Kernel, sys: &System) -> Result<Report, ApplyError> {
     let mut report = Report::default();
-    let mut problems = Vec::new();
     if k.table_exists()? {
-        match k.delete_table() {
-            Ok(()) => report
-                .changes
-                .push(format!("deleted table inet {}", plan::TABLE)),
-            Err(e) => problems.push(e),
-        }
+        // Rules and routes are kept when this fails: packets the table
+        // still marks keep their routes.
+        k.delete_table().map_err(|e| ApplyError::Flush(vec![e]))?;
+        report
+            .changes
+            .push(format!("deleted table inet {}", plan::TABLE));
     }
     let rules = k.rules()?;
     let routes = k.routes()?;
-    problems.extend(remove(k, &rules, &routes, &mut report));
+    let strays = k.strays()?;
+    let mut problems = remove(k, &rules, &routes, &mut report);
+    problems.extend(remove_strays(k, &strays, &mut report));
     if let Some(p) = &sys.state {
         let _ = std::fs::remove_file(p);
     }

@@ -106,6 +106,11 @@ pub trait Kernel {
     fn add_route(&mut self, r: &Route) -> KResult<()>;
     /// Replaces connroute's own default route of `r.table` with `r`.
     fn replace_route(&mut self, r: &Route) -> KResult<()>;
+    /// connroute's routes (protocol 197) that are not default routes, as
+    /// `ip route` prints them: strays connroute never makes.
+    fn strays(&mut self) -> KResult<Vec<String>>;
+    /// Deletes a stray listed by the last [`Kernel::strays`].
+    fn delete_stray(&mut self, text: &str) -> KResult<()>;
     /// Deletes one of connroute's routes (exact key, protocol 197).
     fn delete_route(&mut self, r: &Route) -> KResult<()>;
     /// Adds an ip rule.
@@ -126,6 +131,9 @@ pub trait Kernel {
     fn generation(&mut self) -> KResult<u32>;
     /// Whether a device exists and is up.
     fn link(&mut self, device: &str) -> Link;
+    /// Whether next hop `via` is on a connected network (of `device`);
+    /// true when it cannot be told.
+    fn reaches(&mut self, via: std::net::IpAddr, device: Option<&str>) -> bool;
     /// Named counters of connroute's table: (name, packets, bytes).
     fn counters(&mut self) -> KResult<Vec<(String, u64, u64)>>;
     /// Tracked connections whose ct mark is `mark` under `mask`.
@@ -141,6 +149,7 @@ pub struct System {
     /// The last dumps, to delete entries by their kernel bytes.
     routes: Vec<netlink::KernelRoute>,
     rules: Vec<netlink::KernelRule>,
+    strays: Vec<(String, Vec<u8>)>,
 }
 
 impl System {
@@ -151,6 +160,7 @@ impl System {
             nft,
             routes: Vec::new(),
             rules: Vec::new(),
+            strays: Vec::new(),
         })
     }
 
@@ -214,7 +224,7 @@ impl Kernel for System {
         Ok(all
             .iter()
             .filter_map(|raw| rtnl::decode_default(raw))
-            .filter(|d| d.protocol != plan::RTPROT_CONNROUTE)
+            .filter(|d| !d.ours())
             .filter(|d| tables.contains(&(d.route.family, d.route.table)))
             .map(|d| ForeignRoute {
                 family: d.route.family,
@@ -222,6 +232,40 @@ impl Kernel for System {
                 text: ip_route_text(&d),
             })
             .collect())
+    }
+
+    fn strays(&mut self) -> KResult<Vec<String>> {
+        let all = self
+            .nl
+            .dump_all_routes()
+            .map_err(|e| KernelError::netlink("cannot list routes", e))?;
+        self.strays = all
+            .into_iter()
+            .filter_map(|raw| {
+                let (mut text, oif) = rtnl::decode_stray(&raw)?;
+                if let Some(i) = oif {
+                    let name = netlink::ifname(i).unwrap_or_else(|| format!("if{i}"));
+                    text = text.replacen(" table ", &format!(" dev {name} table "), 1);
+                }
+                Some((text, raw))
+            })
+            .collect();
+        Ok(self.strays.iter().map(|s| s.0.clone()).collect())
+    }
+
+    fn delete_stray(&mut self, text: &str) -> KResult<()> {
+        let raw = match self.strays.iter().find(|s| s.0 == text) {
+            Some(s) => s.1.clone(),
+            None => {
+                return Err(KernelError::netlink(
+                    text,
+                    io::Error::from_raw_os_error(libc::ENOENT),
+                ));
+            }
+        };
+        self.nl
+            .delete_raw_route(&raw)
+            .map_err(|e| KernelError::netlink(format!("cannot remove `{text}`"), e))
     }
 
     fn rules(&mut self) -> KResult<Vec<IpRule>> {
@@ -307,6 +351,12 @@ impl Kernel for System {
         link_state(device)
     }
 
+    fn reaches(&mut self, via: std::net::IpAddr, device: Option<&str>) -> bool {
+        // An IPv6 link-local next hop is on its device's link by definition.
+        let local = matches!(via, std::net::IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
+        local || self.nl.reaches(via, device).unwrap_or(true)
+    }
+
     fn pinned(&mut self, mark: u32, mask: u32) -> KResult<u64> {
         nfgen::pinned(mark, mask).map_err(|e| KernelError::netlink("cannot count connections", e))
     }
@@ -352,6 +402,13 @@ fn ip_route_text(d: &rtnl::DefaultRoute) -> String {
     t.push_str(&format!(" table {} proto {proto}", r.table));
     if let Some(m) = d.metric {
         t.push_str(&format!(" metric {m}"));
+    }
+    for (via, i) in &d.nexthops {
+        let name = netlink::ifname(*i).unwrap_or_else(|| format!("if{i}"));
+        match via {
+            Some(v) => t.push_str(&format!(" nexthop via {v} dev {name}")),
+            None => t.push_str(&format!(" nexthop dev {name}")),
+        }
     }
     t
 }
@@ -423,6 +480,7 @@ mod tests {
             protocol,
             kind,
             metric,
+            nexthops: Vec::new(),
         };
         assert_eq!(
             ip_route_text(&d(Family::V4, "192.168.1.1", 3, 1, None)),

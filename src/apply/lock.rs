@@ -134,7 +134,11 @@ impl Lock {
             let _ = std::fs::create_dir_all(dir);
         }
         let file = open(path)?;
-        let deadline = Instant::now() + timeout;
+        // checked: a huge timeout means "about forever", not a panic.
+        let start = Instant::now();
+        let deadline = start
+            .checked_add(timeout)
+            .unwrap_or(start + Duration::from_secs(1 << 30));
         let mut pause = Duration::from_millis(5);
         loop {
             // SAFETY: flock on a file descriptor we own.

@@ -15,9 +15,12 @@ mod fake;
 pub mod flush;
 pub mod kernel;
 pub mod lock;
+pub mod monitor;
 pub mod netlink;
 pub mod nfgen;
 pub mod nft;
+#[cfg(test)]
+mod owned_tests;
 pub mod rt_tables;
 pub mod rtnl;
 pub mod runstate;

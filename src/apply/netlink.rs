@@ -251,10 +251,34 @@ impl Netlink {
         self.request(kind::DELROUTE, flags::ACK, &r.raw).map(drop)
     }
 
+    /// Deletes a route by the message body the kernel dumped.
+    pub fn delete_raw_route(&mut self, raw: &[u8]) -> io::Result<()> {
+        self.request(kind::DELROUTE, flags::ACK, raw).map(drop)
+    }
+
     /// Puts back a route read from the kernel earlier (rollback).
     pub fn restore_route(&mut self, r: &KernelRoute) -> io::Result<()> {
         let f = flags::ACK | flags::CREATE | flags::REPLACE;
         self.request(kind::NEWROUTE, f, &r.raw).map(drop)
+    }
+
+    /// Whether `via` is on a connected network (of `device`, if given), as
+    /// `ip route get VIA` answers: the kernel's test for a next hop.
+    pub fn reaches(&mut self, via: std::net::IpAddr, device: Option<&str>) -> io::Result<bool> {
+        let oif = device.map(ifindex).transpose()?;
+        let body = rtnl::get_request(via);
+        match self.request(kind::GETROUTE, flags::ACK, body.bytes()) {
+            Ok(replies) => Ok(replies.iter().any(|b| rtnl::on_link(b, oif))),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Adds an ip rule.

@@ -5,7 +5,8 @@
 //! chains, rules, sets with their elements and objects, as the kernel
 //! dumps them, without handles, use counts and counter values).
 
-use super::netlink::{DEADLINE, RECV_TIMEOUT};
+use super::dump::{Collector, Fault, Progress, with_restarts};
+use super::netlink::{DEADLINE, DUMP_TRIES, RECV_TIMEOUT};
 use super::rtnl::{self, flags, kind};
 use netlink_sys::{Socket, SocketAddr};
 use std::io;
@@ -202,25 +203,49 @@ pub fn dump_request(seq: u32, m: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
     )
 }
 
-/// Every message of one dump: (type, body).
-fn dump(s: &Socket, seq: u32, req: &[u8]) -> io::Result<Vec<(u16, Vec<u8>)>> {
-    s.send(req, 0)?;
-    let deadline = Instant::now() + DEADLINE;
-    let mut out = Vec::new();
+/// The data message bodies answering request `seq`, one datagram per call
+/// of `next`; none when the kernel answers ENOENT.
+fn collect(
+    seq: u32,
+    mut next: impl FnMut() -> Result<Vec<u8>, Fault>,
+) -> Result<Vec<Vec<u8>>, Fault> {
+    let mut c = Collector::new(seq);
     loop {
-        let buf = recv(s, deadline)?;
-        for m in rtnl::replies(&buf).ok_or_else(malformed)? {
-            if m.seq != seq {
-                continue;
-            }
-            match m.kind {
-                kind::DONE => return Ok(out),
-                kind::ERROR if rtnl::error_code(m.body) == Some(-libc::ENOENT) => return Ok(out),
-                kind::ERROR => return Err(kernel_error(m.body)),
-                k => out.push((k, m.body.to_vec())),
-            }
+        match c.feed(&next()?) {
+            Ok(Progress::Done) => return Ok(c.bodies),
+            Ok(Progress::More) => {}
+            Err(Fault::Kernel(libc::ENOENT)) => return Ok(Vec::new()),
+            Err(f) => return Err(f),
         }
     }
+}
+
+/// One dump: `send` the request, `collect` the replies; restarted while
+/// the kernel flags it inconsistent (`NLM_F_DUMP_INTR`), [`DUMP_TRIES`]
+/// attempts in all.
+fn dump_with(
+    seq: u32,
+    mut send: impl FnMut() -> Result<(), Fault>,
+    mut next: impl FnMut() -> Result<Vec<u8>, Fault>,
+) -> io::Result<Vec<Vec<u8>>> {
+    with_restarts("dumping nf_tables", DUMP_TRIES, || {
+        send()?;
+        collect(seq, &mut next)
+    })
+}
+
+/// Every message body of one dump, under one deadline.
+fn dump(s: &Socket, seq: u32, req: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+    let deadline = Instant::now() + DEADLINE;
+    let fault = |e: io::Error| match e.kind() {
+        io::ErrorKind::TimedOut => Fault::TimedOut(e.to_string()),
+        _ => Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)),
+    };
+    dump_with(
+        seq,
+        || s.send(req, 0).map(drop).map_err(fault),
+        || recv(s, deadline).map_err(fault),
+    )
 }
 
 /// The top-level attributes of an nf_tables body (after `nfgenmsg`).
@@ -293,7 +318,7 @@ fn dump_table(s: &Socket, name: &str) -> io::Result<Dump> {
         NFT_MSG_GETOBJ,
     ] {
         seq += 1;
-        for (_, b) in dump(s, seq, &dump_request(seq, m, table))? {
+        for b in dump(s, seq, &dump_request(seq, m, table))? {
             let list = attrs(&b).ok_or_else(bad)?;
             // Chains are dumped for every table: keep ours.
             if !list.iter().any(|(k, v)| *k == ATTR_TABLE && *v == &n[..]) {
@@ -314,7 +339,7 @@ fn dump_table(s: &Socket, name: &str) -> io::Result<Dump> {
                     NFT_MSG_GETSETELEM,
                     &[(ATTR_TABLE, &n), (ATTR_SET_NAME, &set)],
                 );
-                for (_, e) in dump(s, seq, &req)? {
+                for e in dump(s, seq, &req)? {
                     absorb(&mut h, NFT_MSG_GETSETELEM, &e);
                 }
             }
@@ -364,6 +389,10 @@ pub fn pinned(mark: u32, mask: u32) -> io::Result<u64> {
     let s = socket()?;
     Ok(dump(&s, 1, &conntrack_request(1, mark, mask))?.len() as u64)
 }
+
+#[cfg(test)]
+#[path = "nfgen_tests.rs"]
+mod restart_tests;
 
 #[cfg(test)]
 mod tests {

@@ -11,9 +11,11 @@ use std::time::Duration;
 pub struct Nft {
     /// Binary to run (`nft` on PATH by default).
     pub program: PathBuf,
-    /// Longest time a call without input may take; a batch adds
-    /// [`PER_100_KIB`] per 100 KiB (see [`Nft::deadline`]).
+    /// Longest time a call may take (`--timeout`: exact).
     pub timeout: Duration,
+    /// Add [`PER_100_KIB`] per 100 KiB of batch (the default timeout
+    /// only; see [`Nft::deadline`]).
+    pub scale: bool,
 }
 
 /// Default of [`Nft::timeout`] (`--timeout`).
@@ -28,6 +30,7 @@ impl Default for Nft {
         Nft {
             program: PathBuf::from("nft"),
             timeout: DEFAULT_TIMEOUT,
+            scale: true,
         }
     }
 }
@@ -40,10 +43,14 @@ pub struct Output {
 }
 
 impl Nft {
-    /// The deadline of a call fed `input` bytes: the base timeout plus
-    /// [`PER_100_KIB`] for every started 100 KiB.
+    /// The deadline of a call fed `input` bytes: the timeout, plus
+    /// [`PER_100_KIB`] for every started 100 KiB when `scale` is set.
     pub fn deadline(&self, input: usize) -> Duration {
-        let blocks = input.div_ceil(100 * 1024) as u32;
+        let blocks = if self.scale {
+            input.div_ceil(100 * 1024) as u32
+        } else {
+            0
+        };
         self.timeout
             .saturating_add(PER_100_KIB.saturating_mul(blocks))
     }
@@ -108,6 +115,35 @@ mod tests {
             ..Nft::default()
         };
         assert_eq!(nft.deadline(10 * 1024 * 1024), Duration::from_secs(2 + 103));
+        let exact = Nft {
+            scale: false,
+            ..nft
+        };
+        assert_eq!(exact.deadline(10 * 1024 * 1024), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn an_explicit_timeout_is_the_whole_deadline() {
+        let dir = std::env::temp_dir().join(format!("connroute-nft-exact-{}", std::process::id()));
+        let fake = dir.join("nft");
+        child::tests::script(&fake, "#!/bin/sh\nexec sleep 60\n");
+        let nft = Nft {
+            program: fake.clone(),
+            timeout: Duration::from_secs(1),
+            scale: false,
+        };
+        let started = std::time::Instant::now();
+        let e = nft.load(&vec![b' '; 300 * 1024]).unwrap_err();
+        let took = started.elapsed();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            e.to_string().contains("timed out after 1 s while loading"),
+            "{e}"
+        );
+        assert!(
+            took >= Duration::from_secs(1) && took < Duration::from_millis(1800),
+            "{took:?}"
+        );
     }
 
     #[test]
@@ -118,6 +154,7 @@ mod tests {
         let nft = Nft {
             program: fake.clone(),
             timeout: Duration::ZERO,
+            scale: true,
         };
         let e = nft.load(&vec![b' '; 128 * 1024]).unwrap_err();
         let _ = std::fs::remove_dir_all(&dir);

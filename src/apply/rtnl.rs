@@ -14,7 +14,7 @@
 //! replies to a request are checked and collected by [`super::dump`].
 
 use crate::config::Family;
-use crate::plan::{IpRule, RTPROT_CONNROUTE, Route};
+use crate::plan::{IpRule, RTPROT_CONNROUTE, Route, RuleAction};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Netlink message types connroute sends or reads.
@@ -64,13 +64,20 @@ const RT_SCOPE_UNIVERSE: u8 = 0;
 const RT_SCOPE_LINK: u8 = 253;
 const RTN_UNICAST: u8 = 1;
 const FR_ACT_TO_TBL: u8 = 1;
+const FR_ACT_GOTO: u8 = 2;
+const FR_ACT_NOP: u8 = 3;
+const FIB_RULE_INVERT: u32 = 2;
 
+const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
+const RTA_MULTIPATH: u16 = 9;
 const RTA_TABLE: u16 = 15;
+const FRA_GOTO: u16 = 4;
 const FRA_PRIORITY: u16 = 6;
 const FRA_FWMARK: u16 = 10;
+const FRA_SUPPRESS_IFGROUP: u16 = 13;
 const FRA_SUPPRESS_PREFIXLEN: u16 = 14;
 const FRA_TABLE: u16 = 15;
 const FRA_FWMASK: u16 = 16;
@@ -185,27 +192,41 @@ pub fn route_body(r: &Route, oif: Option<u32>) -> Body {
 
 /// The body of an ip rule message for `r`, tagged as connroute's.
 pub fn rule_body(r: &IpRule) -> Body {
-    let table = u8::try_from(r.table).unwrap_or(RT_TABLE_COMPAT);
-    let mut b = Body::new([
-        af(r.family),
-        0,
-        0,
-        0,
-        table,
-        0,
-        0,
-        FR_ACT_TO_TBL,
-        0,
-        0,
-        0,
-        0,
-    ]);
-    b.u32(FRA_PRIORITY, r.priority)
-        .u32(FRA_FWMARK, r.mark)
-        .u32(FRA_FWMASK, r.mask)
-        .u32(FRA_TABLE, r.table);
-    if r.suppress_default {
-        b.u32(FRA_SUPPRESS_PREFIXLEN, 0);
+    let (action, table) = match r.action {
+        RuleAction::Lookup { table, .. } => (FR_ACT_TO_TBL, table),
+        RuleAction::Goto(_) => (FR_ACT_GOTO, 0),
+        RuleAction::Nop => (FR_ACT_NOP, 0),
+    };
+    let mut h = [0u8; BODY_HDRLEN];
+    h[0] = af(r.family);
+    h[4] = u8::try_from(table).unwrap_or(RT_TABLE_COMPAT);
+    h[7] = action;
+    let flags = if r.invert { FIB_RULE_INVERT } else { 0 };
+    h[8..12].copy_from_slice(&flags.to_ne_bytes());
+    let mut b = Body::new(h);
+    b.u32(FRA_PRIORITY, r.priority);
+    if r.mask != 0 {
+        b.u32(FRA_FWMARK, r.mark).u32(FRA_FWMASK, r.mask);
+    }
+    match r.action {
+        RuleAction::Lookup {
+            table,
+            suppress_default,
+        } => {
+            b.u32(FRA_TABLE, table);
+            if suppress_default {
+                b.u32(FRA_SUPPRESS_PREFIXLEN, 0);
+            }
+        }
+        RuleAction::Goto(target) => {
+            // The kernel's duplicate check ignores the target: two gotos at
+            // one priority with the same fwmark would collide (EEXIST) while
+            // apply moves from one block to the next. The target also goes
+            // in suppress_ifgroup, which that check compares and a goto
+            // never evaluates (nor does `ip rule` print it without a table).
+            b.u32(FRA_GOTO, target).u32(FRA_SUPPRESS_IFGROUP, target);
+        }
+        RuleAction::Nop => {}
     }
     b.attr(FRA_PROTOCOL, &[RTPROT_CONNROUTE]);
     b
@@ -282,7 +303,7 @@ fn addr(v: &[u8]) -> Option<IpAddr> {
 /// owns; the device comes back as its index for the caller to name.
 pub fn decode_route(body: &[u8]) -> Option<(Route, Option<u32>)> {
     let d = decode_default(body)?;
-    (d.protocol == RTPROT_CONNROUTE).then_some((d.route, d.oif))
+    d.ours().then_some((d.route, d.oif))
 }
 
 /// A default route of any owner, as read from the kernel.
@@ -298,27 +319,42 @@ pub struct DefaultRoute {
     pub kind: u8,
     /// `RTA_PRIORITY` (the metric).
     pub metric: Option<u32>,
+    /// Next hops (gateway, device index) of a multipath route; empty for
+    /// one next hop. connroute installs only single next hops, so a
+    /// multipath route holds another owner's (an IPv6 `ip route append`
+    /// merges into connroute's route, which keeps its protocol).
+    pub nexthops: Vec<(Option<IpAddr>, u32)>,
+}
+
+impl DefaultRoute {
+    /// Whether connroute owns the whole route: its protocol, one next hop.
+    pub fn ours(&self) -> bool {
+        self.protocol == RTPROT_CONNROUTE && self.nexthops.is_empty()
+    }
 }
 
 /// A route body read from the kernel, if it is a default route (any owner).
 pub fn decode_default(body: &[u8]) -> Option<DefaultRoute> {
+    (body.get(1) == Some(&0)).then(|| decode_any(body))?
+}
+
+/// A route body of any prefix, decoded like [`decode_default`].
+fn decode_any(body: &[u8]) -> Option<DefaultRoute> {
     let h: [u8; BODY_HDRLEN] = body.get(0..BODY_HDRLEN)?.try_into().ok()?;
-    if h[1] != 0 {
-        return None;
-    }
     let mut route = Route {
         family: family_of(h[0])?,
         table: u32::from(h[4]),
         via: None,
         device: None,
     };
-    let (mut oif, mut metric) = (None, None);
+    let (mut oif, mut metric, mut hops) = (None, None, Vec::new());
     for (kind, v) in attrs(body) {
         match kind {
             RTA_TABLE => route.table = ne_u32(v)?,
             RTA_GATEWAY => route.via = Some(addr(v)?),
             RTA_OIF => oif = Some(ne_u32(v)?),
             RTA_PRIORITY => metric = Some(ne_u32(v)?),
+            RTA_MULTIPATH => hops = more::nexthops(v)?,
             _ => {}
         }
     }
@@ -328,34 +364,56 @@ pub fn decode_default(body: &[u8]) -> Option<DefaultRoute> {
         protocol: h[5],
         kind: h[7],
         metric,
+        nexthops: hops,
     })
 }
 
-/// An ip rule body read from the kernel, if connroute owns it.
+/// An ip rule body read from the kernel, if connroute owns it (and it is
+/// a lookup, goto or nop rule).
 pub fn decode_rule(body: &[u8]) -> Option<IpRule> {
     let h: [u8; BODY_HDRLEN] = body.get(0..BODY_HDRLEN)?.try_into().ok()?;
-    let mut rule = IpRule {
-        family: family_of(h[0])?,
-        priority: 0,
-        mark: 0,
-        mask: 0,
-        table: u32::from(h[4]),
-        suppress_default: false,
-    };
+    let flags = u32::from_ne_bytes(h[8..12].try_into().ok()?);
+    let (mut priority, mut mark, mut mask, mut goto) = (0, 0, 0, 0);
+    let (mut table, mut suppress_default) = (u32::from(h[4]), false);
     let mut ours = false;
     for (kind, v) in attrs(body) {
         match kind {
-            FRA_PRIORITY => rule.priority = ne_u32(v)?,
-            FRA_FWMARK => rule.mark = ne_u32(v)?,
-            FRA_FWMASK => rule.mask = ne_u32(v)?,
-            FRA_TABLE => rule.table = ne_u32(v)?,
-            FRA_SUPPRESS_PREFIXLEN => rule.suppress_default = ne_u32(v)? == 0,
+            FRA_PRIORITY => priority = ne_u32(v)?,
+            FRA_FWMARK => mark = ne_u32(v)?,
+            FRA_FWMASK => mask = ne_u32(v)?,
+            FRA_TABLE => table = ne_u32(v)?,
+            FRA_GOTO => goto = ne_u32(v)?,
+            FRA_SUPPRESS_PREFIXLEN => suppress_default = ne_u32(v)? == 0,
             FRA_PROTOCOL => ours = v.first() == Some(&RTPROT_CONNROUTE),
             _ => {}
         }
     }
-    ours.then_some(rule)
+    let action = match h[7] {
+        FR_ACT_TO_TBL => RuleAction::Lookup {
+            table,
+            suppress_default,
+        },
+        FR_ACT_GOTO => RuleAction::Goto(goto),
+        FR_ACT_NOP => RuleAction::Nop,
+        _ => return None,
+    };
+    ours.then_some(IpRule {
+        family: family_of(h[0])?,
+        priority,
+        mark,
+        mask,
+        invert: flags & FIB_RULE_INVERT != 0,
+        action,
+    })
 }
+
+#[path = "rtnl_more.rs"]
+mod more;
+pub use more::{decode_stray, get_request, on_link};
+
+#[cfg(test)]
+#[path = "rtnl_rule_tests.rs"]
+mod rule_tests;
 
 #[cfg(test)]
 mod tests {
@@ -367,8 +425,11 @@ mod tests {
             priority: 5001,
             mark: 0x0100_0000,
             mask: 0xff00_0000,
-            table: 5001,
-            suppress_default: false,
+            invert: false,
+            action: RuleAction::Lookup {
+                table: 5001,
+                suppress_default: false,
+            },
         }
     }
 
@@ -399,7 +460,11 @@ mod tests {
     fn rule_round_trips_and_foreign_rules_are_ignored() {
         let mut r = rule();
         assert_eq!(decode_rule(rule_body(&r).bytes()), Some(r.clone()));
-        r.suppress_default = true;
+        r.action = RuleAction::Lookup {
+            table: 254,
+            suppress_default: true,
+        };
+        r.invert = true;
         assert_eq!(decode_rule(rule_body(&r).bytes()), Some(r.clone()));
         // Drop the FRA_PROTOCOL attribute (last, 8 bytes): not ours any more.
         let b = rule_body(&r);

@@ -27,11 +27,26 @@ pub fn netns() -> u64 {
     std::fs::metadata("/proc/self/ns/net").map_or(0, |m| m.ino())
 }
 
+/// The run state recorded at `sys.state`, if any; refuses a path that is
+/// not a regular file.
+pub fn recorded(sys: &super::System) -> Result<Option<RunState>, super::error::ApplyError> {
+    match &sys.state {
+        Some(p) => RunState::load(p).map_err(super::error::ApplyError::State),
+        None => Ok(None),
+    }
+}
+
 impl RunState {
     /// Reads the file; `None` when absent or unreadable (nothing is trusted).
     pub fn read(path: &Path) -> Option<RunState> {
-        let text = std::fs::read_to_string(path).ok()?;
-        RunState::parse(&text)
+        RunState::load(path).ok().flatten()
+    }
+
+    /// Reads the file (`None` when absent or not parseable); an error
+    /// naming the path when it is not a regular file or cannot be read.
+    pub fn load(path: &Path) -> Result<Option<RunState>, String> {
+        let bytes = crate::ids::read_regular(path)?;
+        Ok(bytes.and_then(|b| RunState::parse(&String::from_utf8_lossy(&b))))
     }
 
     /// Parses the one line.

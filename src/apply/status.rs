@@ -5,8 +5,8 @@ use super::System;
 use super::diff::{self, TableChange, same_route};
 use super::error::ApplyError;
 use super::kernel::Kernel;
-use super::runstate::RunState;
-use crate::plan::{GatewayState, IpRule, Plan, Route};
+use super::runstate;
+use crate::plan::{self, GatewayState, IpRule, MAIN_TABLE, Plan, Route, RuleAction};
 use serde::Serialize;
 
 /// What `status` reports.
@@ -47,6 +47,11 @@ pub struct GatewayStatus {
     pub rules_present: bool,
     /// Live connections pinned to it (conntrack); `None` if unreadable.
     pub connections: Option<u64>,
+    /// Packets of connections pinned to it, both directions (its
+    /// `gw_NAME` counter).
+    pub packets: u64,
+    /// Bytes of those packets.
+    pub bytes: u64,
 }
 
 /// One rule.
@@ -97,7 +102,7 @@ pub fn status(
 ) -> Result<Status, ApplyError> {
     let routes = k.routes()?;
     let rules = k.rules()?;
-    let recorded = sys.state.as_deref().and_then(RunState::read);
+    let recorded = runstate::recorded(sys)?;
     let (table, _) = diff::table(k, plan, recorded.as_ref(), false)?;
     let counters = k.counters()?;
     let mut drift = Vec::new();
@@ -110,10 +115,20 @@ pub fn status(
         ));
     }
     routing_drift(&diff::routing(plan, &routes, &rules), &mut drift);
+    for s in k.strays()? {
+        drift.push(format!("stray route tagged as connroute's: {s}"));
+    }
     let gateways = plan
         .gateways
         .iter()
-        .map(|g| gateway(g, plan, &routes, &rules, k.pinned(g.mark, mask).ok()))
+        .map(|g| {
+            let mut st = gateway(g, plan, &routes, &rules, k.pinned(g.mark, mask).ok());
+            let name = plan::gateway_counter_name(&g.name);
+            if let Some(c) = counters.iter().find(|c| c.0 == name) {
+                (st.packets, st.bytes) = (c.1, c.2);
+            }
+            st
+        })
         .collect();
     let rules = plan
         .rules
@@ -214,8 +229,14 @@ fn gateway(
         rules_present: plan
             .ip_rules
             .iter()
-            .filter(|r| r.table == g.table)
+            // Its leaf and the shared entry, main and dispatch rules.
+            .filter(|r| match r.action {
+                RuleAction::Lookup { table, .. } => table == g.table || table == MAIN_TABLE,
+                _ => true,
+            })
             .all(|w| rules.contains(w)),
         connections,
+        packets: 0,
+        bytes: 0,
     }
 }

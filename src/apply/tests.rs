@@ -13,7 +13,7 @@ use super::status::status;
 use super::{System, devices};
 use crate::config::{Config, Family};
 use crate::facts::Facts;
-use crate::plan::{self, IpRule, Plan, Route};
+use crate::plan::{self, IpRule, Plan, Route, RuleAction};
 use std::path::PathBuf;
 
 const SEED: &str = "config globals 'globals'
@@ -107,7 +107,8 @@ fn cold_apply_installs_everything_with_one_add_only_load() {
     assert!(!batch.contains("\"delete\""), "add-only batch: {batch}");
     // One load and one listing to record the table's digest.
     assert_eq!(k.nft_runs, 2);
-    assert_eq!(report.changes.len(), 4, "{:?}", report.changes);
+    let expected = p.routes.len() + p.ip_rules.len() + 1;
+    assert_eq!(report.changes.len(), expected, "{:?}", report.changes);
     let st = RunState::read(run.sys.state.as_ref().unwrap()).unwrap();
     assert_eq!(st.generation, k.generation);
     assert!(st.digest.is_some());
@@ -176,6 +177,12 @@ fn drift_in_the_table_is_seen_by_status_and_repaired_by_apply() {
         "{:?}",
         st.drift
     );
+    // Per gateway: every packet and byte of its pinned connections.
+    let g = &st.gateways[0];
+    assert_eq!(
+        (g.name.as_str(), g.packets, g.bytes),
+        ("router2", 40, 52_000)
+    );
 }
 
 #[test]
@@ -187,8 +194,11 @@ fn stray_and_duplicate_entries_of_ours_are_removed_foreign_kept() {
         priority: 4000,
         mark: 0x0700_0000,
         mask: 0xff00_0000,
-        table: 7000,
-        suppress_default: false,
+        invert: false,
+        action: RuleAction::Lookup {
+            table: 7000,
+            suppress_default: false,
+        },
     };
     k.rules.push(stray_rule.clone());
     k.rules.push(k.rules[0].clone()); // `ip rule add` allows duplicates
@@ -335,7 +345,12 @@ fn nft_commits_then_fails_new_state_kept_consistent() {
         Some(p.fingerprint.as_str())
     );
     assert_eq!(k.routes().unwrap(), p.routes, "routes match the live table");
-    assert_eq!(k.rules, p.ip_rules);
+    // The kernel keeps rules by priority; the fake by insertion.
+    let sorted = |mut v: Vec<IpRule>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(k.rules.clone()), sorted(p.ip_rules.clone()));
     // The committed table was verified and recorded: nothing to repair.
     let st = RunState::read(run.sys.state.as_ref().unwrap()).unwrap();
     assert_eq!((st.generation, st.digest.is_some()), (k.generation, true));
@@ -449,7 +464,7 @@ fn missing_or_down_device_makes_only_that_gateway_inactive() {
     );
     let mut k = Fake::default();
     let facts = Facts {
-        unusable_devices: devices::unusable(&mut k, &c),
+        unusable_devices: devices::unusable(&mut k, &c, &Facts::default()),
         ..Facts::default()
     };
     let p = plan::plan(&c, &facts);
@@ -471,7 +486,7 @@ fn missing_or_down_device_makes_only_that_gateway_inactive() {
     assert_eq!(conns[0], ("router2", Some(1)), "the fake counts mark >> 24");
     k.links.insert("wwan0".into(), super::kernel::Link::Down);
     assert_eq!(
-        devices::unusable(&mut k, &c)
+        devices::unusable(&mut k, &c, &Facts::default())
             .get("wwan0")
             .map(String::as_str),
         Some("is down")

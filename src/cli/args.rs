@@ -55,6 +55,8 @@ pub enum Command {
     },
     /// Handle a netifd hotplug event.
     Hotplug,
+    /// Apply, then follow the kernel and re-apply on changes.
+    Watch,
 }
 
 /// Everything the command line says.
@@ -85,6 +87,9 @@ pub struct Cli {
     /// Deadline in seconds for each exchange with an external program
     /// (nft, ubus); `None`: each runner's default.
     pub timeout: Option<u64>,
+    /// Init script whose `enabled` every apply checks after taking the
+    /// lock; `None`: no check.
+    pub init_script: Option<PathBuf>,
     /// What to do.
     pub command: Command,
 }
@@ -105,6 +110,7 @@ impl Default for Cli {
             syslog: "/dev/log".into(),
             ids: "/etc/connroute/ids".into(),
             timeout: None,
+            init_script: None,
             command: Command::Check { diff: false },
         }
     }
@@ -114,7 +120,7 @@ impl Default for Cli {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     /// Run this.
-    Run(Cli),
+    Run(Box<Cli>),
     /// Print this text on stdout and exit 0 (`--help`, `--version`).
     Print(String),
 }
@@ -183,9 +189,18 @@ fn value(p: &mut Parser, name: &str, what: &str) -> Result<String, UsageError> {
 
 fn seconds(p: &mut Parser, name: &str) -> Result<u64, UsageError> {
     let v = value(p, name, "seconds")?;
-    v.parse()
-        .or_else(|_| err(format!("option '{name}': '{v}' is not a number of seconds")))
+    match v.parse() {
+        Ok(n) if n <= MAX_SECONDS => Ok(n),
+        Ok(_) => err(format!(
+            "option '{name}': '{v}' is over {MAX_SECONDS} seconds"
+        )),
+        Err(_) => err(format!("option '{name}': '{v}' is not a number of seconds")),
+    }
 }
+
+/// Longest `--timeout` / `--lock-timeout` (a day): any deadline computed
+/// from them stays far from `Instant`'s limits.
+pub const MAX_SECONDS: u64 = 86_400;
 
 /// Applies a global option; false when `name` is not one.
 fn global(p: &mut Parser, name: &str, cli: &mut Cli) -> Result<bool, UsageError> {
@@ -200,6 +215,7 @@ fn global(p: &mut Parser, name: &str, cli: &mut Cli) -> Result<bool, UsageError>
         "--syslog" => cli.syslog = value(p, name, "a socket path")?,
         "--lock-timeout" => cli.lock_timeout = seconds(p, name)?,
         "--timeout" => cli.timeout = Some(seconds(p, name)?),
+        "--init-script" => cli.init_script = Some(value(p, name, "a file")?.into()),
         "-v" | "--verbose" => cli.verbose = true,
         "--no-rt-tables" => cli.no_rt_tables = true,
         _ => return Ok(false),
@@ -282,7 +298,7 @@ where
         Some(c) => c,
         None => return err(format!("a command is required\n\n{}", help(None))),
     };
-    Ok(Parsed::Run(cli))
+    Ok(Parsed::Run(Box::new(cli)))
 }
 
 #[cfg(test)]
@@ -291,7 +307,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Cli {
         match parse(args.iter().copied()) {
-            Ok(Parsed::Run(cli)) => cli,
+            Ok(Parsed::Run(cli)) => *cli,
             other => panic!("{args:?}: {other:?}"),
         }
     }
@@ -358,6 +374,11 @@ mod tests {
         assert!(fails(&["--version=1"]).contains("option '--version' takes no value"));
         assert!(fails(&["check", "-"]).contains("unexpected argument '-'"));
         assert!(fails(&["--timeout", "soon", "check"]).contains("'--timeout': 'soon' is not"));
+        let huge = "18446744073709551615";
+        assert!(fails(&["--timeout", huge, "check"]).contains("is over 86400 seconds"));
+        assert!(fails(&["--lock-timeout", huge, "apply"]).contains("is over 86400 seconds"));
+        assert!(fails(&["--timeout=86401", "check"]).contains("is over 86400 seconds"));
+        assert_eq!(run(&["--timeout=86400", "check"]).timeout, Some(86_400));
         assert!(fails(&["check", "--ids"]).contains("option '--ids' needs a value"));
     }
 

@@ -58,6 +58,12 @@ pub(super) const COMMANDS: &[Spec] = &[
         options: "",
         default: Command::Hotplug,
     },
+    Spec {
+        name: "watch",
+        about: "Apply, then follow the kernel: re-apply within 2 s when routes, links or the table change",
+        options: "",
+        default: Command::Watch,
+    },
 ];
 
 const GLOBAL_HELP: &str = "\
@@ -75,9 +81,11 @@ Options (before or after the command):
       --no-rt-tables         Do not write the routing table names file
       --ids <FILE>           Persisted mark/table allocations (written by apply)
                              [default: /etc/connroute/ids]
-      --timeout <SECS>       Deadline for each exchange with nft or ubus [default: 30 for
-                             nft, plus 1 s per 100 KiB of batch; 10 for ubus]
+      --timeout <SECS>       Whole deadline of each nft or ubus call, exact [default:
+                             30 for nft plus 1 s per 100 KiB of batch; 10 for ubus]
       --syslog <SOCKET>      syslog socket for log lines [default: /dev/log]
+      --init-script <FILE>   Apply only while `FILE enabled` succeeds, checked after
+                             taking the lock (OpenWrt: /etc/init.d/connroute)
   -h, --help                 Print help
   -V, --version              Print version
 ";

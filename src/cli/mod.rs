@@ -15,6 +15,7 @@ mod hotplug;
 mod render;
 mod status;
 mod status_text;
+mod watch;
 
 use crate::apply::System;
 use crate::apply::error::ApplyError;
@@ -68,17 +69,21 @@ fn runtime(e: impl Into<String>) -> Error {
 
 /// The config file's bytes; unreadable is a config error.
 fn read_config(cli: &Cli) -> Result<Vec<u8>, Error> {
-    std::fs::read(&cli.config)
+    crate::config::source::read_regular(&cli.config, crate::config::source::MAX_CONFIG_BYTES, true)
         .map_err(|e| Error::Config(format!("{}: cannot read: {e}", cli.config.display())))
 }
 
 /// The recorded mark/table allocations (`--ids`); none when the file does
 /// not exist. A damaged file is a config error naming file and line.
 fn read_ids(cli: &Cli) -> Result<crate::ids::Ids, Error> {
+    use std::io::ErrorKind::{InvalidData, InvalidInput};
     let name = cli.ids.display().to_string();
-    match std::fs::read(&cli.ids) {
+    match crate::config::source::read_regular(&cli.ids, crate::ids::MAX_BYTES as u64, false) {
         Ok(bytes) => crate::ids::parse(&bytes, &name).map_err(Error::Config),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(e) if matches!(e.kind(), InvalidInput | InvalidData) => {
+            Err(Error::Config(format!("{name}: cannot read: {e}")))
+        }
         Err(e) => Err(runtime(format!("{name}: cannot read: {e}"))),
     }
 }
@@ -88,13 +93,23 @@ fn read_ids(cli: &Cli) -> Result<crate::ids::Ids, Error> {
 /// to the log.
 fn load_with(cli: &Cli, ids: &crate::ids::Ids) -> Result<Config, Error> {
     let name = cli.config.display().to_string();
-    let config = Config::parse_with_ids(&read_config(cli)?, &name, ids)
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let invalid = |e: crate::config::ConfigError| Error::Config(e.to_string());
+    // The file's bytes are freed once parsed: less at the peak.
+    let doc = Config::document(&read_config(cli)?, &name).map_err(invalid)?;
+    let config = Config::from_document_with_ids(&doc, &name, ids).map_err(invalid)?;
+    drop(doc);
     if !cli.verbose {
         log::set_max_level(config.globals.log_level.filter());
     }
-    for w in &config.warnings {
+    for w in config.warnings.iter().take(crate::config::MAX_SHOWN) {
         log::warn!("{w}");
+    }
+    if let Some(more) = config
+        .warnings
+        .len()
+        .checked_sub(crate::config::MAX_SHOWN + 1)
+    {
+        log::warn!("… and {} more warnings", more + 1);
     }
     Ok(config)
 }
@@ -111,6 +126,7 @@ fn system(cli: &Cli) -> System {
             timeout: cli
                 .timeout
                 .map_or(crate::apply::nft::DEFAULT_TIMEOUT, Duration::from_secs),
+            scale: cli.timeout.is_none(),
         },
         rt_tables: (!cli.no_rt_tables).then(|| cli.rt_tables.clone()),
         state: Some(cli.state.clone()),
@@ -136,13 +152,39 @@ fn live_plan(
     k: &mut dyn kernel::Kernel,
     strict: bool,
 ) -> Result<crate::plan::Plan, Error> {
-    let mut f = facts(cli, config, strict)?;
-    f.unusable_devices = devices::unusable(k, config);
-    Ok(crate::plan::plan(config, &f))
+    Ok(crate::plan::plan(
+        config,
+        &live_facts(cli, config, k, strict)?,
+    ))
 }
 
-/// netifd facts for the interfaces the config names; strict: ubus must work.
+/// The facts [`live_plan`] plans from.
+fn live_facts(
+    cli: &Cli,
+    config: &Config,
+    k: &mut dyn kernel::Kernel,
+    strict: bool,
+) -> Result<Facts, Error> {
+    let mut f = facts(cli, config, strict)?;
+    f.unusable_devices = devices::unusable(k, config, &f);
+    Ok(f)
+}
+
+/// netifd facts for the interfaces the config names, and the kernel's
+/// main-table next hops for device-only gateways; strict: both must work.
 fn facts(cli: &Cli, config: &Config, strict: bool) -> Result<Facts, Error> {
+    let mut facts = netifd_facts(cli, config, strict)?;
+    if let Err(e) = crate::kernel_facts::learn(config, &mut facts) {
+        let msg = format!("cannot read the main table's default routes: {e}");
+        if strict {
+            return Err(runtime(msg));
+        }
+        log::warn!("{msg}");
+    }
+    Ok(facts)
+}
+
+fn netifd_facts(cli: &Cli, config: &Config, strict: bool) -> Result<Facts, Error> {
     let names = crate::ubus::referenced(config);
     if names.is_empty() {
         return Ok(Facts::default());
@@ -215,13 +257,14 @@ fn dispatch(cli: &Cli) -> Run {
         Command::Flush => flush::run(cli),
         Command::Status { json } => status::run(cli, *json),
         Command::Hotplug => hotplug::run(cli),
+        Command::Watch => watch::run(cli),
     }
 }
 
 /// Runs the command line of this process.
 pub fn main() -> ExitCode {
     let cli = match args::parse(std::env::args_os().skip(1)) {
-        Ok(Parsed::Run(cli)) => cli,
+        Ok(Parsed::Run(cli)) => *cli,
         Ok(Parsed::Print(text)) => {
             return match print(&text) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -3,14 +3,24 @@
 //! could not be read.
 
 use super::args::Cli;
-use super::{Error, Run, live_plan, load, open_kernel, print, print_json, status_text, system};
+use super::{Error, Run, live_facts, load, open_kernel, print, print_json, status_text, system};
+use crate::apply::kernel::Kernel;
 use crate::apply::status::status;
 
 /// Prints the live state against the plan, as text or JSON.
 pub fn run(cli: &Cli, json: bool) -> Run {
     let config = load(cli)?;
     let mut k = open_kernel(cli)?;
-    let p = live_plan(cli, &config, &mut k, false)?;
+    // Strict: without netifd's state every interface gateway would look
+    // inactive and the good state would be reported as drift.
+    let mut f = live_facts(cli, &config, &mut k, true)?;
+    let mut p = crate::plan::plan(&config, &f);
+    // What apply made inactive because the kernel refused the next hop.
+    let have = k.routes().map_err(|e| Error::Runtime(e.to_string()))?;
+    f.refused = crate::apply::devices::unreachable(&mut k, &p, &have);
+    if !f.refused.is_empty() {
+        p = crate::plan::plan(&config, &f);
+    }
     let st = status(&mut k, &p, &system(cli), config.globals.mark_mask)
         .map_err(|e| Error::Runtime(e.to_string()))?;
     let names = (!cli.no_rt_tables).then_some(cli.rt_tables.as_path());

@@ -23,6 +23,8 @@ pub fn render(st: &Status) -> String {
         "ROUTES",
         "RULES",
         "CONNS",
+        "PACKETS",
+        "BYTES",
         "WHY",
     ];
     let mut rows = vec![head.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
@@ -41,6 +43,8 @@ pub fn render(st: &Status) -> String {
             ok(g.active, g.routes_present),
             ok(g.active, g.rules_present),
             g.connections.map_or("-".into(), |n| n.to_string()),
+            g.packets.to_string(),
+            g.bytes.to_string(),
             g.reason.clone(),
         ]);
     }
@@ -115,6 +119,8 @@ mod tests {
                 routes_present: true,
                 rules_present: true,
                 connections: Some(7),
+                packets: 12,
+                bytes: 3400,
             }],
             rules: vec![RuleStatus {
                 name: "r".into(),
@@ -132,6 +138,8 @@ mod tests {
         assert_eq!(lines[0], "connroute enabled; table inet connroute: stale");
         let conns = lines[1].find("CONNS").unwrap();
         assert_eq!(&lines[2][conns..conns + 1], "7", "{text}");
+        let bytes = lines[1].find("BYTES").unwrap();
+        assert_eq!(&lines[2][bytes..bytes + 4], "3400", "{text}");
         assert!(lines[2].contains("inactive") && lines[2].ends_with("device wwan0 does not exist"));
         assert!(text.ends_with("drift: table inet connroute changed outside connroute\n"));
     }

@@ -17,9 +17,19 @@ pub const MAX_VALUE: usize = 64 * 1024;
 pub struct Loader<'a> {
     /// The file as named in messages.
     pub file: &'a str,
-    /// Everything found so far.
+    /// Everything found so far, up to [`MAX_KEPT`].
     pub diags: Vec<Diagnostic>,
+    /// How many more were found but not kept.
+    pub dropped: usize,
+    /// True when one of those was an error.
+    pub dropped_error: bool,
+    /// Errors found so far, kept or not.
+    pub errors: usize,
 }
+
+/// Most diagnostics kept in memory for one file (a hostile file can have a
+/// million bad lines); the rest are only counted.
+pub const MAX_KEPT: usize = 1000;
 
 impl Loader<'_> {
     /// Records a problem in `section`.
@@ -31,6 +41,12 @@ impl Loader<'_> {
         option: Option<&str>,
         message: String,
     ) {
+        self.errors += usize::from(severity == Severity::Error);
+        if self.diags.len() >= MAX_KEPT {
+            self.dropped += 1;
+            self.dropped_error |= severity == Severity::Error;
+            return;
+        }
         self.diags.push(Diagnostic {
             severity,
             file: self.file.to_string(),
@@ -61,7 +77,11 @@ impl Loader<'_> {
         let mut values = Vec::new();
         for o in &s.options {
             let Some(spec) = schema::lookup(&s.stype, &o.name) else {
-                let msg = schema::unknown_option(&s.stype, &o.name);
+                // Only counted once the loader is full: no hint to compute.
+                let msg = match self.diags.len() < MAX_KEPT {
+                    true => schema::unknown_option(&s.stype, &o.name),
+                    false => String::new(),
+                };
                 self.error(o.line, s, Some(&o.name), msg);
                 continue;
             };
@@ -82,7 +102,8 @@ impl Loader<'_> {
     }
 
     fn words(&mut self, s: &Section, spec: &OptSpec, items: &[Item], ctx: &Context) -> Vec<Word> {
-        let mut out = Vec::new();
+        // Usually one word an item: no doubling for a 100,000-item list.
+        let mut out = Vec::with_capacity(items.len());
         for item in items {
             let text = match checked_text(item) {
                 Ok(t) => t,
@@ -103,6 +124,7 @@ impl Loader<'_> {
                 let (negated, body) = match w.strip_prefix('!') {
                     Some(rest) if spec.negatable => (true, rest),
                     Some(_) if spec.parser != Parser::Text => {
+                        let w = crate::uci::clip(w);
                         let m = format!("'{w}': '!' (negation) is not supported by this option");
                         self.error(item.line, s, Some(spec.name), m);
                         continue;
@@ -111,7 +133,10 @@ impl Loader<'_> {
                 };
                 match parse(spec.parser, body, ctx) {
                     Ok(val) => out.push(Word { val, negated }),
-                    Err(m) => self.error(item.line, s, Some(spec.name), m),
+                    Err(m) => {
+                        let m = m.replace(w, &crate::uci::clip(w));
+                        self.error(item.line, s, Some(spec.name), m)
+                    }
                 }
             }
         }
@@ -130,7 +155,12 @@ fn checked_text(item: &Item) -> Result<&str, String> {
     std::str::from_utf8(&item.bytes)
         .ok()
         .filter(|t| t.is_ascii())
-        .ok_or_else(|| format!("'{}' contains non-ASCII bytes", item.text()))
+        .ok_or_else(|| {
+            format!(
+                "'{}' contains non-ASCII bytes",
+                crate::uci::clip(&item.text())
+            )
+        })
 }
 
 /// What a value parser may need from sections read earlier.
@@ -271,11 +301,13 @@ impl Fields<'_> {
 
     /// The option's values split into "any of" and "none of" (`!`).
     pub fn criterion<T>(&self, name: &str, f: impl Fn(&Val) -> Option<T>) -> Criterion<T> {
+        let all = self.all(name);
+        let negated = all.iter().filter(|w| w.negated).count();
         let mut c = Criterion {
-            any: Vec::new(),
-            none: Vec::new(),
+            any: Vec::with_capacity(all.len() - negated),
+            none: Vec::with_capacity(negated),
         };
-        for w in self.all(name) {
+        for w in all {
             if let Some(v) = f(&w.val) {
                 if w.negated {
                     c.none.push(v);

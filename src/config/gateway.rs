@@ -29,6 +29,7 @@ pub(super) fn load(
             continue;
         }
         if let Some(problem) = values::gateway_name_problem(&s.name) {
+            let problem = problem.replace(&s.name, &crate::uci::clip(&s.name));
             l.error(s.line, s, None, problem);
         }
         let f = l.fields(s, &ctx);
@@ -140,9 +141,10 @@ fn next_hops(l: &mut Loader, s: &Section, gw: &Gateway, line: impl Fn(&str) -> u
     }
 }
 
-/// Two ip rules per gateway must fit below the main table's priority.
+/// The ip rule block (`plan::band_size`: 2N+2 priorities from
+/// rule_priority) must fit below the main table's priority.
 fn band(l: &mut Loader, doc: &Document, globals: &Globals, count: usize) {
-    let band = u64::from(globals.rule_priority) + 2 * count as u64;
+    let band = u64::from(globals.rule_priority) + 2 * count as u64 + 1;
     if band < 32766 {
         return;
     }

@@ -14,6 +14,7 @@ mod model;
 pub mod reference;
 mod rule;
 pub mod schema;
+pub mod source;
 pub mod values;
 
 use crate::ids::Ids;
@@ -61,7 +62,7 @@ impl fmt::Display for Diagnostic {
             write!(f, "{}: ", self.section)?;
         }
         if let Some(o) = &self.option {
-            write!(f, "option '{o}': ")?;
+            write!(f, "option '{}': ", crate::uci::clip(o))?;
         }
         f.write_str(&self.message)
     }
@@ -72,15 +73,24 @@ impl fmt::Display for Diagnostic {
 pub struct ConfigError {
     /// Errors and warnings.
     pub diagnostics: Vec<Diagnostic>,
+    /// How many more were found (not kept, not printed).
+    pub more: usize,
 }
+
+/// Most diagnostics printed for one file; the rest are counted.
+pub const MAX_SHOWN: usize = 20;
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.diagnostics.iter().enumerate() {
+        for (i, d) in self.diagnostics.iter().take(MAX_SHOWN).enumerate() {
             if i > 0 {
                 f.write_str("\n")?;
             }
             write!(f, "{d}")?;
+        }
+        let more = self.diagnostics.len().saturating_sub(MAX_SHOWN) + self.more;
+        if more > 0 {
+            write!(f, "\n… and {more} more errors and warnings")?;
         }
         Ok(())
     }
@@ -100,8 +110,15 @@ impl Config {
 
     /// Like [`Config::parse`], keeping the allocations recorded in `ids`.
     pub fn parse_with_ids(bytes: &[u8], file: &str, ids: &Ids) -> Result<Config, ConfigError> {
+        Config::from_document_with_ids(&Config::document(bytes, file)?, file, ids)
+    }
+
+    /// The UCI document of a config file's bytes (package named after
+    /// `file`), its syntax error as a diagnostic. With it the bytes can be
+    /// freed before validation.
+    pub fn document(bytes: &[u8], file: &str) -> Result<Document, ConfigError> {
         let package = uci::package_name(std::path::Path::new(file));
-        let doc = uci::parse(bytes, &package).map_err(|e| ConfigError {
+        uci::parse(bytes, &package).map_err(|e| ConfigError {
             diagnostics: vec![Diagnostic {
                 severity: Severity::Error,
                 file: file.to_string(),
@@ -110,8 +127,8 @@ impl Config {
                 option: None,
                 message: e.to_string(),
             }],
-        })?;
-        Config::from_document_with_ids(&doc, file, ids)
+            more: 0,
+        })
     }
 
     /// Validates a parsed document (no ids file).
@@ -128,10 +145,13 @@ impl Config {
         let mut l = Loader {
             file,
             diags: Vec::new(),
+            dropped: 0,
+            dropped_error: false,
+            errors: 0,
         };
         for s in &doc.sections {
             if !schema::SECTION_TYPES.contains(&s.stype.as_str()) {
-                let msg = format!("unknown section type '{}', ignored", s.stype);
+                let msg = format!("unknown section type '{}', ignored", uci::clip(&s.stype));
                 l.push(Severity::Warning, s.line, s, None, msg);
             }
             if !s.anonymous && s.name.len() > MAX_NAME {
@@ -146,10 +166,11 @@ impl Config {
         };
         let rules = rule::load(&mut l, doc, &gateways, &ctx);
         l.diags.sort_by_key(|d| d.line);
-        if l.diags.iter().any(|d| d.severity == Severity::Error) {
+        if l.dropped_error || l.diags.iter().any(|d| d.severity == Severity::Error) {
             // Warnings stay in, in line order, so they are seen with the errors.
             return Err(ConfigError {
                 diagnostics: l.diags,
+                more: l.dropped,
             });
         }
         Ok(Config {

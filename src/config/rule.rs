@@ -1,6 +1,7 @@
 //! `config rule` sections: which new connections are pinned to which
 //! gateway, and the address families each rule can match.
 
+use super::Severity;
 use super::fields::{Context, Fields, Loader, Val};
 use super::model::{Gateway, Rule};
 use super::values::{Family, Proto};
@@ -15,6 +16,7 @@ pub(super) fn load(
 ) -> Vec<Rule> {
     let mut out = Vec::new();
     for s in doc.of_type("rule") {
+        let errors = l.errors;
         let f = l.fields(s, ctx);
         let enabled = f.flag("enabled").unwrap_or(true);
         let gateway = target(l, &f, gateways, enabled);
@@ -49,12 +51,31 @@ pub(super) fn load(
             line: s.line,
         };
         rule.families = families(l, &f, &rule);
+        // Not when a refused value is why nothing narrows it.
+        if enabled && l.errors == errors && matches_everything(&rule) {
+            let msg = "matches every new connection, also the router's own: \
+                       add a match option (src_ip, in_device, …) to narrow it";
+            l.push(Severity::Warning, s.line, s, None, msg.into());
+        }
         if let (true, Some(g)) = (enabled, gateway) {
             rule.gateway = g;
             out.push(rule);
         }
     }
     out
+}
+
+/// True when no option narrows the rule (`family` alone does not count:
+/// it still takes every connection of that family).
+fn matches_everything(r: &Rule) -> bool {
+    r.src_mac.is_empty()
+        && r.in_device.is_empty()
+        && r.in_interface.is_empty()
+        && r.proto.is_empty()
+        && r.src_ip.is_empty()
+        && r.dest_ip.is_empty()
+        && r.src_port.is_empty()
+        && r.dest_port.is_empty()
 }
 
 fn prefix(v: &Val) -> Option<super::Prefix> {
@@ -84,7 +105,7 @@ fn target(l: &mut Loader, f: &Fields, gateways: &[Gateway], enabled: bool) -> Op
     let line = f.line("gateway");
     match gateways.iter().find(|g| g.name == name) {
         None => {
-            let msg = format!("no gateway section named '{name}'");
+            let msg = format!("no gateway section named '{}'", crate::uci::clip(&name));
             l.error(line, s, Some("gateway"), msg);
             None
         }

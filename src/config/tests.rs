@@ -206,3 +206,37 @@ fn explicit_mark_on_a_recorded_one_names_both() {
          choose another table (taking it would move that gateway's connections)"
     );
 }
+
+#[test]
+fn a_rule_without_match_options_is_warned_about() {
+    let gw = "config gateway g\n\toption gateway 192.168.1.2\n";
+    let c = load(&format!(
+        "{gw}config rule r\n\toption gateway g\n\toption proto all\n"
+    ))
+    .unwrap();
+    assert_eq!(c.rules.len(), 1);
+    assert_eq!(
+        c.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+        [
+            "/etc/config/connroute:3: warning: rule 'r': matches every new connection, \
+          also the router's own: add a match option (src_ip, in_device, …) to narrow it"
+        ]
+    );
+    // family alone still takes every connection of that family.
+    let c = load(&format!(
+        "{gw}config rule r\n\toption gateway g\n\toption family ipv4\n"
+    ))
+    .unwrap();
+    assert_eq!(c.warnings.len(), 1);
+    for narrow in [
+        "option proto tcp",
+        "list dest_ip 10.0.0.0/8",
+        "option enabled 0",
+    ] {
+        let c = load(&format!(
+            "{gw}config rule r\n\toption gateway g\n\t{narrow}\n"
+        ))
+        .unwrap();
+        assert!(c.warnings.is_empty(), "{narrow}: {:?}", c.warnings);
+    }
+}

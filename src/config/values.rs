@@ -342,7 +342,27 @@ pub fn device(s: &str) -> Result<String, String> {
             shown(c)
         ));
     }
+    nft_plain(s)?;
     Ok(s.to_string())
+}
+
+/// Words nft's JSON parser reads as constants, not strings (nftables
+/// `parser_json.c`, `constant_tbl`).
+const NFT_CONSTANTS: [&str; 11] = [
+    "tcp", "udp", "udplite", "esp", "ah", "icmp", "icmpv6", "comp", "dccp", "sctp", "redirect",
+];
+
+/// Refuses a string nft's JSON parser would not read as plain text: a
+/// leading `@` is a set reference, `$` a variable, and a few words are
+/// constants. (`*` and `\` are refused by the callers' charsets.)
+fn nft_plain(s: &str) -> Result<(), String> {
+    let why = match s.as_bytes().first() {
+        Some(b'@') => "nft reads a leading '@' as a set reference",
+        Some(b'$') => "nft reads a leading '$' as a variable",
+        _ if NFT_CONSTANTS.contains(&s) => "nft reads it as a protocol constant",
+        _ => return Ok(()),
+    };
+    Err(format!("'{s}' is not usable as an interface name: {why}"))
 }
 
 /// An OpenWrt logical interface name: a UCI section name (`[A-Za-z0-9_]`)
@@ -442,10 +462,22 @@ mod tests {
             "eth*",
             "a\\b",
             "",
+            "@x",
+            "$x",
+            "tcp",
+            "redirect",
         ] {
             assert!(device(bad).is_err(), "{bad}");
         }
-        for good in ["eth0", "br-lan", "wg0.100", "pppoe-wan", "abcdefghijklmno"] {
+        for good in [
+            "eth0",
+            "br-lan",
+            "wg0.100",
+            "pppoe-wan",
+            "abcdefghijklmno",
+            "x@",
+            "tcp0",
+        ] {
             assert_eq!(device(good).unwrap(), good);
         }
         assert!(interface("wan-2").is_err());

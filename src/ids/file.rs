@@ -18,7 +18,22 @@ const HEADER: &str = "\
 ";
 
 /// Longest ids file read (far above 65535 gateways' lines).
-const MAX_BYTES: usize = 4 << 20;
+pub const MAX_BYTES: usize = 4 << 20;
+
+/// The bytes of `path`, `None` when it does not exist. Opened without
+/// following a symlink and without blocking (a FIFO there must not hang a
+/// run that holds the lock); anything but a regular file is an error
+/// naming the path. Shared by the ids and run-state readers.
+pub fn read_regular(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    match crate::config::source::read_regular(path, MAX_BYTES as u64, false) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            Err(format!("{}: {e}", path.display()))
+        }
+        Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
+    }
+}
 
 /// Parses the file's bytes; `file` names it in errors (`file:line: …`).
 pub fn parse(bytes: &[u8], file: &str) -> Result<Ids, String> {
@@ -57,7 +72,8 @@ fn record(line: &str) -> Result<Record, String> {
         6 if w[5] == "retired" => true,
         _ => {
             return Err(format!(
-                "expected 'NAME mark 0xMARK table TABLE [retired]', got '{line}'"
+                "expected 'NAME mark 0xMARK table TABLE [retired]', got '{}'",
+                crate::uci::clip(line)
             ));
         }
     };
@@ -66,23 +82,32 @@ fn record(line: &str) -> Result<Record, String> {
         && name.len() <= crate::config::MAX_NAME
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !name_ok {
-        return Err(format!("'{name}' is not a gateway name"));
+        return Err(format!(
+            "'{}' is not a gateway name",
+            crate::uci::clip(name)
+        ));
     }
     if w[1] != "mark" || w[3] != "table" {
         return Err(format!(
-            "expected 'NAME mark 0xMARK table TABLE [retired]', got '{line}'"
+            "expected 'NAME mark 0xMARK table TABLE [retired]', got '{}'",
+            crate::uci::clip(line)
         ));
     }
     let mark = w[2]
         .strip_prefix("0x")
         .and_then(|h| u32::from_str_radix(h, 16).ok())
         .filter(|m| *m != 0)
-        .ok_or_else(|| format!("'{}' is not a mark (0x and 1 to 8 hex digits, not 0)", w[2]))?;
+        .ok_or_else(|| {
+            format!(
+                "'{}' is not a mark (0x and 1 to 8 hex digits, not 0)",
+                crate::uci::clip(w[2])
+            )
+        })?;
     let table = w[4]
         .parse::<u32>()
         .ok()
         .filter(|t| !crate::config::values::RESERVED_TABLES.contains(t) && !w[4].starts_with('+'))
-        .ok_or_else(|| format!("'{}' is not a usable table id", w[4]))?;
+        .ok_or_else(|| format!("'{}' is not a usable table id", crate::uci::clip(w[4])))?;
     Ok(Record {
         name: name.to_string(),
         mark,

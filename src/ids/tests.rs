@@ -235,3 +235,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_reader_refuses_a_fifo_or_symlink_without_blocking() {
+    let dir = std::env::temp_dir().join(format!("cr-ids-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("ids");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let link = dir.join("link");
+    std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
+    let got = (
+        crate::ids::read_regular(&fifo),
+        crate::ids::read_regular(&link),
+        crate::ids::read_regular(&dir.join("none")),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(got.0.unwrap_err().ends_with("/ids: not a regular file"));
+    assert!(got.1.unwrap_err().contains("/link: cannot read"));
+    assert_eq!(got.2, Ok(None));
+}

@@ -145,12 +145,12 @@ pub fn goto(chain: String) -> Stmt {
 }
 
 /// `KEY vmap { K : goto CHAIN, … }`.
-pub fn vmap_goto(key: Expr, entries: Vec<(u32, String)>) -> Stmt {
+pub fn vmap_goto(key: Expr, entries: Vec<(Expr, String)>) -> Stmt {
     let items = entries
         .into_iter()
         .map(|(k, chain)| {
             SetItem::Mapping(
-                n(k),
+                k,
                 Expression::Verdict(Verdict::Goto(JumpTarget {
                     target: chain.into(),
                 })),

@@ -8,7 +8,9 @@
 use nftables::expr::{
     BinaryOperation, Expression, MetaKey, NamedExpression, Payload, SetItem, Verdict,
 };
-use nftables::schema::{Chain, NfCmd, NfListObject, NfObject, Nftables, Rule};
+use nftables::schema::{
+    Chain, NfCmd, NfListObject, NfObject, Nftables, Rule, Set, SetType, SetTypeValue,
+};
 use nftables::stmt::{Counter, Operator, Statement};
 use nftables::types::{NfChainType, NfFamily, NfHook};
 use std::fmt::Write;
@@ -19,6 +21,8 @@ enum Style {
     Plain,
     Hex,
     Quoted,
+    /// A concatenation: bit i set quotes its i-th part.
+    Concat(u32),
 }
 
 fn style_for(e: &Expression) -> Style {
@@ -29,6 +33,11 @@ fn style_for(e: &Expression) -> Style {
             _ => Style::Plain,
         },
         Expression::Named(NamedExpression::CT(c)) if c.key == "mark" => Style::Hex,
+        Expression::Named(NamedExpression::Concat(v)) => Style::Concat(
+            (v.iter().enumerate())
+                .filter(|(_, x)| style_for(x) == Style::Quoted)
+                .fold(0, |bits, (i, _)| bits | 1 << i),
+        ),
         Expression::BinaryOperation(b) => match b.as_ref() {
             BinaryOperation::AND(l, _) => style_for(l),
             BinaryOperation::OR(v) => v.first().map_or(Style::Plain, style_for),
@@ -124,6 +133,15 @@ fn expr(e: &Expression, style: Style) -> Result<String, String> {
         Expression::Named(NamedExpression::Payload(Payload::PayloadField(p))) => {
             format!("{} {}", ident(&p.protocol)?, ident(&p.field)?)
         }
+        Expression::Named(NamedExpression::Concat(v)) => v
+            .iter()
+            .enumerate()
+            .map(|(i, x)| match style {
+                Style::Concat(bits) if bits & 1 << i != 0 => expr(x, Style::Quoted),
+                _ => expr(x, Style::Plain),
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .join(" . "),
         Expression::Named(NamedExpression::Prefix(p)) => {
             format!("{}/{}", expr(&p.addr, style)?, p.len)
         }
@@ -148,7 +166,9 @@ fn expr(e: &Expression, style: Style) -> Result<String, String> {
     })
 }
 
-fn stmt(st: &Statement) -> Result<String, String> {
+/// `sets`: the named sets declared so far; `"@NAME"` refers to one of
+/// them only (any other string is a value, quoted as its key wants).
+fn stmt(st: &Statement, sets: &[String]) -> Result<String, String> {
     Ok(match st {
         Statement::Match(m) => {
             let style = style_for(&m.left);
@@ -157,7 +177,16 @@ fn stmt(st: &Statement) -> Result<String, String> {
                 Operator::NEQ => "!= ",
                 other => return Err(format!("operator {other:?} has no text form here")),
             };
-            format!("{} {op}{}", expr(&m.left, style)?, expr(&m.right, style)?)
+            let right = match &m.right {
+                Expression::String(v)
+                    if v.strip_prefix('@')
+                        .is_some_and(|n| sets.iter().any(|s| s == n)) =>
+                {
+                    v.to_string()
+                }
+                r => expr(r, style)?,
+            };
+            format!("{} {op}{right}", expr(&m.left, style)?)
         }
         Statement::Mangle(m) => {
             let style = style_for(&m.key);
@@ -182,8 +211,10 @@ fn stmt(st: &Statement) -> Result<String, String> {
     })
 }
 
-fn rule(r: &Rule) -> Result<String, String> {
-    let mut parts = r.expr.iter().map(stmt).collect::<Result<Vec<_>, _>>()?;
+fn rule(r: &Rule, sets: &[String]) -> Result<String, String> {
+    let mut parts = (r.expr.iter())
+        .map(|st| stmt(st, sets))
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some(c) = &r.comment {
         parts.push(format!("comment {}", quoted(c)?));
     }
@@ -211,12 +242,45 @@ fn chain_head(c: &Chain) -> Option<String> {
     ))
 }
 
+/// `set NAME { type T; [flags interval;] elements = { … } }`.
+fn named_set(set: &Set) -> Result<String, String> {
+    let ty = match &set.set_type {
+        SetTypeValue::Single(SetType::Ipv4Addr) => "ipv4_addr",
+        SetTypeValue::Single(SetType::Ipv6Addr) => "ipv6_addr",
+        SetTypeValue::Single(SetType::EtherAddr) => "ether_addr",
+        SetTypeValue::Single(SetType::InetProto) => "inet_proto",
+        SetTypeValue::Single(SetType::InetService) => "inet_service",
+        SetTypeValue::Single(SetType::Ifname) => "ifname",
+        other => return Err(format!("set type {other:?} has no text form here")),
+    };
+    let style = if ty == "ifname" {
+        Style::Quoted
+    } else {
+        Style::Plain
+    };
+    let elems = (set.elem.iter().flat_map(|e| e.iter()))
+        .map(|e| expr(e, style))
+        .collect::<Result<Vec<_>, _>>()?;
+    let flags = if set.flags.is_some() {
+        " flags interval;"
+    } else {
+        ""
+    };
+    Ok(format!(
+        "\tset {} {{\n\t\ttype {ty};{flags}\n\t\telements = {{ {} }}\n\t}}",
+        ident(&set.name)?,
+        elems.join(", ")
+    ))
+}
+
 /// Renders the batch as one `table … { … }` block, preceded by the same
 /// add/delete pair the JSON batch uses so that `nft -f` replaces the table.
 pub fn render(batch: &Nftables) -> Result<String, String> {
     let mut out = String::new();
     let mut chains: Vec<(String, Option<String>, Vec<String>)> = Vec::new();
     let mut counters = Vec::new();
+    let mut sets = Vec::new();
+    let mut set_names = Vec::new();
     let mut table = None;
     for obj in batch.objects.iter() {
         let NfObject::CmdObject(cmd) = obj else {
@@ -228,13 +292,18 @@ pub fn render(batch: &Nftables) -> Result<String, String> {
             }
             NfCmd::Delete(NfListObject::Table(_)) => {}
             NfCmd::Add(NfListObject::Counter(c)) => counters.push(ident(&c.name)?.to_string()),
+            NfCmd::Add(NfListObject::Set(set)) => {
+                sets.push(named_set(set)?);
+                set_names.push(set.name.to_string());
+            }
             NfCmd::Add(NfListObject::Chain(c)) => {
                 chains.push((ident(&c.name)?.to_string(), chain_head(c), Vec::new()))
             }
             NfCmd::Add(NfListObject::Rule(r)) => {
-                let text = rule(r)?;
-                match chains.iter_mut().find(|c| c.0 == r.chain) {
-                    Some(c) => c.2.push(text),
+                let text = rule(r, &set_names)?;
+                // Rules mostly follow their chain: search from the end.
+                match chains.iter().rposition(|c| c.0 == r.chain) {
+                    Some(i) => chains[i].2.push(text),
                     None => return Err(format!("rule for unknown chain {}", r.chain)),
                 }
             }
@@ -246,6 +315,9 @@ pub fn render(batch: &Nftables) -> Result<String, String> {
     let _ = writeln!(out, "table {fam} {name} {{");
     for c in &counters {
         let _ = writeln!(out, "\tcounter {c} {{\n\t}}\n");
+    }
+    for set in &sets {
+        let _ = writeln!(out, "{set}\n");
     }
     for (i, (cname, head, rules)) in chains.iter().enumerate() {
         if i > 0 {

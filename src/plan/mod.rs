@@ -1,7 +1,10 @@
 //! The desired state: what the system must look like for a config and the
 //! live facts. Pure: nothing here reads or changes the system.
 
+mod classify;
+mod iprule;
 mod ruleset;
+mod sets;
 
 use crate::config::{Config, Family, Gateway, Rule};
 use crate::facts::Facts;
@@ -9,7 +12,10 @@ use nftables::schema::Nftables;
 use std::fmt;
 use std::net::IpAddr;
 
-pub use ruleset::{CHAIN_PREROUTING, TABLE, fingerprint_in_comment, fingerprint_of};
+pub use iprule::{IpRule, RuleAction, band_size};
+pub use ruleset::{
+    CHAIN_PREROUTING, TABLE, fingerprint_in_comment, fingerprint_of, gateway_counter_name,
+};
 
 /// The routing protocol number connroute tags its routes and ip rules with
 /// (see `/etc/iproute2/rt_protos`: unassigned, below the 240+ private range
@@ -42,44 +48,6 @@ impl fmt::Display for Route {
             write!(f, " dev {d}")?;
         }
         write!(f, " table {} proto {RTPROT_CONNROUTE}", self.table)
-    }
-}
-
-/// A policy routing rule: `fwmark MARK/MASK lookup TABLE`, optionally with
-/// `suppress_prefixlength 0` (used with the main table).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct IpRule {
-    /// Address family.
-    pub family: Family,
-    /// Rule priority.
-    pub priority: u32,
-    /// fwmark value.
-    pub mark: u32,
-    /// fwmark mask.
-    pub mask: u32,
-    /// Table looked up.
-    pub table: u32,
-    /// `suppress_prefixlength 0`: ignore default routes found there.
-    pub suppress_default: bool,
-}
-
-impl fmt::Display for IpRule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let v = if self.family == Family::V6 { "-6 " } else { "" };
-        write!(
-            f,
-            "ip {v}rule priority {} fwmark 0x{:x}/0x{:x} lookup ",
-            self.priority, self.mark, self.mask
-        )?;
-        if self.table == MAIN_TABLE {
-            f.write_str("main")?;
-        } else {
-            write!(f, "{}", self.table)?;
-        }
-        if self.suppress_default {
-            f.write_str(" suppress_prefixlength 0")?;
-        }
-        write!(f, " proto {RTPROT_CONNROUTE}")
     }
 }
 
@@ -150,6 +118,9 @@ fn resolve(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
         via,
         device,
     };
+    if let Some(why) = facts.refused.get(&g.name) {
+        return Err(why.clone());
+    }
     if g.interfaces.is_empty() {
         if let Some((d, why)) = g
             .device
@@ -166,9 +137,17 @@ fn resolve(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
             routes.push(route(Family::V6, Some(IpAddr::V6(v6)), g.device.clone()));
         }
         if routes.is_empty() {
+            // Only a device: follow the main table's default route through
+            // it when the kernel has one (DHCP clients), else a device route.
             routes = Family::ALL
                 .iter()
-                .map(|f| route(*f, None, g.device.clone()))
+                .map(|f| {
+                    let learned = g
+                        .device
+                        .as_ref()
+                        .and_then(|d| facts.kernel_next_hops.get(&(d.clone(), *f)).copied());
+                    route(*f, learned, g.device.clone())
+                })
                 .collect();
         }
         return Ok((routes, "static".into()));
@@ -216,6 +195,10 @@ fn resolve(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
     if routes.is_empty() {
         return Err(format!("no default route on {}", names.join(", ")));
     }
+    let dead = |d: &String| Some((d.clone(), facts.unusable_devices.get(d)?));
+    if let Some((d, why)) = routes.iter().find_map(|r| r.device.as_ref().and_then(dead)) {
+        return Err(format!("device {d} {why}"));
+    }
     if let Some(r) = routes
         .iter()
         .find(|r| r.via.is_none() && r.device.is_none())
@@ -253,7 +236,6 @@ pub fn plan(config: &Config, facts: &Facts) -> Plan {
     let mask = g.mark_mask;
     let mut gateways = Vec::new();
     let mut routes = Vec::new();
-    let mut ip_rules = Vec::new();
     for gw in &config.gateways {
         let resolved = if !g.enabled {
             Err("connroute is disabled".to_string())
@@ -266,25 +248,6 @@ pub fn plan(config: &Config, facts: &Facts) -> Plan {
             Ok((r, why)) => (true, why, r),
             Err(why) => (false, why, Vec::new()),
         };
-        let base = g.rule_priority + 2 * gw.index as u32;
-        for r in &gw_routes {
-            ip_rules.push(IpRule {
-                family: r.family,
-                priority: base,
-                mark: gw.mark,
-                mask,
-                table: MAIN_TABLE,
-                suppress_default: true,
-            });
-            ip_rules.push(IpRule {
-                family: r.family,
-                priority: base + 1,
-                mark: gw.mark,
-                mask,
-                table: gw.table,
-                suppress_default: false,
-            });
-        }
         routes.extend(gw_routes.iter().cloned());
         gateways.push(GatewayState {
             name: gw.name.clone(),
@@ -295,6 +258,17 @@ pub fn plan(config: &Config, facts: &Facts) -> Plan {
             routes: gw_routes,
         });
     }
+    let ip_rules = Family::ALL
+        .iter()
+        .flat_map(|&f| {
+            let served: Vec<(u32, u32)> = gateways
+                .iter()
+                .filter(|gw| gw.families().contains(&f))
+                .map(|gw| (gw.mark, gw.table))
+                .collect();
+            iprule::block(f, g.rule_priority, mask, &served)
+        })
+        .collect();
     let mut rules = Vec::new();
     let mut placed = Vec::new();
     for rule in &config.rules {

@@ -15,7 +15,8 @@
 //! mask are never touched.
 
 use super::GatewayState;
-use crate::config::{Criterion, Family, PortRange, Prefix, Proto, Rule};
+use super::classify::{self, CHAIN_CLASSIFY, CHAIN_CLASSIFY_LOCAL};
+use crate::config::{Family, Rule};
 use crate::nft::build::{self as b, Expr, Stmt};
 use nftables::batch::Batch;
 use nftables::expr::MetaKey;
@@ -29,8 +30,6 @@ pub const TABLE: &str = "connroute";
 /// The prerouting base chain; its first rule carries the fingerprint.
 pub const CHAIN_PREROUTING: &str = "prerouting";
 const CHAIN_OUTPUT: &str = "output";
-const CHAIN_CLASSIFY: &str = "classify";
-const CHAIN_CLASSIFY_LOCAL: &str = "classify_local";
 const PRIO_MANGLE: i32 = -150;
 const FINGERPRINT_TAG: &str = "connroute restore fp=";
 
@@ -42,12 +41,18 @@ pub(super) struct Placed<'a> {
     pub gateway: &'a GatewayState,
 }
 
-/// Name of a rule's counter.
+/// Name of a rule's counter (connections it pinned: first packets).
 pub fn counter_name(rule: &Rule) -> String {
     format!("rule_{}", rule.name)
 }
 
-fn pin_chain(gw: &GatewayState) -> String {
+/// Name of a gateway's counter: every packet and byte of the connections
+/// pinned to it, both directions, forwarded and local.
+pub fn gateway_counter_name(gateway: &str) -> String {
+    format!("gw_{gateway}")
+}
+
+pub(super) fn pin_chain(gw: &GatewayState) -> String {
     format!("pin_{}", gw.name)
 }
 
@@ -63,12 +68,19 @@ fn ct_mark() -> Expr {
     b::ct("mark")
 }
 
-struct Builder {
+/// The batch being built.
+pub(super) struct Builder {
     batch: Batch<'static>,
 }
 
 impl Builder {
-    fn chain(&mut self, name: &str, base: Option<(NfChainType, NfHook)>) {
+    /// Adds an object to the batch.
+    pub(super) fn add(&mut self, obj: NfListObject<'static>) {
+        self.batch.add(obj);
+    }
+
+    /// Adds a chain (a base chain when `base` says its type and hook).
+    pub(super) fn chain(&mut self, name: &str, base: Option<(NfChainType, NfHook)>) {
         let (ty, hook) = base.unzip();
         self.batch.add(NfListObject::Chain(Chain {
             family: NfFamily::INet,
@@ -84,7 +96,9 @@ impl Builder {
         }));
     }
 
-    fn rule(&mut self, chain: &str, expr: Vec<Stmt>, comment: Option<String>) {
+    /// Adds a rule at the end of `chain`.
+    pub(super) fn rule(&mut self, chain: &str, mut expr: Vec<Stmt>, comment: Option<String>) {
+        expr.shrink_to_fit();
         self.batch.add(NfListObject::Rule(NftRule {
             family: NfFamily::INet,
             table: TABLE.into(),
@@ -98,7 +112,7 @@ impl Builder {
 }
 
 /// nft keeps at most 127 bytes of a comment.
-fn truncate(mut c: String) -> String {
+pub(super) fn truncate(mut c: String) -> String {
     if c.len() > 127 {
         let mut end = 127;
         while !c.is_char_boundary(end) {
@@ -107,137 +121,6 @@ fn truncate(mut c: String) -> String {
         c.truncate(end);
     }
     c
-}
-
-fn prefix_expr(p: &Prefix) -> Expr {
-    if p.is_host() {
-        b::s(p.addr.to_string())
-    } else {
-        b::prefix(p.addr.to_string(), u32::from(p.len))
-    }
-}
-
-fn port_expr(p: &PortRange) -> Expr {
-    if p.from == p.to {
-        b::n(u32::from(p.from))
-    } else {
-        b::range(u32::from(p.from), u32::from(p.to))
-    }
-}
-
-fn proto_expr(p: &Proto) -> Expr {
-    match (p.name(), p) {
-        (Some(name), _) => b::s(name),
-        (None, Proto::Number(n)) => b::n(u32::from(*n)),
-        (None, Proto::All) => b::s("all"),
-    }
-}
-
-/// `KEY { any… }` and `KEY != { none… }` for a criterion.
-/// `KEY { values… }` (or `!=`), nothing when there are no values.
-fn push_match(out: &mut Vec<Stmt>, key: Expr, values: Vec<Expr>, negate: bool) {
-    if !values.is_empty() {
-        out.push(b::matches(key, b::one_or_set(values), negate));
-    }
-}
-
-fn criterion<T>(
-    out: &mut Vec<Stmt>,
-    key: fn() -> Expr,
-    c: &Criterion<T>,
-    render: fn(&T) -> Expr,
-    keep: impl Fn(&T) -> bool,
-) {
-    let any = c.any.iter().filter(|v| keep(v)).map(render).collect();
-    let none = c.none.iter().filter(|v| keep(v)).map(render).collect();
-    push_match(out, key(), any, false);
-    push_match(out, key(), none, true);
-}
-
-fn has_family_parts(rule: &Rule) -> bool {
-    !rule.src_ip.is_empty()
-        || !rule.dest_ip.is_empty()
-        || rule.proto.iter().any(|p| p.family().is_some())
-}
-
-/// The match statements of one rule for one family (`None`: both at once).
-fn rule_matches(p: &Placed, family: Option<Family>) -> Vec<Stmt> {
-    let r = p.rule;
-    let mut out = Vec::new();
-    if let Some(f) = family {
-        out.push(b::matches(
-            b::meta(MetaKey::Nfproto),
-            b::s(f.nfproto()),
-            false,
-        ));
-    }
-    let devices: Vec<Expr> = r
-        .in_device
-        .iter()
-        .chain(&p.in_devices)
-        .map(|d| b::s(d.clone()))
-        .collect();
-    push_match(&mut out, b::meta(MetaKey::Iifname), devices, false);
-    let macs = r.src_mac.iter().map(|m| b::s(m.clone())).collect();
-    push_match(&mut out, b::payload("ether", "saddr"), macs, false);
-    let protos: Vec<Expr> = r
-        .proto
-        .iter()
-        .filter(|pr| match (pr.family(), family) {
-            (Some(pf), Some(f)) => pf == f,
-            _ => true,
-        })
-        .map(proto_expr)
-        .collect();
-    push_match(&mut out, b::meta(MetaKey::L4proto), protos, false);
-    if let Some(f) = family {
-        let in_family = move |p: &Prefix| p.family() == f;
-        type KeyFn = fn() -> Expr;
-        let (src, dst): (KeyFn, KeyFn) = match f {
-            Family::V4 => (|| b::payload("ip", "saddr"), || b::payload("ip", "daddr")),
-            Family::V6 => (|| b::payload("ip6", "saddr"), || b::payload("ip6", "daddr")),
-        };
-        criterion(&mut out, src, &r.src_ip, prefix_expr, in_family);
-        criterion(&mut out, dst, &r.dest_ip, prefix_expr, in_family);
-    }
-    criterion(
-        &mut out,
-        || b::payload("th", "sport"),
-        &r.src_port,
-        port_expr,
-        |_| true,
-    );
-    criterion(
-        &mut out,
-        || b::payload("th", "dport"),
-        &r.dest_port,
-        port_expr,
-        |_| true,
-    );
-    out
-}
-
-/// The nft rules one config rule becomes (one per family when addresses or
-/// icmp differ by family, else one).
-fn classify_rules(p: &Placed) -> Vec<Vec<Stmt>> {
-    let both = p.families.len() == 2;
-    let per_family: Vec<Option<Family>> = if both && !has_family_parts(p.rule) {
-        vec![None]
-    } else {
-        p.families.iter().copied().map(Some).collect()
-    };
-    per_family
-        .into_iter()
-        .map(|f| {
-            let mut st = rule_matches(p, f);
-            st.push(b::counter(counter_name(p.rule)));
-            if p.rule.log {
-                st.push(b::log(truncate(format!("connroute {}: ", p.rule.name))));
-            }
-            st.push(b::goto(pin_chain(p.gateway)));
-            st
-        })
-        .collect()
 }
 
 /// Builds the batch (with the fingerprint in the first prerouting rule).
@@ -255,9 +138,11 @@ pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> 
     bd.batch.add(table());
     bd.batch.delete(table());
     bd.batch.add(table());
+    let keep = !mask;
+    let active: Vec<&GatewayState> = gateways.iter().filter(|g| g.active).collect();
     let mut counters = std::collections::BTreeSet::new();
-    for p in placed {
-        let name = counter_name(p.rule);
+    let gw_counters = active.iter().map(|g| gateway_counter_name(&g.name));
+    for name in gw_counters.chain(placed.iter().map(|p| counter_name(p.rule))) {
         if counters.insert(name.clone()) {
             bd.batch.add(NfListObject::Counter(Counter {
                 family: NfFamily::INet,
@@ -269,8 +154,6 @@ pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> 
             }));
         }
     }
-    let keep = !mask;
-    let active: Vec<&GatewayState> = gateways.iter().filter(|g| g.active).collect();
     bd.chain(
         CHAIN_PREROUTING,
         Some((NfChainType::Filter, NfHook::Prerouting)),
@@ -280,13 +163,17 @@ pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> 
         bd.chain(&restore_chain(gw), None);
         bd.rule(
             &restore_chain(gw),
-            vec![b::set_masked(meta_mark, keep, gw.mark)],
+            vec![
+                b::counter(gateway_counter_name(&gw.name)),
+                b::set_masked(meta_mark, keep, gw.mark),
+            ],
             Some(format!("gateway {}", gw.name)),
         );
         bd.chain(&pin_chain(gw), None);
         bd.rule(
             &pin_chain(gw),
             vec![
+                b::counter(gateway_counter_name(&gw.name)),
                 b::set_masked(ct_mark, keep, gw.mark),
                 b::set_masked(meta_mark, keep, gw.mark),
             ],
@@ -294,20 +181,22 @@ pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> 
         );
     }
     bd.chain(CHAIN_CLASSIFY, None);
-    bd.chain(CHAIN_CLASSIFY_LOCAL, None);
-    for p in placed {
-        let comment = format!("rule {}", p.rule.name);
-        for st in classify_rules(p) {
-            bd.rule(CHAIN_CLASSIFY, st.clone(), Some(comment.clone()));
-            if !p.rule.needs_input() {
-                bd.rule(CHAIN_CLASSIFY_LOCAL, st, Some(comment.clone()));
-            }
-        }
+    // Without rules on how a packet arrived, local traffic walks the same
+    // chain: classify_local would be a copy.
+    let separate = placed.iter().any(|p| p.rule.needs_input());
+    if separate {
+        bd.chain(CHAIN_CLASSIFY_LOCAL, None);
     }
+    classify::build(&mut bd, placed, separate);
     let has_local = placed.iter().any(|p| !p.rule.needs_input());
+    let local_chain = if separate {
+        CHAIN_CLASSIFY_LOCAL
+    } else {
+        CHAIN_CLASSIFY
+    };
     for (chain, classify, any) in [
         (CHAIN_PREROUTING, CHAIN_CLASSIFY, !placed.is_empty()),
-        (CHAIN_OUTPUT, CHAIN_CLASSIFY_LOCAL, has_local),
+        (CHAIN_OUTPUT, local_chain, has_local),
     ] {
         let restore = if active.is_empty() {
             // An empty verdict map is not valid nft: nothing to restore, so
@@ -317,7 +206,10 @@ pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> 
                 b::ret(),
             ]
         } else {
-            let entries = active.iter().map(|g| (g.mark, restore_chain(g))).collect();
+            let entries = active
+                .iter()
+                .map(|g| (b::n(g.mark), restore_chain(g)))
+                .collect();
             vec![b::vmap_goto(b::and(ct_mark(), b::n(mask)), entries)]
         };
         bd.rule(
@@ -342,16 +234,38 @@ pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> 
     batch
 }
 
-/// FNV-1a over the batch's JSON, as 16 hex digits. The comments holding a
-/// fingerprint are hashed with their placeholder, so stamping keeps it valid.
+fn fnv(h: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(h, |h, &c| (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// FNV-1a over the batch's compact JSON, as 16 hex digits. The comments
+/// holding a fingerprint are hashed with their placeholder, so stamping
+/// keeps it valid. One object at a time: only a stamped rule is copied,
+/// and the serializer is the one `to_vec` already instantiates (a second
+/// writer type would compile the whole schema's serializer again).
 pub fn fingerprint_of(batch: &Nftables) -> String {
-    let mut unstamped = batch.clone();
-    stamp(&mut unstamped, "0000000000000000");
-    let json = serde_json::to_vec(&unstamped).unwrap_or_default();
-    let h = json.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| {
-        (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3)
-    });
-    format!("{h:016x}")
+    let mut h = fnv(0xcbf2_9ce4_8422_2325, b"{\"nftables\":[");
+    for (i, obj) in batch.objects.iter().enumerate() {
+        if i > 0 {
+            h = fnv(h, b",");
+        }
+        let json = match obj {
+            NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(r)))
+                if r.comment
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with(FINGERPRINT_TAG)) =>
+            {
+                let mut r = r.clone();
+                r.comment = Some(format!("{FINGERPRINT_TAG}{}", "0".repeat(16)).into());
+                serde_json::to_vec(&NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(r))))
+            }
+            other => serde_json::to_vec(other),
+        };
+        h = fnv(h, &json.unwrap_or_default());
+    }
+    format!("{:016x}", fnv(h, b"]}"))
 }
 
 fn stamp(batch: &mut Nftables, fp: &str) {

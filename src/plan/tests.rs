@@ -21,8 +21,10 @@ fn seed_routes_and_rules() {
     assert_eq!(
         rules,
         [
-            "ip rule priority 5000 fwmark 0x1000000/0xff000000 lookup main suppress_prefixlength 0 proto 197",
-            "ip rule priority 5001 fwmark 0x1000000/0xff000000 lookup 5000 proto 197",
+            "ip rule priority 5000 fwmark 0x0/0xff000000 goto 5003 proto 197",
+            "ip rule priority 5001 not fwmark 0x0/0xff000000 lookup main suppress_prefixlength 0 proto 197",
+            "ip rule priority 5002 fwmark 0x1000000/0xff000000 lookup 5000 proto 197",
+            "ip rule priority 5003 nop proto 197",
         ]
     );
     assert_eq!(p.rules[0].families, [Family::V4]);
@@ -112,4 +114,21 @@ fn device_only_gateway_routes_both_families() {
             "ip -6 route default dev wg0 table 5000 proto 197"
         ]
     );
+}
+
+#[test]
+fn gateway_counters_count_pin_and_restore() {
+    let p = plan(&seed(), &Facts::default());
+    let text = crate::nft::text::render(&p.ruleset).unwrap();
+    let name = gateway_counter_name("router2");
+    assert_eq!(name, "gw_router2");
+    assert!(text.contains(&format!("counter {name} {{")), "{text}");
+    for chain in ["pin_router2", "restore_router2"] {
+        let body = text.split(&format!("chain {chain} {{")).nth(1).unwrap();
+        let first = body.lines().nth(1).unwrap();
+        assert!(
+            first.contains(&format!("counter name \"{name}\"")),
+            "{chain}: {first}"
+        );
+    }
 }

@@ -9,6 +9,22 @@ mod reader;
 pub use document::{Document, Item, Opt, Section, Value};
 pub use reader::{Lenient, Mode, ParseError, parse, parse_lenient};
 
+/// Longest piece of input echoed in a message; see [`clip`].
+pub const ECHO_MAX: usize = 64;
+
+/// `s` for a message: at most [`ECHO_MAX`] bytes, cut at a character
+/// boundary and marked with `…`, so a huge name or value is not echoed whole.
+pub fn clip(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= ECHO_MAX {
+        return s.into();
+    }
+    let mut end = ECHO_MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end]).into()
+}
+
 /// The package name libuci would give the file at `path`, made safe to
 /// print in a `package` line that re-parses: the file name when it is a
 /// valid package name, else its stem (`my.conf` → `my`), else `connroute`.
@@ -31,6 +47,15 @@ pub fn package_name(path: &std::path::Path) -> String {
 mod tests {
     use super::package_name;
     use std::path::Path;
+
+    #[test]
+    fn clip_keeps_short_text_and_cuts_long_text() {
+        assert_eq!(super::clip("eth0"), "eth0");
+        let long = "é".repeat(100);
+        let c = super::clip(&long);
+        assert_eq!(c.len(), 64 + "…".len());
+        assert!(c.ends_with('…'));
+    }
 
     #[test]
     fn package_names_reparse() {

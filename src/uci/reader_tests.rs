@@ -99,3 +99,44 @@ fn huge_files_parse_in_linear_time() {
     );
     assert!(took.as_secs() < 12, "took {took:?}");
 }
+
+/// A million empty sections took 465 MB: past 65536 the file is refused,
+/// naming the line; reopening an existing section is still fine.
+#[test]
+fn sections_are_capped() {
+    let mut src = "config t\n".repeat(super::MAX_SECTIONS);
+    src.push_str("config t named\n");
+    let e = parse(src.as_bytes(), "p").unwrap_err();
+    assert_eq!(
+        (e.reason, e.line),
+        ("more than 65536 sections", super::MAX_SECTIONS + 1)
+    );
+    let mut ok = "config t\n".repeat(super::MAX_SECTIONS - 1);
+    ok.push_str("config t named\nconfig t named\n");
+    assert_eq!(parse(ok.as_bytes(), "p").unwrap().sections.len(), 65536);
+}
+
+/// 900,000 distinct options in one section took 190 MB and 43 s to
+/// check: past 65536 the file is refused; a long list is one option.
+#[test]
+fn options_per_section_are_capped() {
+    let mut src = String::from("config t s\n");
+    for i in 0..super::MAX_OPTIONS {
+        src.push_str(&format!("\toption o{i} v\n"));
+    }
+    let mut ok = src.clone();
+    ok.push_str("\toption o0 again\n\tlist o1 more\n");
+    assert_eq!(
+        parse(ok.as_bytes(), "p").unwrap().sections[0].options.len(),
+        65536
+    );
+    src.push_str("\toption one_more v\n");
+    let e = parse(src.as_bytes(), "p").unwrap_err();
+    assert_eq!(
+        (e.reason, e.line),
+        (
+            "more than 65536 options in one section",
+            super::MAX_OPTIONS + 2
+        )
+    );
+}

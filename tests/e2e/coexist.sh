@@ -44,11 +44,16 @@ h1=$(in_ns h nft -a list chain inet connroute prerouting | grep -o 'handle [0-9]
 expect_ok "second apply" cr h -c "$CONF" apply
 expect_eq "second apply adds nothing" "$n1" "$(count_ours)"
 expect_eq "identical table not reloaded (same rule handles)" "$h1" "$(in_ns h nft -a list chain inet connroute prerouting | grep -o 'handle [0-9]*' | tr '\n' ' ')"
-expect_eq "one route and two rules" "3" "$n1"
+expect_eq "one route and the 4-rule block (entry, main, leaf, end)" "5" "$n1"
 
 expect_eq "pinned connection works" "hello from h" "$(fetch c http://10.2.0.1/ || true)"
 conns=$(cr h -c "$CONF" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["gateways"][0]["connections"])')
 [ "$conns" -ge 1 ] 2>/dev/null && ok "status counts the pinned connection ($conns)" || fail "status connections: $conns"
+# The gateway's counter sees every packet of its pinned connections (both
+# directions), not only the first one that the rule's counter sees.
+counts=$(cr h -c "$CONF" status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["gateways"][0]["packets"], s["gateways"][0]["bytes"], sum(r["packets"] for r in s["rules"]))')
+read -r gw_packets gw_bytes rule_packets <<<"$counts"
+[ "$gw_packets" -gt "$rule_packets" ] && [ "$gw_bytes" -gt 0 ] 2>/dev/null && ok "gateway counter counts whole connections ($counts)" || fail "gateway counters: $counts"
 ctr() { in_ns h nft -j list counter inet foreign "$1" | python3 -c 'import json,sys; print([o for o in json.load(sys.stdin)["nftables"] if "counter" in o][0]["counter"]["packets"])'; }
 [ "$(ctr keep_meta)" -ge 1 ] && ok "foreign meta mark bits kept on pinned traffic" || fail "keep_meta is $(ctr keep_meta)"
 [ "$(ctr keep_ct)" -ge 1 ] && ok "foreign ct mark bits kept on pinned traffic" || fail "keep_ct is $(ctr keep_ct)"
@@ -153,4 +158,52 @@ expect_ok "apply again" cr h -c "$CONF" apply
 expect_ok "flush" cr h -c "$CONF" flush
 expect_eq "foreign rules, routes and tables survive flush" "$before" "$(routing_state h)"
 in_ns h nft list table inet foreign >/dev/null && ok "foreign table survives flush" || fail "foreign table gone"
+# Hostile-tester regressions on a bare namespace O (one veth, v4 and v6).
+add_ns o
+in_ns o ip link add d0 type veth peer name d0p
+in_ns o ip link add d1 type veth peer name d1p
+for d in d0 d0p d1 d1p; do in_ns o ip link set "$d" up; done
+in_ns o ip addr add 192.0.2.1/24 dev d0
+in_ns o ip addr add 2001:db8::1/64 dev d0 nodad
+co() { cr o -c "$WORK/o.conf" "$@"; }
+# 1. A foreign IPv6 next hop appended to connroute's default route merges
+#    into it (one multipath route, protocol 197): it is another owner's.
+printf "config gateway 'a'\n\toption gateway6 '2001:db8::2'\n" > "$WORK/o.conf"
+expect_ok "o: apply v6 gateway" co apply
+in_ns o ip -6 route append default via 2001:db8::3 dev d0 table 5000 proto static
+mp=$(in_ns o ip -6 -d route show table 5000)
+rc=0; out=$(co status 2>&1) || rc=$?
+expect_eq "o: status with a foreign next hop appended: drift" 3 "$rc"
+case "$out" in *"holds another owner's default route"*"nexthop via 2001:db8::3"*) ok "o: status names the foreign next hop" ;; *) fail "o: status: $out" ;; esac
+rc=0; co apply >/dev/null 2>&1 || rc=$?
+expect_eq "o: apply refuses (exit 2)" 2 "$rc"
+expect_eq "o: the multipath route is byte-identical" "$mp" "$(in_ns o ip -6 -d route show table 5000)"
+in_ns o ip -6 route del default via 2001:db8::3 dev d0 table 5000 proto static
+expect_ok "o: flush" co flush
+# 2. Unreachable next hop (device without address) and a netifd l3_device
+#    that does not exist: only that gateway is inactive, exit 0.
+printf "config gateway 'lte'\n\toption device 'd1'\n\toption gateway '10.64.0.1'\nconfig gateway 'ok'\n\toption gateway '192.0.2.2'\nconfig gateway 'w'\n\tlist interface 'wan'\n" > "$WORK/o.conf"
+cat > "$WORK/ubus-o" <<'SH'
+#!/bin/sh
+echo '{"interface":[{"interface":"wan","up":true,"l3_device":"wwan0","device":"wwan0","route":[{"target":"0.0.0.0","mask":0,"nexthop":"10.0.0.1"}]}]}'
+SH
+chmod +x "$WORK/ubus-o"
+expect_ok "o: apply with an unreachable next hop and a missing l3_device exits 0" co --ubus "$WORK/ubus-o" apply
+expect_eq "o: only the healthy gateway's route" "default via 192.0.2.2 dev d0 proto 197" "$(in_ns o ip route show table all | grep 'proto 197' | sed 's/ table [0-9]*//;s/ *$//')"
+rc=0; out=$(co --ubus "$WORK/ubus-o" status 2>&1) || rc=$?
+expect_eq "o: status: inactive, not drift" 4 "$rc"
+case "$out" in *"next hop not reachable: 10.64.0.1"*"device wwan0 does not exist"*) ok "o: status says why" ;; *) fail "o: status: $out" ;; esac
+# 3. A non-default route tagged proto 197 is connroute's stray.
+in_ns o ip route add 10.1.0.0/16 via 192.0.2.5 table 5001 proto 197
+in_ns o ip route add 10.2.0.0/16 via 192.0.2.5 table 5001 proto static
+rc=0; co --ubus "$WORK/ubus-o" status >/dev/null 2>&1 || rc=$?
+expect_eq "o: stray proto-197 route is drift" 3 "$rc"
+expect_ok "o: apply removes the stray" co --ubus "$WORK/ubus-o" apply
+expect_eq "o: stray gone, foreign kept" "10.2.0.0/16 via 192.0.2.5 dev d0 proto static" "$(in_ns o ip route show table 5001 | grep -v default | sed 's/ *$//')"
+in_ns o ip route add 10.1.0.0/16 via 192.0.2.5 table 5001 proto 197
+expect_ok "o: flush" co --ubus "$WORK/ubus-o" flush
+expect_eq "o: flush removes the stray, keeps the foreign route" "10.2.0.0/16 via 192.0.2.5 dev d0 table 5001 proto static" "$(in_ns o ip route show table all | grep 10\\. | sed 's/ *$//')"
+# 4. status with netifd unreadable is a read failure.
+rc=0; out=$(co --ubus /bin/false status 2>&1) || rc=$?
+expect_eq "o: status without netifd: exit 1" 1 "$rc"
 finish

@@ -1,0 +1,73 @@
+//! SIGHUP, SIGTERM and SIGINT as readable events (signalfd), so the watcher
+//! sees them in the same `poll` as the kernel's notifications and never
+//! acts on them in the middle of an apply.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// A signal the watcher acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGHUP: re-read the config and apply now.
+    Reload,
+    /// SIGTERM or SIGINT: exit (the service manager's stop flushes).
+    Stop,
+}
+
+/// The blocked signals, readable from a descriptor.
+pub struct Signals {
+    fd: OwnedFd,
+}
+
+impl Signals {
+    /// Blocks SIGHUP, SIGTERM and SIGINT in the calling thread (threads
+    /// started later inherit the mask; child processes get a clean one from
+    /// std's spawn) and opens a non-blocking signalfd for them. Call it
+    /// before any thread is started.
+    pub fn install() -> io::Result<Signals> {
+        // SAFETY: plain libc calls on a sigset we own; signalfd returns a
+        // new descriptor that we take ownership of on success.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT] {
+                libc::sigaddset(&mut set, s);
+            }
+            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            if rc != 0 {
+                return Err(io::Error::from_raw_os_error(rc));
+            }
+            let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(Signals {
+                fd: OwnedFd::from_raw_fd(fd),
+            })
+        }
+    }
+
+    /// The descriptor to poll.
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Every signal pending now, without blocking.
+    pub fn read(&self) -> Vec<Signal> {
+        let mut out = Vec::new();
+        loop {
+            // SAFETY: signalfd_siginfo is plain data; read fills at most its size.
+            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            let size = std::mem::size_of::<libc::signalfd_siginfo>();
+            let n = unsafe { libc::read(self.fd(), (&raw mut info).cast(), size) };
+            if n != size as isize {
+                return out;
+            }
+            out.push(if info.ssi_signo == libc::SIGHUP as u32 {
+                Signal::Reload
+            } else {
+                Signal::Stop
+            });
+        }
+    }
+}
