@@ -137,12 +137,23 @@ CROSS_TARGETS ?= $(ALL_CROSS_TARGETS)
 TEST_CROSS_TARGETS ?= mipsel-unknown-linux-musl mips-unknown-linux-musl
 ZIGBUILD_VERSION := 0.24.1
 ZIG_VERSION := 0.17.1
-# std without its `backtrace` feature (no DWARF symbolizer: panics still print
-# their message) and with the smaller-code variants of its algorithms.
+# std without its `backtrace` feature (no DWARF symbolizer) and with the
+# smaller-code variants of its algorithms.
 BUILD_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
-# Link flags per target are in .cargo/config.toml. Not used on purpose:
-# -C force-unwind-tables=no saves ~60 KB on MIPS, but that binary crashed in
-# process spawn on big-endian MIPS (qemu); see docs/EMBEDDED.md.
+# Only for these static binaries (the OpenWrt SDK build keeps panic=unwind with
+# messages; tests keep unwinding): a panic (always a bug: bad input, timeouts
+# and system errors are reported as errors) aborts at once without printing its
+# message (panic = "immediate-abort", nightly, unlocked by RUSTC_BOOTSTRAP=1
+# like -Zbuild-std), so nothing ever unwinds and Rust code needs no unwind
+# tables (-C force-unwind-tables=no).
+# mipsel at main feb939b: 764,356 B -> 640,828 (immediate-abort) -> 592,828
+# (no unwind tables). force-unwind-tables=no alone with panic=abort crashed
+# in process spawn on big-endian MIPS before; with immediate-abort the mips
+# binary spawns, times out and kills nft under qemu (docs/EMBEDDED.md).
+# Link flags per target are in .cargo/config.toml; the list below is appended
+# (not written there: test-cross builds unwinding test binaries from it).
+CROSS_PROFILE := CARGO_UNSTABLE_PANIC_IMMEDIATE_ABORT=true CARGO_PROFILE_RELEASE_PANIC=immediate-abort
+cross_rustflags = --config "target.$(1).rustflags=[\"-Cforce-unwind-tables=no\"]"
 LLVM_STRIP = $$(find "$$(rustc --print sysroot)" -name llvm-strip | head -n1)
 
 cross-deps: deps
@@ -162,7 +173,8 @@ cross: cross-deps
 	@mkdir -p dist
 	@set -e; for t in $(CROSS_TARGETS); do \
 		echo "cross: $$t"; \
-		RUSTC_BOOTSTRAP=1 $(CARGO) zigbuild -q --release --locked --target $$t $(BUILD_STD); \
+		RUSTC_BOOTSTRAP=1 $(CROSS_PROFILE) $(CARGO) zigbuild -q --release --locked --target $$t \
+			$(BUILD_STD) $(call cross_rustflags,$$t); \
 		$(LLVM_STRIP) --strip-all -o dist/connroute-$$t target/$$t/release/connroute; \
 		b=$$(wc -c < dist/connroute-$$t); g=$$(gzip -9c dist/connroute-$$t | wc -c); \
 		printf '| %s | %d | %d | %d |\n' $$t $$b $$((b / 1024)) $$g > dist/$$t.size; \

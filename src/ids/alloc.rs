@@ -3,7 +3,7 @@
 
 use super::{Ids, Record};
 use crate::config::values::RESERVED_TABLES;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One gateway asking for a mark and a table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +97,7 @@ pub fn allocate(
     let mask = limits.mark_mask;
     let shift = mask.trailing_zeros();
     let base = limits.table_base;
-    let by_name: HashMap<String, usize> = previous
+    let by_name: BTreeMap<String, usize> = previous
         .records
         .iter()
         .enumerate()
@@ -150,7 +150,7 @@ pub fn allocate(
 /// explicit values, then recorded ones, then new ones.
 fn assign(
     reqs: &[Request],
-    by_name: &HashMap<String, usize>,
+    by_name: &BTreeMap<String, usize>,
     sp: &Space,
     errors: &mut Vec<AllocError>,
 ) -> Vec<u32> {
@@ -244,7 +244,7 @@ fn records(
     reqs: &[Request],
     got: &[Assignment],
     previous: &Ids,
-    by_name: &HashMap<String, usize>,
+    by_name: &BTreeMap<String, usize>,
 ) -> Ids {
     let mut ids = Ids::default();
     let mut present = vec![false; previous.records.len()];

@@ -4,7 +4,7 @@
 //! written atomically.
 
 use super::{Ids, Record};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -42,7 +42,7 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Ids, String> {
     }
     let text = std::str::from_utf8(bytes).map_err(|_| format!("{file}: not UTF-8 text"))?;
     let mut ids = Ids::default();
-    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut names: BTreeMap<String, usize> = BTreeMap::new();
     let (mut marks, mut tables) = (BTreeSet::new(), BTreeSet::new());
     for (i, line) in text.lines().enumerate() {
         let at = |m: String| format!("{file}:{}: {m}", i + 1);

@@ -13,7 +13,7 @@ use nom::branch::alt;
 use nom::bytes::complete::{tag, take_while1};
 use nom::combinator::{all_consuming, value};
 use nom::{IResult, Parser};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Strict (libuci default, every OpenWrt service) or non-strict (`uci -S`,
@@ -119,10 +119,11 @@ struct Reader<'a> {
     doc: Document,
     section: Option<usize>,
     /// Section name → first section of that name (generated ids included).
-    sections: HashMap<String, usize>,
+    sections: BTreeMap<String, usize>,
     /// `SECTION.OPTION` (section index, option name) → option index: keeps
-    /// huge files linear. One map type for both keeps the binary small.
-    options: HashMap<String, usize>,
+    /// huge files fast. One map type for both (and for src/ids) keeps the
+    /// binary small: a `BTreeMap`, as `HashMap` links SipHash and a seed.
+    options: BTreeMap<String, usize>,
 }
 
 type Step<T> = Result<T, ParseError>;
@@ -487,8 +488,8 @@ fn run(input: &[u8], package: &str, mode: Mode, errors: &mut Vec<ParseError>) ->
         mode,
         doc: Document::new(package),
         section: None,
-        sections: HashMap::new(),
-        options: HashMap::new(),
+        sections: BTreeMap::new(),
+        options: BTreeMap::new(),
     };
     while r.next < input.len() {
         r.pos = 0;
