@@ -4,6 +4,7 @@
 //! it — dhclient, NetworkManager, systemd-networkd, a script — is followed
 //! (and `connroute watch` re-plans whenever that route changes).
 
+use crate::apply::dump::wait_readable;
 use crate::apply::netlink::ifindex;
 use crate::apply::rtnl::{self, flags, kind};
 use crate::config::{Config, Family};
@@ -94,20 +95,6 @@ pub fn main_defaults(deadline: Duration) -> io::Result<Vec<MainDefault>> {
     s.bind_auto()?;
     s.connect(&SocketAddr::new(0, 0))?;
     let start = Instant::now();
-    let tv = libc::timeval {
-        tv_sec: deadline.as_secs().max(1) as libc::time_t,
-        tv_usec: 0,
-    };
-    // SAFETY: setsockopt with a valid timeval on our own socket.
-    unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(&s),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const tv).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        );
-    }
     let mut out = Vec::new();
     for (seq, f) in (1u32..).zip(Family::ALL) {
         let req = rtnl::message(
@@ -124,6 +111,9 @@ pub fn main_defaults(deadline: Duration) -> io::Result<Vec<MainDefault>> {
                     "route dump timed out",
                 ));
             }
+            let left = deadline.saturating_sub(start.elapsed());
+            wait_readable(std::os::fd::AsRawFd::as_raw_fd(&s), left)
+                .map_err(|e| io::Error::new(e.kind(), format!("route dump: {e}")))?;
             let (buf, _) = s.recv_from_full()?;
             let msgs = rtnl::replies(&buf).ok_or_else(|| {
                 io::Error::new(io::ErrorKind::InvalidData, "malformed netlink reply")

@@ -12,6 +12,37 @@
 use super::rtnl::{self, flags, kind};
 use std::fmt;
 use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+/// Waits until the netlink socket `fd` has a datagram to read, at most
+/// `wait`; a timeout is [`io::ErrorKind::TimedOut`]. poll(2) rather than
+/// `SO_RCVTIMEO`: no `timeval` to size (32-bit musl's 64-bit `time_t`
+/// selects `SO_RCVTIMEO_NEW`, which qemu-user refuses), and the wait can
+/// never outlast the caller's deadline.
+pub fn wait_readable(fd: RawFd, wait: Duration) -> io::Result<()> {
+    let end = std::time::Instant::now() + wait;
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, its count, a finite timeout.
+        match unsafe { libc::poll(&mut p, 1, ms) } {
+            n if n > 0 => return Ok(()),
+            0 => return Err(io::Error::new(io::ErrorKind::TimedOut, "no reply")),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
 
 /// Why the replies cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]

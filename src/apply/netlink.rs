@@ -10,7 +10,7 @@
 //! flags inconsistent (`NLM_F_DUMP_INTR`, the table changed while it was
 //! read) is restarted, at most [`DUMP_TRIES`] times in all.
 
-use super::dump::{Collector, Fault, Progress, with_restarts};
+use super::dump::{Collector, Fault, Progress, wait_readable, with_restarts};
 use super::rtnl::{self, Body, flags, kind};
 use crate::config::Family;
 #[cfg(doc)]
@@ -22,7 +22,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-/// Longest wait for one reply datagram (`SO_RCVTIMEO`).
+/// Longest wait for one reply datagram (poll before each read).
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest time one request may take, dump restarts included.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -109,23 +109,6 @@ impl Netlink {
         let mut socket = Socket::new(NETLINK_ROUTE)?;
         socket.bind_auto()?;
         socket.connect(&SocketAddr::new(0, 0))?;
-        let tv = libc::timeval {
-            tv_sec: RECV_TIMEOUT.as_secs() as libc::time_t,
-            tv_usec: 0,
-        };
-        // SAFETY: setsockopt reads a timeval of the given size from `tv`.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
         Ok(Netlink { socket, seq: 0 })
     }
 
@@ -151,14 +134,17 @@ impl Netlink {
                     "no complete answer within {limit} s"
                 )));
             }
+            let wait = RECV_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+            wait_readable(self.socket.as_raw_fd(), wait).map_err(|e| match e.kind() {
+                io::ErrorKind::TimedOut => {
+                    Fault::TimedOut(format!("no reply within {} s", RECV_TIMEOUT.as_secs()))
+                }
+                _ => Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)),
+            })?;
             let (buf, _) = self
                 .socket
                 .recv_from_full()
                 .map_err(|e| match e.raw_os_error() {
-                    // SO_RCVTIMEO expired.
-                    Some(libc::EAGAIN) => {
-                        Fault::TimedOut(format!("no reply within {} s", RECV_TIMEOUT.as_secs()))
-                    }
                     // Replies were dropped: the dump is incomplete; read it again.
                     Some(libc::ENOBUFS) => Fault::Interrupted,
                     other => Fault::Kernel(other.unwrap_or(libc::EIO)),
@@ -307,23 +293,9 @@ mod tests {
     #[test]
     fn every_receive_is_bounded_and_a_real_dump_decodes() {
         let mut nl = Netlink::open().unwrap();
-        let mut tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        };
-        let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `tv`.
-        let rc = unsafe {
-            libc::getsockopt(
-                nl.socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&mut tv as *mut libc::timeval).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0);
-        assert_eq!(tv.tv_sec as u64, RECV_TIMEOUT.as_secs());
+        // Nothing was asked: the wait for a reply ends at its bound.
+        let e = wait_readable(nl.socket.as_raw_fd(), Duration::from_millis(20)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         // Read-only dumps of this namespace: every reply passes the checks.
         assert!(nl.dump(kind::GETROUTE).is_ok());
         assert!(nl.dump(kind::GETRULE).unwrap().len() >= 3);

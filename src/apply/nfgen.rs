@@ -5,7 +5,7 @@
 //! chains, rules, sets with their elements and objects, as the kernel
 //! dumps them, without handles, use counts and counter values).
 
-use super::dump::{Collector, Fault, Progress, with_restarts};
+use super::dump::{Collector, Fault, Progress, wait_readable, with_restarts};
 use super::netlink::{DEADLINE, DUMP_TRIES, RECV_TIMEOUT};
 use super::rtnl::{self, flags, kind};
 use netlink_sys::{Socket, SocketAddr};
@@ -88,29 +88,11 @@ pub fn decode_gen(body: &[u8]) -> Option<u32> {
     None
 }
 
-/// A connected `NETLINK_NETFILTER` socket whose reads time out after
-/// [`RECV_TIMEOUT`].
+/// A connected `NETLINK_NETFILTER` socket (reads are bounded by [`recv`]).
 fn socket() -> io::Result<Socket> {
     let mut s = Socket::new(NETLINK_NETFILTER)?;
     s.bind_auto()?;
     s.connect(&SocketAddr::new(0, 0))?;
-    let tv = libc::timeval {
-        tv_sec: RECV_TIMEOUT.as_secs() as libc::time_t,
-        tv_usec: 0,
-    };
-    // SAFETY: setsockopt reads a timeval of the given size from `tv`.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
     Ok(s)
 }
 
@@ -128,6 +110,11 @@ fn recv(s: &Socket, deadline: Instant) -> io::Result<Vec<u8>> {
     };
     if Instant::now() > deadline {
         return Err(timed_out());
+    }
+    let wait = RECV_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+    match wait_readable(s.as_raw_fd(), wait) {
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(timed_out()),
+        r => r?,
     }
     match s.recv_from_full() {
         Ok((buf, _)) => Ok(buf),

@@ -260,14 +260,16 @@ fn print_json<T: serde::Serialize>(v: &T) -> Run {
 }
 
 /// This process's peak resident set size (children such as nft excluded).
-fn peak_rss_kib() -> libc::c_long {
-    // SAFETY: getrusage fills the zeroed struct we pass; no other effects.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
-        usage.ru_maxrss
-    } else {
-        -1
-    }
+fn peak_rss_kib() -> i64 {
+    // VmHWM belongs to this process's own memory map. getrusage's ru_maxrss
+    // is not: exec keeps the high-water mark of the map it replaced, so a
+    // run started by a big parent would report the parent's size.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(-1)
 }
 
 fn dispatch(cli: &Cli) -> Run {
