@@ -101,7 +101,14 @@ owned_state() { # everything connroute may leave behind
 	{ ip -4 rule; ip -6 rule; ip -4 route show table all; ip -6 route show table all; } | grep 'proto 197'
 	cat /etc/iproute2/rt_tables.d/connroute.conf 2>/dev/null
 	[ "${1:-}" = stop ] || uci -q get firewall.connroute
-	pgrep -f "connroute.*watch" || true
+	# Watchers of this network namespace only: other scenarios run
+	# their own watchers beside this one, in the same PID namespace.
+	local p me
+	me=$(readlink /proc/self/ns/net)
+	for p in $(pgrep -f "connroute.*watch"); do
+		[ "$(readlink "/proc/$p/ns/net" 2>/dev/null)" = "$me" ] && echo "$p"
+	done
+	true
 }
 
 # --- install
