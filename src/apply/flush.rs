@@ -28,7 +28,7 @@ pub fn flush(k: &mut dyn Kernel, sys: &System) -> Result<Report, ApplyError> {
     let mut problems = remove(k, &rules, &routes, &mut report);
     problems.extend(remove_strays(k, &strays, &mut report));
     if let Some(p) = &sys.state {
-        let _ = std::fs::remove_file(p);
+        super::runstate::RunState::remove(p);
     }
     if !problems.is_empty() {
         return Err(ApplyError::Flush(problems));

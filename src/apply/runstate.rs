@@ -75,8 +75,33 @@ impl RunState {
         )
     }
 
-    /// Writes the file atomically (same-dir temp, no symlink followed).
+    /// True when nothing is at `path` or it holds a run-state line: only
+    /// then may connroute write or remove it (a foreign file, a symlink or
+    /// a FIFO put there by mistake is left alone).
+    pub fn is_ours_or_absent(path: &Path) -> bool {
+        match crate::ids::read_regular(path) {
+            Ok(None) => true,
+            Ok(Some(bytes)) => RunState::parse(&String::from_utf8_lossy(&bytes)).is_some(),
+            Err(_) => false,
+        }
+    }
+
+    /// Removes the file if it is connroute's (see [`Self::is_ours_or_absent`]).
+    pub fn remove(path: &Path) {
+        if path.exists() && Self::is_ours_or_absent(path) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Writes the file atomically (same-dir temp, no symlink followed);
+    /// refuses to replace a file that is not connroute's run state.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        if !Self::is_ours_or_absent(path) {
+            return Err(std::io::Error::other(format!(
+                "{} is not connroute's run state: left alone",
+                path.display()
+            )));
+        }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -133,7 +158,15 @@ mod tests {
         };
         s.write(&p).unwrap();
         s.write(&p).unwrap();
-        assert_eq!(RunState::read(&p), Some(s));
+        assert_eq!(RunState::read(&p), Some(s.clone()));
+        // A foreign file there is neither replaced nor removed.
+        let other = dir.join("foreign");
+        std::fs::write(&other, "keep\n").unwrap();
+        assert!(s.write(&other).is_err());
+        RunState::remove(&other);
+        assert_eq!(std::fs::read_to_string(&other).unwrap(), "keep\n");
+        RunState::remove(&p);
+        assert!(!p.exists());
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
