@@ -42,17 +42,6 @@ pub fn needed(config: &Config) -> bool {
     })
 }
 
-fn attrs(body: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    let mut rest = body.get(12..).unwrap_or_default();
-    std::iter::from_fn(move || {
-        let len = usize::from(u16::from_ne_bytes(rest.get(0..2)?.try_into().ok()?));
-        let kind = u16::from_ne_bytes(rest.get(2..4)?.try_into().ok()?) & 0x3fff;
-        let value = rest.get(4..len)?;
-        rest = rest.get(((len + 3) & !3).min(rest.len())..)?;
-        Some((kind, value))
-    })
-}
-
 fn u32_of(v: &[u8]) -> Option<u32> {
     Some(u32::from_ne_bytes(v.get(0..4)?.try_into().ok()?))
 }
@@ -70,7 +59,7 @@ pub fn decode(body: &[u8]) -> Option<MainDefault> {
         return None;
     }
     let (mut table, mut via, mut oif, mut metric) = (u32::from(h[4]), None, None, 0);
-    for (k, v) in attrs(body) {
+    for (k, v) in rtnl::attrs_after(body, 12) {
         match (k, v.len()) {
             (RTA_TABLE, _) => table = u32_of(v)?,
             (RTA_OIF, _) => oif = u32_of(v),

@@ -56,18 +56,6 @@ fn ne_u32(b: &[u8]) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(0..4)?.try_into().ok()?))
 }
 
-/// The attributes after a `hdr`-byte family header, as (type, value).
-fn attrs(body: &[u8], hdr: usize) -> impl Iterator<Item = (u16, &[u8])> {
-    let mut rest = body.get(hdr..).unwrap_or_default();
-    std::iter::from_fn(move || {
-        let len = usize::from(u16::from_ne_bytes(rest.get(0..2)?.try_into().ok()?));
-        let kind = u16::from_ne_bytes(rest.get(2..4)?.try_into().ok()?) & 0x3fff;
-        let value = rest.get(4..len)?;
-        rest = rest.get(((len + 3) & !3).min(rest.len())..)?;
-        Some((kind, value))
-    })
-}
-
 impl Scan {
     /// Records one reason (the first one wins, for the log line).
     fn note(&mut self, r: Reason) {
@@ -96,7 +84,7 @@ impl Scan {
             self.malformed += 1;
             return;
         };
-        let table = attrs(body, 12)
+        let table = rtnl::attrs_after(body, 12)
             .find(|(k, _)| *k == RTA_TABLE)
             .and_then(|(_, v)| ne_u32(v))
             .unwrap_or(u32::from(h[4]));
@@ -116,8 +104,8 @@ impl Scan {
             self.malformed += 1;
             return;
         }
-        let ours =
-            attrs(body, 12).any(|(k, v)| k == FRA_PROTOCOL && v.first() == Some(&RTPROT_CONNROUTE));
+        let ours = rtnl::attrs_after(body, 12)
+            .any(|(k, v)| k == FRA_PROTOCOL && v.first() == Some(&RTPROT_CONNROUTE));
         if ours && !own {
             self.note("a connroute ip rule was deleted");
         }
@@ -143,7 +131,7 @@ impl Scan {
             };
             // Attribute 1 is the table name in every object message.
             let ours = family == NFPROTO_INET
-                && attrs(m.body, 4)
+                && rtnl::attrs_after(m.body, 4)
                     .any(|(k, v)| k == 1 && v.split(|b| *b == 0).next() == Some(TABLE.as_bytes()));
             if !ours {
                 continue;

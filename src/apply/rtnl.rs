@@ -281,7 +281,14 @@ fn ne_u32(b: &[u8]) -> Option<u32> {
 /// The attributes after the 12-byte header, as (type, value); the nested
 /// and byte-order flag bits of the type are cleared.
 fn attrs(body: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    let mut rest = body.get(BODY_HDRLEN..).unwrap_or_default();
+    attrs_after(body, BODY_HDRLEN)
+}
+
+/// The attributes after a `hdr`-byte family header (12 for routes and
+/// rules, 16 for links, 4 for nfnetlink), as [`attrs`] reads them; shared
+/// by the decoders here, the watcher's monitor and the kernel facts.
+pub fn attrs_after(body: &[u8], hdr: usize) -> impl Iterator<Item = (u16, &[u8])> {
+    let mut rest = body.get(hdr..).unwrap_or_default();
     std::iter::from_fn(move || {
         let len = usize::from(ne_u16(rest.get(0..2)?)?);
         let kind = ne_u16(rest.get(2..4)?)? & 0x3fff;
