@@ -47,8 +47,11 @@ _connroute() {
 	apply) own="--force" ;;
 	status) own="--json" ;;
 	help)
-		COMPREPLY=($(compgen -W "$commands" -- "$cur"))
-		return
+		# `help COMMAND`; the global options are accepted after it too.
+		if [[ $cur != -* ]]; then
+			COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+			return
+		fi
 		;;
 	esac
 
