@@ -233,31 +233,11 @@ fn input_devices(rule: &Rule, facts: &Facts) -> Result<Vec<String>, String> {
 /// Computes the desired state. Pure.
 pub fn plan(config: &Config, facts: &Facts) -> Plan {
     let g = &config.globals;
-    let mask = g.mark_mask;
-    let mut gateways = Vec::new();
-    let mut routes = Vec::new();
-    for gw in &config.gateways {
-        let resolved = if !g.enabled {
-            Err("connroute is disabled".to_string())
-        } else if !gw.enabled {
-            Err("disabled".to_string())
-        } else {
-            resolve(gw, facts)
-        };
-        let (active, reason, gw_routes) = match resolved {
-            Ok((r, why)) => (true, why, r),
-            Err(why) => (false, why, Vec::new()),
-        };
-        routes.extend(gw_routes.iter().cloned());
-        gateways.push(GatewayState {
-            name: gw.name.clone(),
-            mark: gw.mark,
-            table: gw.table,
-            active,
-            reason,
-            routes: gw_routes,
-        });
-    }
+    let gateways = gateway_states(config, facts);
+    let routes = gateways
+        .iter()
+        .flat_map(|gw| gw.routes.iter().cloned())
+        .collect();
     let ip_rules = Family::ALL
         .iter()
         .flat_map(|&f| {
@@ -266,9 +246,67 @@ pub fn plan(config: &Config, facts: &Facts) -> Plan {
                 .filter(|gw| gw.families().contains(&f))
                 .map(|gw| (gw.mark, gw.table))
                 .collect();
-            iprule::block(f, g.rule_priority, mask, &served)
+            iprule::block(f, g.rule_priority, g.mark_mask, &served)
         })
         .collect();
+    let (rules, placed) = place_rules(config, &gateways, facts);
+    let ruleset = ruleset::build(g.mark_mask, &gateways, &placed);
+    let fingerprint = fingerprint_of(&ruleset);
+    let table_names = config
+        .gateways
+        .iter()
+        .map(|gw| (gw.table, gw.name.clone()))
+        .collect();
+    Plan {
+        enabled: g.enabled,
+        gateways,
+        rules,
+        routes,
+        ip_rules,
+        ruleset,
+        fingerprint,
+        table_names,
+    }
+}
+
+/// What becomes of each gateway: active with its routes, or why not.
+fn gateway_states(config: &Config, facts: &Facts) -> Vec<GatewayState> {
+    let enabled = config.globals.enabled;
+    config
+        .gateways
+        .iter()
+        .map(|gw| {
+            let resolved = if !enabled {
+                Err("connroute is disabled".to_string())
+            } else if !gw.enabled {
+                Err("disabled".to_string())
+            } else {
+                resolve(gw, facts)
+            };
+            let (active, reason, routes) = match resolved {
+                Ok((r, why)) => (true, why, r),
+                Err(why) => (false, why, Vec::new()),
+            };
+            GatewayState {
+                name: gw.name.clone(),
+                mark: gw.mark,
+                table: gw.table,
+                active,
+                reason,
+                routes,
+            }
+        })
+        .collect()
+}
+
+/// Each rule's state, and the rules placed in the ruleset (those whose
+/// gateway is active and routes one of their families, with their input
+/// devices resolved), in config order.
+fn place_rules<'a>(
+    config: &'a Config,
+    gateways: &'a [GatewayState],
+    facts: &Facts,
+) -> (Vec<RuleState>, Vec<ruleset::Placed<'a>>) {
     let mut rules = Vec::new();
     let mut placed = Vec::new();
     for rule in &config.rules {
@@ -305,23 +343,7 @@ pub fn plan(config: &Config, facts: &Facts) -> Plan {
         }
         rules.push(state);
     }
-    let ruleset = ruleset::build(mask, &gateways, &placed);
-    let fingerprint = fingerprint_of(&ruleset);
-    let table_names = config
-        .gateways
-        .iter()
-        .map(|gw| (gw.table, gw.name.clone()))
-        .collect();
-    Plan {
-        enabled: g.enabled,
-        gateways,
-        rules,
-        routes,
-        ip_rules,
-        ruleset,
-        fingerprint,
-        table_names,
-    }
+    (rules, placed)
 }
 
 #[cfg(test)]
