@@ -112,46 +112,65 @@ pub struct Plan {
 }
 
 fn resolve(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
-    let route = |family, via: Option<IpAddr>, device: Option<String>| Route {
-        family,
-        table: g.table,
-        via,
-        device,
-    };
     if let Some(why) = facts.refused.get(&g.name) {
         return Err(why.clone());
     }
     if g.interfaces.is_empty() {
-        if let Some((d, why)) = g
-            .device
-            .as_ref()
-            .and_then(|d| Some((d, facts.unusable_devices.get(d)?)))
-        {
-            return Err(format!("device {d} {why}"));
-        }
-        let mut routes = Vec::new();
-        if let Some(v4) = g.gateway {
-            routes.push(route(Family::V4, Some(IpAddr::V4(v4)), g.device.clone()));
-        }
-        if let Some(v6) = g.gateway6 {
-            routes.push(route(Family::V6, Some(IpAddr::V6(v6)), g.device.clone()));
-        }
-        if routes.is_empty() {
-            // Only a device: follow the main table's default route through
-            // it when the kernel has one (DHCP clients), else a device route.
-            routes = Family::ALL
-                .iter()
-                .map(|f| {
-                    let learned = g
-                        .device
-                        .as_ref()
-                        .and_then(|d| facts.kernel_next_hops.get(&(d.clone(), *f)).copied());
-                    route(*f, learned, g.device.clone())
-                })
-                .collect();
-        }
-        return Ok((routes, "static".into()));
+        resolve_static(g, facts)
+    } else {
+        resolve_interfaces(g, facts)
     }
+}
+
+/// `g`'s default route in its table for `family`.
+fn route_of(g: &Gateway, family: Family, via: Option<IpAddr>, device: Option<String>) -> Route {
+    Route {
+        family,
+        table: g.table,
+        via,
+        device,
+    }
+}
+
+/// A gateway given by next hops and/or a device: its routes, unless its
+/// device is missing or down.
+fn resolve_static(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
+    let route = |family, via, device| route_of(g, family, via, device);
+    if let Some((d, why)) = g
+        .device
+        .as_ref()
+        .and_then(|d| Some((d, facts.unusable_devices.get(d)?)))
+    {
+        return Err(format!("device {d} {why}"));
+    }
+    let mut routes = Vec::new();
+    if let Some(v4) = g.gateway {
+        routes.push(route(Family::V4, Some(IpAddr::V4(v4)), g.device.clone()));
+    }
+    if let Some(v6) = g.gateway6 {
+        routes.push(route(Family::V6, Some(IpAddr::V6(v6)), g.device.clone()));
+    }
+    if routes.is_empty() {
+        // Only a device: follow the main table's default route through
+        // it when the kernel has one (DHCP clients), else a device route.
+        routes = Family::ALL
+            .iter()
+            .map(|f| {
+                let learned = g
+                    .device
+                    .as_ref()
+                    .and_then(|d| facts.kernel_next_hops.get(&(d.clone(), *f)).copied());
+                route(*f, learned, g.device.clone())
+            })
+            .collect();
+    }
+    Ok((routes, "static".into()))
+}
+
+/// A gateway bound to OpenWrt interfaces: next hops and device from the
+/// first of them that is up (explicit `gateway`/`gateway6`/`device` win).
+fn resolve_interfaces(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
+    let route = |family, via, device| route_of(g, family, via, device);
     let ups: Vec<(&String, &crate::facts::Interface)> = g
         .interfaces
         .iter()
