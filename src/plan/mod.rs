@@ -112,46 +112,65 @@ pub struct Plan {
 }
 
 fn resolve(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
-    let route = |family, via: Option<IpAddr>, device: Option<String>| Route {
-        family,
-        table: g.table,
-        via,
-        device,
-    };
     if let Some(why) = facts.refused.get(&g.name) {
         return Err(why.clone());
     }
     if g.interfaces.is_empty() {
-        if let Some((d, why)) = g
-            .device
-            .as_ref()
-            .and_then(|d| Some((d, facts.unusable_devices.get(d)?)))
-        {
-            return Err(format!("device {d} {why}"));
-        }
-        let mut routes = Vec::new();
-        if let Some(v4) = g.gateway {
-            routes.push(route(Family::V4, Some(IpAddr::V4(v4)), g.device.clone()));
-        }
-        if let Some(v6) = g.gateway6 {
-            routes.push(route(Family::V6, Some(IpAddr::V6(v6)), g.device.clone()));
-        }
-        if routes.is_empty() {
-            // Only a device: follow the main table's default route through
-            // it when the kernel has one (DHCP clients), else a device route.
-            routes = Family::ALL
-                .iter()
-                .map(|f| {
-                    let learned = g
-                        .device
-                        .as_ref()
-                        .and_then(|d| facts.kernel_next_hops.get(&(d.clone(), *f)).copied());
-                    route(*f, learned, g.device.clone())
-                })
-                .collect();
-        }
-        return Ok((routes, "static".into()));
+        resolve_static(g, facts)
+    } else {
+        resolve_interfaces(g, facts)
     }
+}
+
+/// `g`'s default route in its table for `family`.
+fn route_of(g: &Gateway, family: Family, via: Option<IpAddr>, device: Option<String>) -> Route {
+    Route {
+        family,
+        table: g.table,
+        via,
+        device,
+    }
+}
+
+/// A gateway given by next hops and/or a device: its routes, unless its
+/// device is missing or down.
+fn resolve_static(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
+    let route = |family, via, device| route_of(g, family, via, device);
+    if let Some((d, why)) = g
+        .device
+        .as_ref()
+        .and_then(|d| Some((d, facts.unusable_devices.get(d)?)))
+    {
+        return Err(format!("device {d} {why}"));
+    }
+    let mut routes = Vec::new();
+    if let Some(v4) = g.gateway {
+        routes.push(route(Family::V4, Some(IpAddr::V4(v4)), g.device.clone()));
+    }
+    if let Some(v6) = g.gateway6 {
+        routes.push(route(Family::V6, Some(IpAddr::V6(v6)), g.device.clone()));
+    }
+    if routes.is_empty() {
+        // Only a device: follow the main table's default route through
+        // it when the kernel has one (DHCP clients), else a device route.
+        routes = Family::ALL
+            .iter()
+            .map(|f| {
+                let learned = g
+                    .device
+                    .as_ref()
+                    .and_then(|d| facts.kernel_next_hops.get(&(d.clone(), *f)).copied());
+                route(*f, learned, g.device.clone())
+            })
+            .collect();
+    }
+    Ok((routes, "static".into()))
+}
+
+/// A gateway bound to OpenWrt interfaces: next hops and device from the
+/// first of them that is up (explicit `gateway`/`gateway6`/`device` win).
+fn resolve_interfaces(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String), String> {
+    let route = |family, via, device| route_of(g, family, via, device);
     let ups: Vec<(&String, &crate::facts::Interface)> = g
         .interfaces
         .iter()
@@ -233,31 +252,11 @@ fn input_devices(rule: &Rule, facts: &Facts) -> Result<Vec<String>, String> {
 /// Computes the desired state. Pure.
 pub fn plan(config: &Config, facts: &Facts) -> Plan {
     let g = &config.globals;
-    let mask = g.mark_mask;
-    let mut gateways = Vec::new();
-    let mut routes = Vec::new();
-    for gw in &config.gateways {
-        let resolved = if !g.enabled {
-            Err("connroute is disabled".to_string())
-        } else if !gw.enabled {
-            Err("disabled".to_string())
-        } else {
-            resolve(gw, facts)
-        };
-        let (active, reason, gw_routes) = match resolved {
-            Ok((r, why)) => (true, why, r),
-            Err(why) => (false, why, Vec::new()),
-        };
-        routes.extend(gw_routes.iter().cloned());
-        gateways.push(GatewayState {
-            name: gw.name.clone(),
-            mark: gw.mark,
-            table: gw.table,
-            active,
-            reason,
-            routes: gw_routes,
-        });
-    }
+    let gateways = gateway_states(config, facts);
+    let routes = gateways
+        .iter()
+        .flat_map(|gw| gw.routes.iter().cloned())
+        .collect();
     let ip_rules = Family::ALL
         .iter()
         .flat_map(|&f| {
@@ -266,9 +265,67 @@ pub fn plan(config: &Config, facts: &Facts) -> Plan {
                 .filter(|gw| gw.families().contains(&f))
                 .map(|gw| (gw.mark, gw.table))
                 .collect();
-            iprule::block(f, g.rule_priority, mask, &served)
+            iprule::block(f, g.rule_priority, g.mark_mask, &served)
         })
         .collect();
+    let (rules, placed) = place_rules(config, &gateways, facts);
+    let ruleset = ruleset::build(g.mark_mask, &gateways, &placed);
+    let fingerprint = fingerprint_of(&ruleset);
+    let table_names = config
+        .gateways
+        .iter()
+        .map(|gw| (gw.table, gw.name.clone()))
+        .collect();
+    Plan {
+        enabled: g.enabled,
+        gateways,
+        rules,
+        routes,
+        ip_rules,
+        ruleset,
+        fingerprint,
+        table_names,
+    }
+}
+
+/// What becomes of each gateway: active with its routes, or why not.
+fn gateway_states(config: &Config, facts: &Facts) -> Vec<GatewayState> {
+    let enabled = config.globals.enabled;
+    config
+        .gateways
+        .iter()
+        .map(|gw| {
+            let resolved = if !enabled {
+                Err("connroute is disabled".to_string())
+            } else if !gw.enabled {
+                Err("disabled".to_string())
+            } else {
+                resolve(gw, facts)
+            };
+            let (active, reason, routes) = match resolved {
+                Ok((r, why)) => (true, why, r),
+                Err(why) => (false, why, Vec::new()),
+            };
+            GatewayState {
+                name: gw.name.clone(),
+                mark: gw.mark,
+                table: gw.table,
+                active,
+                reason,
+                routes,
+            }
+        })
+        .collect()
+}
+
+/// Each rule's state, and the rules placed in the ruleset (those whose
+/// gateway is active and routes one of their families, with their input
+/// devices resolved), in config order.
+fn place_rules<'a>(
+    config: &'a Config,
+    gateways: &'a [GatewayState],
+    facts: &Facts,
+) -> (Vec<RuleState>, Vec<ruleset::Placed<'a>>) {
     let mut rules = Vec::new();
     let mut placed = Vec::new();
     for rule in &config.rules {
@@ -305,23 +362,7 @@ pub fn plan(config: &Config, facts: &Facts) -> Plan {
         }
         rules.push(state);
     }
-    let ruleset = ruleset::build(mask, &gateways, &placed);
-    let fingerprint = fingerprint_of(&ruleset);
-    let table_names = config
-        .gateways
-        .iter()
-        .map(|gw| (gw.table, gw.name.clone()))
-        .collect();
-    Plan {
-        enabled: g.enabled,
-        gateways,
-        rules,
-        routes,
-        ip_rules,
-        ruleset,
-        fingerprint,
-        table_names,
-    }
+    (rules, placed)
 }
 
 #[cfg(test)]

@@ -128,6 +128,34 @@ pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> 
     let mut bd = Builder {
         batch: Batch::new(),
     };
+    let active: Vec<&GatewayState> = gateways.iter().filter(|g| g.active).collect();
+    table_and_counters(&mut bd, &active, placed);
+    bd.chain(
+        CHAIN_PREROUTING,
+        Some((NfChainType::Filter, NfHook::Prerouting)),
+    );
+    bd.chain(CHAIN_OUTPUT, Some((NfChainType::Route, NfHook::Output)));
+    for gw in &active {
+        gateway_chains(&mut bd, gw, !mask);
+    }
+    bd.chain(CHAIN_CLASSIFY, None);
+    // Without rules on how a packet arrived, local traffic walks the same
+    // chain: classify_local would be a copy.
+    let separate = placed.iter().any(|p| p.rule.needs_input());
+    if separate {
+        bd.chain(CHAIN_CLASSIFY_LOCAL, None);
+    }
+    classify::build(&mut bd, placed, separate);
+    hook_rules(&mut bd, mask, &active, placed, separate);
+    let mut batch = bd.batch.to_nftables();
+    let fp = fingerprint_of(&batch);
+    stamp(&mut batch, &fp);
+    batch
+}
+
+/// The table (add, delete, add: a clean replace in one transaction) and
+/// the named counters of the gateways and rules, each once.
+fn table_and_counters(bd: &mut Builder, active: &[&GatewayState], placed: &[Placed]) {
     let table = || {
         NfListObject::Table(Table {
             family: NfFamily::INet,
@@ -138,8 +166,6 @@ pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> 
     bd.batch.add(table());
     bd.batch.delete(table());
     bd.batch.add(table());
-    let keep = !mask;
-    let active: Vec<&GatewayState> = gateways.iter().filter(|g| g.active).collect();
     let mut counters = std::collections::BTreeSet::new();
     let gw_counters = active.iter().map(|g| gateway_counter_name(&g.name));
     for name in gw_counters.chain(placed.iter().map(|p| counter_name(p.rule))) {
@@ -154,40 +180,42 @@ pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> 
             }));
         }
     }
-    bd.chain(
-        CHAIN_PREROUTING,
-        Some((NfChainType::Filter, NfHook::Prerouting)),
+}
+
+/// A gateway's two chains: `restore_GW` (meta mark from the connection)
+/// and `pin_GW` (ct mark and meta mark for a new connection); both count
+/// into the gateway's counter and keep the bits outside the mask (`keep`).
+fn gateway_chains(bd: &mut Builder, gw: &GatewayState, keep: u32) {
+    bd.chain(&restore_chain(gw), None);
+    bd.rule(
+        &restore_chain(gw),
+        vec![
+            b::counter(gateway_counter_name(&gw.name)),
+            b::set_masked(meta_mark, keep, gw.mark),
+        ],
+        Some(format!("gateway {}", gw.name)),
     );
-    bd.chain(CHAIN_OUTPUT, Some((NfChainType::Route, NfHook::Output)));
-    for gw in &active {
-        bd.chain(&restore_chain(gw), None);
-        bd.rule(
-            &restore_chain(gw),
-            vec![
-                b::counter(gateway_counter_name(&gw.name)),
-                b::set_masked(meta_mark, keep, gw.mark),
-            ],
-            Some(format!("gateway {}", gw.name)),
-        );
-        bd.chain(&pin_chain(gw), None);
-        bd.rule(
-            &pin_chain(gw),
-            vec![
-                b::counter(gateway_counter_name(&gw.name)),
-                b::set_masked(ct_mark, keep, gw.mark),
-                b::set_masked(meta_mark, keep, gw.mark),
-            ],
-            Some(format!("gateway {}", gw.name)),
-        );
-    }
-    bd.chain(CHAIN_CLASSIFY, None);
-    // Without rules on how a packet arrived, local traffic walks the same
-    // chain: classify_local would be a copy.
-    let separate = placed.iter().any(|p| p.rule.needs_input());
-    if separate {
-        bd.chain(CHAIN_CLASSIFY_LOCAL, None);
-    }
-    classify::build(&mut bd, placed, separate);
+    bd.chain(&pin_chain(gw), None);
+    bd.rule(
+        &pin_chain(gw),
+        vec![
+            b::counter(gateway_counter_name(&gw.name)),
+            b::set_masked(ct_mark, keep, gw.mark),
+            b::set_masked(meta_mark, keep, gw.mark),
+        ],
+        Some(format!("gateway {}", gw.name)),
+    );
+}
+
+/// The base chains' rules: restore a pinned connection's mark through one
+/// verdict-map lookup, then send new connections to classification.
+fn hook_rules(
+    bd: &mut Builder,
+    mask: u32,
+    active: &[&GatewayState],
+    placed: &[Placed],
+    separate: bool,
+) {
     let has_local = placed.iter().any(|p| !p.rule.needs_input());
     let local_chain = if separate {
         CHAIN_CLASSIFY_LOCAL
@@ -228,10 +256,6 @@ pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> 
             );
         }
     }
-    let mut batch = bd.batch.to_nftables();
-    let fp = fingerprint_of(&batch);
-    stamp(&mut batch, &fp);
-    batch
 }
 
 fn fnv(h: u64, bytes: &[u8]) -> u64 {
