@@ -19,8 +19,12 @@ pub struct DefaultRoute {
 pub struct Interface {
     /// netifd's `up`.
     pub up: bool,
-    /// `l3_device`: the device traffic uses (e.g. `pppoe-wan`).
+    /// `l3_device`: the device traffic uses (e.g. `pppoe-wan`); `None` when
+    /// netifd reported none or a name that is not a valid device name.
     pub device: Option<String>,
+    /// netifd reported an `l3_device` that is not a valid device name
+    /// (control bytes, quotes, too long): the interface has no usable device.
+    pub bad_device: bool,
     /// The IPv4 default route, if any.
     pub route4: Option<DefaultRoute>,
     /// The IPv6 default route, if any.
@@ -72,15 +76,19 @@ impl Interface {
     /// Reads one `network.interface.NAME status` object.
     pub fn from_status(v: &Value) -> Interface {
         let up = v.get("up").and_then(Value::as_bool).unwrap_or(false);
-        let device = v
+        let reported = v
             .get("l3_device")
             .and_then(Value::as_str)
-            .filter(|d| !d.is_empty())
-            .map(str::to_string);
+            .filter(|d| !d.is_empty());
+        // Checked like the config's `device`: the name ends up in log lines,
+        // the status table and nft rules.
+        let bad_device = reported.is_some_and(|d| crate::config::values::device(d).is_err());
+        let device = reported.filter(|_| !bad_device).map(str::to_string);
         let routes = v.get("route");
         Interface {
             up,
             device,
+            bad_device,
             route4: if up {
                 default_route(routes, false)
             } else {
@@ -97,6 +105,11 @@ impl Interface {
     /// The device to use, only while up.
     pub fn live_device(&self) -> Option<&str> {
         self.device.as_deref().filter(|_| self.up)
+    }
+
+    /// Up, with a usable device (or none reported): routes may use it.
+    pub fn usable(&self) -> bool {
+        self.up && !self.bad_device
     }
 }
 
@@ -209,5 +222,33 @@ mod tests {
             renewed.route4.unwrap().via,
             Some("10.3.0.254".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn invalid_l3_device_is_not_used() {
+        let dump = r#"{"interface":[
+            {"interface":"wan","up":true,"l3_device":"eth0\nconnroute: forged",
+             "route":[{"target":"0.0.0.0","mask":0,"nexthop":"10.0.0.1"}]},
+            {"interface":"wan2","up":true,"l3_device":"eth\u0000",
+             "route":[{"target":"0.0.0.0","mask":0}]},
+            {"interface":"wan3","up":true,"l3_device":"eth3",
+             "route":[{"target":"0.0.0.0","mask":0,"nexthop":"10.3.0.1"}]}]}"#;
+        let f = Facts::from_dump(dump).unwrap();
+        for name in ["wan", "wan2"] {
+            let i = &f.interfaces[name];
+            assert!(i.bad_device && !i.usable(), "{name}");
+            assert_eq!((i.device.as_deref(), i.live_device()), (None, None));
+        }
+        assert!(f.interfaces["wan3"].usable());
+        assert_eq!(f.interfaces["wan3"].live_device(), Some("eth3"));
+        // A gateway on it is inactive with a reason naming the interface,
+        // never the raw bytes.
+        let src = "config gateway g\n\tlist interface wan\n";
+        let c = crate::config::Config::parse(src.as_bytes(), "test").unwrap();
+        let p = crate::plan::plan(&c, &f);
+        let g = &p.gateways[0];
+        assert!(!g.active);
+        assert_eq!(g.reason, "wan has an invalid device name");
+        assert!(p.routes.is_empty());
     }
 }

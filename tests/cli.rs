@@ -455,3 +455,6 @@ fn status_without_netifd_state_is_a_read_failure_not_drift() {
     assert!(err.contains("netifd state is not available"), "{err}");
     assert!(!err.contains("drift"), "{err}");
 }
+
+#[path = "cli/errors.rs"]
+mod errors;

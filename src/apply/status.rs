@@ -222,21 +222,44 @@ fn gateway(
                 format!("{}:{via}{dev}", r.family)
             })
             .collect(),
-        routes_present: g
-            .routes
-            .iter()
-            .all(|w| routes.iter().any(|k| same_route(k, w))),
-        rules_present: plan
-            .ip_rules
-            .iter()
-            // Its leaf and the shared entry, main and dispatch rules.
-            .filter(|r| match r.action {
-                RuleAction::Lookup { table, .. } => table == g.table || table == MAIN_TABLE,
-                _ => true,
-            })
-            .all(|w| rules.contains(w)),
+        routes_present: present_routes(g, routes),
+        rules_present: present_rules(g, plan, rules),
         connections,
         packets: 0,
         bytes: 0,
     }
 }
+
+/// An active gateway: all its routes are in the kernel. An inactive one
+/// wants none, so: any route is left in its table.
+fn present_routes(g: &GatewayState, routes: &[Route]) -> bool {
+    if !g.active {
+        return routes.iter().any(|k| k.table == g.table);
+    }
+    g.routes
+        .iter()
+        .all(|w| routes.iter().any(|k| same_route(k, w)))
+}
+
+/// An active gateway: all ip rules it needs (its leaf and the shared
+/// entry, main and dispatch rules) are in the kernel. An inactive one:
+/// any rule still looks up its table.
+fn present_rules(g: &GatewayState, plan: &Plan, rules: &[IpRule]) -> bool {
+    let its = |t: u32| t == g.table;
+    if !g.active {
+        return rules
+            .iter()
+            .any(|r| matches!(r.action, RuleAction::Lookup { table, .. } if its(table)));
+    }
+    plan.ip_rules
+        .iter()
+        .filter(|r| match r.action {
+            RuleAction::Lookup { table, .. } => its(table) || table == MAIN_TABLE,
+            _ => true,
+        })
+        .all(|w| rules.contains(w))
+}
+
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;

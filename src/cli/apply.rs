@@ -61,21 +61,15 @@ pub(super) fn locked(
             r => break r,
         }
     };
-    match result {
-        Ok(report) => {
-            log::info!("apply: {}", report.summary());
-            record_ids(cli, &previous, &config.ids)?;
-            Ok(if report.changes.is_empty() {
-                Applied::Unchanged
-            } else {
-                Applied::Changed(report.summary())
-            })
-        }
-        Err(e) => {
-            log::error!("{e}");
-            Err(e.into())
-        }
-    }
+    // An error is logged by whoever reports it (main, or watch's retry).
+    let report = result?;
+    log::info!("apply: {}", report.summary());
+    record_ids(cli, &previous, &config.ids)?;
+    Ok(if report.changes.is_empty() {
+        Applied::Unchanged
+    } else {
+        Applied::Changed(report.summary())
+    })
 }
 
 /// Writes the allocations after a successful apply, only when they changed.
@@ -84,9 +78,9 @@ fn record_ids(cli: &Cli, previous: &Ids, now: &Ids) -> Run {
         return Ok(());
     }
     ids::write(&cli.ids, now).map_err(|e| {
-        let msg = format!("applied, but the allocations are not recorded: {e}");
-        log::error!("{msg}");
-        runtime(msg)
+        runtime(format!(
+            "applied, but the allocations are not recorded: {e}"
+        ))
     })?;
     log::debug!("recorded allocations in {}", cli.ids.display());
     Ok(())

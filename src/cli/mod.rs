@@ -311,6 +311,16 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Runs that change the system (often started by hotplug or
+            // procd, with no one reading stderr) also leave the error in the
+            // log; stderr gets it once, here.
+            let unattended = matches!(
+                cli.command,
+                Command::Apply { .. } | Command::Flush | Command::Hotplug | Command::Watch
+            );
+            if unattended {
+                syslog::error_to_syslog(&e);
+            }
             eprintln!("connroute: {e}");
             ExitCode::from(e.exit_code())
         }

@@ -29,7 +29,8 @@ pub fn render(st: &Status) -> String {
     ];
     let mut rows = vec![head.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
     let ok = |active: bool, b: bool| match (active, b) {
-        (false, _) => "-".to_string(),
+        (false, false) => "-".to_string(),
+        (false, true) => "STALE".into(),
         (true, true) => "ok".into(),
         (true, false) => "MISSING".into(),
     };
@@ -141,6 +142,9 @@ mod tests {
         let bytes = lines[1].find("BYTES").unwrap();
         assert_eq!(&lines[2][bytes..bytes + 4], "3400", "{text}");
         assert!(lines[2].contains("inactive") && lines[2].ends_with("device wwan0 does not exist"));
+        // An inactive gateway's left-overs in the kernel (the same flags as
+        // `--json`) are shown, not hidden behind `-`.
+        assert_eq!(lines[2].matches("STALE").count(), 2, "{text}");
         assert!(text.ends_with("drift: table inet connroute changed outside connroute\n"));
     }
 }

@@ -77,6 +77,26 @@ fn severity(l: Level) -> u8 {
     }
 }
 
+impl Logger {
+    /// Sends one line to syslog (facility daemon); false when undelivered.
+    fn send(&self, level: Level, msg: &dyn std::fmt::Display) -> bool {
+        let line = format!(
+            "<{}>connroute[{}]: {msg}",
+            3 * 8 + severity(level),
+            std::process::id(),
+        );
+        self.sink.send(line.as_bytes())
+    }
+}
+
+/// Logs an error to syslog only, never to stderr: for the error `main`
+/// prints itself, so that it shows once there. Nothing before [`init`].
+pub fn error_to_syslog(msg: &dyn std::fmt::Display) {
+    if let Some(l) = LOGGER.get() {
+        l.send(Level::Error, msg);
+    }
+}
+
 impl Log for Logger {
     fn enabled(&self, m: &Metadata) -> bool {
         m.level() <= log::max_level()
@@ -86,14 +106,7 @@ impl Log for Logger {
         if !self.enabled(r.metadata()) {
             return;
         }
-        // facility daemon (3)
-        let line = format!(
-            "<{}>connroute[{}]: {}",
-            3 * 8 + severity(r.level()),
-            std::process::id(),
-            r.args()
-        );
-        let sent = self.sink.send(line.as_bytes());
+        let sent = self.send(r.level(), r.args());
         if self.stderr || !sent {
             let _ = writeln!(
                 std::io::stderr(),

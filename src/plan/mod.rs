@@ -174,13 +174,20 @@ fn resolve_interfaces(g: &Gateway, facts: &Facts) -> Result<(Vec<Route>, String)
     let ups: Vec<(&String, &crate::facts::Interface)> = g
         .interfaces
         .iter()
-        .filter_map(|n| facts.interfaces.get(n).filter(|i| i.up).map(|i| (n, i)))
+        .filter_map(|n| {
+            facts
+                .interfaces
+                .get(n)
+                .filter(|i| i.usable())
+                .map(|i| (n, i))
+        })
         .collect();
     if ups.is_empty() {
         let states: Vec<String> = g
             .interfaces
             .iter()
             .map(|n| match facts.interfaces.get(n) {
+                Some(i) if i.up => format!("{n} has an invalid device name"),
                 Some(_) => format!("{n} down"),
                 None => format!("{n} unknown to netifd"),
             })

@@ -60,6 +60,7 @@ fn interface_gateway_follows_netifd() {
         Interface {
             up: true,
             device: Some("eth2".into()),
+            bad_device: false,
             route4: Some(DefaultRoute {
                 via: Some("10.2.0.1".parse().unwrap()),
             }),
@@ -71,6 +72,7 @@ fn interface_gateway_follows_netifd() {
         Interface {
             up: true,
             device: Some("eth2".into()),
+            bad_device: false,
             route4: None,
             route6: Some(DefaultRoute {
                 via: Some("fe80::1".parse().unwrap()),
