@@ -150,3 +150,28 @@ build_wan2() {
 	in_ns r ip addr add 10.2.0.2/24 dev wan2
 	in_ns u ip addr add 10.2.0.1/24 dev up2
 }
+
+# build_two_uplinks ROUTE2...: router R with two uplinks to one upstream C
+# (eth1 10.1.0.2 ↔ c-w1 10.1.0.1, eth2 10.2.0.2 ↔ c-w2 10.2.0.1). C's client
+# address 198.51.100.1 and its strict reverse-path filter drop replies that
+# come back on the wrong link. R's default route is via eth1; the second one,
+# via eth2, takes ROUTE2 (e.g. `metric 20`). R serves HTTP on 8080.
+build_two_uplinks() {
+	add_ns c r
+	link c c-w1 r eth1
+	link c c-w2 r eth2
+	in_ns c ip addr add 198.51.100.1/32 dev lo
+	in_ns c ip addr add 10.1.0.1/24 dev c-w1
+	in_ns c ip addr add 10.2.0.1/24 dev c-w2
+	in_ns c nft -f - <<-'NFT'
+	table inet rpf {
+		chain pre { type filter hook prerouting priority raw; fib saddr . iif oif missing counter drop; }
+	}
+	NFT
+	in_ns r ip addr add 10.1.0.2/24 dev eth1
+	in_ns r ip addr add 10.2.0.2/24 dev eth2
+	in_ns r ip route add default via 10.1.0.1 dev eth1
+	# shellcheck disable=SC2068
+	in_ns r ip route add default via 10.2.0.1 dev eth2 $@
+	serve r 8080 0.0.0.0
+}

@@ -12,22 +12,7 @@
 
 if [ "${1:-}" != inside ]; then
 	setup_cleanup
-	add_ns c r
-	link c c-w1 r eth1
-	link c c-w2 r eth2
-	in_ns c ip addr add 198.51.100.1/32 dev lo
-	in_ns c ip addr add 10.1.0.1/24 dev c-w1
-	in_ns c ip addr add 10.2.0.1/24 dev c-w2
-	in_ns c nft -f - <<-'NFT'
-	table inet rpf {
-		chain pre { type filter hook prerouting priority raw; fib saddr . iif oif missing counter drop; }
-	}
-	NFT
-	in_ns r ip addr add 10.1.0.2/24 dev eth1
-	in_ns r ip addr add 10.2.0.2/24 dev eth2
-	in_ns r ip route add default via 10.1.0.1 dev eth1
-	in_ns r ip route add default via 10.2.0.1 dev eth2 metric 20
-	serve r 8080 0.0.0.0
+	build_two_uplinks metric 20
 	in_ns r unshare -m --propagation private env OUTER_WORK="$WORK" OUTER_PFX="$PFX" \
 		bash "$0" inside || FAILED=1
 	finish
