@@ -146,6 +146,11 @@ pub fn goto(chain: String) -> Stmt {
 
 /// `KEY vmap { K : goto CHAIN, … }`.
 pub fn vmap_goto(key: Expr, entries: Vec<(Expr, String)>) -> Stmt {
+    vmap_goto_from(key, entries)
+}
+
+/// [`vmap_goto`] from an iterator: the entries go straight into the map.
+pub fn vmap_goto_from(key: Expr, entries: impl IntoIterator<Item = (Expr, String)>) -> Stmt {
     let items = entries
         .into_iter()
         .map(|(k, chain)| {

@@ -327,14 +327,24 @@ fn is_point(el: &[&Val]) -> bool {
     el.iter().all(|v| v.span.0 == v.span.1)
 }
 
-/// Consecutive same-shape entries being gathered into one map.
+/// The shape of an entry: family and matched options, in order.
+type Shape = (Option<Family>, Vec<Key>);
+
+/// Consecutive same-shape entries being gathered into one map. Only what
+/// the overlap test needs is kept (a hash per point element, the low ends
+/// of point elements, the spans of range elements): the values themselves
+/// are read again from the config when the map is made, so a run of
+/// 10,000 rules holds tens of bytes per rule, not its expressions.
 #[derive(Default)]
-struct Run<'e, 'a> {
-    entries: Vec<(&'e Entry<'a>, Vec<Element<'e>>)>,
+struct Run<'a> {
+    shape: Option<Shape>,
+    entries: Vec<(&'a Placed<'a>, Option<Family>)>,
     /// Hashes of the point elements (a collision only splits the run).
     hashes: BTreeSet<u32>,
-    points: Vec<Element<'e>>,
-    ranges: Vec<Element<'e>>,
+    /// The point elements' values, one per part, element after element.
+    points: Vec<u128>,
+    /// The range elements' spans, one per part, element after element.
+    ranges: Vec<(u128, u128)>,
 }
 
 fn spans_hash(el: &[&Val]) -> u32 {
@@ -344,36 +354,51 @@ fn spans_hash(el: &[&Val]) -> u32 {
     })
 }
 
-impl<'e, 'a> Run<'e, 'a> {
-    fn shape(e: &Entry) -> (Option<Family>, Vec<Key>) {
-        (e.family, e.parts.iter().map(|p| p.key).collect())
-    }
+fn shape(e: &Entry) -> Shape {
+    (e.family, e.parts.iter().map(|p| p.key).collect())
+}
 
+/// True when the spans (one per part) overlap element `el`.
+fn overlaps<'s>(mut spans: impl Iterator<Item = (u128, u128)> + 's, el: &[&Val]) -> bool {
+    el.iter()
+        .all(|v| spans.next().is_some_and(|s| s.0 <= v.span.1 && v.span.0 <= s.1))
+}
+
+impl<'a> Run<'a> {
     /// Takes the entry if it has this run's shape and overlaps nothing in it.
     fn accepts(&self, e: &Entry, els: &[Element]) -> bool {
-        let Some((first, _)) = self.entries.first() else {
+        let Some(shape_now) = &self.shape else {
             return true;
         };
-        if Self::shape(first) != Self::shape(e) {
+        if *shape_now != shape(e) {
             return false;
         }
+        let width = e.parts.len();
         els.iter().all(|el| {
             !self.hashes.contains(&spans_hash(el))
-                && self.ranges.iter().all(|r| !overlap(r, el))
-                && (is_point(el) || self.points.iter().all(|p| !overlap(p, el)))
+                && self
+                    .ranges
+                    .chunks(width)
+                    .all(|r| !overlaps(r.iter().copied(), el))
+                && (is_point(el)
+                    || (self.points.chunks(width))
+                        .all(|p| !overlaps(p.iter().map(|&x| (x, x)), el)))
         })
     }
 
-    fn push(&mut self, e: &'e Entry<'a>, els: Vec<Element<'e>>) {
-        for el in &els {
+    fn push(&mut self, e: &Entry<'a>, els: &[Element]) {
+        if self.shape.is_none() {
+            self.shape = Some(shape(e));
+        }
+        for el in els {
             if is_point(el) {
                 self.hashes.insert(spans_hash(el));
-                self.points.push(el.clone());
+                self.points.extend(el.iter().map(|v| v.span.0));
             } else {
-                self.ranges.push(el.clone());
+                self.ranges.extend(el.iter().map(|v| v.span));
             }
         }
-        self.entries.push((e, els));
+        self.entries.push((e.placed, e.family));
     }
 }
 
@@ -384,26 +409,24 @@ fn rule_chain(p: &Placed) -> String {
 
 /// Adds the classify chains' rules (and their maps and rule chains).
 /// With `local`, rules that can match local traffic also go to
-/// classify_local.
+/// classify_local. Entries are made one at a time: only the run being
+/// gathered is held.
 pub(super) fn build(bd: &mut Builder, placed: &[Placed], local: bool) {
-    let all: Vec<Entry> = placed.iter().flat_map(entries).collect();
     let mut last_chain = None;
     let mut run = Run::default();
-    for (i, e) in all.iter().enumerate() {
-        match elements(e) {
-            Some(els) if run.accepts(e, &els) => run.push(e, els),
+    for e in placed.iter().flat_map(entries) {
+        match elements(&e) {
+            Some(els) if run.accepts(&e, &els) => run.push(&e, &els),
             els => {
                 emit(bd, std::mem::take(&mut run), &mut last_chain, local);
                 match els {
-                    Some(els) => run.push(e, els),
-                    None => emit_single(bd, e, local),
+                    Some(els) => run.push(&e, &els),
+                    None => emit_single(bd, &e, local),
                 }
             }
         }
-        if i + 1 == all.len() {
-            emit(bd, std::mem::take(&mut run), &mut last_chain, local);
-        }
     }
+    emit(bd, run, &mut last_chain, local);
 }
 
 fn emit_single(bd: &mut Builder, e: &Entry, local: bool) {
@@ -418,36 +441,33 @@ fn emit_single(bd: &mut Builder, e: &Entry, local: bool) {
 
 /// `last_chain`: the rule whose `r_` chain was made last (a rule's two
 /// family entries are neighbours, so that is the only one to look at).
-fn emit<'a>(
-    bd: &mut Builder,
-    run: Run<'_, 'a>,
-    last_chain: &mut Option<&'a Placed<'a>>,
-    local: bool,
-) {
-    match run.entries.len() {
-        0 => return,
-        1 => return emit_single(bd, run.entries[0].0, local),
-        _ => {}
+fn emit<'a>(bd: &mut Builder, run: Run<'a>, last_chain: &mut Option<&'a Placed<'a>>, local: bool) {
+    let Some((family, keys)) = run.shape else {
+        return;
+    };
+    let first = run.entries[0].0;
+    if run.entries.len() == 1 {
+        return emit_single(bd, &entry(first, family), local);
     }
-    let (first, _) = run.entries[0];
-    let family = first.family;
-    let keys: Vec<Key> = first.parts.iter().map(|p| p.key).collect();
-    let mut elem = Vec::new();
-    for (e, els) in &run.entries {
-        let chain = rule_chain(e.placed);
-        if !last_chain.is_some_and(|l| std::ptr::eq(l, e.placed)) {
-            *last_chain = Some(e.placed);
+    for &(p, _) in &run.entries {
+        if !last_chain.is_some_and(|l| std::ptr::eq(l, p)) {
+            *last_chain = Some(p);
+            let chain = rule_chain(p);
             bd.chain(&chain, None);
-            bd.rule(
-                &chain,
-                verdict(e.placed),
-                Some(format!("rule {}", e.placed.rule.name)),
-            );
-        }
-        for el in els {
-            elem.push((concat(el.iter().map(|v| v.expr()).collect()), chain.clone()));
+            let comment = format!("rule {}", p.rule.name);
+            bd.rule(&chain, verdict(p), Some(comment));
         }
     }
+    // The map's elements are made straight into the map: the values are
+    // read again from each rule (they were checked when the run was built).
+    let elements = run.entries.iter().flat_map(|&(p, family)| {
+        let e = entry(p, family);
+        let chain = rule_chain(p);
+        let els = elements(&e).unwrap_or_default();
+        els.into_iter()
+            .map(|el| (concat(el.iter().map(|v| v.expr()).collect()), chain.clone()))
+            .collect::<Vec<_>>()
+    });
     let mut st = Vec::new();
     if let Some(f) = family {
         st.push(b::matches(
@@ -457,9 +477,9 @@ fn emit<'a>(
         ));
     }
     let key = concat(keys.iter().map(|k| key_expr(*k, family)).collect());
-    st.push(b::vmap_goto(key, elem));
+    st.push(b::vmap_goto_from(key, elements));
     let comment = Some(format!("{} rules", run.entries.len()));
-    if local && !first.placed.rule.needs_input() {
+    if local && !first.rule.needs_input() {
         bd.rule(CHAIN_CLASSIFY_LOCAL, st.clone(), comment.clone());
     }
     bd.rule(CHAIN_CLASSIFY, st, comment);
