@@ -69,6 +69,82 @@ fn reading_and_validating_stays_within_four_times_the_file() {
     assert!(kept < size, "model {kept} B for a {size} B file");
 }
 
+/// bench/run.sh's `gen_rules 10000`: 10,000 same-shape rules (host
+/// address, tcp, a port), two gateways, about 1 MB.
+fn rules_config(n: usize) -> Vec<u8> {
+    let mut s = String::from(
+        "config gateway 'a'\n\toption gateway '10.128.0.2'\n\
+         config gateway 'b'\n\toption gateway '10.128.0.3'\n",
+    );
+    for i in 0..n {
+        s.push_str(&format!(
+            "config rule\n\toption gateway '{}'\n\tlist src_ip '10.{}.{}.7'\n\
+             \tlist proto 'tcp'\n\tlist dest_port '{}'\n",
+            ["a", "b"][i % 2],
+            i / 250,
+            i % 250,
+            1000 + i % 50
+        ));
+    }
+    s.into_bytes()
+}
+
+/// Heap bytes above `base` at the peak since the last call, and now.
+fn phase(base: usize) -> (usize, usize) {
+    let now = NOW.load(Relaxed);
+    let peak = PEAK.swap(now, Relaxed);
+    (peak - base, now - base)
+}
+
+/// 10,000 same-shape rules through everything `render` does before it
+/// writes (read, parse, validate, plan, serialize), phase by phase.
+#[test]
+fn ten_thousand_rules_stay_within_the_heap_budget() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let file = "/etc/config/connroute";
+    let base = NOW.load(Relaxed);
+    PEAK.store(base, Relaxed);
+    let bytes = rules_config(10_000);
+    let size = bytes.len();
+    let doc = Config::document(&bytes, file).unwrap();
+    drop(bytes);
+    let (parse, kept_doc) = phase(base);
+    let config = Config::from_document_with_ids(&doc, file, &Ids::default()).unwrap();
+    drop(doc);
+    let (validate, kept_config) = phase(base);
+    let plan = connroute::plan::plan(&config, &Default::default());
+    let (plan_peak, kept_plan) = phase(base);
+    let mut out = Counted(0);
+    serde_json::to_writer(&mut out, &plan.ruleset).unwrap();
+    let (serialize, _) = phase(base);
+    eprintln!(
+        "file {size} B; peak/kept: parse {parse}/{kept_doc}, validate {validate}/{kept_config}, \
+         plan {plan_peak}/{kept_plan}, serialize {serialize} ({} B of JSON)",
+        out.0
+    );
+    assert_eq!(config.rules.len(), 10_000);
+    assert!(out.0 > 3_000_000, "{} B of JSON", out.0);
+    let peak = [parse, validate, plan_peak, serialize].into_iter().max().unwrap();
+    assert!(peak < BUDGET_10K_RULES, "heap peak {peak} B");
+}
+
+/// Counts what is written, keeps nothing.
+struct Counted(usize);
+
+impl std::io::Write for Counted {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0 += b.len();
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The heap budget of the 10,000-rule case (see the test's report).
+const BUDGET_10K_RULES: usize = 100 << 20;
+
 /// The whole program (read, validate, plan, print) on that config, by the
 /// peak RSS the binary logs with `-v`: the review measured 138 MB; the
 /// target is under 40 MB (about 21 MB in a release build, 23 MB in a debug

@@ -303,19 +303,22 @@ impl Fields<'_> {
     pub fn criterion<T>(&self, name: &str, f: impl Fn(&Val) -> Option<T>) -> Criterion<T> {
         let all = self.all(name);
         let negated = all.iter().filter(|w| w.negated).count();
-        let mut c = Criterion {
-            any: Vec::with_capacity(all.len() - negated),
-            none: Vec::with_capacity(negated),
-        };
+        let (mut any, mut none) = (
+            Vec::with_capacity(all.len() - negated),
+            Vec::with_capacity(negated),
+        );
         for w in all {
             if let Some(v) = f(&w.val) {
                 if w.negated {
-                    c.none.push(v);
+                    none.push(v);
                 } else {
-                    c.any.push(v);
+                    any.push(v);
                 }
             }
         }
-        c
+        Criterion {
+            any: any.into(),
+            none: none.into(),
+        }
     }
 }

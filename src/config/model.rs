@@ -97,9 +97,9 @@ pub struct Gateway {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Criterion<T> {
     /// Any of these must match (empty: no constraint).
-    pub any: Vec<T>,
+    pub any: Box<[T]>,
     /// None of these may match.
-    pub none: Vec<T>,
+    pub none: Box<[T]>,
 }
 
 impl<T> Criterion<T> {
@@ -110,24 +110,24 @@ impl<T> Criterion<T> {
 }
 
 /// `config rule`: which new connections are pinned to which gateway.
+/// Lists are boxed slices, not `Vec`s: 10,000 rules are kept through the
+/// whole plan, and every spare word counts (see tests/config_memory.rs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// Section name, or libuci's generated id for an anonymous section.
     pub name: String,
-    /// `type 'name'` for messages and comments.
-    pub label: String,
     /// Index of the target gateway in [`Config::gateways`].
     pub gateway: usize,
     /// Families the rule may match (from `family`, addresses and icmp).
-    pub families: Vec<Family>,
+    pub families: Box<[Family]>,
     /// Source MACs.
-    pub src_mac: Vec<String>,
+    pub src_mac: Box<[String]>,
     /// Input devices.
-    pub in_device: Vec<String>,
+    pub in_device: Box<[String]>,
     /// Input OpenWrt interfaces, resolved to devices at plan time.
-    pub in_interface: Vec<String>,
+    pub in_interface: Box<[String]>,
     /// Protocols (empty: any).
-    pub proto: Vec<Proto>,
+    pub proto: Box<[Proto]>,
     /// Source addresses.
     pub src_ip: Criterion<Prefix>,
     /// Destination addresses.

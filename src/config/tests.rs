@@ -15,9 +15,9 @@ fn seed_example_loads() {
     let g = &c.gateways[0];
     assert_eq!((g.mark, g.table), (0x0100_0000, 5000));
     let r = &c.rules[0];
-    assert_eq!(r.src_mac, ["52:54:00:c2:a5:43"]);
+    assert_eq!(r.src_mac[..], ["52:54:00:c2:a5:43"]);
     assert_eq!(r.src_ip.none.len(), 1);
-    assert_eq!(r.families, [Family::V4, Family::V6]);
+    assert_eq!(r.families[..], [Family::V4, Family::V6]);
     assert!(c.warnings.is_empty());
 }
 
@@ -51,7 +51,7 @@ fn errors_name_file_line_section_option() {
 #[test]
 fn negated_v4_prefix_keeps_ipv6() {
     let c = load("config gateway g\n\toption device eth1\nconfig rule\n\toption gateway g\n\toption src_ip '!10.0.0.0/8'\n").unwrap();
-    assert_eq!(c.rules[0].families, [Family::V4, Family::V6]);
+    assert_eq!(c.rules[0].families[..], [Family::V4, Family::V6]);
     let e = first_error(
         "config gateway g\n\toption device eth1\nconfig rule\n\toption gateway g\n\toption src_ip 10.0.0.0/8\n\toption dest_ip 2001:db8::/32\n",
     );
@@ -61,7 +61,7 @@ fn negated_v4_prefix_keeps_ipv6() {
 #[test]
 fn ports_default_to_tcp_and_udp() {
     let c = load("config gateway g\n\toption device eth1\nconfig rule\n\toption gateway g\n\toption dest_port '80 443'\n").unwrap();
-    assert_eq!(c.rules[0].proto, [Proto::Number(6), Proto::Number(17)]);
+    assert_eq!(c.rules[0].proto[..], [Proto::Number(6), Proto::Number(17)]);
     assert_eq!(c.rules[0].dest_port.any.len(), 2);
 }
 
