@@ -6,7 +6,7 @@ use super::model::{Criterion, LogLevel};
 use super::schema::{self, Kind, OptSpec, Parser};
 use super::values::{self, Family, PortRange, Prefix, Proto};
 use super::{Diagnostic, Severity};
-use crate::uci::{Item, Section, Value};
+use crate::uci::{Document, Item, Section, Value};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Longest value accepted where a name, address, port or number is
@@ -63,7 +63,7 @@ impl Loader<'_> {
     }
 
     /// Parses every option of `s` (a known section type) through the schema.
-    pub fn fields<'s>(&mut self, s: &'s Section, ctx: &Context) -> Fields<'s> {
+    pub fn fields<'s>(&mut self, doc: &Document, s: &'s Section, ctx: &Context) -> Fields<'s> {
         for (name, line) in &s.empty_options {
             self.error(
                 *line,
@@ -95,17 +95,24 @@ impl Loader<'_> {
                 );
                 continue;
             }
-            let words = self.words(s, spec, o.value.items(), ctx);
+            let words = self.words(doc, s, spec, o.value.items(), ctx);
             values.push((spec.name, words));
         }
         Fields { section: s, values }
     }
 
-    fn words(&mut self, s: &Section, spec: &OptSpec, items: &[Item], ctx: &Context) -> Vec<Word> {
+    fn words(
+        &mut self,
+        doc: &Document,
+        s: &Section,
+        spec: &OptSpec,
+        items: &[Item],
+        ctx: &Context,
+    ) -> Vec<Word> {
         // Usually one word an item: no doubling for a 100,000-item list.
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            let text = match checked_text(item) {
+            let text = match checked_text(doc, item) {
                 Ok(t) => t,
                 Err(m) => {
                     self.error(item.line, s, Some(spec.name), m);
@@ -145,20 +152,20 @@ impl Loader<'_> {
 }
 
 /// The item's text, refused when too long or not ASCII.
-fn checked_text(item: &Item) -> Result<&str, String> {
-    if item.bytes.len() > MAX_VALUE {
+fn checked_text<'d>(doc: &'d Document, item: &Item) -> Result<&'d str, String> {
+    if item.len() > MAX_VALUE {
         return Err(format!(
             "value of {} bytes is longer than the {MAX_VALUE} bytes any name, address or port needs",
-            item.bytes.len()
+            item.len()
         ));
     }
-    std::str::from_utf8(&item.bytes)
+    std::str::from_utf8(doc.bytes(item))
         .ok()
         .filter(|t| t.is_ascii())
         .ok_or_else(|| {
             format!(
                 "'{}' contains non-ASCII bytes",
-                crate::uci::clip(&item.text())
+                crate::uci::clip(&doc.text(item))
             )
         })
 }

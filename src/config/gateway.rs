@@ -29,10 +29,10 @@ pub(super) fn load(
             continue;
         }
         if let Some(problem) = values::gateway_name_problem(&s.name) {
-            let problem = problem.replace(&s.name, &crate::uci::clip(&s.name));
+            let problem = problem.replace(&*s.name, &crate::uci::clip(&s.name));
             l.error(s.line, s, None, problem);
         }
-        let f = l.fields(s, &ctx);
+        let f = l.fields(doc, s, &ctx);
         if ["gateway", "gateway6", "device", "interface"]
             .iter()
             .all(|o| !f.given(o))
@@ -63,7 +63,7 @@ pub(super) fn load(
 fn gateway(f: &Fields, index: usize) -> Gateway {
     let s = f.section;
     Gateway {
-        name: s.name.clone(),
+        name: s.name.to_string(),
         enabled: f.flag("enabled").unwrap_or(true),
         gateway: f.vals("gateway").into_iter().find_map(|v| match v {
             Val::V4(a) => Some(a),

@@ -19,6 +19,7 @@ pub(super) fn load(l: &mut Loader, doc: &Document) -> Globals {
             continue;
         }
         let f = l.fields(
+            doc,
             s,
             &Context {
                 mark_mask: d.mark_mask,

@@ -150,7 +150,7 @@ impl Config {
             errors: 0,
         };
         for s in &doc.sections {
-            if !schema::SECTION_TYPES.contains(&s.stype.as_str()) {
+            if !schema::SECTION_TYPES.contains(&&*s.stype) {
                 let msg = format!("unknown section type '{}', ignored", uci::clip(&s.stype));
                 l.push(Severity::Warning, s.line, s, None, msg);
             }

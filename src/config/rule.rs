@@ -18,7 +18,7 @@ pub(super) fn load(
     let mut out = Vec::with_capacity(doc.of_type("rule").count());
     for s in doc.of_type("rule") {
         let errors = l.errors;
-        let f = l.fields(s, ctx);
+        let f = l.fields(doc, s, ctx);
         let enabled = f.flag("enabled").unwrap_or(true);
         let gateway = target(l, &f, gateways, enabled);
         let mut proto: Vec<Proto> = f
@@ -36,7 +36,7 @@ pub(super) fn load(
         let has_ports = !src_port.is_empty() || !dest_port.is_empty();
         protocols(l, &f, &mut proto, has_ports, !dest_port.is_empty());
         let mut rule = Rule {
-            name: s.name.clone(),
+            name: s.name.to_string(),
             gateway: 0,
             families: Box::default(),
             src_mac: f.texts("src_mac").into(),

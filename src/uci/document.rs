@@ -1,23 +1,34 @@
 //! The in-memory form of one UCI package, with libuci's merge rules and its
 //! `export` / `show` output formats.
+//!
+//! Kept small for big files (10,000 sections, 100,000-item lists): values
+//! live in one byte arena of the document and an [`Item`] is a span of it;
+//! section types and option names are shared (`Rc<str>`, one per distinct
+//! name), so a section of three options costs about 300 bytes.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::rc::Rc;
 
-/// One value of an option or one item of a list, with the line it came from.
+/// One value of an option or one item of a list, with the line it came
+/// from; its bytes are in the document ([`Document::bytes`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
-    /// The raw bytes, exactly as libuci would store them (no NUL); boxed,
-    /// not a `Vec`: 8 bytes less for each of a huge list's items.
-    pub bytes: Box<[u8]>,
+    start: u32,
+    len: u32,
     /// 1-based line on which the statement that set this value started.
     pub line: usize,
 }
 
 impl Item {
-    /// The value as text; invalid UTF-8 is replaced, which only matters for
-    /// messages (the config model rejects non-ASCII where it needs text).
-    pub fn text(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.bytes)
+    /// Length of the value in bytes.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// True for an empty value (never stored: libuci drops those).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -43,8 +54,8 @@ impl Value {
 /// A named option of a section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opt {
-    /// Option name (`[A-Za-z0-9_]+`).
-    pub name: String,
+    /// Option name (`[A-Za-z0-9_]+`), shared by every option of that name.
+    pub name: Rc<str>,
     /// Its value.
     pub value: Value,
     /// Line of the statement that first created it.
@@ -54,10 +65,10 @@ pub struct Opt {
 /// A `config` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Section {
-    /// Section type (printable ASCII).
-    pub stype: String,
+    /// Section type (printable ASCII), shared by every section of that type.
+    pub stype: Rc<str>,
     /// Its name: the given one, or the generated `cfgNNHHHH` id when anonymous.
-    pub name: String,
+    pub name: Box<str>,
     /// True when the section had no name in the file.
     pub anonymous: bool,
     /// Line of the `config` statement that created it.
@@ -66,13 +77,13 @@ pub struct Section {
     pub options: Vec<Opt>,
     /// `option NAME ''` statements (name, line): libuci drops them, but a
     /// reader that must not silently widen a match wants to see them.
-    pub empty_options: Vec<(String, usize)>,
+    pub empty_options: Vec<(Rc<str>, usize)>,
 }
 
 impl Section {
     /// Looks an option up by name.
     pub fn option(&self, name: &str) -> Option<&Opt> {
-        self.options.iter().find(|o| o.name == name)
+        self.options.iter().find(|o| &*o.name == name)
     }
 
     /// How the section is called in messages: `'name'` or `@type[N]`-style id.
@@ -84,92 +95,10 @@ impl Section {
             format!("{stype} '{}'", super::clip(&self.name))
         }
     }
-
-    #[cfg(test)]
-    pub(crate) fn set_option(&mut self, name: &str, bytes: Vec<u8>, line: usize) {
-        let at = self.options.iter().position(|o| o.name == name);
-        self.set_option_at(at, name, bytes, line);
-    }
-
-    /// `option NAME VALUE`, with the option's index when the caller knows
-    /// it exists (so huge sections stay linear); returns the index, if any.
-    pub(crate) fn set_option_at(
-        &mut self,
-        at: Option<usize>,
-        name: &str,
-        bytes: Vec<u8>,
-        line: usize,
-    ) -> Option<usize> {
-        // libuci: an empty value makes `option` a no-op.
-        if bytes.is_empty() {
-            self.empty_options.push((name.to_string(), line));
-            return at;
-        }
-        let item = Item {
-            bytes: bytes.into(),
-            line,
-        };
-        match at {
-            Some(i) => self.options[i].value = Value::Single(item),
-            None => self.options.push(Opt {
-                name: name.to_string(),
-                value: Value::Single(item),
-                line,
-            }),
-        }
-        Some(at.unwrap_or(self.options.len() - 1))
-    }
-
-    #[cfg(test)]
-    pub(crate) fn add_list_item(&mut self, name: &str, bytes: Vec<u8>, line: usize) {
-        let at = self.options.iter().position(|o| o.name == name);
-        self.add_list_item_at(at, name, bytes, line);
-    }
-
-    /// `list NAME VALUE`, like [`Section::set_option_at`].
-    pub(crate) fn add_list_item_at(
-        &mut self,
-        at: Option<usize>,
-        name: &str,
-        bytes: Vec<u8>,
-        line: usize,
-    ) -> usize {
-        let item = Item {
-            bytes: bytes.into(),
-            line,
-        };
-        match at {
-            Some(i) => {
-                let opt = &mut self.options[i];
-                match &mut opt.value {
-                    Value::List(items) => items.push(item),
-                    Value::Single(old) => {
-                        let old = std::mem::replace(
-                            old,
-                            Item {
-                                bytes: Box::default(),
-                                line: 0,
-                            },
-                        );
-                        opt.value = Value::List(vec![old, item]);
-                    }
-                }
-                i
-            }
-            None => {
-                self.options.push(Opt {
-                    name: name.to_string(),
-                    value: Value::List(vec![item]),
-                    line,
-                });
-                self.options.len() - 1
-            }
-        }
-    }
 }
 
 /// A parsed UCI package.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Document {
     /// Package name: the file name, as libuci names it.
     pub package: String,
@@ -177,6 +106,8 @@ pub struct Document {
     pub sections: Vec<Section>,
     /// How many sections were ever created (libuci's `n_section`), for ids.
     pub(crate) created: usize,
+    /// Every value's bytes, one after the other ([`Item`] spans).
+    text: Vec<u8>,
 }
 
 /// djb2 over the type, as libuci hashes it for anonymous section ids.
@@ -198,25 +129,39 @@ impl Document {
 
     /// Index of the first section called `name` (generated ids included).
     pub fn find(&self, name: &str) -> Option<usize> {
-        self.sections.iter().position(|s| s.name == name)
+        self.sections.iter().position(|s| &*s.name == name)
     }
 
     /// Sections of one type, in file order.
     pub fn of_type<'a>(&'a self, stype: &'a str) -> impl Iterator<Item = &'a Section> + 'a {
-        self.sections.iter().filter(move |s| s.stype == stype)
+        self.sections.iter().filter(move |s| &*s.stype == stype)
     }
 
-    pub(crate) fn add_section(&mut self, stype: &str, name: Option<&str>, line: usize) -> usize {
+    /// The bytes of a value of this document.
+    pub fn bytes(&self, item: &Item) -> &[u8] {
+        let start = item.start as usize;
+        &self.text[start..start + item.len()]
+    }
+
+    /// A value as text; invalid UTF-8 is replaced, which only matters for
+    /// messages (the config model rejects non-ASCII where it needs text).
+    pub fn text(&self, item: &Item) -> Cow<'_, str> {
+        String::from_utf8_lossy(self.bytes(item))
+    }
+
+    /// The generated id of the anonymous section created `ordinal`-th.
+    pub(crate) fn anonymous_id(ordinal: usize, stype: &str) -> String {
+        format!("cfg{ordinal:02x}{:04x}", type_hash(stype) & 0xffff)
+    }
+
+    pub(crate) fn add_section(&mut self, stype: Rc<str>, name: Option<&str>, line: usize) -> usize {
         self.created += 1;
         let (name, anonymous) = match name {
-            Some(n) => (n.to_string(), false),
-            None => (
-                format!("cfg{:02x}{:04x}", self.created, type_hash(stype) & 0xffff),
-                true,
-            ),
+            Some(n) => (n.into(), false),
+            None => (Self::anonymous_id(self.created, &stype).into(), true),
         };
         self.sections.push(Section {
-            stype: stype.to_string(),
+            stype,
             name,
             anonymous,
             line,
@@ -224,6 +169,88 @@ impl Document {
             empty_options: Vec::new(),
         });
         self.sections.len() - 1
+    }
+
+    /// Stores a value's bytes; the item that refers to them.
+    fn item(&mut self, bytes: &[u8], line: usize) -> Item {
+        let start = self.text.len() as u32;
+        self.text.extend_from_slice(bytes);
+        Item {
+            start,
+            len: bytes.len() as u32,
+            line,
+        }
+    }
+
+    /// `option NAME VALUE` in section `s`, with the option's index when the
+    /// caller knows it exists (so huge sections stay linear); returns the
+    /// index, if any.
+    pub(crate) fn set_option(
+        &mut self,
+        s: usize,
+        at: Option<usize>,
+        name: &Rc<str>,
+        bytes: &[u8],
+        line: usize,
+    ) -> Option<usize> {
+        // libuci: an empty value makes `option` a no-op.
+        if bytes.is_empty() {
+            self.sections[s].empty_options.push((name.clone(), line));
+            return at;
+        }
+        let value = Value::Single(self.item(bytes, line));
+        let options = &mut self.sections[s].options;
+        match at {
+            Some(i) => options[i].value = value,
+            None => options.push(Opt {
+                name: name.clone(),
+                value,
+                line,
+            }),
+        }
+        Some(at.unwrap_or(options.len() - 1))
+    }
+
+    /// `list NAME VALUE`, like [`Document::set_option`].
+    pub(crate) fn add_list_item(
+        &mut self,
+        s: usize,
+        at: Option<usize>,
+        name: &Rc<str>,
+        bytes: &[u8],
+        line: usize,
+    ) -> usize {
+        let item = self.item(bytes, line);
+        let options = &mut self.sections[s].options;
+        let Some(i) = at else {
+            options.push(Opt {
+                name: name.clone(),
+                value: Value::List(vec![item]),
+                line,
+            });
+            return options.len() - 1;
+        };
+        let opt = &mut options[i];
+        match &mut opt.value {
+            Value::List(items) => items.push(item),
+            Value::Single(old) => opt.value = Value::List(vec![old.clone(), item]),
+        }
+        i
+    }
+
+    /// Gives back the spare capacity growth left (sections, options,
+    /// lists, the value arena): the document is read-only from here.
+    pub(crate) fn shrink(&mut self) {
+        self.text.shrink_to_fit();
+        self.sections.shrink_to_fit();
+        for s in &mut self.sections {
+            s.options.shrink_to_fit();
+            for o in &mut s.options {
+                if let Value::List(items) = &mut o.value {
+                    items.shrink_to_fit();
+                }
+            }
+        }
     }
 
     /// `uci export` output, byte for byte.
@@ -250,7 +277,7 @@ impl Document {
                     out.extend_from_slice(keyword);
                     push_escaped(&mut out, o.name.as_bytes());
                     out.extend_from_slice(b" '");
-                    push_escaped(&mut out, &item.bytes);
+                    push_escaped(&mut out, self.bytes(item));
                     out.extend_from_slice(b"'\n");
                 }
             }
@@ -270,7 +297,7 @@ impl Document {
                     .count();
                 format!("@{}[{}]", s.stype, n)
             } else {
-                s.name.clone()
+                s.name.to_string()
             };
             out.extend_from_slice(
                 format!("{}.{}={}\n", self.package, reference, s.stype).as_bytes(),
@@ -284,7 +311,7 @@ impl Document {
                         out.push(b' ');
                     }
                     out.push(b'\'');
-                    push_escaped(&mut out, &item.bytes);
+                    push_escaped(&mut out, self.bytes(item));
                     out.push(b'\'');
                 }
                 out.push(b'\n');
@@ -317,39 +344,32 @@ mod tests {
 
     #[test]
     fn anonymous_ids_follow_ordinal_and_type_hash() {
-        let mut doc = Document::new("test");
-        doc.add_section("rule", None, 1);
-        doc.add_section("zone", Some("lan"), 2);
-        doc.add_section("rule", None, 3);
-        assert_eq!(doc.sections[0].name, "cfg0192bd");
-        assert_eq!(doc.sections[2].name, "cfg0392bd");
+        let mut doc = Document::default();
+        doc.add_section("rule".into(), None, 1);
+        doc.add_section("zone".into(), Some("lan"), 2);
+        doc.add_section("rule".into(), None, 3);
+        assert_eq!(&*doc.sections[0].name, "cfg0192bd");
+        assert_eq!(&*doc.sections[2].name, "cfg0392bd");
         assert_eq!(type_hash("interface") & 0xffff, 0x6d96);
     }
 
     #[test]
     fn option_and_list_switch_in_place() {
-        let mut s = Section {
-            stype: "t".into(),
-            name: "n".into(),
-            anonymous: false,
-            line: 1,
-            options: vec![],
-            empty_options: vec![],
-        };
-        s.set_option("a", b"1".to_vec(), 2);
-        s.set_option("b", b"2".to_vec(), 3);
-        s.add_list_item("a", b"x".to_vec(), 4);
-        s.set_option("a", Vec::new(), 5);
-        assert_eq!(s.empty_options, [("a".to_string(), 5)]);
-        assert_eq!(s.options[0].name, "a");
-        assert_eq!(s.options[0].value.items().len(), 2);
-        s.set_option("a", b"y".to_vec(), 6);
-        assert_eq!(
-            s.options[0].value,
-            Value::Single(Item {
-                bytes: b"y".to_vec().into(),
-                line: 6
-            })
-        );
+        let mut doc = Document::default();
+        let s = doc.add_section("t".into(), Some("n"), 1);
+        let (a, b): (Rc<str>, Rc<str>) = ("a".into(), "b".into());
+        let at = doc.set_option(s, None, &a, b"1", 2);
+        doc.set_option(s, None, &b, b"2", 3);
+        doc.add_list_item(s, at, &a, b"x", 4);
+        doc.set_option(s, at, &a, b"", 5);
+        let sec = &doc.sections[s];
+        assert_eq!(sec.empty_options, [(a.clone(), 5)]);
+        assert_eq!(&*sec.options[0].name, "a");
+        let items = sec.options[0].value.items();
+        assert_eq!(items.len(), 2);
+        assert_eq!((doc.text(&items[0]), doc.text(&items[1])), ("1".into(), "x".into()));
+        doc.set_option(s, at, &a, b"y", 6);
+        let v = &doc.sections[s].options[0].value;
+        assert!(matches!(v, Value::Single(i) if doc.bytes(i) == b"y" && i.line == 6));
     }
 }

@@ -13,8 +13,9 @@ use nom::branch::alt;
 use nom::bytes::complete::{tag, take_while1};
 use nom::combinator::{all_consuming, value};
 use nom::{IResult, Parser};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::rc::Rc;
 
 /// Strict (libuci default, every OpenWrt service) or non-strict (`uci -S`,
 /// the shell's `config_load`) parsing.
@@ -118,13 +119,20 @@ struct Reader<'a> {
     mode: Mode,
     doc: Document,
     section: Option<usize>,
-    /// Section name → first section of that name (generated ids included).
-    sections: BTreeMap<String, usize>,
-    /// `SECTION.OPTION` (section index, option name) → option index: keeps
-    /// huge files fast. One map type for both (and for src/ids) keeps the
-    /// binary small: a `BTreeMap`, as `HashMap` links SipHash and a seed.
-    options: BTreeMap<String, usize>,
+    /// Name → first named section of that name (anonymous sections are
+    /// found by their generated id: [`Reader::find_section`]).
+    sections: BTreeMap<Box<str>, usize>,
+    /// Every section type and option name met, each stored once.
+    names: BTreeSet<Rc<str>>,
+    /// (section index, option name) → option index, for sections of more
+    /// than [`INDEX_FROM`] options only: keeps huge files fast without a
+    /// map entry for every small section's options. `BTreeMap`s (also in
+    /// src/ids) keep the binary small: `HashMap` links SipHash and a seed.
+    options: BTreeMap<(usize, Rc<str>), usize>,
 }
+
+/// Sections with more options than this get their options indexed.
+const INDEX_FROM: usize = 16;
 
 type Step<T> = Result<T, ParseError>;
 
@@ -357,20 +365,18 @@ impl<'a> Reader<'a> {
         }
         let name_at = self.arg(false, Some(Charset::Name))?;
         self.assert_eol()?;
-        let stype = String::from_utf8_lossy(&self.text(type_at)).into_owned();
+        let stype = self.intern(type_at);
         let name = String::from_utf8_lossy(&self.text(name_at)).into_owned();
         let line = self.start_line;
-        if self.doc.sections.len() >= MAX_SECTIONS && !self.sections.contains_key(&name) {
+        let found = self.find_section(&name);
+        if self.doc.sections.len() >= MAX_SECTIONS && found.is_none() {
             return Err(self.error("more than 65536 sections"));
         }
         if name.is_empty() {
-            let i = self.doc.add_section(&stype, None, line);
-            let id = self.doc.sections[i].name.clone();
-            self.sections.entry(id).or_insert(i);
-            self.section = Some(i);
+            self.section = Some(self.doc.add_section(stype, None, line));
             return Ok(());
         }
-        match self.sections.get(&name).copied() {
+        match found {
             Some(i) => {
                 if self.doc.sections[i].stype != stype {
                     if self.mode == Mode::Strict {
@@ -383,12 +389,67 @@ impl<'a> Reader<'a> {
                 self.section = Some(i);
             }
             None => {
-                let i = self.doc.add_section(&stype, Some(&name), line);
-                self.sections.insert(name, i);
+                let i = self.doc.add_section(stype, Some(&name), line);
+                self.sections.insert(name.into(), i);
                 self.section = Some(i);
             }
         }
         Ok(())
+    }
+
+    /// The first section called `name`: a named one, or an anonymous one
+    /// whose generated id (`cfg` + ordinal + type hash) it is.
+    fn find_section(&self, name: &str) -> Option<usize> {
+        let named = self.sections.get(name).copied();
+        let ordinal = name
+            .strip_prefix("cfg")
+            .filter(|hex| hex.len() >= 6 && hex.bytes().all(|c| c.is_ascii_hexdigit()))
+            .and_then(|hex| usize::from_str_radix(&hex[..hex.len() - 4], 16).ok());
+        let anonymous = ordinal.filter(|&n| {
+            self.doc.sections.get(n.wrapping_sub(1)).is_some_and(|s| {
+                s.anonymous && &*s.name == name
+            })
+        });
+        match (named, anonymous.map(|n| n - 1)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The shared copy of the name or type at `start` in the buffer.
+    fn intern(&mut self, start: usize) -> Rc<str> {
+        let text = self.text(start);
+        let text = String::from_utf8_lossy(&text);
+        if let Some(name) = self.names.get(&*text) {
+            return name.clone();
+        }
+        let name: Rc<str> = text.into();
+        self.names.insert(name.clone());
+        name
+    }
+
+    /// Index of option `name` in section `s`, if it exists.
+    fn find_option(&self, s: usize, name: &Rc<str>) -> Option<usize> {
+        let options = &self.doc.sections[s].options;
+        if options.len() <= INDEX_FROM {
+            options.iter().position(|o| Rc::ptr_eq(&o.name, name))
+        } else {
+            self.options.get(&(s, name.clone())).copied()
+        }
+    }
+
+    /// Indexes a new option `i` of section `s` (all of them once the
+    /// section grows past [`INDEX_FROM`]).
+    fn index_option(&mut self, s: usize, i: usize) {
+        let options = &self.doc.sections[s].options;
+        let from = match options.len() {
+            n if n <= INDEX_FROM => return,
+            n if n == INDEX_FROM + 1 => 0,
+            _ => i,
+        };
+        for (j, o) in options.iter().enumerate().skip(from) {
+            self.options.insert((s, o.name.clone()), j);
+        }
     }
 
     fn option(&mut self, list: bool) -> Step<()> {
@@ -399,22 +460,21 @@ impl<'a> Reader<'a> {
         let name_at = self.arg(true, Some(Charset::Name))?;
         let value_at = self.arg(false, None)?;
         self.assert_eol()?;
-        let name = String::from_utf8_lossy(&self.text(name_at)).into_owned();
-        let value = self.text(value_at);
+        let name = self.intern(name_at);
         let line = self.start_line;
-        let s = &mut self.doc.sections[section];
-        let key = format!("{section}.{name}");
-        let at = self.options.get(&key).copied();
-        if at.is_none() && s.options.len() >= MAX_OPTIONS {
+        let at = self.find_option(section, &name);
+        if at.is_none() && self.doc.sections[section].options.len() >= MAX_OPTIONS {
             return Err(self.error("more than 65536 options in one section"));
         }
+        let len = self.strlen(value_at);
+        let value = self.buf.get(value_at..value_at + len).unwrap_or_default();
         let now = if list {
-            Some(s.add_list_item_at(at, &name, value, line))
+            Some(self.doc.add_list_item(section, at, &name, value, line))
         } else {
-            s.set_option_at(at, &name, value, line)
+            self.doc.set_option(section, at, &name, value, line)
         };
         if let (None, Some(i)) = (at, now) {
-            self.options.insert(key, i);
+            self.index_option(section, i);
         }
         Ok(())
     }
@@ -489,6 +549,7 @@ fn run(input: &[u8], package: &str, mode: Mode, errors: &mut Vec<ParseError>) ->
         doc: Document::new(package),
         section: None,
         sections: BTreeMap::new(),
+        names: BTreeSet::new(),
         options: BTreeMap::new(),
     };
     while r.next < input.len() {
@@ -505,6 +566,7 @@ fn run(input: &[u8], package: &str, mode: Mode, errors: &mut Vec<ParseError>) ->
             errors.push(e);
         }
     }
+    r.doc.shrink();
     Ok(r.doc)
 }
 

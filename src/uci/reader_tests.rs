@@ -61,9 +61,9 @@ fn re_entered_sections_and_options_merge_through_the_index() {
     assert_eq!(doc.sections.len(), 4);
     let a = &doc.sections[0];
     assert_eq!(a.options.len(), 2);
-    assert_eq!(a.option("x").unwrap().value.items()[0].text(), "5");
+    assert_eq!(doc.text(&a.option("x").unwrap().value.items()[0]), "5");
     assert_eq!(
-        doc.sections[1].option("x").unwrap().value.items()[0].text(),
+        doc.text(&doc.sections[1].option("x").unwrap().value.items()[0]),
         "2"
     );
     // A name equal to an anonymous section's generated id reuses it, as libuci does.
