@@ -13,7 +13,6 @@ use super::runstate::{self, RunState};
 use super::{Report, System};
 use crate::config::Family;
 use crate::plan::{self, IpRule, Plan, Route};
-use nftables::schema::{FlushObject, NfCmd, NfListObject, NfObject, Nftables};
 
 /// What apply would do, and the run state to record if nothing changes.
 pub struct Decision {
@@ -246,15 +245,14 @@ pub(super) fn remove_strays(
 /// delete becomes a flush, so a table created meanwhile is still replaced
 /// rule for rule.
 pub fn batch(plan: &Plan, create: bool) -> Vec<u8> {
-    let mut b: Nftables = plan.ruleset.clone();
-    if create {
-        for o in b.objects.to_mut().iter_mut() {
-            if let NfObject::CmdObject(NfCmd::Delete(NfListObject::Table(t))) = o {
-                *o = NfObject::CmdObject(NfCmd::Flush(FlushObject::Table(t.clone())));
-            }
-        }
+    if !create {
+        return plan.ruleset.to_json();
     }
-    serde_json::to_vec(&b).unwrap_or_default()
+    let flushed = plan.ruleset.map(|o| {
+        let table = o.strip_prefix("{\"delete\":{\"table\":")?;
+        Some(format!("{{\"flush\":{{\"table\":{table}"))
+    });
+    flushed.to_json()
 }
 
 /// Loads the table and returns the run state to record: the generation
