@@ -146,22 +146,22 @@ pub fn goto(chain: String) -> Stmt {
 
 /// `KEY vmap { K : goto CHAIN, … }`.
 pub fn vmap_goto(key: Expr, entries: Vec<(Expr, String)>) -> Stmt {
-    vmap_goto_from(key, entries)
+    let items = entries.into_iter().map(|(k, c)| goto_item(k, c)).collect();
+    vmap(key, items)
 }
 
-/// [`vmap_goto`] from an iterator: the entries go straight into the map.
-pub fn vmap_goto_from(key: Expr, entries: impl IntoIterator<Item = (Expr, String)>) -> Stmt {
-    let items = entries
-        .into_iter()
-        .map(|(k, chain)| {
-            SetItem::Mapping(
-                k,
-                Expression::Verdict(Verdict::Goto(JumpTarget {
-                    target: chain.into(),
-                })),
-            )
-        })
-        .collect();
+/// `K : goto CHAIN`, an element of a verdict map.
+pub fn goto_item(k: Expr, chain: String) -> SetItem<'static> {
+    SetItem::Mapping(
+        k,
+        Expression::Verdict(Verdict::Goto(JumpTarget {
+            target: chain.into(),
+        })),
+    )
+}
+
+/// `KEY vmap { ITEMS }`.
+pub fn vmap(key: Expr, items: Vec<SetItem<'static>>) -> Stmt {
     Statement::VerdictMap(VerdictMap {
         key,
         data: Expression::Named(NamedExpression::Set(items)),

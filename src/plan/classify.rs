@@ -345,6 +345,8 @@ struct Run<'a> {
     points: Vec<u128>,
     /// The range elements' spans, one per part, element after element.
     ranges: Vec<(u128, u128)>,
+    /// How many elements the run's map has.
+    elements: usize,
 }
 
 fn spans_hash(el: &[&Val]) -> u32 {
@@ -360,8 +362,11 @@ fn shape(e: &Entry) -> Shape {
 
 /// True when the spans (one per part) overlap element `el`.
 fn overlaps<'s>(mut spans: impl Iterator<Item = (u128, u128)> + 's, el: &[&Val]) -> bool {
-    el.iter()
-        .all(|v| spans.next().is_some_and(|s| s.0 <= v.span.1 && v.span.0 <= s.1))
+    el.iter().all(|v| {
+        spans
+            .next()
+            .is_some_and(|s| s.0 <= v.span.1 && v.span.0 <= s.1)
+    })
 }
 
 impl<'a> Run<'a> {
@@ -398,6 +403,7 @@ impl<'a> Run<'a> {
                 self.ranges.extend(el.iter().map(|v| v.span));
             }
         }
+        self.elements += els.len();
         self.entries.push((e.placed, e.family));
     }
 }
@@ -458,14 +464,14 @@ fn emit<'a>(bd: &mut Builder, run: Run<'a>, last_chain: &mut Option<&'a Placed<'
             bd.rule(&chain, verdict(p), Some(comment));
         }
     }
-    // The map's elements are made straight into the map: the values are
-    // read again from each rule (they were checked when the run was built).
-    let elements = run.entries.iter().flat_map(|&(p, family)| {
+    // The map's elements are made one at a time: the values are read again
+    // from each rule (they were checked when the run was built).
+    let items = run.entries.iter().flat_map(|&(p, family)| {
         let e = entry(p, family);
         let chain = rule_chain(p);
         let els = elements(&e).unwrap_or_default();
         els.into_iter()
-            .map(|el| (concat(el.iter().map(|v| v.expr()).collect()), chain.clone()))
+            .map(|el| b::goto_item(concat(el.iter().map(|v| v.expr()).collect()), chain.clone()))
             .collect::<Vec<_>>()
     });
     let mut st = Vec::new();
@@ -477,12 +483,17 @@ fn emit<'a>(bd: &mut Builder, run: Run<'a>, last_chain: &mut Option<&'a Placed<'
         ));
     }
     let key = concat(keys.iter().map(|k| key_expr(*k, family)).collect());
-    st.push(b::vmap_goto_from(key, elements));
-    let comment = Some(format!("{} rules", run.entries.len()));
-    if local && !first.rule.needs_input() {
-        bd.rule(CHAIN_CLASSIFY_LOCAL, st.clone(), comment.clone());
-    }
-    bd.rule(CHAIN_CLASSIFY, st, comment);
+    let comment = format!("{} rules", run.entries.len());
+    let chains: &[&str] = match local && !first.rule.needs_input() {
+        true => &[CHAIN_CLASSIFY_LOCAL, CHAIN_CLASSIFY],
+        false => &[CHAIN_CLASSIFY],
+    };
+    let map = super::vmap::Map {
+        key,
+        items,
+        len: run.elements,
+    };
+    super::vmap::add(bd, chains, st, map, &comment);
 }
 
 fn concat(mut parts: Vec<Expr>) -> Expr {

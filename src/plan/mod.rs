@@ -6,6 +6,7 @@ mod classify;
 mod iprule;
 mod ruleset;
 mod sets;
+mod vmap;
 
 use crate::config::{Config, Family, Gateway, Rule};
 use crate::facts::Facts;

@@ -72,6 +72,11 @@ pub(super) struct Builder {
 }
 
 impl Builder {
+    /// The batch, for objects partly written as text (src/plan/vmap.rs).
+    pub(super) fn batch(&mut self) -> &mut Ruleset {
+        &mut self.batch
+    }
+
     /// Adds an object to the batch.
     pub(super) fn add(&mut self, obj: NfListObject<'static>) {
         self.batch.push(NfCmd::Add(obj));

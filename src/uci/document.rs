@@ -367,7 +367,10 @@ mod tests {
         assert_eq!(&*sec.options[0].name, "a");
         let items = sec.options[0].value.items();
         assert_eq!(items.len(), 2);
-        assert_eq!((doc.text(&items[0]), doc.text(&items[1])), ("1".into(), "x".into()));
+        assert_eq!(
+            (doc.text(&items[0]), doc.text(&items[1])),
+            ("1".into(), "x".into())
+        );
         doc.set_option(s, at, &a, b"y", 6);
         let v = &doc.sections[s].options[0].value;
         assert!(matches!(v, Value::Single(i) if doc.bytes(i) == b"y" && i.line == 6));

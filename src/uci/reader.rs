@@ -406,9 +406,10 @@ impl<'a> Reader<'a> {
             .filter(|hex| hex.len() >= 6 && hex.bytes().all(|c| c.is_ascii_hexdigit()))
             .and_then(|hex| usize::from_str_radix(&hex[..hex.len() - 4], 16).ok());
         let anonymous = ordinal.filter(|&n| {
-            self.doc.sections.get(n.wrapping_sub(1)).is_some_and(|s| {
-                s.anonymous && &*s.name == name
-            })
+            self.doc
+                .sections
+                .get(n.wrapping_sub(1))
+                .is_some_and(|s| s.anonymous && &*s.name == name)
         });
         match (named, anonymous.map(|n| n - 1)) {
             (Some(a), Some(b)) => Some(a.min(b)),
