@@ -345,8 +345,9 @@ fn place_rules<'a>(
     gateways: &'a [GatewayState],
     facts: &Facts,
 ) -> (Vec<RuleState>, Vec<ruleset::Placed<'a>>) {
-    let mut rules = Vec::new();
-    let mut placed = Vec::new();
+    // Sized once: 10,000 rules would otherwise leave 6,384 spare slots.
+    let mut rules = Vec::with_capacity(config.rules.len());
+    let mut placed = Vec::with_capacity(config.rules.len());
     for rule in &config.rules {
         let gw = &gateways[rule.gateway];
         let mut state = RuleState {
