@@ -488,12 +488,12 @@ fn emit<'a>(bd: &mut Builder, run: Run<'a>, last_chain: &mut Option<&'a Placed<'
         true => &[CHAIN_CLASSIFY_LOCAL, CHAIN_CLASSIFY],
         false => &[CHAIN_CLASSIFY],
     };
-    let map = super::vmap::Map {
+    let map = super::bulk::Map {
         key,
         items,
         len: run.elements,
     };
-    super::vmap::add(bd, chains, st, map, &comment);
+    super::bulk::add(bd, chains, st, map, &comment);
 }
 
 fn concat(mut parts: Vec<Expr>) -> Expr {

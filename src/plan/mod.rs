@@ -2,11 +2,11 @@
 //! live facts. Pure: nothing here reads or changes the system.
 
 mod batch;
+mod bulk;
 mod classify;
 mod iprule;
 mod ruleset;
 mod sets;
-mod vmap;
 
 use crate::config::{Config, Family, Gateway, Rule};
 use crate::facts::Facts;

@@ -5,6 +5,7 @@
 //! no interval flag, and nft drops duplicates. Lists holding prefixes or
 //! port ranges stay anonymous sets, which nft merges itself.
 
+use super::bulk;
 use super::classify::Val;
 use super::ruleset::{Builder, TABLE};
 use nftables::schema::{NfListObject, Set, SetType, SetTypeValue};
@@ -18,8 +19,14 @@ pub(super) fn fits(values: &[Val]) -> bool {
     values.len() >= NAMED_SET_MIN && values.iter().all(|v| v.span.0 == v.span.1)
 }
 
-/// Adds set `name` of `ty` holding `values`.
+/// Adds set `name` of `ty` holding `values` (written as text unless the
+/// batch keeps typed objects: src/plan/bulk.rs).
 pub(super) fn add(bd: &mut Builder, name: &str, ty: SetType, values: &[Val]) {
+    let typed = bulk::typed(bd);
+    let elem = match typed {
+        true => values.iter().map(Val::expr).collect(),
+        false => Vec::new(),
+    };
     bd.add(NfListObject::Set(Box::new(Set {
         family: NfFamily::INet,
         table: TABLE.into(),
@@ -28,10 +35,14 @@ pub(super) fn add(bd: &mut Builder, name: &str, ty: SetType, values: &[Val]) {
         set_type: SetTypeValue::Single(ty),
         policy: None,
         flags: None,
-        elem: Some(values.iter().map(Val::expr).collect::<Vec<_>>().into()),
+        elem: Some(elem.into()),
         timeout: None,
         gc_interval: None,
         size: None,
         comment: None,
     })));
+    if !typed {
+        let text = bulk::texts(values.iter().map(Val::expr));
+        bulk::fill_last(bd, bulk::EMPTY_ELEM, &text);
+    }
 }

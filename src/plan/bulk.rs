@@ -1,18 +1,49 @@
-//! A run's verdict map, the largest single object of a big batch (10,000
-//! same-shape rules are one rule with 10,000 elements), added without
-//! holding its elements as `nftables` values: each typed element is about
-//! 600 bytes, its JSON text about 75. The rule is serialized with an empty
-//! map, and the elements' texts, made one at a time, are put into it;
-//! the result is byte for byte what serializing the whole rule gives
-//! (`vmap_text_is_what_serde_writes` checks it). A batch that keeps its
-//! typed objects (for the nft text printer) gets the typed rule.
+//! Objects with long element lists, the largest of a big batch (10,000
+//! same-shape rules are one verdict map of 10,000 elements; a
+//! 100,000-address list is one named set), added without holding their
+//! elements as `nftables` values: a typed map element is about 600 bytes,
+//! a typed address about 100, their JSON texts 75 and 12. The object is
+//! serialized with an empty list, and the elements' texts, made one at a
+//! time, are put into it; the result is byte for byte what serializing the
+//! whole object gives (`bulk_text_is_what_serde_writes` checks it). A
+//! batch that keeps its typed objects (for the nft text printer) gets them
+//! typed.
 
 use super::ruleset::Builder;
 use crate::nft::build::{self as b, Expr, Stmt};
 use nftables::expr::SetItem;
+use serde::Serialize;
 
 /// What an empty map's data serializes to; the elements go inside.
 const EMPTY_SET: &str = "{\"set\":[]}";
+/// What a named set's empty element list serializes to.
+pub(super) const EMPTY_ELEM: &str = "\"elem\":[]";
+
+/// True when the batch keeps typed objects: lists must be made typed.
+pub(super) fn typed(bd: &mut Builder) -> bool {
+    bd.batch().typed_mut().is_some()
+}
+
+/// The JSON texts of `items`, comma-separated, made one at a time.
+pub(super) fn texts<T: Serialize>(items: impl Iterator<Item = T>) -> String {
+    let mut text = Vec::new();
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            text.push(b',');
+        }
+        // Serializing these types cannot fail (string keys, no floats).
+        let _ = serde_json::to_writer(&mut text, &item);
+    }
+    // JSON text is UTF-8.
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// Puts `items` into the last `empty` list of the batch's last object.
+pub(super) fn fill_last(bd: &mut Builder, empty: &str, items: &str) {
+    if let Some(obj) = bd.batch().objects_mut().last_mut() {
+        *obj = fill(obj, empty, items).into_boxed_str();
+    }
+}
 
 /// `KEY vmap { ITEMS }`, the items made on demand.
 pub(super) struct Map<I> {
@@ -35,7 +66,7 @@ pub(super) fn add<I>(
 ) where
     I: Iterator<Item = SetItem<'static>>,
 {
-    if bd.batch().typed_mut().is_some() {
+    if typed(bd) {
         let mut items = Vec::with_capacity(map.len);
         items.extend(map.items);
         st.push(b::vmap(map.key, items));
@@ -44,31 +75,20 @@ pub(super) fn add<I>(
         }
         return;
     }
-    let mut text = Vec::new();
-    for (i, item) in map.items.enumerate() {
-        if i > 0 {
-            text.push(b',');
-        }
-        // Serializing these types cannot fail (string keys, no floats).
-        let _ = serde_json::to_writer(&mut text, &item);
-    }
-    // The elements' texts are JSON, so UTF-8.
-    let text = String::from_utf8(text).unwrap_or_default();
+    let text = texts(map.items);
     st.push(b::vmap(map.key, Vec::new()));
     for chain in chains {
         bd.rule(chain, st.clone(), Some(comment.to_string()));
-        if let Some(obj) = bd.batch().objects_mut().last_mut() {
-            *obj = fill(obj, &text).into_boxed_str();
-        }
+        fill_last(bd, EMPTY_SET, &text);
     }
 }
 
-/// The rule text `obj` with `items` put into its (last) empty map.
-fn fill(obj: &str, items: &str) -> String {
-    let Some(at) = obj.rfind(EMPTY_SET) else {
+/// The object text `obj` with `items` put into its last `empty` list.
+fn fill(obj: &str, empty: &str, items: &str) -> String {
+    let Some(at) = obj.rfind(empty) else {
         return obj.to_string();
     };
-    let inside = at + EMPTY_SET.len() - 2;
+    let inside = at + empty.len() - 1 - usize::from(empty.ends_with('}'));
     let mut out = String::with_capacity(obj.len() + items.len());
     out.push_str(&obj[..inside]);
     out.push_str(items);
@@ -91,10 +111,13 @@ mod tests {
         config rule c6\n\toption gateway g\n\tlist src_ip 'fd00:1::/64'\n\
         config rule d6\n\toption gateway g\n\tlist src_ip 'fd00:2::7'\n\
         config rule e\n\toption gateway g\n\tlist in_device eth1\n\tlist src_mac 52:54:00:00:00:01\n\
-        config rule f\n\toption gateway g\n\tlist in_device 'eth2 eth3'\n\tlist src_mac 52:54:00:00:00:02\n";
+        config rule f\n\toption gateway g\n\tlist in_device 'eth2 eth3'\n\tlist src_mac 52:54:00:00:00:02\n\
+        config rule s\n\toption gateway g\n\tlist dest_port '2000 2001 2002 2003 2004 2005 2006 2007 \
+        2008 2009 2010 2011 2012 2013 2014 2015 2016 2017 2018 2019 2020 2021 2022 2023 2024 2025 \
+        2026 2027 2028 2029 2030 2031 2032'\n";
 
     #[test]
-    fn vmap_text_is_what_serde_writes() {
+    fn bulk_text_is_what_serde_writes() {
         let config = Config::parse(CONFIG.as_bytes(), "t").unwrap();
         let text = super::super::plan(&config, &Facts::default()).ruleset;
         let typed = super::super::plan_typed(&config, &Facts::default()).ruleset;
@@ -119,12 +142,14 @@ mod tests {
     }
 
     #[test]
-    fn items_go_into_the_last_empty_map() {
+    fn items_go_into_the_last_empty_list() {
         let obj = r#"{"a":{"set":[]},"b":{"set":[]}}"#;
-        assert_eq!(
-            super::fill(obj, "1,2"),
-            r#"{"a":{"set":[]},"b":{"set":[1,2]}}"#
-        );
-        assert_eq!(super::fill("{}", "1"), "{}");
+        let set = super::EMPTY_SET;
+        let want = r#"{"a":{"set":[]},"b":{"set":[1,2]}}"#;
+        assert_eq!(super::fill(obj, set, "1,2"), want);
+        assert_eq!(super::fill("{}", set, "1"), "{}");
+        let obj = r#"{"set":{"name":"s","elem":[]}}"#;
+        let want = r#"{"set":{"name":"s","elem":["a","b"]}}"#;
+        assert_eq!(super::fill(obj, super::EMPTY_ELEM, r#""a","b""#), want);
     }
 }
