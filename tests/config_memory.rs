@@ -28,6 +28,20 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: `p` came from `alloc` with this layout.
         unsafe { System.dealloc(p, l) }
     }
+
+    /// Counted as the change in size, as the allocator's own `realloc`
+    /// does it (growing or shrinking in place, or moving a big block by
+    /// remapping its pages), not as a second block next to the first.
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        if new > l.size() {
+            let now = NOW.fetch_add(new - l.size(), Relaxed) + new - l.size();
+            PEAK.fetch_max(now, Relaxed);
+        } else {
+            NOW.fetch_sub(l.size() - new, Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, new) }
+    }
 }
 
 #[global_allocator]

@@ -13,6 +13,7 @@ use super::ruleset::Builder;
 use crate::nft::build::{self as b, Expr, Stmt};
 use nftables::expr::SetItem;
 use serde::Serialize;
+use std::ops::Range;
 
 /// What an empty map's data serializes to; the elements go inside.
 const EMPTY_SET: &str = "{\"set\":[]}";
@@ -24,24 +25,39 @@ pub(super) fn typed(bd: &mut Builder) -> bool {
     bd.batch().typed_mut().is_some()
 }
 
-/// The JSON texts of `items`, comma-separated, made one at a time.
-pub(super) fn texts<T: Serialize>(items: impl Iterator<Item = T>) -> String {
-    let mut text = Vec::new();
+/// Writes the JSON texts of `items`, comma-separated, made one at a time.
+fn write_texts<T: Serialize>(out: &mut Vec<u8>, items: impl Iterator<Item = T>) {
     for (i, item) in items.enumerate() {
         if i > 0 {
-            text.push(b',');
+            out.push(b',');
         }
         // Serializing these types cannot fail (string keys, no floats).
-        let _ = serde_json::to_writer(&mut text, &item);
+        let _ = serde_json::to_writer(&mut *out, &item);
     }
-    // JSON text is UTF-8.
-    String::from_utf8(text).unwrap_or_default()
 }
 
-/// Puts `items` into the last `empty` list of the batch's last object.
-pub(super) fn fill_last(bd: &mut Builder, empty: &str, items: &str) {
-    if let Some(obj) = bd.batch().objects_mut().last_mut() {
-        *obj = fill(obj, empty, items).into_boxed_str();
+/// Writes `items` into the last `empty` list of the batch's last object;
+/// returns where their text is in it.
+pub(super) fn fill_last<T: Serialize>(
+    bd: &mut Builder,
+    empty: &str,
+    items: impl Iterator<Item = T>,
+) -> Range<usize> {
+    let Some(obj) = bd.batch().objects_mut().last_mut() else {
+        return 0..0;
+    };
+    let (text, at) = fill(obj, empty, |out| write_texts(out, items));
+    *obj = text;
+    at
+}
+
+/// Copies the items at `at` of the object before the last into the last
+/// object's last `empty` list (a rule added to both classify chains).
+fn copy_to_last(bd: &mut Builder, empty: &str, at: Range<usize>) {
+    let objects = bd.batch().objects_mut();
+    if let [.., from, to] = objects {
+        let items = from.as_bytes().get(at).unwrap_or_default();
+        *to = fill(to, empty, |out| out.extend_from_slice(items)).0;
     }
 }
 
@@ -75,25 +91,32 @@ pub(super) fn add<I>(
         }
         return;
     }
-    let text = texts(map.items);
     st.push(b::vmap(map.key, Vec::new()));
+    let mut items = Some(map.items);
+    let mut at = 0..0;
     for chain in chains {
         bd.rule(chain, st.clone(), Some(comment.to_string()));
-        fill_last(bd, EMPTY_SET, &text);
+        match items.take() {
+            Some(items) => at = fill_last(bd, EMPTY_SET, items),
+            None => copy_to_last(bd, EMPTY_SET, at.clone()),
+        }
     }
 }
 
-/// The object text `obj` with `items` put into its last `empty` list.
-fn fill(obj: &str, empty: &str, items: &str) -> String {
+/// The object text `obj` with what `write` writes put into its last
+/// `empty` list, and where that is in it.
+fn fill(obj: &str, empty: &str, write: impl FnOnce(&mut Vec<u8>)) -> (Box<str>, Range<usize>) {
     let Some(at) = obj.rfind(empty) else {
-        return obj.to_string();
+        return (obj.into(), 0..0);
     };
     let inside = at + empty.len() - 1 - usize::from(empty.ends_with('}'));
-    let mut out = String::with_capacity(obj.len() + items.len());
-    out.push_str(&obj[..inside]);
-    out.push_str(items);
-    out.push_str(&obj[inside..]);
-    out
+    let mut out = obj.as_bytes()[..inside].to_vec();
+    write(&mut out);
+    let end = out.len();
+    out.extend_from_slice(&obj.as_bytes()[inside..]);
+    // JSON text in, JSON text out.
+    let text = String::from_utf8(out).unwrap_or_default();
+    (text.into_boxed_str(), inside..end)
 }
 
 #[cfg(test)]
@@ -143,13 +166,18 @@ mod tests {
 
     #[test]
     fn items_go_into_the_last_empty_list() {
+        let put = |obj, empty, items: &str| {
+            let (text, at) = super::fill(obj, empty, |out| out.extend_from_slice(items.as_bytes()));
+            assert_eq!(&text[at], items);
+            text.to_string()
+        };
         let obj = r#"{"a":{"set":[]},"b":{"set":[]}}"#;
         let set = super::EMPTY_SET;
         let want = r#"{"a":{"set":[]},"b":{"set":[1,2]}}"#;
-        assert_eq!(super::fill(obj, set, "1,2"), want);
-        assert_eq!(super::fill("{}", set, "1"), "{}");
+        assert_eq!(put(obj, set, "1,2"), want);
+        assert_eq!(super::fill("{}", set, |_| ()).0.as_ref(), "{}");
         let obj = r#"{"set":{"name":"s","elem":[]}}"#;
         let want = r#"{"set":{"name":"s","elem":["a","b"]}}"#;
-        assert_eq!(super::fill(obj, super::EMPTY_ELEM, r#""a","b""#), want);
+        assert_eq!(put(obj, super::EMPTY_ELEM, r#""a","b""#), want);
     }
 }

@@ -42,7 +42,6 @@ pub(super) fn add(bd: &mut Builder, name: &str, ty: SetType, values: &[Val]) {
         comment: None,
     })));
     if !typed {
-        let text = bulk::texts(values.iter().map(Val::expr));
-        bulk::fill_last(bd, bulk::EMPTY_ELEM, &text);
+        bulk::fill_last(bd, bulk::EMPTY_ELEM, values.iter().map(Val::expr));
     }
 }
