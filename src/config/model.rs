@@ -119,7 +119,7 @@ pub struct Rule {
     /// Index of the target gateway in [`Config::gateways`].
     pub gateway: usize,
     /// Families the rule may match (from `family`, addresses and icmp).
-    pub families: Box<[Family]>,
+    pub families: &'static [Family],
     /// Source MACs.
     pub src_mac: Box<[String]>,
     /// Input devices.

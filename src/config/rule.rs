@@ -38,7 +38,7 @@ pub(super) fn load(
         let mut rule = Rule {
             name: s.name.to_string(),
             gateway: 0,
-            families: Box::default(),
+            families: &[],
             src_mac: f.texts("src_mac").into(),
             in_device: f.texts("in_device").into(),
             in_interface: f.texts("in_interface").into(),
@@ -50,7 +50,7 @@ pub(super) fn load(
             log: f.flag("log").unwrap_or(false),
             line: s.line,
         };
-        rule.families = families(l, &f, &rule).into();
+        rule.families = families(l, &f, &rule);
         // Not when a refused value is why nothing narrows it.
         if enabled && l.errors == errors && matches_everything(&rule) {
             let msg = "matches every new connection, also the router's own: \
@@ -144,25 +144,27 @@ fn protocols(l: &mut Loader, f: &Fields, proto: &mut Vec<Proto>, has_ports: bool
 
 /// Which families the rule can match at all: `family`, non-negated
 /// addresses and icmp/icmpv6 narrow it; none left is an error.
-fn families(l: &mut Loader, f: &Fields, rule: &Rule) -> Vec<Family> {
+fn families(l: &mut Loader, f: &Fields, rule: &Rule) -> &'static [Family] {
     let family = f.vals("family").into_iter().find_map(|v| match v {
         Val::Family(fam) => fam,
         _ => None,
     });
-    let mut families: Vec<Family> = match family {
-        Some(fam) => vec![fam],
-        None => Family::ALL.to_vec(),
+    let mut families = match family {
+        Some(fam) => Family::subset(&Family::ALL, |f| f == fam),
+        None => &Family::ALL,
     };
     let mut why = Vec::new();
     for (name, c) in [("src_ip", &rule.src_ip), ("dest_ip", &rule.dest_ip)] {
         if !c.any.is_empty() {
-            families.retain(|fam| c.any.iter().any(|p| p.family() == *fam));
+            families = Family::subset(families, |fam| c.any.iter().any(|p| p.family() == fam));
             why.push(name);
         }
     }
     let proto = &rule.proto;
     if !proto.is_empty() && proto.iter().all(|p| p.family().is_some()) {
-        families.retain(|fam| proto.iter().any(|p| p.family() == Some(*fam)));
+        families = Family::subset(families, |fam| {
+            proto.iter().any(|p| p.family() == Some(fam))
+        });
         why.push("proto");
     }
     if families.is_empty() {

@@ -18,6 +18,18 @@ impl Family {
     /// Both families, IPv4 first.
     pub const ALL: [Family; 2] = [Family::V4, Family::V6];
 
+    /// The families of `of` that `keep` keeps, in order, as a shared
+    /// slice: a list of families is never worth an allocation.
+    pub fn subset(of: &[Family], keep: impl Fn(Family) -> bool) -> &'static [Family] {
+        let has = |f: Family| of.contains(&f) && keep(f);
+        match (has(Family::V4), has(Family::V6)) {
+            (true, true) => &Family::ALL,
+            (true, false) => &Family::ALL[..1],
+            (false, true) => &Family::ALL[1..],
+            (false, false) => &[],
+        }
+    }
+
     /// `ipv4` / `ipv6`, as nft's `meta nfproto` names them.
     pub fn nfproto(self) -> &'static str {
         match self {

@@ -87,7 +87,7 @@ pub struct RuleState {
     /// Name of its nft counter.
     pub counter: String,
     /// Families it is installed for (empty: not installed).
-    pub families: Vec<Family>,
+    pub families: &'static [Family],
     /// Why it is not installed, if so.
     pub reason: String,
 }
@@ -354,16 +354,11 @@ fn place_rules<'a>(
             name: rule.name.clone(),
             gateway: gw.name.clone(),
             counter: ruleset::counter_name(rule),
-            families: Vec::new(),
+            families: &[],
             reason: String::new(),
         };
         let served = gw.families();
-        let families: Vec<Family> = rule
-            .families
-            .iter()
-            .copied()
-            .filter(|f| served.contains(f))
-            .collect();
+        let families = Family::subset(rule.families, |f| served.contains(&f));
         match input_devices(rule, facts) {
             _ if !gw.active => state.reason = format!("gateway {} inactive", gw.name),
             _ if families.is_empty() => {
@@ -371,7 +366,7 @@ fn place_rules<'a>(
             }
             Err(why) => state.reason = why,
             Ok(devs) => {
-                state.families = families.clone();
+                state.families = families;
                 placed.push(ruleset::Placed {
                     rule,
                     families,

@@ -34,7 +34,7 @@ const FINGERPRINT_TAG: &str = "connroute restore fp=";
 /// A rule that is installed, with what the plan resolved for it.
 pub(super) struct Placed<'a> {
     pub rule: &'a Rule,
-    pub families: Vec<Family>,
+    pub families: &'static [Family],
     pub in_devices: Vec<String>,
     pub gateway: &'a GatewayState,
 }
