@@ -14,12 +14,12 @@
 //! would. Any other entry stays one nft rule of its own.
 
 use super::ruleset::{Builder, Placed, counter_name, pin_chain, truncate};
+use super::runs::Run;
 use super::sets;
 use crate::config::{Criterion, Family, PortRange, Prefix, Proto};
 use crate::nft::build::{self as b, Expr, Stmt};
 use nftables::expr::{Expression, MetaKey, NamedExpression};
 use nftables::schema::SetType;
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 /// The classify chain for arriving traffic.
@@ -31,7 +31,7 @@ const MAX_ELEMENTS_PER_RULE: usize = 256;
 
 /// The options a rule can match on, in the order they are matched.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Key {
+pub(super) enum Key {
     Dev,
     Mac,
     Proto,
@@ -56,7 +56,7 @@ enum Src<'a> {
 #[derive(Clone, Copy)]
 pub(super) struct Val<'a> {
     src: Src<'a>,
-    pub span: (u128, u128),
+    pub(super) span: (u128, u128),
 }
 
 impl Val<'_> {
@@ -82,17 +82,17 @@ impl Val<'_> {
 }
 
 /// One option of an entry: values that match, values that must not.
-struct Part<'a> {
-    key: Key,
+pub(super) struct Part<'a> {
+    pub(super) key: Key,
     any: Vec<Val<'a>>,
     none: Vec<Val<'a>>,
 }
 
 /// One config rule for one family (`None`: both at once).
-struct Entry<'a> {
-    placed: &'a Placed<'a>,
-    family: Option<Family>,
-    parts: Vec<Part<'a>>,
+pub(super) struct Entry<'a> {
+    pub(super) placed: &'a Placed<'a>,
+    pub(super) family: Option<Family>,
+    pub(super) parts: Vec<Part<'a>>,
 }
 
 fn name_span(s: &str) -> (u128, u128) {
@@ -197,7 +197,7 @@ fn part<'a, T>(
     }
 }
 
-fn entry<'a>(p: &'a Placed<'a>, family: Option<Family>) -> Entry<'a> {
+pub(super) fn entry<'a>(p: &'a Placed<'a>, family: Option<Family>) -> Entry<'a> {
     let r = p.rule;
     let names = |key, list: Vec<&'a String>| Part {
         key,
@@ -291,10 +291,10 @@ fn verdict(p: &Placed) -> Vec<Stmt> {
 }
 
 /// An element of a map: one value per part, with its spans.
-type Element<'v> = Vec<&'v Val<'v>>;
+pub(super) type Element<'v> = Vec<&'v Val<'v>>;
 
 /// The elements an entry expands to, if it can live in a map.
-fn elements<'e>(e: &'e Entry) -> Option<Vec<Element<'e>>> {
+pub(super) fn elements<'e>(e: &'e Entry) -> Option<Vec<Element<'e>>> {
     if e.parts.is_empty() || e.parts.iter().any(|p| !p.none.is_empty()) {
         return None;
     }
@@ -323,89 +323,8 @@ fn overlap(a: &[&Val], b: &[&Val]) -> bool {
         .all(|(x, y)| x.span.0 <= y.span.1 && y.span.0 <= x.span.1)
 }
 
-fn is_point(el: &[&Val]) -> bool {
+pub(super) fn is_point(el: &[&Val]) -> bool {
     el.iter().all(|v| v.span.0 == v.span.1)
-}
-
-/// The shape of an entry: family and matched options, in order.
-type Shape = (Option<Family>, Vec<Key>);
-
-/// Consecutive same-shape entries being gathered into one map. Only what
-/// the overlap test needs is kept (a hash per point element, the low ends
-/// of point elements, the spans of range elements): the values themselves
-/// are read again from the config when the map is made, so a run of
-/// 10,000 rules holds tens of bytes per rule, not its expressions.
-#[derive(Default)]
-struct Run<'a> {
-    shape: Option<Shape>,
-    entries: Vec<(&'a Placed<'a>, Option<Family>)>,
-    /// Hashes of the point elements (a collision only splits the run).
-    hashes: BTreeSet<u32>,
-    /// The point elements' values, one per part, element after element.
-    points: Vec<u128>,
-    /// The range elements' spans, one per part, element after element.
-    ranges: Vec<(u128, u128)>,
-    /// How many elements the run's map has.
-    elements: usize,
-}
-
-fn spans_hash(el: &[&Val]) -> u32 {
-    el.iter().fold(0x811c_9dc5u32, |h, v| {
-        let bytes = [v.span.0.to_le_bytes(), v.span.1.to_le_bytes()].concat();
-        (bytes.iter()).fold(h, |h, &c| (h ^ u32::from(c)).wrapping_mul(0x0100_0193))
-    })
-}
-
-fn shape(e: &Entry) -> Shape {
-    (e.family, e.parts.iter().map(|p| p.key).collect())
-}
-
-/// True when the spans (one per part) overlap element `el`.
-fn overlaps<'s>(mut spans: impl Iterator<Item = (u128, u128)> + 's, el: &[&Val]) -> bool {
-    el.iter().all(|v| {
-        spans
-            .next()
-            .is_some_and(|s| s.0 <= v.span.1 && v.span.0 <= s.1)
-    })
-}
-
-impl<'a> Run<'a> {
-    /// Takes the entry if it has this run's shape and overlaps nothing in it.
-    fn accepts(&self, e: &Entry, els: &[Element]) -> bool {
-        let Some(shape_now) = &self.shape else {
-            return true;
-        };
-        if *shape_now != shape(e) {
-            return false;
-        }
-        let width = e.parts.len();
-        els.iter().all(|el| {
-            !self.hashes.contains(&spans_hash(el))
-                && self
-                    .ranges
-                    .chunks(width)
-                    .all(|r| !overlaps(r.iter().copied(), el))
-                && (is_point(el)
-                    || (self.points.chunks(width))
-                        .all(|p| !overlaps(p.iter().map(|&x| (x, x)), el)))
-        })
-    }
-
-    fn push(&mut self, e: &Entry<'a>, els: &[Element]) {
-        if self.shape.is_none() {
-            self.shape = Some(shape(e));
-        }
-        for el in els {
-            if is_point(el) {
-                self.hashes.insert(spans_hash(el));
-                self.points.extend(el.iter().map(|v| v.span.0));
-            } else {
-                self.ranges.extend(el.iter().map(|v| v.span));
-            }
-        }
-        self.elements += els.len();
-        self.entries.push((e.placed, e.family));
-    }
 }
 
 /// Chain of a rule reached from a map.
@@ -448,7 +367,7 @@ fn emit_single(bd: &mut Builder, e: &Entry, local: bool) {
 /// `last_chain`: the rule whose `r_` chain was made last (a rule's two
 /// family entries are neighbours, so that is the only one to look at).
 fn emit<'a>(bd: &mut Builder, run: Run<'a>, last_chain: &mut Option<&'a Placed<'a>>, local: bool) {
-    let Some((family, keys)) = run.shape else {
+    let Some((family, keys)) = run.shape.clone() else {
         return;
     };
     let first = run.entries[0].0;

@@ -6,6 +6,7 @@ mod bulk;
 mod classify;
 mod iprule;
 mod ruleset;
+mod runs;
 mod sets;
 
 use crate::config::{Config, Family, Gateway, Rule};
