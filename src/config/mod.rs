@@ -10,6 +10,7 @@
 mod fields;
 mod gateway;
 mod globals;
+mod list;
 mod model;
 pub mod reference;
 mod rule;
@@ -21,6 +22,7 @@ use crate::ids::Ids;
 use crate::uci::{self, Document};
 pub use fields::MAX_VALUE;
 use fields::{Context, Loader};
+pub use list::List;
 pub use model::{Config, Criterion, Gateway, Globals, LogLevel, Rule};
 use std::fmt;
 pub use values::{Family, PortRange, Prefix, Proto};

@@ -1,6 +1,7 @@
 //! The validated configuration model: what the planner consumes.
 
 use super::Diagnostic;
+use super::list::List;
 use super::values::{Family, PortRange, Prefix, Proto};
 use crate::ids::Ids;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -97,7 +98,7 @@ pub struct Gateway {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Criterion<T> {
     /// Any of these must match (empty: no constraint).
-    pub any: Box<[T]>,
+    pub any: List<T>,
     /// None of these may match.
     pub none: Box<[T]>,
 }
@@ -127,7 +128,7 @@ pub struct Rule {
     /// Input OpenWrt interfaces, resolved to devices at plan time.
     pub in_interface: Box<[String]>,
     /// Protocols (empty: any).
-    pub proto: Box<[Proto]>,
+    pub proto: List<Proto>,
     /// Source addresses.
     pub src_ip: Criterion<Prefix>,
     /// Destination addresses.
