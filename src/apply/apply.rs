@@ -9,7 +9,7 @@ use super::diff::{self, Changes, TableChange};
 use super::error::ApplyError;
 use super::flush;
 use super::kernel::{KResult, Kernel, KernelError, TableState};
-use super::runstate::{self, RunState};
+use super::runstate::{self, Batch, RunState};
 use super::{Report, System};
 use crate::config::Family;
 use crate::plan::{self, IpRule, Plan, Route};
@@ -38,7 +38,8 @@ pub fn decide(
         return Err(ApplyError::Foreign(foreign));
     }
     let recorded = runstate::recorded(sys)?;
-    let (table, refreshed) = diff::table(k, plan, recorded.as_ref(), force)?;
+    let state = sys.state.as_deref();
+    let (table, refreshed) = diff::table(k, plan, recorded.as_ref(), state, force)?;
     let mut changes = diff::routing(plan, &routes, &rules);
     changes.remove_strays = k.strays()?;
     changes.table = Some(table);
@@ -60,6 +61,9 @@ pub fn apply(
     let mut report = Report::default();
     let (result, loaded) = execute(k, plan, &d.changes, &mut report);
     if let Some(path) = &sys.state {
+        if let Some(s) = &loaded {
+            record_batch(path, plan, s);
+        }
         if let Some(Err(e)) = loaded.or(d.refreshed).map(|s| s.write(path)) {
             log::warn!("cannot record the run state in {}: {e}", path.display());
         }
@@ -117,33 +121,16 @@ fn execute(
         }
         return (Err(ApplyError::Failed { error, rollback }), None);
     }
-    let create = match &changes.table {
-        Some(TableChange::Create) => Some(true),
-        Some(TableChange::Replace(_)) => Some(false),
-        _ => None,
-    };
     let mut loaded = None;
     let mut despite = None;
-    if let Some(create) = create {
-        let before = k.generation().ok();
-        match load(k, plan, create, before) {
-            Ok(state) => loaded = Some(state),
-            Err(error) => match committed(k, plan, before) {
-                Ok(Some(state)) => {
-                    loaded = Some(state);
-                    despite = Some(error);
-                }
-                _ => {
-                    let rollback = rollback(k, undo);
-                    return (Err(ApplyError::Failed { error, rollback }), None);
-                }
-            },
+    if let Some(change) = changes.table.as_ref().filter(|c| loads(c)) {
+        match load_table(k, plan, change, report) {
+            Ok((state, error)) => (loaded, despite) = (Some(state), error),
+            Err(error) => {
+                let rollback = rollback(k, undo);
+                return (Err(ApplyError::Failed { error, rollback }), None);
+            }
         }
-        report.changes.push(format!(
-            "loaded table inet {} ({})",
-            plan::TABLE,
-            plan.fingerprint
-        ));
     }
     // The new state is live; now remove what it no longer needs.
     let mut problems = remove(k, &changes.remove_rules, &changes.remove_routes, report);
@@ -255,11 +242,80 @@ pub fn batch(plan: &Plan, create: bool) -> Vec<u8> {
     flushed.to_json()
 }
 
-/// Loads the table and returns the run state to record: the generation
+/// Keeps the plan's batch beside the run state when the load was verified
+/// (its digest recorded): the next changed config loads only the
+/// difference from it.
+fn record_batch(path: &std::path::Path, plan: &Plan, loaded: &RunState) {
+    let res = match loaded.digest {
+        Some(_) => Batch::write(path, &plan.fingerprint, plan.ruleset.objects()),
+        None => {
+            Batch::remove(path);
+            Ok(())
+        }
+    };
+    if let Err(e) = res {
+        log::warn!("cannot record the loaded batch: {e}");
+    }
+}
+
+/// Whether `change` loads the table.
+fn loads(change: &TableChange) -> bool {
+    matches!(
+        change,
+        TableChange::Create | TableChange::Replace(_) | TableChange::Update(_)
+    )
+}
+
+/// Loads the table as `change` says and returns the run state to record,
+/// with nft's error when it failed after committing. An incremental update
+/// that does not commit falls back to replacing the whole table.
+fn load_table(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    change: &TableChange,
+    report: &mut Report,
+) -> KResult<(RunState, Option<KernelError>)> {
+    let (t, fp) = (plan::TABLE, &plan.fingerprint);
+    if let TableChange::Update(u) = change {
+        match attempt(k, plan, &u.to_json()) {
+            Ok(r) => {
+                let what = &u.touched;
+                report
+                    .changes
+                    .push(format!("updated table inet {t} ({fp}): {what}"));
+                return Ok(r);
+            }
+            Err(e) => log::warn!("incremental update failed ({e}); replacing the whole table"),
+        }
+    }
+    let r = attempt(k, plan, &batch(plan, *change == TableChange::Create))?;
+    report.changes.push(format!("loaded table inet {t} ({fp})"));
+    Ok(r)
+}
+
+/// One load of `json`: the run state to record (and nft's error when it
+/// failed but the transaction committed); an error when nothing committed
+/// or the kernel cannot tell.
+fn attempt(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    json: &[u8],
+) -> KResult<(RunState, Option<KernelError>)> {
+    let before = k.generation().ok();
+    match load(k, plan, json, before) {
+        Ok(state) => Ok((state, None)),
+        Err(error) => match committed(k, plan, before) {
+            Ok(Some(state)) => Ok((state, Some(error))),
+            _ => Err(error),
+        },
+    }
+}
+
+/// Loads `json` and returns the run state to record: the generation
 /// after the load, and the table's digest when no other commit raced it
 /// (`before`: the generation before the load).
-fn load(k: &mut dyn Kernel, plan: &Plan, create: bool, before: Option<u32>) -> KResult<RunState> {
-    k.load(&batch(plan, create))?;
+fn load(k: &mut dyn Kernel, plan: &Plan, json: &[u8], before: Option<u32>) -> KResult<RunState> {
+    k.load(json)?;
     // Committed: from here on nothing may fail the load, only the record.
     let live = k.table().ok().flatten();
     let after = k.generation().ok();

@@ -13,6 +13,7 @@ pub mod error;
 #[cfg(test)]
 mod fake;
 pub mod flush;
+pub mod incr;
 pub mod kernel;
 pub mod lock;
 pub mod monitor;

@@ -289,6 +289,15 @@ pub struct Dump {
     pub rules: Vec<Vec<u8>>,
 }
 
+/// A dumped rule's chain and handle (`NFTA_RULE_CHAIN`, `NFTA_RULE_HANDLE`).
+pub fn rule_handle(body: &[u8]) -> Option<(String, u64)> {
+    let list = attrs(body)?;
+    let chain = list.iter().find(|(k, _)| *k == 2)?.1;
+    let chain = std::str::from_utf8(chain.strip_suffix(&[0])?).ok()?;
+    let handle = list.iter().find(|(k, _)| *k == 3)?.1;
+    Some((chain.to_string(), u64::from_be_bytes(handle.try_into().ok()?)))
+}
+
 /// Dumps `table inet NAME` once.
 fn dump_table(s: &Socket, name: &str) -> io::Result<Dump> {
     let mut n = name.as_bytes().to_vec();
