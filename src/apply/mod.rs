@@ -12,6 +12,8 @@ pub mod dump;
 pub mod error;
 #[cfg(test)]
 mod fake;
+#[cfg(test)]
+mod fake_table;
 pub mod flush;
 pub mod incr;
 pub mod kernel;
