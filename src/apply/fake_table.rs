@@ -82,9 +82,10 @@ impl FakeTable {
 
     /// What the kernel's dump gives: digest without handles, rule handles.
     pub fn state(&self) -> TableState {
-        let rules = self.chains.iter().flat_map(|(c, ch)| {
-            ch.rules.iter().map(move |(h, _)| (c.clone(), *h))
-        });
+        let rules = self
+            .chains
+            .iter()
+            .flat_map(|(c, ch)| ch.rules.iter().map(move |(h, _)| (c.clone(), *h)));
         TableState {
             fingerprint: self.fingerprint(),
             digest: fnv1a(self.listing().as_bytes()),
@@ -219,7 +220,9 @@ impl FakeTable {
                 };
                 if kind == "set" {
                     let decl = text(o, &["handle", "elem"]);
-                    self.sets.entry(n.clone()).or_insert((decl, BTreeSet::new()));
+                    self.sets
+                        .entry(n.clone())
+                        .or_insert((decl, BTreeSet::new()));
                 }
                 let set = self.sets.get_mut(&n).ok_or_else(missing)?;
                 set.1.extend(elems);

@@ -135,7 +135,11 @@ fn head(kind: &str, key: &str) -> String {
 /// Classifies one command of a full batch; `None` for anything else.
 fn parse<'a>(text: &'a str, heads: &[(String, u8); 4]) -> Option<Obj<'a>> {
     let table = format!("{{\"table\":{{\"family\":\"inet\",\"name\":\"{TABLE}\"}}}}}}");
-    if text.strip_prefix("{\"add\":").or(text.strip_prefix("{\"delete\":")) == Some(&table) {
+    if text
+        .strip_prefix("{\"add\":")
+        .or(text.strip_prefix("{\"delete\":"))
+        == Some(&table)
+    {
         return Some(Obj::Table);
     }
     let (h, kind) = heads.iter().find(|(h, _)| text.starts_with(h.as_str()))?;
@@ -213,7 +217,9 @@ fn delete_rule(chain: &str, handle: u64) -> String {
 fn set_parts(text: &str) -> Option<(String, &str)> {
     let at = text.find(",\"elem\":[")?;
     let elems = text.strip_suffix("}}}")?.get(at + 8..)?;
-    elems.ends_with(']').then(|| (format!("{}}}}}}}", &text[..at]), elems))
+    elems
+        .ends_with(']')
+        .then(|| (format!("{}}}}}}}", &text[..at]), elems))
 }
 
 /// The batch that turns the table loaded from `prev` into `next`'s, given
@@ -309,7 +315,8 @@ fn removed(p: &Shape, n: &Shape, u: &mut Update) {
     }
     u.touched.chains_removed = chains.len();
     let sets = gone(&p.sets, &n.sets);
-    u.commands.extend(sets.iter().map(|s| named("delete", "set", s)));
+    u.commands
+        .extend(sets.iter().map(|s| named("delete", "set", s)));
     u.touched.sets_removed = sets.len();
     let counters = gone(&p.counters, &n.counters);
     u.commands

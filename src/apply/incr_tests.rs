@@ -54,7 +54,11 @@ fn batch(gws: &[&str], rules: &[&str], sets: &[(&str, &str)], fp: &str) -> Vec<S
     }
     b.push(chain("classify"));
     b.extend(sets.iter().map(|(n, e)| set(n, e)));
-    b.extend(rules.iter().map(|r| rule("classify", r, &format!("pin_{}", gws[0]))));
+    b.extend(
+        rules
+            .iter()
+            .map(|r| rule("classify", r, &format!("pin_{}", gws[0]))),
+    );
     b.push(fp_rule(fp, gws));
     b.push(format!(
         r#"{{"add":{{"rule":{{{T},"chain":"prerouting","expr":[{{"jump":{{"target":"classify"}}}}]}}}}}}"#
@@ -117,7 +121,10 @@ fn rule_added_in_the_middle_is_inserted_before_the_next() {
     let a = batch(GW, &["a", "b", "c"], &[], "1");
     let b = batch(GW, &["a", "n", "b", "c"], &[], "2");
     let u = update(&a, &b);
-    assert_eq!(u.commands[2], at("insert", &rule("classify", "n", "pin_g1"), "classify", 102));
+    assert_eq!(
+        u.commands[2],
+        at("insert", &rule("classify", "n", "pin_g1"), "classify", 102)
+    );
     assert_eq!(u.commands.len(), 3);
 }
 
@@ -128,7 +135,10 @@ fn rule_added_at_the_end_is_appended() {
     let u = update(&a, &b);
     assert_eq!(
         u.commands[3..],
-        [rule("classify", "n", "pin_g1"), rule("classify", "m", "pin_g1")]
+        [
+            rule("classify", "n", "pin_g1"),
+            rule("classify", "m", "pin_g1")
+        ]
     );
     assert_eq!(u.touched.rules_added, 2);
 }
@@ -155,7 +165,10 @@ fn rule_removed_is_deleted_by_handle_before_its_counter() {
 fn rule_changed_is_replaced_in_place() {
     let a = batch(GW, &["a", "b", "c"], &[], "1");
     let mut b = batch(GW, &["a", "b", "c"], &[], "2");
-    let i = b.iter().position(|o| o.contains(r#""comment":"b""#)).unwrap();
+    let i = b
+        .iter()
+        .position(|o| o.contains(r#""comment":"b""#))
+        .unwrap();
     b[i] = b[i].replace("pin_g1", "pin_g2").replace("rule_b", "rule_a");
     let u = update(&a, &b);
     assert_eq!(u.commands[1], at("replace", &b[i], "classify", 102));

@@ -16,6 +16,8 @@ mod fake;
 mod fake_table;
 pub mod flush;
 pub mod incr;
+#[cfg(test)]
+mod incr_apply_tests;
 pub mod kernel;
 pub mod lock;
 pub mod monitor;

@@ -295,7 +295,10 @@ pub fn rule_handle(body: &[u8]) -> Option<(String, u64)> {
     let chain = list.iter().find(|(k, _)| *k == 2)?.1;
     let chain = std::str::from_utf8(chain.strip_suffix(&[0])?).ok()?;
     let handle = list.iter().find(|(k, _)| *k == 3)?.1;
-    Some((chain.to_string(), u64::from_be_bytes(handle.try_into().ok()?)))
+    Some((
+        chain.to_string(),
+        u64::from_be_bytes(handle.try_into().ok()?),
+    ))
 }
 
 /// Dumps `table inet NAME` once.

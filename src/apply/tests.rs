@@ -98,10 +98,7 @@ fn cold_apply_installs_everything_with_one_add_only_load() {
     let report = apply(&mut k, &p, &run.sys, false).unwrap();
     assert_eq!(k.routes().unwrap(), p.routes);
     assert_eq!(k.rules, p.ip_rules);
-    assert_eq!(
-        k.fingerprint().as_deref(),
-        Some(p.fingerprint.as_str())
-    );
+    assert_eq!(k.fingerprint().as_deref(), Some(p.fingerprint.as_str()));
     let batch = String::from_utf8(k.last_batch.clone()).unwrap();
     assert!(batch.contains("\"flush\":{\"table\""), "{batch}");
     assert!(!batch.contains("\"delete\""), "add-only batch: {batch}");
@@ -343,10 +340,7 @@ fn nft_commits_then_fails_new_state_kept_consistent() {
     k.fail.push(Op::LoadCommits);
     let e = apply(&mut k, &p, &run.sys, false).unwrap_err();
     assert!(matches!(e, ApplyError::CommittedDespite(_)), "{e}");
-    assert_eq!(
-        k.fingerprint().as_deref(),
-        Some(p.fingerprint.as_str())
-    );
+    assert_eq!(k.fingerprint().as_deref(), Some(p.fingerprint.as_str()));
     assert_eq!(k.routes().unwrap(), p.routes, "routes match the live table");
     // The kernel keeps rules by priority; the fake by insertion.
     let sorted = |mut v: Vec<IpRule>| {
