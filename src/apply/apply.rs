@@ -277,7 +277,11 @@ fn load_table(
 ) -> KResult<(RunState, Option<KernelError>)> {
     let (t, fp) = (plan::TABLE, &plan.fingerprint);
     if let TableChange::Update(u) = change {
-        match attempt(k, plan, &u.to_json()) {
+        let stamp = match u.keeps_fingerprint {
+            true => u.live_fingerprint.as_deref(),
+            false => Some(fp.as_str()),
+        };
+        match attempt(k, plan, &u.to_json(), stamp) {
             Ok(r) => {
                 let what = &u.touched;
                 report
@@ -288,23 +292,26 @@ fn load_table(
             Err(e) => log::warn!("incremental update failed ({e}); replacing the whole table"),
         }
     }
-    let r = attempt(k, plan, &batch(plan, *change == TableChange::Create))?;
+    let json = batch(plan, *change == TableChange::Create);
+    let r = attempt(k, plan, &json, Some(fp))?;
     report.changes.push(format!("loaded table inet {t} ({fp})"));
     Ok(r)
 }
 
-/// One load of `json`: the run state to record (and nft's error when it
-/// failed but the transaction committed); an error when nothing committed
-/// or the kernel cannot tell.
+/// One load of `json` after which the table's comment carries `stamp`:
+/// the run state to record (and nft's error when it failed but the
+/// transaction committed); an error when nothing committed or the kernel
+/// cannot tell.
 fn attempt(
     k: &mut dyn Kernel,
     plan: &Plan,
     json: &[u8],
+    stamp: Option<&str>,
 ) -> KResult<(RunState, Option<KernelError>)> {
     let before = k.generation().ok();
-    match load(k, plan, json, before) {
+    match load(k, plan, json, before, stamp) {
         Ok(state) => Ok((state, None)),
-        Err(error) => match committed(k, plan, before) {
+        Err(error) => match committed(k, plan, before, stamp) {
             Ok(Some(state)) => Ok((state, Some(error))),
             _ => Err(error),
         },
@@ -314,41 +321,54 @@ fn attempt(
 /// Loads `json` and returns the run state to record: the generation
 /// after the load, and the table's digest when no other commit raced it
 /// (`before`: the generation before the load).
-fn load(k: &mut dyn Kernel, plan: &Plan, json: &[u8], before: Option<u32>) -> KResult<RunState> {
+fn load(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    json: &[u8],
+    before: Option<u32>,
+    stamp: Option<&str>,
+) -> KResult<RunState> {
     k.load(json)?;
     // Committed: from here on nothing may fail the load, only the record.
     let live = k.table().ok().flatten();
     let after = k.generation().ok();
-    Ok(record(plan, live, before, after))
+    Ok(record(plan, live, before, after, stamp))
 }
 
 /// After an nft failure: did the transaction commit anyway? Yes when the
-/// ruleset generation moved and the table carries the plan's fingerprint;
-/// then the run state to record. An error when the kernel cannot tell
-/// (then the caller rolls back).
-fn committed(k: &mut dyn Kernel, plan: &Plan, before: Option<u32>) -> KResult<Option<RunState>> {
+/// ruleset generation moved and the table carries the plan's fingerprint
+/// (`stamp` is the plan's); then the run state to record. An error when
+/// the kernel cannot tell (then the caller rolls back).
+fn committed(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    before: Option<u32>,
+    stamp: Option<&str>,
+) -> KResult<Option<RunState>> {
     let after = k.generation().ok();
-    if before.is_some() && after == before {
+    if stamp != Some(plan.fingerprint.as_str()) || (before.is_some() && after == before) {
         return Ok(None);
     }
     let live = k.table()?;
-    if live.as_ref().and_then(|t| t.fingerprint.as_deref()) != Some(plan.fingerprint.as_str()) {
+    if live.as_ref().and_then(|t| t.fingerprint.as_deref()) != stamp {
         return Ok(None);
     }
-    Ok(Some(record(plan, live, before, after)))
+    Ok(Some(record(plan, live, before, after, stamp)))
 }
 
 /// The run state after a load: the digest is trusted only when exactly one
-/// commit (ours) happened between `before` and `after`.
+/// commit (ours) happened between `before` and `after` and the table's
+/// comment carries the fingerprint the load left (`stamp`).
 fn record(
     plan: &Plan,
     live: Option<TableState>,
     before: Option<u32>,
     after: Option<u32>,
+    stamp: Option<&str>,
 ) -> RunState {
     let exact = before.is_some_and(|b| Some(b.wrapping_add(1)) == after);
     let digest = live
-        .filter(|t| exact && t.fingerprint.as_deref() == Some(plan.fingerprint.as_str()))
+        .filter(|t| exact && stamp.is_some() && t.fingerprint.as_deref() == stamp)
         .map(|t| t.digest);
     RunState {
         netns: runstate::netns(),

@@ -188,15 +188,9 @@ pub fn table(
     let Some(live) = k.table()? else {
         return Ok((TableChange::Create, None));
     };
-    if live.fingerprint.as_deref() != Some(plan.fingerprint.as_str()) {
-        let update = state.and_then(|p| incremental(p, plan, recorded, &live));
-        let c = match update {
-            Some(u) => TableChange::Update(Box::new(u)),
-            None => TableChange::Replace("differs from the config".into()),
-        };
-        return Ok((c, None));
-    }
     match recorded.filter(|s| s.fingerprint == plan.fingerprint) {
+        // The digest, not the comment: an update that only added rules
+        // leaves the older fingerprint in the comment.
         Some(s) if s.digest == Some(live.digest) => {
             let refreshed = RunState {
                 generation,
@@ -208,17 +202,25 @@ pub fn table(
             TableChange::Replace("changed outside connroute".into()),
             None,
         )),
-        _ => Ok((
+        _ if live.fingerprint.as_deref() == Some(plan.fingerprint.as_str()) => Ok((
             TableChange::Replace("contents not verifiable: no record of the last load".into()),
             None,
         )),
+        _ => {
+            let update = state.and_then(|p| incremental(p, plan, recorded, &live));
+            let c = match update {
+                Some(u) => TableChange::Update(Box::new(u)),
+                None => TableChange::Replace("differs from the config".into()),
+            };
+            Ok((c, None))
+        }
     }
 }
 
 /// The incremental update from the recorded batch to the plan's, when the
-/// live table is exactly what that batch loaded: the run state's
-/// fingerprint and digest match the live table, the recorded batch is whole
-/// and of that fingerprint, and its rules line up with the live handles.
+/// live table is exactly what that batch loaded: the run state's digest is
+/// the live table's, the recorded batch is whole and of the run state's
+/// fingerprint, and its rules line up with the live handles.
 fn incremental(
     state: &std::path::Path,
     plan: &Plan,
@@ -226,10 +228,11 @@ fn incremental(
     live: &TableState,
 ) -> Option<Update> {
     let s = recorded?;
-    if s.digest != Some(live.digest) || live.fingerprint.as_deref() != Some(&s.fingerprint) {
+    if s.digest != Some(live.digest) {
         return None;
     }
     let prev = Batch::read(state, &s.fingerprint)?;
-    let u = incr::diff(&prev.commands, plan.ruleset.objects(), &live.rules)?;
+    let mut u = incr::diff(&prev.commands, plan.ruleset.objects(), &live.rules)?;
+    u.live_fingerprint = live.fingerprint.clone();
     (!u.commands.is_empty()).then_some(u)
 }

@@ -92,6 +92,12 @@ pub struct Update {
     pub commands: Vec<String>,
     /// What they touch.
     pub touched: Touched,
+    /// True when the update only adds, leaving the fingerprint comments
+    /// as they are (the table keeps the fingerprint it has).
+    pub keeps_fingerprint: bool,
+    /// The fingerprint in the live table's comment before the update (set
+    /// by the caller; what the table still carries when it is kept).
+    pub live_fingerprint: Option<String>,
 }
 
 impl Update {
@@ -243,16 +249,56 @@ pub fn diff<A: AsRef<str>, B: AsRef<str>>(
     let mut u = Update {
         commands: Vec::new(),
         touched: Touched::default(),
+        keeps_fingerprint: false,
+        live_fingerprint: None,
     };
     added(&p, &n, &mut u)?;
+    let mut refresh = Vec::new();
     for (chain, _) in &n.chains {
         let new = n.rules.get(chain).map_or(&[][..], Vec::as_slice);
         let old = p.rules.get(chain).map_or(&[][..], Vec::as_slice);
         let hs = handles.get(chain).map_or(&[][..], Vec::as_slice);
-        edit(chain, old, new, hs, &mut u);
+        edit(chain, old, new, hs, &mut u, &mut refresh);
     }
-    removed(&p, &n, &mut u);
+    let mut gone = Update {
+        commands: Vec::new(),
+        touched: u.touched.clone(),
+        keeps_fingerprint: false,
+        live_fingerprint: None,
+    };
+    removed(&p, &n, &mut gone);
+    // What the update destroys: replaced and removed rules, flushed set
+    // elements, removed chains, sets and counters.
+    let t = &gone.touched;
+    let destroys = t.rules_replaced + t.rules_removed + t.sets_changed;
+    if destroys + t.chains_removed + t.sets_removed + t.counters_removed > 0 {
+        gone.touched.rules_replaced += refresh.len();
+        u.commands.append(&mut refresh);
+    }
+    u.keeps_fingerprint = !refresh.is_empty();
+    u.commands.append(&mut gone.commands);
+    u.touched = gone.touched;
     Some(u)
+}
+
+const FP_KEY: &str = "\"comment\":\"connroute restore fp=";
+
+/// A rule's text with its fingerprint (if any) zeroed: rules that differ
+/// only there are the same rule.
+fn masked(text: &str) -> std::borrow::Cow<'_, str> {
+    let at = text.find(FP_KEY).map(|at| at + FP_KEY.len());
+    let hex = |at: usize| {
+        let fp = text.get(at..at + 16).unwrap_or("");
+        fp.len() == 16
+            && fp.bytes().all(|c| c.is_ascii_hexdigit())
+            && text[at + 16..].starts_with('"')
+    };
+    match at {
+        Some(at) if hex(at) => {
+            format!("{}{}{}", &text[..at], "0".repeat(16), &text[at + 16..]).into()
+        }
+        _ => text.into(),
+    }
 }
 
 /// New counters, sets and chains; changed sets' elements.
@@ -375,9 +421,28 @@ fn lcs(o: &[&str], n: &[&str]) -> Vec<(usize, usize)> {
 /// One chain's rules from `old` (live `handles`) to `new`: within each gap
 /// between kept rules, old rules are replaced by new ones pairwise, the
 /// rest deleted or inserted before the next kept rule (appended at the end
-/// when none follows).
-fn edit(chain: &str, old: &[&str], new: &[&str], handles: &[u64], u: &mut Update) {
-    let mut kept = align(old, new);
+/// when none follows). Kept rules whose fingerprint changed go to
+/// `refresh` as replacements.
+fn edit(
+    chain: &str,
+    old: &[&str],
+    new: &[&str],
+    handles: &[u64],
+    u: &mut Update,
+    refresh: &mut Vec<String>,
+) {
+    let (mo, mn): (Vec<_>, Vec<_>) = (
+        old.iter().map(|t| masked(t)).collect(),
+        new.iter().map(|t| masked(t)).collect(),
+    );
+    let mo: Vec<&str> = mo.iter().map(AsRef::as_ref).collect();
+    let mn: Vec<&str> = mn.iter().map(AsRef::as_ref).collect();
+    let mut kept = align(&mo, &mn);
+    for &(ki, kj) in &kept {
+        if old[ki] != new[kj] {
+            refresh.push(with_handle("replace", new[kj], chain, handles[ki]));
+        }
+    }
     kept.push((old.len(), new.len()));
     let (mut i, mut j) = (0, 0);
     let t = &mut u.touched;

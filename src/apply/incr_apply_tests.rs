@@ -89,8 +89,22 @@ fn fresh(p: &Plan) -> String {
     k.table.unwrap().listing()
 }
 
+/// A listing with the fingerprints zeroed.
+fn masked(listing: &str) -> String {
+    let mut out = String::new();
+    let mut rest = listing;
+    while let Some(at) = rest.find("fp=") {
+        out.push_str(&rest[..at + 3]);
+        out.push_str(&"0".repeat(16));
+        rest = &rest[(at + 19).min(rest.len())..];
+    }
+    out + rest
+}
+
 /// Applies `a`, then `b`; asserts `b` was an incremental update ending in
-/// exactly the fresh table of `b`, and that nothing is left to do.
+/// exactly the fresh table of `b` (but for the fingerprint comment when
+/// the update only added: then nothing was destroyed), and that nothing is
+/// left to do.
 fn a_then_b(name: &str, a: &Plan, b: &Plan) -> Fake {
     let run = Run::new(name);
     let mut k = Fake::default();
@@ -119,7 +133,17 @@ fn a_then_b(name: &str, a: &Plan, b: &Plan) -> Fake {
     ] {
         assert!(!batch.contains(gone), "{name}: {gone} in {batch}");
     }
-    assert_eq!(k.table.as_ref().unwrap().listing(), fresh(b), "{name}");
+    let live = k.table.as_ref().unwrap().listing();
+    if u.keeps_fingerprint {
+        for destroy in [r#"{"delete""#, r#"{"replace""#, r#"{"flush""#] {
+            assert!(!batch.contains(destroy), "{name}: {destroy} in {batch}");
+        }
+        assert_eq!(k.fingerprint(), u.live_fingerprint, "{name}");
+        assert_eq!(masked(&live), masked(&fresh(b)), "{name}");
+    } else {
+        assert_eq!(k.fingerprint().as_deref(), Some(b.fingerprint.as_str()));
+        assert_eq!(live, fresh(b), "{name}");
+    }
     let st = status(&mut k, b, &run.sys, 0xff00_0000).unwrap();
     assert_eq!(st.nft_table, "current", "{name}: {:?}", st.drift);
     let runs = k.nft_runs;
@@ -149,16 +173,21 @@ fn rules_added_removed_and_moved_end_like_a_fresh_load() {
 }
 
 #[test]
-fn one_rule_added_touches_three_objects() {
+fn one_rule_added_adds_two_objects_and_destroys_none() {
     let a = plan_of(&["a", "b"], "");
     let b = plan_of(&["a", "n", "b"], "");
     let k = a_then_b("one", &a, &b);
     let batch = String::from_utf8(k.last_batch).unwrap();
-    // Its counter, its rule, and the two fingerprint rules.
+    // Its counter and its rule; the fingerprint comments stay.
     assert_eq!(batch.matches(r#"{"add":{"counter""#).count(), 1, "{batch}");
     assert_eq!(batch.matches(r#"{"insert":{"rule""#).count(), 1, "{batch}");
+    let v: serde_json::Value = serde_json::from_str(&batch).unwrap();
+    assert_eq!(v["nftables"].as_array().unwrap().len(), 2, "{batch}");
+    // Removing it destroys a rule anyway: the fingerprints are refreshed.
+    let k = a_then_b("one-removed", &b, &a);
+    let batch = String::from_utf8(k.last_batch).unwrap();
     assert_eq!(batch.matches(r#"{"replace":{"rule""#).count(), 2, "{batch}");
-    assert_eq!(batch.matches(r#"{"delete""#).count(), 0, "{batch}");
+    assert_eq!(batch.matches(r#"{"delete":{"rule""#).count(), 1, "{batch}");
 }
 
 #[test]
@@ -205,7 +234,7 @@ fn a_refused_update_falls_back_to_a_full_replace() {
     k.fail.push(Op::Load);
     let report = apply(&mut k, &b, &run.sys, false).unwrap();
     assert_eq!(k.batches.len(), 3, "load of a, refused update, replace");
-    assert!(String::from_utf8_lossy(&k.batches[1]).contains(r#""replace""#));
+    assert!(!String::from_utf8_lossy(&k.batches[1]).contains("delete"));
     assert!(String::from_utf8_lossy(&k.batches[2]).contains(r#"{"delete":{"table""#));
     assert!(
         report.changes.iter().any(|c| c.starts_with("loaded table")),
@@ -235,9 +264,15 @@ fn a_then_b_again(k: &mut Fake, run: &Run, b: &Plan, c: &Plan) {
 #[test]
 fn an_update_that_commits_then_fails_is_kept_and_recorded() {
     let run = Run::new("commits");
-    let (a, b) = (plan_of(&["a"], ""), plan_of(&["b", "a"], ""));
+    let (a, b) = (plan_of(&["a", "c"], ""), plan_of(&["b", "a"], ""));
     let mut k = Fake::default();
     apply(&mut k, &a, &run.sys, false).unwrap();
+    // It stamps the new fingerprint: that tells it committed.
+    let d = decide(&mut k, &b, &run.sys, false).unwrap();
+    let Some(TableChange::Update(u)) = &d.changes.table else {
+        panic!("{:?}", d.changes.table)
+    };
+    assert!(!u.keeps_fingerprint);
     k.fail.push(Op::LoadCommits);
     let e = apply(&mut k, &b, &run.sys, false).unwrap_err();
     assert!(matches!(e, ApplyError::CommittedDespite(_)), "{e}");
@@ -251,6 +286,13 @@ fn an_update_that_commits_then_fails_is_kept_and_recorded() {
             .is_empty()
     );
     assert_eq!(k.nft_runs, runs);
+    // An add-only update cannot be told from before: replaced whole.
+    let c = plan_of(&["n", "b", "a"], "");
+    k.fail.push(Op::LoadCommits);
+    let report = apply(&mut k, &c, &run.sys, false).unwrap();
+    assert_eq!(k.batches.len(), 4, "update, then a full replace");
+    assert!(report.changes.iter().any(|l| l.starts_with("loaded table")));
+    assert_eq!(k.table.as_ref().unwrap().listing(), fresh(&c));
 }
 
 #[test]
@@ -272,7 +314,8 @@ fn a_stale_handle_is_refused_whole_then_replaced() {
     assert_eq!(k.table, changed, "nothing of a refused batch stays");
     k.table = before;
     apply(&mut k, &b, &run.sys, false).unwrap();
-    assert_eq!(k.table.as_ref().unwrap().listing(), fresh(&b));
+    let live = k.table.as_ref().unwrap().listing();
+    assert_eq!(masked(&live), masked(&fresh(&b)));
 }
 
 #[test]

@@ -35,6 +35,7 @@ fn rule(c: &str, r: &str, target: &str) -> String {
 }
 
 fn fp_rule(fp: &str, gws: &[&str]) -> String {
+    let fp = format!("{:0>16}", fp);
     format!(
         r#"{{"add":{{"rule":{{{T},"chain":"prerouting","expr":[{{"vmap":"{}"}}],"comment":"connroute restore fp={fp}"}}}}}}"#,
         gws.join(",")
@@ -97,23 +98,21 @@ fn rule_added_at_the_start_is_inserted_before_the_first() {
     let a = batch(GW, &["a", "b", "c"], &[], "1");
     let b = batch(GW, &["n", "a", "b", "c"], &[], "2");
     let u = update(&a, &b);
+    // Only additions: the fingerprint comment is left as it is.
     assert_eq!(
         u.commands,
         [
             counter("rule_n"),
-            at("replace", &fp_rule("2", GW), "prerouting", 104),
             at("insert", &rule("classify", "n", "pin_g1"), "classify", 101),
         ]
     );
+    assert!(u.keeps_fingerprint);
     assert_eq!(
-        u.commands[2],
+        u.commands[1],
         r#"{"insert":{"rule":{"family":"inet","table":"connroute","chain":"classify","handle":101,"expr":[{"counter":"rule_n"},{"goto":{"target":"pin_g1"}}],"comment":"n"}}}"#
     );
-    assert_eq!(
-        u.touched.to_string(),
-        "1 rule added, 1 rule replaced, 1 counter added"
-    );
-    assert_eq!(u.touched.objects(), 3);
+    assert_eq!(u.touched.to_string(), "1 rule added, 1 counter added");
+    assert_eq!(u.touched.objects(), 2);
 }
 
 #[test]
@@ -122,10 +121,10 @@ fn rule_added_in_the_middle_is_inserted_before_the_next() {
     let b = batch(GW, &["a", "n", "b", "c"], &[], "2");
     let u = update(&a, &b);
     assert_eq!(
-        u.commands[2],
+        u.commands[1],
         at("insert", &rule("classify", "n", "pin_g1"), "classify", 102)
     );
-    assert_eq!(u.commands.len(), 3);
+    assert_eq!(u.commands.len(), 2);
 }
 
 #[test]
@@ -134,7 +133,7 @@ fn rule_added_at_the_end_is_appended() {
     let b = batch(GW, &["a", "b", "c", "n", "m"], &[], "2");
     let u = update(&a, &b);
     assert_eq!(
-        u.commands[3..],
+        u.commands[2..],
         [
             rule("classify", "n", "pin_g1"),
             rule("classify", "m", "pin_g1")
@@ -151,14 +150,16 @@ fn rule_removed_is_deleted_by_handle_before_its_counter() {
     let del = r#"{"delete":{"rule":{"family":"inet","table":"connroute","chain":"classify","handle":102}}}"#;
     let del_counter =
         r#"{"delete":{"counter":{"family":"inet","table":"connroute","name":"rule_b"}}}"#;
+    // A rule is destroyed anyway: the fingerprints are refreshed too.
     assert_eq!(
         u.commands,
         [
-            at("replace", &fp_rule("2", GW), "prerouting", 104),
             del.to_string(),
+            at("replace", &fp_rule("2", GW), "prerouting", 104),
             del_counter.to_string(),
         ]
     );
+    assert!(!u.keeps_fingerprint);
 }
 
 #[test]
@@ -171,7 +172,7 @@ fn rule_changed_is_replaced_in_place() {
         .unwrap();
     b[i] = b[i].replace("pin_g1", "pin_g2").replace("rule_b", "rule_a");
     let u = update(&a, &b);
-    assert_eq!(u.commands[1], at("replace", &b[i], "classify", 102));
+    assert_eq!(u.commands[0], at("replace", &b[i], "classify", 102));
     // The counter rule_b is still declared: only the two rules change.
     assert_eq!(u.touched.to_string(), "2 rules replaced");
 }
@@ -238,11 +239,11 @@ fn nothing_changed_and_fingerprint_only() {
     let a = batch(GW, &["a", "b"], &[], "1");
     assert_eq!(update(&a, &a).commands, Vec::<String>::new());
     assert_eq!(update(&a, &a).touched.to_string(), "nothing");
+    // Only the fingerprint differs: nothing to do, the comment is kept.
     let b = batch(GW, &["a", "b"], &[], "2");
-    assert_eq!(
-        update(&a, &b).commands,
-        [at("replace", &fp_rule("2", GW), "prerouting", 103)]
-    );
+    let u = update(&a, &b);
+    assert_eq!((u.commands.len(), u.keeps_fingerprint), (0, true));
+    assert_eq!(diff(&a, &b, &live(&a)).unwrap().touched.objects(), 0);
 }
 
 #[test]
