@@ -457,6 +457,23 @@ mod tests {
     }
 
     #[test]
+    fn a_dumped_rule_gives_its_chain_and_handle() {
+        let mut b = vec![NFPROTO_INET, 0, 0, 7];
+        for (k, v) in [
+            (ATTR_TABLE, &b"connroute\0"[..]),
+            (2, &b"classify\0"[..]),
+            (3, &0x0102u64.to_be_bytes()[..]),
+        ] {
+            b.extend_from_slice(&((4 + v.len()) as u16).to_ne_bytes());
+            b.extend_from_slice(&k.to_ne_bytes());
+            b.extend_from_slice(v);
+            b.resize((b.len() + 3) & !3, 0);
+        }
+        assert_eq!(rule_handle(&b), Some(("classify".into(), 0x0102)));
+        assert_eq!(rule_handle(&b[..24]), None);
+    }
+
+    #[test]
     fn conntrack_request_filters_by_mark_in_network_order() {
         let m = conntrack_request(2, 0x0100_0000, 0xff00_0000);
         assert_eq!(&m[4..6], &0x0101u16.to_ne_bytes());

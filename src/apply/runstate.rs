@@ -297,4 +297,36 @@ mod tests {
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn batch_record_round_trips_and_is_refused_when_damaged_foreign_or_big() {
+        let dir = std::env::temp_dir().join(format!("cr-batch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let state = dir.join("state");
+        let cmds = ["{\"add\":{\"table\":{}}}", "{\"add\":{\"chain\":{}}}"];
+        Batch::write(&state, "00ff", &cmds).unwrap();
+        let b = Batch::read(&state, "00ff").unwrap();
+        assert_eq!(b.commands, cmds);
+        assert_eq!(Batch::read(&state, "00fe"), None, "another fingerprint");
+        // One byte changed: the checksum no longer holds.
+        let path = Batch::path(&state);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("chain", "chaim")).unwrap();
+        assert_eq!(Batch::read(&state, "00ff"), None);
+        // Too big to keep: the old record goes, nothing is written.
+        let big = vec!["x".repeat(1 << 20); 4];
+        Batch::write(&state, "00ff", &big).unwrap();
+        assert!(!path.exists());
+        // A file that is not connroute's is neither replaced nor removed.
+        std::fs::write(&path, "keep\n").unwrap();
+        assert!(Batch::write(&state, "00ff", &cmds).is_err());
+        RunState::remove(&state);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep\n");
+        std::fs::remove_file(&path).unwrap();
+        // Removing the run state removes the record beside it.
+        Batch::write(&state, "00ff", &cmds).unwrap();
+        RunState::remove(&state);
+        assert!(!path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

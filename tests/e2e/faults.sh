@@ -12,27 +12,8 @@ setup_cleanup
 build_seed
 TOP="$HERE/../.."
 CONF="$TOP/examples/seed.conf"
-# The state, connroute's objects in name order: an incremental load adds
-# chains and counters after the existing ones, so a config left and
-# returned to lists the same objects in another order.
+# The state, connroute's objects in name order (see sorted_blocks).
 state() { system_state h | sorted_blocks; }
-sorted_blocks() {
-	python3 -c '
-import sys
-lines, out, i = sys.stdin.read().split("\n"), [], 0
-while i < len(lines):
-    out.append(lines[i])
-    if lines[i].startswith("table inet connroute "):
-        blocks, cur, i = [], [], i + 1
-        while lines[i] != "}":
-            if lines[i]: cur.append(lines[i])
-            else: blocks.append(cur); cur = []
-            i += 1
-        blocks.append(cur)
-        out += ["\n".join(b) for b in sorted(blocks)] + ["}"]
-    i += 1
-print("\n".join(out))'
-}
 works() { [ "$(fetch c http://10.2.0.1/)" = "hello from h" ]; }
 
 expect_ok "apply the seed config" cr h -c "$CONF" apply
