@@ -13,7 +13,7 @@ use std::fmt;
 
 /// Middles of two rule lists longer than this (product) are not aligned
 /// rule by rule: every rule of the middle is replaced.
-const ALIGN_MAX: usize = 1 << 20;
+const ALIGN_MAX: usize = 1 << 18;
 
 /// How many objects of each kind the update touches.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -158,17 +158,45 @@ fn parse<'a>(text: &'a str, heads: &[(String, u8); 4]) -> Option<Obj<'a>> {
     })
 }
 
-/// A full batch by object: named objects with their texts, rules by chain.
+/// Named objects of one kind in batch order, indexed by name (a batch of
+/// 10,000 rules has as many chains and counters).
 #[derive(Default)]
-struct Shape<'a> {
-    counters: Vec<(&'a str, &'a str)>,
-    sets: Vec<(&'a str, &'a str)>,
-    chains: Vec<(&'a str, &'a str)>,
-    rules: BTreeMap<&'a str, Vec<&'a str>>,
+struct Named<'a> {
+    list: Vec<(&'a str, &'a str)>,
+    index: BTreeMap<String, usize>,
 }
 
-fn find<'a>(list: &[(&'a str, &'a str)], n: &str) -> Option<&'a str> {
-    list.iter().find(|(k, _)| *k == n).map(|(_, t)| *t)
+impl<'a> Named<'a> {
+    /// Adds object `n` (text `t`); `None` when the name repeats.
+    fn push(&mut self, n: &'a str, t: &'a str) -> Option<()> {
+        let fresh = self.index.insert(n.to_string(), self.list.len()).is_none();
+        self.list.push((n, t));
+        fresh.then_some(())
+    }
+
+    fn pos(&self, n: &str) -> Option<usize> {
+        self.index.get(n).copied()
+    }
+
+    fn get(&self, n: &str) -> Option<&'a str> {
+        self.pos(n).map(|i| self.list[i].1)
+    }
+
+    /// Names here that `other` does not have, in order.
+    fn gone(&self, other: &Named) -> Vec<&'a str> {
+        let names = self.list.iter().map(|(k, _)| *k);
+        names.filter(|k| other.pos(k).is_none()).collect()
+    }
+}
+
+/// A full batch by object: named objects with their texts, and the rules
+/// of each chain (by the chain's index).
+#[derive(Default)]
+struct Shape<'a> {
+    counters: Named<'a>,
+    sets: Named<'a>,
+    chains: Named<'a>,
+    rules: Vec<Vec<&'a str>>,
 }
 
 /// Splits a full batch (`add table; delete table; add table; …`).
@@ -186,13 +214,13 @@ fn shape<'a, S: AsRef<str>>(batch: &'a [S]) -> Option<Shape<'a>> {
         match parse(t, &heads)? {
             Obj::Table if i == tables => tables += 1,
             Obj::Table => return None,
-            Obj::Counter(n) => s.counters.push((n, t)),
-            Obj::Set(n) => s.sets.push((n, t)),
-            Obj::Chain(n) => s.chains.push((n, t)),
-            Obj::Rule(c) => {
-                find(&s.chains, c)?;
-                s.rules.entry(c).or_default().push(t);
+            Obj::Counter(n) => s.counters.push(n, t)?,
+            Obj::Set(n) => s.sets.push(n, t)?,
+            Obj::Chain(n) => {
+                s.chains.push(n, t)?;
+                s.rules.push(Vec::new());
             }
+            Obj::Rule(c) => s.rules[s.chains.pos(c)?].push(t),
         }
     }
     (tables == 3).then_some(s)
@@ -237,15 +265,7 @@ pub fn diff<A: AsRef<str>, B: AsRef<str>>(
     live: &[(String, u64)],
 ) -> Option<Update> {
     let (p, n) = (shape(prev)?, shape(next)?);
-    let mut handles: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-    for (c, h) in live {
-        handles.entry(c.as_str()).or_default().push(*h);
-    }
-    let want = p.rules.iter().map(|(c, v)| (*c, v.len()));
-    let have = handles.iter().map(|(c, v)| (*c, v.len()));
-    if !want.eq(have) {
-        return None;
-    }
+    let handles = handles(&p, live)?;
     let mut u = Update {
         commands: Vec::new(),
         touched: Touched::default(),
@@ -254,10 +274,11 @@ pub fn diff<A: AsRef<str>, B: AsRef<str>>(
     };
     added(&p, &n, &mut u)?;
     let mut refresh = Vec::new();
-    for (chain, _) in &n.chains {
-        let new = n.rules.get(chain).map_or(&[][..], Vec::as_slice);
-        let old = p.rules.get(chain).map_or(&[][..], Vec::as_slice);
-        let hs = handles.get(chain).map_or(&[][..], Vec::as_slice);
+    for (&(chain, _), new) in n.chains.list.iter().zip(&n.rules) {
+        let (old, hs) = match p.chains.pos(chain) {
+            Some(i) => (&p.rules[i][..], &handles[i][..]),
+            None => (&[][..], &[][..]),
+        };
         edit(chain, old, new, hs, &mut u, &mut refresh);
     }
     let mut gone = Update {
@@ -279,6 +300,23 @@ pub fn diff<A: AsRef<str>, B: AsRef<str>>(
     u.commands.append(&mut gone.commands);
     u.touched = gone.touched;
     Some(u)
+}
+
+/// The live rules' handles by chain index of `p`: the kernel dumps them
+/// chain by chain, and each chain must hold as many rules as `p` says.
+fn handles(p: &Shape, live: &[(String, u64)]) -> Option<Vec<Vec<u64>>> {
+    let mut out = vec![Vec::new(); p.rules.len()];
+    let mut last = None;
+    for (c, h) in live {
+        let i = p.chains.pos(c)?;
+        if last != Some(i) && !out[i].is_empty() {
+            return None;
+        }
+        last = Some(i);
+        out[i].push(*h);
+    }
+    let same = out.iter().zip(&p.rules).all(|(h, r)| h.len() == r.len());
+    same.then_some(out)
 }
 
 const FP_KEY: &str = "\"comment\":\"connroute restore fp=";
@@ -304,14 +342,14 @@ fn masked(text: &str) -> std::borrow::Cow<'_, str> {
 /// New counters, sets and chains; changed sets' elements.
 fn added(p: &Shape, n: &Shape, u: &mut Update) -> Option<()> {
     let t = &mut u.touched;
-    for (name, text) in &n.counters {
-        if find(&p.counters, name).is_none() {
+    for (name, text) in &n.counters.list {
+        if p.counters.pos(name).is_none() {
             u.commands.push(text.to_string());
             t.counters_added += 1;
         }
     }
-    for (name, text) in &n.sets {
-        match find(&p.sets, name) {
+    for (name, text) in &n.sets.list {
+        match p.sets.get(name) {
             None => {
                 u.commands.push(text.to_string());
                 t.sets_added += 1;
@@ -330,8 +368,8 @@ fn added(p: &Shape, n: &Shape, u: &mut Update) -> Option<()> {
             Some(_) => {}
         }
     }
-    for (name, text) in &n.chains {
-        match find(&p.chains, name) {
+    for (name, text) in &n.chains.list {
+        match p.chains.get(name) {
             None => {
                 u.commands.push(text.to_string());
                 t.chains_added += 1;
@@ -345,14 +383,7 @@ fn added(p: &Shape, n: &Shape, u: &mut Update) -> Option<()> {
 
 /// Removed chains (flushed, then deleted), then removed sets and counters.
 fn removed(p: &Shape, n: &Shape, u: &mut Update) {
-    let gone = |list: &[(&str, &str)], other: &[(&str, &str)]| -> Vec<String> {
-        let names = list.iter().map(|(k, _)| *k);
-        names
-            .filter(|k| find(other, k).is_none())
-            .map(str::to_string)
-            .collect()
-    };
-    let chains = gone(&p.chains, &n.chains);
+    let chains = p.chains.gone(&n.chains);
     for c in &chains {
         u.commands.push(named("flush", "chain", c));
     }
@@ -360,11 +391,11 @@ fn removed(p: &Shape, n: &Shape, u: &mut Update) {
         u.commands.push(named("delete", "chain", c));
     }
     u.touched.chains_removed = chains.len();
-    let sets = gone(&p.sets, &n.sets);
+    let sets = p.sets.gone(&n.sets);
     u.commands
         .extend(sets.iter().map(|s| named("delete", "set", s)));
     u.touched.sets_removed = sets.len();
-    let counters = gone(&p.counters, &n.counters);
+    let counters = p.counters.gone(&n.counters);
     u.commands
         .extend(counters.iter().map(|c| named("delete", "counter", c)));
     u.touched.counters_removed = counters.len();
