@@ -101,7 +101,7 @@ fn rollback(k: &mut dyn Kernel, undo: Vec<Undo>) -> Vec<KernelError> {
 
 /// Runs `changes`; also returns the run state to record when a table was
 /// loaded (even if removing old entries failed afterwards).
-fn execute(
+pub(super) fn execute(
     k: &mut dyn Kernel,
     plan: &Plan,
     changes: &Changes,
@@ -281,34 +281,40 @@ fn load_table(
             true => u.live_fingerprint.as_deref(),
             false => Some(fp.as_str()),
         };
-        match attempt(k, plan, &u.to_json(), stamp) {
-            Ok(r) => {
-                let what = &u.touched;
-                report
-                    .changes
-                    .push(format!("updated table inet {t} ({fp}): {what}"));
-                return Ok(r);
+        // Handles are only good for the table as it was read.
+        let before = k.generation().ok();
+        if before.is_none() || before != u.generation {
+            log::info!("the ruleset changed since it was read: replacing the whole table");
+        } else {
+            match attempt(k, plan, &u.to_json(), stamp, before) {
+                Ok(r) => {
+                    let what = &u.touched;
+                    let line = format!("updated table inet {t} ({fp}): {what}");
+                    report.changes.push(line);
+                    return Ok(r);
+                }
+                Err(e) => log::warn!("incremental update failed ({e}); replacing the whole table"),
             }
-            Err(e) => log::warn!("incremental update failed ({e}); replacing the whole table"),
         }
     }
     let json = batch(plan, *change == TableChange::Create);
-    let r = attempt(k, plan, &json, Some(fp))?;
+    let before = k.generation().ok();
+    let r = attempt(k, plan, &json, Some(fp), before)?;
     report.changes.push(format!("loaded table inet {t} ({fp})"));
     Ok(r)
 }
 
-/// One load of `json` after which the table's comment carries `stamp`:
-/// the run state to record (and nft's error when it failed but the
-/// transaction committed); an error when nothing committed or the kernel
-/// cannot tell.
+/// One load of `json` (`before`: the ruleset generation just before)
+/// after which the table's comment carries `stamp`: the run state to
+/// record (and nft's error when it failed but the transaction committed);
+/// an error when nothing committed or the kernel cannot tell.
 fn attempt(
     k: &mut dyn Kernel,
     plan: &Plan,
     json: &[u8],
     stamp: Option<&str>,
+    before: Option<u32>,
 ) -> KResult<(RunState, Option<KernelError>)> {
-    let before = k.generation().ok();
     match load(k, plan, json, before, stamp) {
         Ok(state) => Ok((state, None)),
         Err(error) => match committed(k, plan, before, stamp) {

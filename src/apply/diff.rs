@@ -208,6 +208,10 @@ pub fn table(
         )),
         _ => {
             let update = state.and_then(|p| incremental(p, plan, recorded, &live));
+            let update = update.map(|u| Update {
+                generation: Some(generation),
+                ..u
+            });
             let c = match update {
                 Some(u) => TableChange::Update(Box::new(u)),
                 None => TableChange::Replace("differs from the config".into()),

@@ -98,6 +98,9 @@ pub struct Update {
     /// The fingerprint in the live table's comment before the update (set
     /// by the caller; what the table still carries when it is kept).
     pub live_fingerprint: Option<String>,
+    /// The ruleset generation the live table was read at (set by the
+    /// caller): the update is loaded only while it has not moved.
+    pub generation: Option<u32>,
 }
 
 impl Update {
@@ -271,6 +274,7 @@ pub fn diff<A: AsRef<str>, B: AsRef<str>>(
         touched: Touched::default(),
         keeps_fingerprint: false,
         live_fingerprint: None,
+        generation: None,
     };
     added(&p, &n, &mut u)?;
     let mut refresh = Vec::new();
@@ -286,6 +290,7 @@ pub fn diff<A: AsRef<str>, B: AsRef<str>>(
         touched: u.touched.clone(),
         keeps_fingerprint: false,
         live_fingerprint: None,
+        generation: None,
     };
     removed(&p, &n, &mut gone);
     // What the update destroys: replaced and removed rules, flushed set

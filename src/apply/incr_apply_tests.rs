@@ -370,3 +370,28 @@ impl Damage for Vec<u8> {
         v
     }
 }
+
+#[test]
+fn a_table_changed_after_it_was_read_is_replaced_whole() {
+    let run = Run::new("raced");
+    let (a, b) = (plan_of(&["a"], ""), plan_of(&["a", "n"], ""));
+    let mut k = Fake::default();
+    apply(&mut k, &a, &run.sys, false).unwrap();
+    let d = decide(&mut k, &b, &run.sys, false).unwrap();
+    assert!(matches!(d.changes.table, Some(TableChange::Update(_))));
+    // Someone adds a rule to connroute's table meanwhile: the update's
+    // handles are still there, but it would keep the foreign rule.
+    let classify = k.table.as_mut().unwrap().chains.get_mut("classify");
+    classify
+        .unwrap()
+        .rules
+        .push((999, r#"{"expr":[{"drop":null}]}"#.into()));
+    k.generation += 1;
+    let mut report = super::Report::default();
+    let (result, state) = super::apply::execute(&mut k, &b, &d.changes, &mut report);
+    result.unwrap();
+    assert!(state.unwrap().digest.is_some());
+    let last = String::from_utf8(k.last_batch.clone()).unwrap();
+    assert!(last.contains(r#"{"delete":{"table""#), "{last}");
+    assert_eq!(k.table.as_ref().unwrap().listing(), fresh(&b));
+}
