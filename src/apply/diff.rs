@@ -206,18 +206,25 @@ pub fn table(
             TableChange::Replace("contents not verifiable: no record of the last load".into()),
             None,
         )),
-        _ => {
-            let update = state.and_then(|p| incremental(p, plan, recorded, &live));
-            let update = update.map(|u| Update {
-                generation: Some(generation),
-                ..u
-            });
-            let c = match update {
-                Some(u) => TableChange::Update(Box::new(u)),
-                None => TableChange::Replace("differs from the config".into()),
-            };
-            Ok((c, None))
-        }
+        _ => Ok((changed(plan, recorded, state, &live, generation), None)),
+    }
+}
+
+/// A config that changed: an incremental update when it can be made,
+/// else a whole replace.
+fn changed(
+    plan: &Plan,
+    recorded: Option<&RunState>,
+    state: Option<&std::path::Path>,
+    live: &TableState,
+    generation: u32,
+) -> TableChange {
+    match state.and_then(|p| incremental(p, plan, recorded, live)) {
+        Some(u) => TableChange::Update(Box::new(Update {
+            generation: Some(generation),
+            ..u
+        })),
+        None => TableChange::Replace("differs from the config".into()),
     }
 }
 
