@@ -13,7 +13,7 @@ use nom::branch::alt;
 use nom::bytes::complete::{tag, take_while1};
 use nom::combinator::{all_consuming, value};
 use nom::{IResult, Parser};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::rc::Rc;
 
@@ -121,14 +121,17 @@ struct Reader<'a> {
     section: Option<usize>,
     /// Name → first named section of that name (anonymous sections are
     /// found by their generated id: [`Reader::find_section`]).
-    sections: BTreeMap<Box<str>, usize>,
-    /// Every section type and option name met, each stored once.
-    names: BTreeSet<Rc<str>>,
-    /// (section index, option name) → option index, for sections of more
-    /// than [`INDEX_FROM`] options only: keeps huge files fast without a
-    /// map entry for every small section's options. `BTreeMap`s (also in
-    /// src/ids) keep the binary small: `HashMap` links SipHash and a seed.
-    options: BTreeMap<(usize, Rc<str>), usize>,
+    sections: BTreeMap<String, usize>,
+    /// Every section type and option name met → its index in `interned`.
+    names: BTreeMap<String, usize>,
+    /// The one shared copy of each of those names.
+    interned: Vec<Rc<str>>,
+    /// `SECTION.OPTION` (section index, option name) → option index, for
+    /// sections of more than [`INDEX_FROM`] options only: keeps huge files
+    /// fast without a map entry for every small section's options. One
+    /// map type for all three (and for src/ids) keeps the binary small: a
+    /// `BTreeMap`, as `HashMap` links SipHash and a seed.
+    options: BTreeMap<String, usize>,
 }
 
 /// Sections with more options than this get their options indexed.
@@ -421,11 +424,12 @@ impl<'a> Reader<'a> {
     fn intern(&mut self, start: usize) -> Rc<str> {
         let text = self.text(start);
         let text = String::from_utf8_lossy(&text);
-        if let Some(name) = self.names.get(&*text) {
-            return name.clone();
+        if let Some(&i) = self.names.get(&*text) {
+            return self.interned[i].clone();
         }
-        let name: Rc<str> = text.into();
-        self.names.insert(name.clone());
+        let name: Rc<str> = (*text).into();
+        self.names.insert(text.into_owned(), self.interned.len());
+        self.interned.push(name.clone());
         name
     }
 
@@ -435,7 +439,7 @@ impl<'a> Reader<'a> {
         if options.len() <= INDEX_FROM {
             options.iter().position(|o| Rc::ptr_eq(&o.name, name))
         } else {
-            self.options.get(&(s, name.clone())).copied()
+            self.options.get(&format!("{s}.{name}")).copied()
         }
     }
 
@@ -449,7 +453,7 @@ impl<'a> Reader<'a> {
             _ => i,
         };
         for (j, o) in options.iter().enumerate().skip(from) {
-            self.options.insert((s, o.name.clone()), j);
+            self.options.insert(format!("{s}.{}", o.name), j);
         }
     }
 
@@ -550,7 +554,8 @@ fn run(input: &[u8], package: &str, mode: Mode, errors: &mut Vec<ParseError>) ->
         doc: Document::new(package),
         section: None,
         sections: BTreeMap::new(),
-        names: BTreeSet::new(),
+        names: BTreeMap::new(),
+        interned: Vec::new(),
         options: BTreeMap::new(),
     };
     while r.next < input.len() {
