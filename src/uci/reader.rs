@@ -393,7 +393,7 @@ impl<'a> Reader<'a> {
             }
             None => {
                 let i = self.doc.add_section(stype, Some(&name), line);
-                self.sections.insert(name.into(), i);
+                self.sections.insert(name, i);
                 self.section = Some(i);
             }
         }
