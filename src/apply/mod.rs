@@ -5,6 +5,7 @@
 
 #[allow(clippy::module_inception)]
 pub mod apply;
+pub mod banks;
 pub mod child;
 pub mod devices;
 pub mod diff;
@@ -27,6 +28,8 @@ pub mod runstate;
 pub mod status;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transition_tests;
 
 use nft::Nft;
 use std::path::PathBuf;

@@ -2,6 +2,7 @@
 //! (rendering to text or JSON is the CLI's job). Read-only.
 
 use super::System;
+use super::banks::{self, RuleStep};
 use super::diff::{self, TableChange, same_route};
 use super::error::ApplyError;
 use super::kernel::Kernel;
@@ -192,7 +193,10 @@ fn routing_drift(c: &diff::Changes, drift: &mut Vec<String>) {
             .iter()
             .map(|r| format!("unexpected route: {r}")),
     );
-    drift.extend(c.add_rules.iter().map(|r| format!("missing rule: {r}")));
+    drift.extend(c.rule_steps.iter().map(|s| match s {
+        RuleStep::Add(r) => format!("missing rule: {r}"),
+        RuleStep::Remove(r) => format!("unexpected rule: {r}"),
+    }));
     drift.extend(
         c.remove_rules
             .iter()
@@ -242,8 +246,8 @@ fn present_routes(g: &GatewayState, routes: &[Route]) -> bool {
 }
 
 /// An active gateway: all ip rules it needs (its leaf and the shared
-/// entry, main and dispatch rules) are in the kernel. An inactive one:
-/// any rule still looks up its table.
+/// entry, main and dispatch rules, in the bank apply keeps or builds) are
+/// in the kernel. An inactive one: any rule still looks up its table.
 fn present_rules(g: &GatewayState, plan: &Plan, rules: &[IpRule]) -> bool {
     let its = |t: u32| t == g.table;
     if !g.active {
@@ -251,7 +255,7 @@ fn present_rules(g: &GatewayState, plan: &Plan, rules: &[IpRule]) -> bool {
             .iter()
             .any(|r| matches!(r.action, RuleAction::Lookup { table, .. } if its(table)));
     }
-    plan.ip_rules
+    banks::placed(&plan.ip_rules, rules)
         .iter()
         .filter(|r| match r.action {
             RuleAction::Lookup { table, .. } => its(table) || table == MAIN_TABLE,

@@ -12,7 +12,7 @@ use nftables::schema::Nftables;
 use std::fmt;
 use std::net::IpAddr;
 
-pub use iprule::{IpRule, RuleAction, band_size};
+pub use iprule::{IpRule, Layout, MAX_BANK, RuleAction};
 pub use ruleset::{
     CHAIN_PREROUTING, TABLE, fingerprint_in_comment, fingerprint_of, gateway_counter_name,
 };

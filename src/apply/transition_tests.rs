@@ -1,0 +1,318 @@
+//! ip rule transitions as a property: for random chains of gateway sets
+//! (1..40 gateways, added, removed, renamed, explicit marks and tables,
+//! IPv4/IPv6), the rule list after every single kernel operation of an
+//! apply (and of its rollback) routes every packet as the old plan or as
+//! the new plan does: unmarked, pinned to an old or a new gateway, or
+//! carrying a mark nobody owns. Rules are walked as the kernel walks them.
+
+use super::apply::apply;
+use super::diff;
+use super::fake::{Fake, Op};
+use super::kernel::Kernel;
+use super::nft::Nft;
+use super::{Report, System};
+use crate::config::{Config, Family};
+use crate::facts::Facts;
+use crate::plan::{self, IpRule, MAIN_TABLE, Plan, RuleAction};
+
+/// A lookup a packet's walk makes (every lookup failing, so the whole
+/// walk is seen): `Suppressed` is `lookup main suppress_prefixlength 0`,
+/// `Main` the kernel's own main rule at 32766 that ends every walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Look {
+    Suppressed,
+    Table(u32),
+    Main,
+}
+
+/// How a `goto` finds its target: `Exact` as the kernel does (the first
+/// rule of exactly that priority; none: the goto is skipped), `AtLeast`
+/// the first rule at that priority or after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Goto {
+    Exact,
+    AtLeast,
+}
+
+/// The lookups a packet with `mark` makes walking `rules` (one family,
+/// in the kernel's order), normalised: a table looked up again fails
+/// again, and a suppressed main lookup right before the main rule adds
+/// nothing. Also how many rules were tested.
+fn walk(rules: &[IpRule], mark: u32, goto: Goto) -> (Vec<Look>, usize) {
+    let mut looks = Vec::new();
+    let (mut i, mut tested) = (0, 0);
+    while i < rules.len() {
+        let r = &rules[i];
+        tested += 1;
+        assert!(tested <= 4 * rules.len() + 4, "walk loops: {rules:?}");
+        i += 1;
+        if ((mark ^ r.mark) & r.mask == 0) == r.invert {
+            continue;
+        }
+        match r.action {
+            RuleAction::Goto(p) => {
+                let j = rules.partition_point(|x| x.priority < p);
+                let found = j < rules.len() && (goto == Goto::AtLeast || rules[j].priority == p);
+                if found {
+                    i = j;
+                }
+            }
+            RuleAction::Nop => {}
+            RuleAction::Lookup { table, .. } if table == MAIN_TABLE => looks.push(Look::Suppressed),
+            RuleAction::Lookup { table, .. } => looks.push(Look::Table(table)),
+        }
+    }
+    looks.push(Look::Main);
+    let mut out: Vec<Look> = Vec::new();
+    for l in looks {
+        if !out.contains(&l) {
+            out.push(l);
+        }
+    }
+    if out.len() >= 2 && out[out.len() - 2] == Look::Suppressed {
+        out.remove(out.len() - 2);
+    }
+    (out, tested)
+}
+
+fn family(rules: &[IpRule], f: Family) -> Vec<IpRule> {
+    rules.iter().filter(|r| r.family == f).cloned().collect()
+}
+
+/// xorshift64*: reproducible cases without a crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Gw {
+    name: String,
+    addr: u32,
+    v4: bool,
+    v6: bool,
+    mark: Option<u32>,
+    table: Option<u32>,
+}
+
+fn new_gw(rng: &mut Rng, serial: &mut u32) -> Gw {
+    *serial += 1;
+    let fam = rng.below(4);
+    Gw {
+        name: format!("g{serial}"),
+        addr: *serial,
+        v4: fam != 3,
+        v6: fam >= 2,
+        mark: rng.chance(25).then(|| (1 + rng.below(255) as u32) << 24),
+        table: rng.chance(20).then(|| 100 + rng.below(200) as u32),
+    }
+}
+
+fn config_text(gws: &[Gw]) -> String {
+    let mut t = String::from("config globals 'globals'\n\toption mark_mask '0xff000000'\n");
+    for g in gws {
+        t += &format!("config gateway '{}'\n", g.name);
+        if g.v4 {
+            t += &format!(
+                "\toption gateway '10.{}.{}.1'\n",
+                g.addr / 250,
+                g.addr % 250
+            );
+        }
+        if g.v6 {
+            t += &format!("\toption gateway6 'fd00::{:x}'\n", g.addr);
+        }
+        if let Some(m) = g.mark {
+            t += &format!("\toption mark '0x{m:x}'\n");
+        }
+        if let Some(tb) = g.table {
+            t += &format!("\toption table '{tb}'\n");
+        }
+    }
+    t
+}
+
+/// Adds, removes, renames and re-marks some gateways.
+fn mutate(rng: &mut Rng, gws: &[Gw], serial: &mut u32) -> Vec<Gw> {
+    let mut out: Vec<Gw> = gws.iter().filter(|_| !rng.chance(20)).cloned().collect();
+    for g in &mut out {
+        if rng.chance(10) {
+            *serial += 1;
+            g.name = format!("g{serial}");
+        }
+        if rng.chance(10) {
+            g.mark = rng.chance(50).then(|| (1 + rng.below(255) as u32) << 24);
+        }
+        if rng.chance(5) {
+            g.v6 = !g.v6;
+            g.v4 = g.v4 || !g.v6;
+        }
+    }
+    for _ in 0..rng.below(6) {
+        let at = rng.below(out.len() as u64 + 1) as usize;
+        out.insert(at, new_gw(rng, serial));
+    }
+    out.truncate(40);
+    if out.is_empty() {
+        out.push(new_gw(rng, serial));
+    }
+    out
+}
+
+fn plan_of(gws: &[Gw]) -> Option<Plan> {
+    let config = Config::parse(config_text(gws).as_bytes(), "t.conf").ok()?;
+    Some(plan::plan(&config, &Facts::default()))
+}
+
+/// Every mark worth a packet: none, each gateway's of both plans, one
+/// nobody owns; with bits outside the mask set.
+fn marks(a: &Plan, b: &Plan) -> Vec<u32> {
+    let mut m: Vec<u32> = vec![0];
+    m.extend(a.gateways.iter().chain(&b.gateways).map(|g| g.mark));
+    let free = (1..=255u32)
+        .map(|i| i << 24)
+        .find(|x| !m.contains(x))
+        .unwrap_or(0);
+    m.push(free);
+    m.sort_unstable();
+    m.dedup();
+    m.iter().map(|x| x | 0x0042_0001).collect()
+}
+
+/// Asserts that every recorded rule list routes each mark as `old` or
+/// `new` does (under both goto readings), and that unmarked packets never
+/// test more than 2 of connroute's rules.
+fn check(trace: &[Vec<IpRule>], old: &Plan, new: &Plan, what: &str) {
+    let marks = marks(old, new);
+    for f in Family::ALL {
+        let (o, n) = (family(&old.ip_rules, f), family(&new.ip_rules, f));
+        for (step, state) in trace.iter().enumerate() {
+            let s = family(state, f);
+            for goto in [Goto::Exact, Goto::AtLeast] {
+                for &m in &marks {
+                    let (got, tested) = walk(&s, m, goto);
+                    let (want_old, want_new) = (walk(&o, m, goto).0, walk(&n, m, goto).0);
+                    assert!(
+                        got == want_old || got == want_new,
+                        "{what}: {f} step {step}, mark {m:#x} ({goto:?}): {got:?}, \
+                         old {want_old:?}, new {want_new:?}\nrules: {s:#?}"
+                    );
+                    if m & 0xff00_0000 == 0 && goto == Goto::Exact {
+                        assert!(
+                            tested <= 2,
+                            "{what}: {f} step {step}: unmarked tests {tested}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn sys() -> System {
+    System {
+        nft: Nft::default(),
+        rt_tables: None,
+        state: None,
+    }
+}
+
+/// Applies `plan` recording every rule list; `fail_load` makes nft refuse.
+fn traced_apply(k: &mut Fake, plan: &Plan, fail_load: bool) -> (bool, Vec<Vec<IpRule>>) {
+    let start = k.rules.clone();
+    k.trace = Some(Vec::new());
+    if fail_load {
+        k.fail.push(Op::Load);
+    }
+    let ok = apply(k, plan, &sys(), false).is_ok();
+    k.fail.clear();
+    let mut trace = vec![start];
+    trace.extend(k.trace.take().unwrap_or_default());
+    (ok, trace)
+}
+
+/// The routing part of the plan is exactly what the kernel has.
+fn assert_current(k: &mut Fake, plan: &Plan, what: &str) {
+    let (routes, rules) = (k.routes().unwrap(), k.rules().unwrap());
+    let c = diff::routing(plan, &routes, &rules);
+    assert!(c.is_empty(), "{what}: not current:\n{c}");
+}
+
+#[test]
+fn every_intermediate_rule_list_routes_as_old_or_new() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut serial = 0;
+    for case in 0..40 {
+        let mut k = Fake::default();
+        let n = 1 + rng.below(40) as usize;
+        let mut gws: Vec<Gw> = (0..n).map(|_| new_gw(&mut rng, &mut serial)).collect();
+        let mut old = loop {
+            match plan_of(&gws) {
+                Some(p) => break p,
+                None => gws = mutate(&mut rng, &gws, &mut serial),
+            }
+        };
+        let (ok, trace) = traced_apply(&mut k, &old, false);
+        assert!(ok, "case {case}: cold apply failed");
+        check(
+            &trace,
+            &Plan {
+                ip_rules: vec![],
+                ..old.clone()
+            },
+            &old,
+            "cold",
+        );
+        for step in 0..4 {
+            let next = mutate(&mut rng, &gws, &mut serial);
+            let Some(new) = plan_of(&next) else { continue };
+            let what = format!("case {case} transition {step}\n{}", config_text(&next));
+            let fail = rng.chance(20);
+            let (ok, trace) = traced_apply(&mut k, &new, fail);
+            assert_eq!(ok, !fail, "{what}");
+            check(&trace, &old, &new, &what);
+            if fail {
+                assert_current(&mut k, &old, &what);
+                continue;
+            }
+            assert_current(&mut k, &new, &what);
+            (gws, old) = (next, new);
+        }
+        let _: Report = super::flush::flush(&mut k, &sys()).unwrap();
+        assert!(k.rules.is_empty());
+    }
+}
+
+#[test]
+fn the_walk_reads_rules_as_the_kernel_does() {
+    let p = plan_of(&[Gw {
+        name: "a".into(),
+        addr: 1,
+        v4: true,
+        v6: false,
+        mark: None,
+        table: None,
+    }])
+    .unwrap();
+    let (looks, tested) = walk(&p.ip_rules, 0x0100_0000, Goto::Exact);
+    assert_eq!(looks, [Look::Suppressed, Look::Table(5000), Look::Main]);
+    assert!(tested >= 3);
+    assert_eq!(walk(&p.ip_rules, 0, Goto::Exact), (vec![Look::Main], 2));
+    // A goto to a priority nobody has is skipped, or lands past it.
+    let mut rules = p.ip_rules.clone();
+    rules.retain(|r| r.action != RuleAction::Nop);
+    let (_, exact) = walk(&rules, 0, Goto::Exact);
+    assert!(exact > 2);
+}
