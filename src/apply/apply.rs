@@ -1,6 +1,7 @@
 //! apply: make the kernel match the plan. Order: refuse if another owner's
 //! default route sits in a table connroute wants; add or replace routes,
-//! add ip rules; load the nft table in one transaction; only then remove
+//! build the new ip rule block and switch to it (see `banks`); load the
+//! nft table in one transaction; only then remove
 //! what the new state no longer needs. A failure before the table is live
 //! undoes this run's changes; after any nft failure the kernel is asked
 //! whether the transaction committed before anything is undone.

@@ -117,9 +117,13 @@ impl Layout {
         Layout { base, capacity }
     }
 
-    /// Reads the layout back from a block (its entry rule: `goto END`).
+    /// Reads the layout back from a block: its entry rule is the first
+    /// `fwmark 0/MASK goto END`.
     pub fn of(block: &[IpRule]) -> Option<Layout> {
-        let entry = block.iter().min_by_key(|r| r.priority)?;
+        let entry = block
+            .iter()
+            .filter(|r| r.mask != 0 && r.mark == 0 && !r.invert)
+            .min_by_key(|r| r.priority)?;
         match entry.action {
             RuleAction::Goto(end) if end >= entry.priority + 3 => Some(Layout {
                 base: entry.priority,
