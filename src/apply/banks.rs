@@ -50,7 +50,11 @@ fn of(rules: &[IpRule], f: Family) -> Vec<IpRule> {
 }
 
 /// Where one family's block goes: its rules there, the layout, the bank
-/// live now and the bank it goes to.
+/// live now and the bank it goes to. The live bank when it holds the
+/// block (extra rules go after the load) or when nothing in its place
+/// contradicts the plan (a first block, or rules others deleted: put
+/// back where they were, unless the other bank lacks fewer); else the
+/// other one.
 fn desired(want: &[IpRule], live: &[IpRule]) -> (Vec<IpRule>, Option<(Layout, usize, usize)>) {
     let Some(layout) = Layout::of(want) else {
         return (Vec::new(), None);
@@ -59,18 +63,25 @@ fn desired(want: &[IpRule], live: &[IpRule]) -> (Vec<IpRule>, Option<(Layout, us
     let selector = banks[1].iter().find(|r| r.priority == layout.selector());
     let first = live.iter().find(|r| r.priority == layout.selector());
     let now = usize::from(first.is_some() && first == selector);
-    let empty = !live.iter().any(|r| layout.bank_of(r.priority) == Some(now));
-    let to = if holds(live, &banks[now]) || (empty && !holds(live, &banks[1 - now])) {
+    let placed: Vec<IpRule> = live
+        .iter()
+        .filter(|r| {
+            (layout.base..=layout.selector()).contains(&r.priority) || r.priority == layout.end()
+        })
+        .chain(
+            live.iter()
+                .filter(|r| layout.bank_of(r.priority) == Some(now)),
+        )
+        .cloned()
+        .collect();
+    let missing = |b: usize| unmatched(&banks[b], live).0.len();
+    let in_place = unmatched(&banks[now], &placed).1.is_empty();
+    let to = if missing(now) == 0 || in_place && missing(now) <= missing(1 - now) {
         now
     } else {
         1 - now
     };
     (banks[to].clone(), Some((layout, now, to)))
-}
-
-/// Whether `live` has every rule of `want` (as many times).
-fn holds(live: &[IpRule], want: &[IpRule]) -> bool {
-    unmatched(want, live).0.is_empty()
 }
 
 /// The rules of `want` missing from `live`, and those of `live` not in

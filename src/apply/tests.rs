@@ -379,6 +379,9 @@ fn deletion_fails_after_the_table_is_live() {
     let mut p2 = p.clone();
     for r in &mut p2.ip_rules {
         r.priority += 100;
+        if let RuleAction::Goto(t) = &mut r.action {
+            *t += 100;
+        }
     }
     k.fail.push(Op::DeleteRule);
     let e = apply(&mut k, &p2, &run.sys, false).unwrap_err();
