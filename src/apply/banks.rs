@@ -13,6 +13,7 @@
 use crate::config::Family;
 use crate::plan::{IpRule, Layout};
 use std::cmp::Reverse;
+use std::collections::HashMap;
 
 /// One ip rule change before the nft table is loaded, in apply's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,16 +88,27 @@ fn desired(want: &[IpRule], live: &[IpRule]) -> (Vec<IpRule>, Option<(Layout, us
 /// The rules of `want` missing from `live`, and those of `live` not in
 /// `want` (each live rule matches one wanted rule at most).
 fn unmatched(want: &[IpRule], live: &[IpRule]) -> (Vec<IpRule>, Vec<IpRule>) {
-    let mut used = vec![false; live.len()];
+    let mut free: HashMap<&IpRule, usize> = HashMap::new();
+    for r in live {
+        *free.entry(r).or_default() += 1;
+    }
     let mut missing = Vec::new();
     for w in want {
-        match (0..live.len()).find(|&i| !used[i] && live[i] == *w) {
-            Some(i) => used[i] = true,
-            None => missing.push(w.clone()),
+        match free.get_mut(w) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => missing.push(w.clone()),
         }
     }
-    let extra = live.iter().zip(&used).filter(|(_, u)| !**u);
-    (missing, extra.map(|(r, _)| r.clone()).collect())
+    // The extras in live order: the last ones of each kind.
+    let mut extra = Vec::new();
+    for r in live.iter().rev() {
+        if let Some(n) = free.get_mut(r).filter(|n| **n > 0) {
+            *n -= 1;
+            extra.push(r.clone());
+        }
+    }
+    extra.reverse();
+    (missing, extra)
 }
 
 /// One family: left-overs in the bank to build go first, then the adds,

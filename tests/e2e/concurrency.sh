@@ -62,7 +62,7 @@ for round in 1 2; do
 	for f in -4 -6; do
 		expect_eq "round $round: no duplicate ip $f rules" "" "$(in_ns r ip $f rule | sort | uniq -d)"
 	done
-	expect_eq "round $round: rules v4, v6, routes v4, v6" "4 4 1 1" "$(in_ns r sh -c '
+	expect_eq "round $round: rules v4, v6, routes v4, v6" "5 5 1 1" "$(in_ns r sh -c '
 		echo $(ip -4 rule | grep -c "proto 197") $(ip -6 rule | grep -c "proto 197") \
 			$(ip -4 route show table all proto 197 | wc -l) $(ip -6 route show table all proto 197 | wc -l)')"
 done
