@@ -380,3 +380,47 @@ fn the_walk_reads_rules_as_the_kernel_does() {
     let (_, exact) = walk(&rules, 0, Goto::Exact);
     assert!(exact > 2);
 }
+
+#[test]
+fn a_block_in_either_bank_is_current_and_status_sees_it() {
+    let dir = std::env::temp_dir().join(format!("cr-banks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sys = System {
+        state: Some(dir.join("state")),
+        ..sys()
+    };
+    let gw = |i: u32| Gw {
+        name: format!("g{i}"),
+        addr: i,
+        v4: true,
+        v6: i % 2 == 0,
+        mark: None,
+        table: None,
+    };
+    let mut k = Fake::default();
+    for (n, bank1) in [(1, false), (3, true), (2, false), (2, false)] {
+        let p = plan_of(&(1..=n).map(gw).collect::<Vec<_>>()).unwrap();
+        apply(&mut k, &p, &sys, false).unwrap();
+        let selector = k.rules.iter().any(|r| r.priority == 5002);
+        assert_eq!(selector, bank1, "{n} gateways: {:#?}", k.rules);
+        let st = super::status::status(&mut k, &p, &sys, 0xff00_0000).unwrap();
+        assert_eq!((st.exit_code(), st.drift.len()), (0, 0), "{:?}", st.drift);
+        assert!(st.gateways.iter().all(|g| g.rules_present));
+        let again = apply(&mut k, &p, &sys, false).unwrap();
+        assert!(again.changes.is_empty(), "{:?}", again.changes);
+        // A half-built block in the other bank is drift, and apply removes it.
+        let mut half = k.rules.clone();
+        let stray = IpRule {
+            priority: if bank1 { 5003 } else { 5513 },
+            ..p.ip_rules[3].clone()
+        };
+        half.push(stray.clone());
+        k.rules = half;
+        let st = super::status::status(&mut k, &p, &sys, 0xff00_0000).unwrap();
+        assert_eq!(st.exit_code(), 3);
+        apply(&mut k, &p, &sys, false).unwrap();
+        assert!(!k.rules.contains(&stray), "{stray} left");
+        assert_current(&mut k, &p, "after the repair");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
