@@ -9,6 +9,7 @@ use super::kernel::Kernel;
 use super::runstate;
 use crate::plan::{self, GatewayState, IpRule, MAIN_TABLE, Plan, Route, RuleAction};
 use serde::Serialize;
+use std::collections::HashSet;
 
 /// What `status` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -119,11 +120,13 @@ pub fn status(
     for s in k.strays()? {
         drift.push(format!("stray route tagged as connroute's: {s}"));
     }
+    // The plan's rules in the bank apply keeps or builds.
+    let placed = banks::placed(&plan.ip_rules, &rules);
     let gateways = plan
         .gateways
         .iter()
         .map(|g| {
-            let mut st = gateway(g, plan, &routes, &rules, k.pinned(g.mark, mask).ok());
+            let mut st = gateway(g, &placed, &routes, &rules, k.pinned(g.mark, mask).ok());
             let name = plan::gateway_counter_name(&g.name);
             if let Some(c) = counters.iter().find(|c| c.0 == name) {
                 (st.packets, st.bytes) = (c.1, c.2);
@@ -206,7 +209,7 @@ fn routing_drift(c: &diff::Changes, drift: &mut Vec<String>) {
 
 fn gateway(
     g: &GatewayState,
-    plan: &Plan,
+    placed: &[IpRule],
     routes: &[Route],
     rules: &[IpRule],
     connections: Option<u64>,
@@ -227,7 +230,7 @@ fn gateway(
             })
             .collect(),
         routes_present: present_routes(g, routes),
-        rules_present: present_rules(g, plan, rules),
+        rules_present: present_rules(g, placed, rules),
         connections,
         packets: 0,
         bytes: 0,
@@ -246,22 +249,24 @@ fn present_routes(g: &GatewayState, routes: &[Route]) -> bool {
 }
 
 /// An active gateway: all ip rules it needs (its leaf and the shared
-/// entry, main and dispatch rules, in the bank apply keeps or builds) are
-/// in the kernel. An inactive one: any rule still looks up its table.
-fn present_rules(g: &GatewayState, plan: &Plan, rules: &[IpRule]) -> bool {
+/// entry, main and dispatch rules of `placed`, the plan's block where
+/// apply keeps or builds it) are in the kernel. An inactive one: any rule
+/// still looks up its table.
+fn present_rules(g: &GatewayState, placed: &[IpRule], rules: &[IpRule]) -> bool {
     let its = |t: u32| t == g.table;
     if !g.active {
         return rules
             .iter()
             .any(|r| matches!(r.action, RuleAction::Lookup { table, .. } if its(table)));
     }
-    banks::placed(&plan.ip_rules, rules)
+    let live: HashSet<&IpRule> = rules.iter().collect();
+    placed
         .iter()
         .filter(|r| match r.action {
             RuleAction::Lookup { table, .. } => its(table) || table == MAIN_TABLE,
             _ => true,
         })
-        .all(|w| rules.contains(w))
+        .all(|w| live.contains(w))
 }
 
 #[cfg(test)]
