@@ -15,7 +15,7 @@ use super::nft::Nft;
 use super::{Report, System};
 use crate::config::{Config, Family};
 use crate::facts::Facts;
-use crate::plan::{self, IpRule, MAIN_TABLE, Plan, RuleAction};
+use crate::plan::{self, IpRule, Layout, MAIN_TABLE, Plan, RuleAction};
 
 /// A lookup a packet's walk makes (every lookup failing, so the whole
 /// walk is seen): `Suppressed` is `lookup main suppress_prefixlength 0`,
@@ -423,4 +423,37 @@ fn a_block_in_either_bank_is_current_and_status_sees_it() {
         assert_current(&mut k, &p, "after the repair");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A new `rule_priority` or `mark_mask` moves the banks: not covered by
+/// the old-or-new guarantee, but apply still ends exactly at the plan.
+#[test]
+fn moving_the_banks_converges() {
+    let text = |prio: u32, mask: &str, n: u32| {
+        let mut t = format!(
+            "config globals 'globals'\n\toption rule_priority '{prio}'\n\toption mark_mask '{mask}'\n"
+        );
+        for i in 1..=n {
+            t += &format!("config gateway 'g{i}'\n\toption gateway '10.0.0.{i}'\n");
+        }
+        plan::plan(
+            &Config::parse(t.as_bytes(), "t").unwrap(),
+            &Facts::default(),
+        )
+    };
+    let mut k = Fake::default();
+    for p in [
+        text(5000, "0xff000000", 3),
+        text(5000, "0xff000000", 4),
+        text(5010, "0xff000000", 4),
+        text(5003, "0x00000f00", 2),
+        text(5000, "0xff000000", 3),
+    ] {
+        apply(&mut k, &p, &sys(), false).unwrap();
+        assert_current(&mut k, &p, "moved");
+        // Nothing of the old place is left: the block, and in bank 1 its selector.
+        let selector = Layout::of(&p.ip_rules).unwrap().selector();
+        let bank1 = k.rules.iter().any(|r| r.priority == selector);
+        assert_eq!(k.rules.len(), p.ip_rules.len() + usize::from(bank1));
+    }
 }
