@@ -305,7 +305,9 @@ fn every_intermediate_rule_list_routes_as_old_or_new() {
     let mut rng = Rng(std::env::var("CONNROUTE_TRANSITION_SEED")
         .map_or(0x9e37_79b9_7f4a_7c15, |v| v.parse().unwrap()));
     let mut serial = 0;
-    for case in 0..std::env::var("CONNROUTE_TRANSITION_CASES").map_or(40, |v| v.parse().unwrap()) {
+    let cases = std::env::var("CONNROUTE_TRANSITION_CASES").map_or(40, |v| v.parse().unwrap());
+    let (mut transitions, mut bank1) = (0, 0);
+    for case in 0..cases {
         let mut k = Fake::default();
         let n = 1 + rng.below(40) as usize;
         let mut gws: Vec<Gw> = (0..n).map(|_| new_gw(&mut rng, &mut serial)).collect();
@@ -334,6 +336,8 @@ fn every_intermediate_rule_list_routes_as_old_or_new() {
             let (ok, trace) = traced_apply(&mut k, &new, fail);
             assert_eq!(ok, !fail, "{what}");
             check(&trace, &old, &new, &what);
+            transitions += 1;
+            bank1 += usize::from(k.rules.iter().any(|r| r.priority == 5002));
             if fail {
                 assert_current(&mut k, &old, &what);
                 continue;
@@ -357,6 +361,12 @@ fn every_intermediate_rule_list_routes_as_old_or_new() {
         let _: Report = super::flush::flush(&mut k, &sys()).unwrap();
         assert!(k.rules.is_empty());
     }
+    // Not vacuous: most chains parse, and both banks were built.
+    assert!(transitions >= cases * 3, "{transitions} transitions");
+    assert!(
+        bank1 * 5 >= transitions,
+        "{bank1} of {transitions} in bank 1"
+    );
 }
 
 #[test]
