@@ -2,22 +2,46 @@
 
 use super::args::Cli;
 use super::{
-    Error, Run, live_facts, load_with, need_root, open_kernel, read_ids, runtime, system,
-    table_names_free,
+    Error, Run, live_facts, need_root, open_kernel, parse_config, read_config, read_ids, runtime,
+    system, table_names_free,
 };
-use crate::apply::{apply::apply, error::ApplyError, lock::Lock};
+use crate::apply::{apply::apply, error::ApplyError, kernel::fnv1a, lock::Lock};
+use crate::config::Config;
 use crate::ids::{self, Ids};
 use crate::plan::plan;
 use crate::service;
 use crate::watch::Applied;
 use std::time::Duration;
 
+/// What [`run`] read before taking the lock. After it, the files are read
+/// again and parsed again only when they changed meanwhile: parsing a big
+/// config twice made an unchanged apply of 1,000 rules a quarter slower.
+struct Early {
+    ids: Ids,
+    /// Length and FNV-1a hash of the config file's bytes.
+    digest: (usize, u64),
+    config: Config,
+}
+
+/// Length and hash of a config file's bytes.
+fn digest(bytes: &[u8]) -> (usize, u64) {
+    (bytes.len(), fnv1a(bytes))
+}
+
 /// Plans from the config and live facts, then applies under the lock.
 pub fn run(cli: &Cli, force: bool) -> Run {
     // A bad config fails at once (exit 2), without waiting for the lock.
-    load_with(cli, &read_ids(cli)?)?;
+    let ids = read_ids(cli)?;
+    let bytes = read_config(cli)?;
+    let digest = digest(&bytes);
+    let config = parse_config(cli, bytes, &ids)?;
     need_root("apply")?;
-    locked(cli, force, &mut || false).map(drop)
+    let early = Early {
+        ids,
+        digest,
+        config,
+    };
+    locked_from(cli, force, &mut || false, Some(early)).map(drop)
 }
 
 /// Takes the lock, then — unless `stop()` reports a stop request or the
@@ -30,6 +54,16 @@ pub(super) fn locked(
     force: bool,
     stop: &mut dyn FnMut() -> bool,
 ) -> Result<Applied, Error> {
+    locked_from(cli, force, stop, None)
+}
+
+/// [`locked`], reusing what was read before the lock if it is still current.
+fn locked_from(
+    cli: &Cli,
+    force: bool,
+    stop: &mut dyn FnMut() -> bool,
+    early: Option<Early>,
+) -> Result<Applied, Error> {
     let _lock = Lock::acquire(&cli.lock, Duration::from_secs(cli.lock_timeout)).map_err(runtime)?;
     if stop() {
         return Ok(Applied::Skipped);
@@ -41,7 +75,14 @@ pub(super) fn locked(
         }
     }
     let previous = read_ids(cli)?;
-    let config = load_with(cli, &previous)?;
+    let bytes = read_config(cli)?;
+    let config = match early {
+        Some(e) if e.ids == previous && e.digest == digest(&bytes) => {
+            drop(bytes);
+            e.config
+        }
+        _ => parse_config(cli, bytes, &previous)?,
+    };
     let mut k = open_kernel(cli)?;
     let mut f = live_facts(cli, &config, &mut k, true)?;
     let mut p = plan(&config, &f);
