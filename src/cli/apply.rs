@@ -13,14 +13,32 @@ use crate::service;
 use crate::watch::Applied;
 use std::time::Duration;
 
-/// What [`run`] read before taking the lock. After it, the files are read
-/// again and parsed again only when they changed meanwhile: parsing a big
-/// config twice made an unchanged apply of 1,000 rules a quarter slower.
-struct Early {
+/// The ids and config a one-shot run (apply, hotplug) read before taking
+/// the lock. After it, the files are read again and parsed again only when
+/// they changed meanwhile: parsing a big config twice made an unchanged
+/// apply of 1,000 rules a quarter slower.
+pub(super) struct Early {
     ids: Ids,
     /// Length and FNV-1a hash of the config file's bytes.
     digest: (usize, u64),
-    config: Config,
+    /// The validated config.
+    pub(super) config: Config,
+}
+
+impl Early {
+    /// Reads the ids and the config file and validates the config (a bad
+    /// config fails at once, exit 2, without waiting for the lock).
+    pub(super) fn read(cli: &Cli) -> Result<Early, Error> {
+        let ids = read_ids(cli)?;
+        let bytes = read_config(cli)?;
+        let digest = digest(&bytes);
+        let config = parse_config(cli, bytes, &ids)?;
+        Ok(Early {
+            ids,
+            digest,
+            config,
+        })
+    }
 }
 
 /// Length and hash of a config file's bytes.
@@ -30,17 +48,13 @@ fn digest(bytes: &[u8]) -> (usize, u64) {
 
 /// Plans from the config and live facts, then applies under the lock.
 pub fn run(cli: &Cli, force: bool) -> Run {
-    // A bad config fails at once (exit 2), without waiting for the lock.
-    let ids = read_ids(cli)?;
-    let bytes = read_config(cli)?;
-    let digest = digest(&bytes);
-    let config = parse_config(cli, bytes, &ids)?;
+    let early = Early::read(cli)?;
     need_root("apply")?;
-    let early = Early {
-        ids,
-        digest,
-        config,
-    };
+    run_early(cli, force, early)
+}
+
+/// [`run`] with the ids and config already read (and root checked).
+pub(super) fn run_early(cli: &Cli, force: bool, early: Early) -> Run {
     locked_from(cli, force, &mut || false, Some(early)).map(drop)
 }
 
@@ -57,7 +71,11 @@ pub(super) fn locked(
     locked_from(cli, force, stop, None)
 }
 
-/// [`locked`], reusing what was read before the lock if it is still current.
+/// [`locked`], reusing what was read before the lock if it is still
+/// current. With `early` (a one-shot run: the process exits next), the
+/// config, facts and plan are not freed object by object: the kernel takes
+/// the memory back at exit at once (freeing them took 17 ms of an unchanged
+/// 250-gateway apply).
 fn locked_from(
     cli: &Cli,
     force: bool,
@@ -74,6 +92,7 @@ fn locked_from(
             return Ok(Applied::Skipped);
         }
     }
+    let once = early.is_some();
     let previous = read_ids(cli)?;
     let bytes = read_config(cli)?;
     let config = match early {
@@ -106,11 +125,15 @@ fn locked_from(
     let report = result?;
     log::info!("apply: {}", report.summary());
     record_ids(cli, &previous, &config.ids)?;
-    Ok(if report.changes.is_empty() {
+    let applied = if report.changes.is_empty() {
         Applied::Unchanged
     } else {
         Applied::Changed(report.summary())
-    })
+    };
+    if once {
+        std::mem::forget((config, f, p));
+    }
+    Ok(applied)
 }
 
 /// Writes the allocations after a successful apply, only when they changed.
