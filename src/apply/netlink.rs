@@ -105,10 +105,20 @@ fn route_body(r: &Route) -> io::Result<Body> {
 
 /// connroute's default routes among route messages (a [`Netlink::dump_all_routes`]).
 pub fn ours(dump: &[Vec<u8>]) -> Vec<KernelRoute> {
+    // Each interface named once (a name lookup is three system calls).
+    let mut names: Vec<(u32, String)> = Vec::new();
+    let mut name = |i: u32| match names.iter().find(|n| n.0 == i) {
+        Some(n) => n.1.clone(),
+        None => {
+            let n = ifname(i).unwrap_or_else(|| format!("if{i}"));
+            names.push((i, n.clone()));
+            n
+        }
+    };
     dump.iter()
         .filter_map(|raw| {
             let (mut route, oif) = rtnl::decode_route(raw)?;
-            route.device = oif.map(|i| ifname(i).unwrap_or_else(|| format!("if{i}")));
+            route.device = oif.map(&mut name);
             Some(KernelRoute {
                 route,
                 raw: raw.clone(),
