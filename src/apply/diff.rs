@@ -5,6 +5,7 @@
 use super::kernel::{KResult, Kernel};
 use super::runstate::{self, RunState};
 use crate::plan::{IpRule, Plan, Route};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
 /// True when the kernel's `actual` route is what `want` asks for.
@@ -127,14 +128,16 @@ pub fn routing(plan: &Plan, routes: &[Route], rules: &[IpRule]) -> Changes {
         .filter(|(_, u)| !**u)
         .map(|(r, _)| r.clone())
         .collect();
+    // The first unused equal rule in dump order matches, as a linear search
+    // would, without one (1,004 rules at 250 gateways: a million compares).
+    let mut free: BTreeMap<&IpRule, VecDeque<usize>> = BTreeMap::new();
+    for (i, k) in rules.iter().enumerate() {
+        free.entry(k).or_default().push_back(i);
+    }
     let mut used = vec![false; rules.len()];
     for want in &plan.ip_rules {
-        match rules
-            .iter()
-            .enumerate()
-            .find(|(i, k)| !used[*i] && *k == want)
-        {
-            Some((i, _)) => used[i] = true,
+        match free.get_mut(want).and_then(VecDeque::pop_front) {
+            Some(i) => used[i] = true,
             None => c.add_rules.push(want.clone()),
         }
     }
