@@ -5,7 +5,7 @@
 use super::kernel::{KResult, Kernel};
 use super::runstate::{self, RunState};
 use crate::plan::{IpRule, Plan, Route};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// True when the kernel's `actual` route is what `want` asks for.
@@ -130,13 +130,14 @@ pub fn routing(plan: &Plan, routes: &[Route], rules: &[IpRule]) -> Changes {
         .collect();
     // The first unused equal rule in dump order matches, as a linear search
     // would, without one (1,004 rules at 250 gateways: a million compares).
-    let mut free: BTreeMap<&IpRule, VecDeque<usize>> = BTreeMap::new();
-    for (i, k) in rules.iter().enumerate() {
-        free.entry(k).or_default().push_back(i);
+    // (Indices pushed last first: `pop` yields the first.)
+    let mut free: BTreeMap<&IpRule, Vec<usize>> = BTreeMap::new();
+    for (i, k) in rules.iter().enumerate().rev() {
+        free.entry(k).or_default().push(i);
     }
     let mut used = vec![false; rules.len()];
     for want in &plan.ip_rules {
-        match free.get_mut(want).and_then(VecDeque::pop_front) {
+        match free.get_mut(want).and_then(Vec::pop) {
             Some(i) => used[i] = true,
             None => c.add_rules.push(want.clone()),
         }
