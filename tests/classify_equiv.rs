@@ -380,7 +380,7 @@ proptest! {
         // families); those are the config tests' business.
         let Ok(config) = Config::parse(text.as_bytes(), "prop") else { return Ok(()) };
         let p = plan::plan(&config, &Facts::default());
-        let batch = serde_json::to_value(&p.ruleset).unwrap();
+        let batch = serde_json::from_slice::<serde_json::Value>(&p.ruleset.to_json()).unwrap();
         let ch = chains(&batch);
         let local = ch["output"]
             .iter()
@@ -418,7 +418,7 @@ fn same_shape_rules_share_one_lookup() {
     }
     let config = Config::parse(text.as_bytes(), "t").unwrap();
     let p = plan::plan(&config, &Facts::default());
-    let batch = serde_json::to_value(&p.ruleset).unwrap();
+    let batch = serde_json::from_slice::<serde_json::Value>(&p.ruleset.to_json()).unwrap();
     let ch = chains(&batch);
     assert_eq!(ch["classify"].len(), 1, "one map lookup for 2000 rules");
     let pk = Packet {
@@ -457,7 +457,7 @@ fn long_lists_become_named_sets_with_the_same_meaning() {
     }
     let config = Config::parse(text.as_bytes(), "t").unwrap();
     let p = plan::plan(&config, &Facts::default());
-    let batch = serde_json::to_value(&p.ruleset).unwrap();
+    let batch = serde_json::from_slice::<serde_json::Value>(&p.ruleset.to_json()).unwrap();
     let (sets, ch) = (sets(&batch), chains(&batch));
     assert_eq!(sets.len(), 2, "{:?}", sets.keys());
     for s in 0..25u8 {

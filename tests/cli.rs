@@ -2,6 +2,10 @@
 //! on every render (when root and nft are here), and every bad config in
 //! `tests/bad/` refused with its file:line message and exit code 2.
 
+mod common;
+
+use common::{have_nft_as_root, text};
+
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -86,15 +90,6 @@ fn renders_match_golden() {
             golden(&format!("{stem}.{suffix}"), &out.stdout);
         }
     }
-}
-
-fn have_nft_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() == 0 };
-    root && Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -230,10 +225,6 @@ fn interfaces_without_ubus_are_a_clear_error() {
         "{err}"
     );
     let _ = fs::remove_dir_all(&dir);
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 #[test]

@@ -2,16 +2,13 @@
 //! command, written only by a successful `apply`), `globals.log_level`, and
 //! `dump-config` output that re-parses whatever the file is called.
 
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn work(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("connroute-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::{have_nft_as_root, text, work};
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     run_in(dir, &[], args)
@@ -36,10 +33,6 @@ fn run_in(dir: &Path, wrapper: &[&str], args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 const TWO: &str = "config gateway a\n\toption device lo\nconfig gateway b\n\toption device lo\n";
@@ -249,15 +242,6 @@ fn dump_config_output_reparses_whatever_the_file_is_called() {
         assert_eq!(text(&out2.stdout), dumped, "{name}");
     }
     let _ = fs::remove_dir_all(&d);
-}
-
-fn have_nft_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() == 0 };
-    root && Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 mod text_render {

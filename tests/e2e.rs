@@ -80,3 +80,8 @@ fn linux_device_only_gateway_follows_the_main_table_under_systemd() {
 fn children_are_bounded_and_files_never_followed() {
     scenario("children");
 }
+
+#[test]
+fn config_changes_load_only_the_difference() {
+    scenario("incremental");
+}

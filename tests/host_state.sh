@@ -4,6 +4,7 @@
 # test works in namespaces and temp dirs; `make test` prints this before and
 # after the run and fails when they differ.
 for f in /etc/connroute /run/connroute.state /var/run/connroute.state \
+	/run/connroute.state.batch /var/run/connroute.state.batch \
 	/run/connroute.lock /var/run/connroute.lock \
 	/etc/iproute2/rt_tables.d/connroute.conf; do
 	if [ -e "$f" ] || [ -L "$f" ]; then echo "present: $f"; else echo "absent: $f"; fi

@@ -2,17 +2,14 @@
 //! whole: special files and oversized configs, FIFOs, floods of errors,
 //! huge names, absurd timeouts.
 
+mod common;
+
+use common::work;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn work(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("connroute-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Runs the binary; a run that takes over 20 s is killed and fails the test.
 fn run(dir: &Path, args: &[&str]) -> Output {

@@ -16,10 +16,10 @@ fn whole_pipeline(bytes: &[u8]) {
     let _ = uci::parse_lenient(bytes, "connroute");
     match Config::parse(bytes, "/etc/config/connroute") {
         Ok(config) => {
-            let p = plan::plan(&config, &Facts::default());
-            let json = serde_json::to_vec(&p.ruleset).expect("ruleset serializes");
+            let p = plan::plan_typed(&config, &Facts::default());
+            let json = p.ruleset.to_json();
             serde_json::from_slice::<serde_json::Value>(&json).expect("valid JSON");
-            nft::text::render(&p.ruleset).expect("text render");
+            nft::text::render(&p.ruleset.typed().expect("typed")).expect("text render");
         }
         Err(e) => {
             let text = e.to_string();

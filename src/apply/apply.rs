@@ -9,11 +9,10 @@ use super::diff::{self, Changes, TableChange};
 use super::error::ApplyError;
 use super::flush;
 use super::kernel::{KResult, Kernel, KernelError, TableState};
-use super::runstate::{self, RunState};
+use super::runstate::{self, Batch, RunState};
 use super::{Report, System};
 use crate::config::Family;
 use crate::plan::{self, IpRule, Plan, Route};
-use nftables::schema::{FlushObject, NfCmd, NfListObject, NfObject, Nftables};
 
 /// What apply would do, and the run state to record if nothing changes.
 pub struct Decision {
@@ -39,7 +38,8 @@ pub fn decide(
         return Err(ApplyError::Foreign(foreign));
     }
     let recorded = runstate::recorded(sys)?;
-    let (table, refreshed) = diff::table(k, plan, recorded.as_ref(), force)?;
+    let state = sys.state.as_deref();
+    let (table, refreshed) = diff::table(k, plan, recorded.as_ref(), state, force)?;
     let mut changes = diff::routing(plan, &routes, &rules);
     changes.remove_strays = k.strays()?;
     changes.table = Some(table);
@@ -61,6 +61,9 @@ pub fn apply(
     let mut report = Report::default();
     let (result, loaded) = execute(k, plan, &d.changes, &mut report);
     if let Some(path) = &sys.state {
+        if let Some(s) = &loaded {
+            record_batch(path, plan, s);
+        }
         if let Some(Err(e)) = loaded.or(d.refreshed).map(|s| s.write(path)) {
             log::warn!("cannot record the run state in {}: {e}", path.display());
         }
@@ -98,7 +101,7 @@ fn rollback(k: &mut dyn Kernel, undo: Vec<Undo>) -> Vec<KernelError> {
 
 /// Runs `changes`; also returns the run state to record when a table was
 /// loaded (even if removing old entries failed afterwards).
-fn execute(
+pub(super) fn execute(
     k: &mut dyn Kernel,
     plan: &Plan,
     changes: &Changes,
@@ -118,33 +121,16 @@ fn execute(
         }
         return (Err(ApplyError::Failed { error, rollback }), None);
     }
-    let create = match &changes.table {
-        Some(TableChange::Create) => Some(true),
-        Some(TableChange::Replace(_)) => Some(false),
-        _ => None,
-    };
     let mut loaded = None;
     let mut despite = None;
-    if let Some(create) = create {
-        let before = k.generation().ok();
-        match load(k, plan, create, before) {
-            Ok(state) => loaded = Some(state),
-            Err(error) => match committed(k, plan, before) {
-                Ok(Some(state)) => {
-                    loaded = Some(state);
-                    despite = Some(error);
-                }
-                _ => {
-                    let rollback = rollback(k, undo);
-                    return (Err(ApplyError::Failed { error, rollback }), None);
-                }
-            },
+    if let Some(change) = changes.table.as_ref().filter(|c| loads(c)) {
+        match load_table(k, plan, change, report) {
+            Ok((state, error)) => (loaded, despite) = (Some(state), error),
+            Err(error) => {
+                let rollback = rollback(k, undo);
+                return (Err(ApplyError::Failed { error, rollback }), None);
+            }
         }
-        report.changes.push(format!(
-            "loaded table inet {} ({})",
-            plan::TABLE,
-            plan.fingerprint
-        ));
     }
     // The new state is live; now remove what it no longer needs.
     let mut problems = remove(k, &changes.remove_rules, &changes.remove_routes, report);
@@ -246,55 +232,149 @@ pub(super) fn remove_strays(
 /// delete becomes a flush, so a table created meanwhile is still replaced
 /// rule for rule.
 pub fn batch(plan: &Plan, create: bool) -> Vec<u8> {
-    let mut b: Nftables = plan.ruleset.clone();
-    if create {
-        for o in b.objects.to_mut().iter_mut() {
-            if let NfObject::CmdObject(NfCmd::Delete(NfListObject::Table(t))) = o {
-                *o = NfObject::CmdObject(NfCmd::Flush(FlushObject::Table(t.clone())));
+    if !create {
+        return plan.ruleset.to_json();
+    }
+    let flushed = plan.ruleset.map(|o| {
+        let table = o.strip_prefix("{\"delete\":{\"table\":")?;
+        Some(format!("{{\"flush\":{{\"table\":{table}"))
+    });
+    flushed.to_json()
+}
+
+/// Keeps the plan's batch beside the run state when the load was verified
+/// (its digest recorded): the next changed config loads only the
+/// difference from it.
+fn record_batch(path: &std::path::Path, plan: &Plan, loaded: &RunState) {
+    let res = match loaded.digest {
+        Some(_) => Batch::write(path, &plan.fingerprint, plan.ruleset.objects()),
+        None => {
+            Batch::remove(path);
+            Ok(())
+        }
+    };
+    if let Err(e) = res {
+        log::warn!("cannot record the loaded batch: {e}");
+    }
+}
+
+/// Whether `change` loads the table.
+fn loads(change: &TableChange) -> bool {
+    matches!(
+        change,
+        TableChange::Create | TableChange::Replace(_) | TableChange::Update(_)
+    )
+}
+
+/// Loads the table as `change` says and returns the run state to record,
+/// with nft's error when it failed after committing. An incremental update
+/// that does not commit falls back to replacing the whole table.
+fn load_table(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    change: &TableChange,
+    report: &mut Report,
+) -> KResult<(RunState, Option<KernelError>)> {
+    let (t, fp) = (plan::TABLE, &plan.fingerprint);
+    if let TableChange::Update(u) = change {
+        let stamp = match u.keeps_fingerprint {
+            true => u.live_fingerprint.as_deref(),
+            false => Some(fp.as_str()),
+        };
+        // Handles are only good for the table as it was read.
+        let before = k.generation().ok();
+        if before.is_none() || before != u.generation {
+            log::info!("the ruleset changed since it was read: replacing the whole table");
+        } else {
+            match attempt(k, plan, &u.to_json(), stamp, before) {
+                Ok(r) => {
+                    let what = &u.touched;
+                    let line = format!("updated table inet {t} ({fp}): {what}");
+                    report.changes.push(line);
+                    return Ok(r);
+                }
+                Err(e) => log::warn!("incremental update failed ({e}); replacing the whole table"),
             }
         }
     }
-    serde_json::to_vec(&b).unwrap_or_default()
+    let json = batch(plan, *change == TableChange::Create);
+    let before = k.generation().ok();
+    let r = attempt(k, plan, &json, Some(fp), before)?;
+    report.changes.push(format!("loaded table inet {t} ({fp})"));
+    Ok(r)
 }
 
-/// Loads the table and returns the run state to record: the generation
+/// One load of `json` (`before`: the ruleset generation just before)
+/// after which the table's comment carries `stamp`: the run state to
+/// record (and nft's error when it failed but the transaction committed);
+/// an error when nothing committed or the kernel cannot tell.
+fn attempt(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    json: &[u8],
+    stamp: Option<&str>,
+    before: Option<u32>,
+) -> KResult<(RunState, Option<KernelError>)> {
+    match load(k, plan, json, before, stamp) {
+        Ok(state) => Ok((state, None)),
+        Err(error) => match committed(k, plan, before, stamp) {
+            Ok(Some(state)) => Ok((state, Some(error))),
+            _ => Err(error),
+        },
+    }
+}
+
+/// Loads `json` and returns the run state to record: the generation
 /// after the load, and the table's digest when no other commit raced it
 /// (`before`: the generation before the load).
-fn load(k: &mut dyn Kernel, plan: &Plan, create: bool, before: Option<u32>) -> KResult<RunState> {
-    k.load(&batch(plan, create))?;
+fn load(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    json: &[u8],
+    before: Option<u32>,
+    stamp: Option<&str>,
+) -> KResult<RunState> {
+    k.load(json)?;
     // Committed: from here on nothing may fail the load, only the record.
     let live = k.table().ok().flatten();
     let after = k.generation().ok();
-    Ok(record(plan, live, before, after))
+    Ok(record(plan, live, before, after, stamp))
 }
 
 /// After an nft failure: did the transaction commit anyway? Yes when the
-/// ruleset generation moved and the table carries the plan's fingerprint;
-/// then the run state to record. An error when the kernel cannot tell
-/// (then the caller rolls back).
-fn committed(k: &mut dyn Kernel, plan: &Plan, before: Option<u32>) -> KResult<Option<RunState>> {
+/// ruleset generation moved and the table carries the plan's fingerprint
+/// (`stamp` is the plan's); then the run state to record. An error when
+/// the kernel cannot tell (then the caller rolls back).
+fn committed(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    before: Option<u32>,
+    stamp: Option<&str>,
+) -> KResult<Option<RunState>> {
     let after = k.generation().ok();
-    if before.is_some() && after == before {
+    if stamp != Some(plan.fingerprint.as_str()) || (before.is_some() && after == before) {
         return Ok(None);
     }
     let live = k.table()?;
-    if live.as_ref().and_then(|t| t.fingerprint.as_deref()) != Some(plan.fingerprint.as_str()) {
+    if live.as_ref().and_then(|t| t.fingerprint.as_deref()) != stamp {
         return Ok(None);
     }
-    Ok(Some(record(plan, live, before, after)))
+    Ok(Some(record(plan, live, before, after, stamp)))
 }
 
 /// The run state after a load: the digest is trusted only when exactly one
-/// commit (ours) happened between `before` and `after`.
+/// commit (ours) happened between `before` and `after` and the table's
+/// comment carries the fingerprint the load left (`stamp`).
 fn record(
     plan: &Plan,
     live: Option<TableState>,
     before: Option<u32>,
     after: Option<u32>,
+    stamp: Option<&str>,
 ) -> RunState {
     let exact = before.is_some_and(|b| Some(b.wrapping_add(1)) == after);
     let digest = live
-        .filter(|t| exact && t.fingerprint.as_deref() == Some(plan.fingerprint.as_str()))
+        .filter(|t| exact && stamp.is_some() && t.fingerprint.as_deref() == stamp)
         .map(|t| t.digest);
     RunState {
         netns: runstate::netns(),

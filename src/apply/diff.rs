@@ -2,8 +2,9 @@
 //! ip rules compared exactly (whole values, any number per gateway), the
 //! nft table by fingerprint and by a digest of its full contents.
 
-use super::kernel::{KResult, Kernel};
-use super::runstate::{self, RunState};
+use super::incr::{self, Update};
+use super::kernel::{KResult, Kernel, TableState};
+use super::runstate::{self, Batch, RunState};
 use crate::plan::{IpRule, Plan, Route};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,6 +26,9 @@ pub enum TableChange {
     Create,
     /// It is there but differs (why): replace it in one transaction.
     Replace(String),
+    /// It differs, and is verifiably what connroute loaded last: load only
+    /// the difference (one transaction, no table or hook deleted).
+    Update(Box<Update>),
     /// connroute is disabled: delete it.
     Delete,
 }
@@ -77,6 +81,7 @@ impl fmt::Display for Changes {
         match &self.table {
             Some(TableChange::Create) => writeln!(f, "+ table inet {t}")?,
             Some(TableChange::Replace(why)) => writeln!(f, "~ table inet {t} ({why})")?,
+            Some(TableChange::Update(u)) => writeln!(f, "~ table inet {t}: {}", u.touched)?,
             Some(TableChange::Delete) => writeln!(f, "- table inet {t}")?,
             Some(TableChange::Keep) | None => {}
         }
@@ -152,11 +157,14 @@ pub fn routing(plan: &Plan, routes: &[Route], rules: &[IpRule]) -> Changes {
 }
 
 /// The nft table's verdict, and a refreshed run state when the table was
-/// verified unchanged under a newer ruleset generation.
+/// verified unchanged under a newer ruleset generation. With `state` (the
+/// run-state file, the batch recorded beside it), a changed config whose
+/// live table is verifiably the last load becomes an incremental update.
 pub fn table(
     k: &mut dyn Kernel,
     plan: &Plan,
     recorded: Option<&RunState>,
+    state: Option<&std::path::Path>,
     force: bool,
 ) -> KResult<(TableChange, Option<RunState>)> {
     let exists = k.table_exists()?;
@@ -184,10 +192,9 @@ pub fn table(
     let Some(live) = k.table()? else {
         return Ok((TableChange::Create, None));
     };
-    if live.fingerprint.as_deref() != Some(plan.fingerprint.as_str()) {
-        return Ok((TableChange::Replace("differs from the config".into()), None));
-    }
     match recorded.filter(|s| s.fingerprint == plan.fingerprint) {
+        // The digest, not the comment: an update that only added rules
+        // leaves the older fingerprint in the comment.
         Some(s) if s.digest == Some(live.digest) => {
             let refreshed = RunState {
                 generation,
@@ -199,9 +206,48 @@ pub fn table(
             TableChange::Replace("changed outside connroute".into()),
             None,
         )),
-        _ => Ok((
+        _ if live.fingerprint.as_deref() == Some(plan.fingerprint.as_str()) => Ok((
             TableChange::Replace("contents not verifiable: no record of the last load".into()),
             None,
         )),
+        _ => Ok((changed(plan, recorded, state, &live, generation), None)),
     }
+}
+
+/// A config that changed: an incremental update when it can be made,
+/// else a whole replace.
+fn changed(
+    plan: &Plan,
+    recorded: Option<&RunState>,
+    state: Option<&std::path::Path>,
+    live: &TableState,
+    generation: u32,
+) -> TableChange {
+    match state.and_then(|p| incremental(p, plan, recorded, live)) {
+        Some(u) => TableChange::Update(Box::new(Update {
+            generation: Some(generation),
+            ..u
+        })),
+        None => TableChange::Replace("differs from the config".into()),
+    }
+}
+
+/// The incremental update from the recorded batch to the plan's, when the
+/// live table is exactly what that batch loaded: the run state's digest is
+/// the live table's, the recorded batch is whole and of the run state's
+/// fingerprint, and its rules line up with the live handles.
+fn incremental(
+    state: &std::path::Path,
+    plan: &Plan,
+    recorded: Option<&RunState>,
+    live: &TableState,
+) -> Option<Update> {
+    let s = recorded?;
+    if s.digest != Some(live.digest) {
+        return None;
+    }
+    let prev = Batch::read(state, &s.fingerprint)?;
+    let mut u = incr::diff(&prev.commands, plan.ruleset.objects(), &live.rules)?;
+    u.live_fingerprint = live.fingerprint.clone();
+    (!u.commands.is_empty()).then_some(u)
 }

@@ -6,7 +6,8 @@
 //! connroute's routes matches protocol 197 exactly.
 
 use super::child::ChildError;
-use super::kernel::{ForeignRoute, KResult, Kernel, KernelError, Link, TableState, fnv1a};
+use super::fake_table::{self, FakeTable};
+use super::kernel::{ForeignRoute, KResult, Kernel, KernelError, Link, TableState};
 use crate::plan::{IpRule, RTPROT_CONNROUTE, Route};
 use std::collections::BTreeMap;
 use std::io;
@@ -51,7 +52,7 @@ pub struct Fake {
     /// connroute's ip rules.
     pub rules: Vec<IpRule>,
     /// connroute's nft table.
-    pub table: Option<TableState>,
+    pub table: Option<FakeTable>,
     /// The ruleset generation.
     pub generation: u32,
     /// Devices; absent ones are missing.
@@ -60,8 +61,10 @@ pub struct Fake {
     pub fail: Vec<Op>,
     /// nft processes that would have run.
     pub nft_runs: usize,
-    /// The last batch loaded.
+    /// The last batch nft accepted (committed, or failed after commit).
     pub last_batch: Vec<u8>,
+    /// Every batch given to `load`, in order, refused ones too.
+    pub batches: Vec<Vec<u8>>,
     /// connroute-tagged non-default routes, as `ip route` prints them.
     pub strays: Vec<String>,
     /// Next hops not on a connected network: adding a route via one fails
@@ -103,22 +106,13 @@ impl Fake {
     }
 
     /// What a test compares before and after: routes, rules, table.
-    pub fn snapshot(&self) -> (Vec<FakeRoute>, Vec<IpRule>, Option<TableState>) {
+    pub fn snapshot(&self) -> (Vec<FakeRoute>, Vec<IpRule>, Option<FakeTable>) {
         (self.routes.clone(), self.rules.clone(), self.table.clone())
     }
 
-    /// The table state a batch produces: its fingerprint, and a digest
-    /// standing for the kernel's listing of it.
-    fn state_of(batch: &[u8]) -> TableState {
-        let text = String::from_utf8_lossy(batch);
-        let fp = text
-            .split("connroute restore fp=")
-            .nth(1)
-            .map(|s| s.chars().take(16).collect::<String>());
-        TableState {
-            digest: fnv1a(fp.clone().unwrap_or_default().as_bytes()),
-            fingerprint: fp,
-        }
+    /// The live table's fingerprint.
+    pub fn fingerprint(&self) -> Option<String> {
+        self.table.as_ref().and_then(FakeTable::fingerprint)
     }
 }
 
@@ -237,7 +231,7 @@ impl Kernel for Fake {
         if self.injected(Op::Table) {
             return Err(nft_refused("injected: nft list failed"));
         }
-        Ok(self.table.clone())
+        Ok(self.table.as_ref().map(FakeTable::state))
     }
 
     fn table_exists(&mut self) -> KResult<bool> {
@@ -246,11 +240,12 @@ impl Kernel for Fake {
 
     fn load(&mut self, batch: &[u8]) -> KResult<()> {
         self.nft_runs += 1;
+        self.batches.push(batch.to_vec());
         if self.injected(Op::Load) {
             return Err(nft_refused("injected: nft refused the batch"));
         }
         self.last_batch = batch.to_vec();
-        self.table = Some(Fake::state_of(batch));
+        self.table = fake_table::run(&self.table, batch).map_err(|e| nft_refused(&e))?;
         self.generation += 1;
         if self.injected(Op::LoadCommits) {
             return Err(nft_refused("injected: nft failed after commit"));
@@ -258,8 +253,9 @@ impl Kernel for Fake {
         Ok(())
     }
 
-    fn check(&mut self, _batch: &[u8]) -> KResult<()> {
+    fn check(&mut self, batch: &[u8]) -> KResult<()> {
         self.nft_runs += 1;
+        fake_table::run(&self.table, batch).map_err(|e| nft_refused(&e))?;
         Ok(())
     }
 

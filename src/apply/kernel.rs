@@ -80,6 +80,9 @@ pub struct TableState {
     /// Hash of the whole table as the kernel dumps it, handles, use counts
     /// and counter values left out.
     pub digest: u64,
+    /// Every rule's chain and handle, chain by chain in rule order (empty
+    /// when a rule could not be decoded: nothing is then edited by handle).
+    pub rules: Vec<(String, u64)>,
 }
 
 /// Whether a device exists and is up.
@@ -331,9 +334,11 @@ impl Kernel for System {
         }
         let d = nfgen::table(plan::TABLE)
             .map_err(|e| KernelError::netlink("cannot read table inet connroute", e))?;
+        let handles: Option<Vec<_>> = d.rules.iter().map(|b| nfgen::rule_handle(b)).collect();
         Ok(Some(TableState {
             fingerprint: fingerprint(&d.rules),
             digest: d.digest,
+            rules: handles.unwrap_or_default(),
         }))
     }
 

@@ -12,7 +12,12 @@ pub mod dump;
 pub mod error;
 #[cfg(test)]
 mod fake;
+#[cfg(test)]
+mod fake_table;
 pub mod flush;
+pub mod incr;
+#[cfg(test)]
+mod incr_apply_tests;
 pub mod kernel;
 pub mod lock;
 pub mod monitor;

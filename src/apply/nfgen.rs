@@ -289,6 +289,18 @@ pub struct Dump {
     pub rules: Vec<Vec<u8>>,
 }
 
+/// A dumped rule's chain and handle (`NFTA_RULE_CHAIN`, `NFTA_RULE_HANDLE`).
+pub fn rule_handle(body: &[u8]) -> Option<(String, u64)> {
+    let list = attrs(body)?;
+    let chain = list.iter().find(|(k, _)| *k == 2)?.1;
+    let chain = std::str::from_utf8(chain.strip_suffix(&[0])?).ok()?;
+    let handle = list.iter().find(|(k, _)| *k == 3)?.1;
+    Some((
+        chain.to_string(),
+        u64::from_be_bytes(handle.try_into().ok()?),
+    ))
+}
+
 /// Dumps `table inet NAME` once.
 fn dump_table(s: &Socket, name: &str) -> io::Result<Dump> {
     let mut n = name.as_bytes().to_vec();
@@ -442,6 +454,23 @@ mod tests {
         assert_ne!(d(&obj(1, 5, b"c1\0")), d(&obj(1, 5, b"c2\0")));
         let mut h = 0;
         assert!(!absorb(&mut h, NFT_MSG_GETOBJ, &obj(1, 5, b"c1\0")[..9]));
+    }
+
+    #[test]
+    fn a_dumped_rule_gives_its_chain_and_handle() {
+        let mut b = vec![NFPROTO_INET, 0, 0, 7];
+        for (k, v) in [
+            (ATTR_TABLE, &b"connroute\0"[..]),
+            (2, &b"classify\0"[..]),
+            (3, &0x0102u64.to_be_bytes()[..]),
+        ] {
+            b.extend_from_slice(&((4 + v.len()) as u16).to_ne_bytes());
+            b.extend_from_slice(&k.to_ne_bytes());
+            b.extend_from_slice(v);
+            b.resize((b.len() + 3) & !3, 0);
+        }
+        assert_eq!(rule_handle(&b), Some(("classify".into(), 0x0102)));
+        assert_eq!(rule_handle(&b[..24]), None);
     }
 
     #[test]

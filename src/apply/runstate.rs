@@ -86,11 +86,13 @@ impl RunState {
         }
     }
 
-    /// Removes the file if it is connroute's (see [`Self::is_ours_or_absent`]).
+    /// Removes the file if it is connroute's (see [`Self::is_ours_or_absent`]),
+    /// and the batch recorded beside it.
     pub fn remove(path: &Path) {
         if path.exists() && Self::is_ours_or_absent(path) {
             let _ = std::fs::remove_file(path);
         }
+        Batch::remove(path);
     }
 
     /// Writes the file atomically (same-dir temp, no symlink followed);
@@ -102,25 +104,150 @@ impl RunState {
                 path.display()
             )));
         }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+        write_atomically(path, &[self.line().as_bytes()])
+    }
+}
+
+/// Writes `parts` to `path` through a same-directory temporary file (no
+/// symlink followed), renamed over it.
+fn write_atomically(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o644)
+        .open(&tmp)?;
+    let res = parts.iter().try_for_each(|p| f.write_all(p));
+    drop(f);
+    match res.and_then(|()| std::fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
         }
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .mode(0o644)
-            .open(&tmp)?;
-        let res = f.write_all(self.line().as_bytes());
-        drop(f);
-        match res.and_then(|()| std::fs::rename(&tmp, path)) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(e)
+    }
+}
+
+/// The batch the last load came from, kept beside the run state
+/// (`STATE.batch`) so the next changed config can load only the
+/// difference. First line `connroute batch FINGERPRINT CHECKSUM`, then one
+/// command per line (compact JSON holds no newline). At most
+/// [`Batch::MAX_BYTES`]: a bigger batch is not kept (the next change then
+/// replaces the whole table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The fingerprint of the plan that made it.
+    pub fingerprint: String,
+    /// Its commands.
+    pub commands: Vec<String>,
+}
+
+const BATCH_TAG: &str = "connroute batch ";
+
+impl Batch {
+    /// Largest batch file kept (it lives in /var/run, RAM on a router).
+    pub const MAX_BYTES: usize = 4 << 20;
+
+    /// Where the batch beside the run state `state` lives.
+    pub fn path(state: &Path) -> std::path::PathBuf {
+        let mut p = state.as_os_str().to_owned();
+        p.push(".batch");
+        p.into()
+    }
+
+    fn checksum<S: AsRef<str>>(commands: &[S]) -> u64 {
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for c in commands {
+            for &b in c.as_ref().as_bytes().iter().chain(b"\n") {
+                h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
             }
+        }
+        h
+    }
+
+    /// Parses a batch file; `None` unless its header and checksum hold.
+    pub fn parse(text: &str) -> Option<Batch> {
+        let (head, body) = text.split_once('\n')?;
+        let mut w = head.strip_prefix(BATCH_TAG)?.split(' ');
+        let fingerprint = w.next()?.to_string();
+        let sum = u64::from_str_radix(w.next()?, 16).ok()?;
+        let commands: Vec<String> = body.lines().map(str::to_string).collect();
+        (w.next().is_none() && Batch::checksum(&commands) == sum).then_some(Batch {
+            fingerprint,
+            commands,
+        })
+    }
+
+    /// The batch recorded beside `state` for `fingerprint`, if any and whole.
+    pub fn read(state: &Path, fingerprint: &str) -> Option<Batch> {
+        let path = Batch::path(state);
+        let bytes =
+            crate::config::source::read_regular(&path, Batch::MAX_BYTES as u64, false).ok()?;
+        let b = Batch::parse(std::str::from_utf8(&bytes).ok()?)?;
+        (b.fingerprint == fingerprint).then_some(b)
+    }
+
+    fn ours_or_absent(path: &Path) -> bool {
+        use std::io::Read;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path);
+        let mut head = [0u8; BATCH_TAG.len()];
+        match file {
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            Ok(mut f) => {
+                f.metadata().is_ok_and(|m| m.is_file())
+                    && f.read_exact(&mut head).is_ok()
+                    && head == BATCH_TAG.as_bytes()
+            }
+        }
+    }
+
+    /// Records `commands` (of the plan `fingerprint`) beside `state`; a
+    /// batch over the size limit removes the old record instead. A file
+    /// there that is not connroute's is left alone (an error).
+    pub fn write<S: AsRef<str>>(
+        state: &Path,
+        fingerprint: &str,
+        commands: &[S],
+    ) -> std::io::Result<()> {
+        let path = Batch::path(state);
+        if !Batch::ours_or_absent(&path) {
+            return Err(std::io::Error::other(format!(
+                "{} is not connroute's batch record: left alone",
+                path.display()
+            )));
+        }
+        let size: usize = commands.iter().map(|c| c.as_ref().len() + 1).sum();
+        if size + 64 > Batch::MAX_BYTES || commands.iter().any(|c| c.as_ref().contains('\n')) {
+            Batch::remove(state);
+            return Ok(());
+        }
+        let head = format!(
+            "{BATCH_TAG}{fingerprint} {:016x}\n",
+            Batch::checksum(commands)
+        );
+        let mut parts: Vec<&[u8]> = vec![head.as_bytes()];
+        for c in commands {
+            parts.push(c.as_ref().as_bytes());
+            parts.push(b"\n");
+        }
+        write_atomically(&path, &parts)
+    }
+
+    /// Removes the batch recorded beside `state`, if it is connroute's.
+    pub fn remove(state: &Path) {
+        let path = Batch::path(state);
+        if path.exists() && Batch::ours_or_absent(&path) {
+            let _ = std::fs::remove_file(&path);
         }
     }
 }
@@ -168,6 +295,38 @@ mod tests {
         RunState::remove(&p);
         assert!(!p.exists());
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn batch_record_round_trips_and_is_refused_when_damaged_foreign_or_big() {
+        let dir = std::env::temp_dir().join(format!("cr-batch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let state = dir.join("state");
+        let cmds = ["{\"add\":{\"table\":{}}}", "{\"add\":{\"chain\":{}}}"];
+        Batch::write(&state, "00ff", &cmds).unwrap();
+        let b = Batch::read(&state, "00ff").unwrap();
+        assert_eq!(b.commands, cmds);
+        assert_eq!(Batch::read(&state, "00fe"), None, "another fingerprint");
+        // One byte changed: the checksum no longer holds.
+        let path = Batch::path(&state);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("chain", "chaim")).unwrap();
+        assert_eq!(Batch::read(&state, "00ff"), None);
+        // Too big to keep: the old record goes, nothing is written.
+        let big = vec!["x".repeat(1 << 20); 4];
+        Batch::write(&state, "00ff", &big).unwrap();
+        assert!(!path.exists());
+        // A file that is not connroute's is neither replaced nor removed.
+        std::fs::write(&path, "keep\n").unwrap();
+        assert!(Batch::write(&state, "00ff", &cmds).is_err());
+        RunState::remove(&state);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep\n");
+        std::fs::remove_file(&path).unwrap();
+        // Removing the run state removes the record beside it.
+        Batch::write(&state, "00ff", &cmds).unwrap();
+        RunState::remove(&state);
+        assert!(!path.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

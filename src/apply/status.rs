@@ -103,7 +103,7 @@ pub fn status(
     let routes = k.routes()?;
     let rules = k.rules()?;
     let recorded = runstate::recorded(sys)?;
-    let (table, _) = diff::table(k, plan, recorded.as_ref(), false)?;
+    let (table, _) = diff::table(k, plan, recorded.as_ref(), None, false)?;
     let counters = k.counters()?;
     let mut drift = Vec::new();
     let nft_table = table_drift(table, plan.enabled, &mut drift);
@@ -174,6 +174,10 @@ fn table_drift(table: TableChange, enabled: bool, drift: &mut Vec<String>) -> &'
         }
         TableChange::Replace(why) => {
             drift.push(format!("table inet {t} {why}"));
+            "stale"
+        }
+        TableChange::Update(_) => {
+            drift.push(format!("table inet {t} differs from the config"));
             "stale"
         }
     }

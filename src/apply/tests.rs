@@ -98,10 +98,7 @@ fn cold_apply_installs_everything_with_one_add_only_load() {
     let report = apply(&mut k, &p, &run.sys, false).unwrap();
     assert_eq!(k.routes().unwrap(), p.routes);
     assert_eq!(k.rules, p.ip_rules);
-    assert_eq!(
-        k.table.as_ref().unwrap().fingerprint.as_deref(),
-        Some(p.fingerprint.as_str())
-    );
+    assert_eq!(k.fingerprint().as_deref(), Some(p.fingerprint.as_str()));
     let batch = String::from_utf8(k.last_batch.clone()).unwrap();
     assert!(batch.contains("\"flush\":{\"table\""), "{batch}");
     assert!(!batch.contains("\"delete\""), "add-only batch: {batch}");
@@ -155,7 +152,7 @@ fn drift_in_the_table_is_seen_by_status_and_repaired_by_apply() {
     let mut k = applied(&run);
     let p = plan_of("");
     // `nft flush chain inet connroute classify; nft add rule … drop`.
-    k.table.as_mut().unwrap().digest ^= 1;
+    k.table.as_mut().unwrap().tamper();
     k.generation += 2;
     let st = status(&mut k, &p, &run.sys, 0xff00_0000).unwrap();
     assert_eq!(st.exit_code(), 3);
@@ -293,13 +290,14 @@ fn flush_reports_what_it_could_not_remove_and_removes_the_rest() {
     assert_eq!(k.routes, vec![foreign(1, Family::V4, "192.168.1.1")]);
 }
 
-/// Applies the changed plan over the seed with `fault` injected; the
+/// Applies the changed plan over the seed with `faults` injected; the
 /// state must be exactly the seed's afterwards.
-fn rolled_back(name: &str, fault: Op) -> (Fake, ApplyError) {
+fn rolled_back(name: &str, faults: &[Op]) -> (Fake, ApplyError) {
     let run = Run::new(name);
     let mut k = applied(&run);
     let before = k.snapshot();
-    k.fail.push(fault);
+    k.fail.extend(faults);
+    let fault = faults;
     let err = apply(&mut k, &changed(), &run.sys, false).unwrap_err();
     assert_eq!(k.snapshot(), before, "{fault:?}: {err}");
     assert!(k.fail.is_empty(), "{fault:?} was not reached");
@@ -308,7 +306,7 @@ fn rolled_back(name: &str, fault: Op) -> (Fake, ApplyError) {
 
 #[test]
 fn route_add_fails_nothing_changes() {
-    let (_, e) = rolled_back("route", Op::AddRoute);
+    let (_, e) = rolled_back("route", &[Op::AddRoute]);
     assert!(
         matches!(&e, ApplyError::Failed { rollback, .. } if rollback.is_empty()),
         "{e}"
@@ -322,12 +320,14 @@ fn route_add_fails_nothing_changes() {
 
 #[test]
 fn rule_add_fails_route_is_rolled_back() {
-    rolled_back("rule", Op::AddRule);
+    rolled_back("rule", &[Op::AddRule]);
 }
 
 #[test]
 fn nft_load_fails_routes_and_rules_rolled_back() {
-    let (_, e) = rolled_back("nft", Op::Load);
+    // The incremental update, then the full replace it falls back to.
+    let (k, e) = rolled_back("nft", &[Op::Load, Op::Load]);
+    assert_eq!(k.batches.len(), 3, "seed, update, replace");
     assert_eq!(e.exit_code(), 1);
     assert!(e.to_string().contains("nft refused"), "{e}");
 }
@@ -340,10 +340,7 @@ fn nft_commits_then_fails_new_state_kept_consistent() {
     k.fail.push(Op::LoadCommits);
     let e = apply(&mut k, &p, &run.sys, false).unwrap_err();
     assert!(matches!(e, ApplyError::CommittedDespite(_)), "{e}");
-    assert_eq!(
-        k.table.as_ref().unwrap().fingerprint.as_deref(),
-        Some(p.fingerprint.as_str())
-    );
+    assert_eq!(k.fingerprint().as_deref(), Some(p.fingerprint.as_str()));
     assert_eq!(k.routes().unwrap(), p.routes, "routes match the live table");
     // The kernel keeps rules by priority; the fake by insertion.
     let sorted = |mut v: Vec<IpRule>| {
@@ -407,7 +404,7 @@ fn rollback_fails_reports_both_and_leaves_only_ours() {
         .cloned()
         .collect::<Vec<_>>();
     let p = changed();
-    k.fail.extend([Op::Load, Op::DeleteRoute]);
+    k.fail.extend([Op::Load, Op::Load, Op::DeleteRoute]);
     let e = apply(&mut k, &p, &run.sys, false).unwrap_err();
     match &e {
         ApplyError::Failed { rollback, .. } => assert_eq!(rollback.len(), 1, "{e}"),
@@ -447,11 +444,12 @@ fn replaced_route_is_restored_on_failure() {
     );
     let d = decide(&mut k, &p, &run.sys, false).unwrap();
     assert_eq!(d.changes.replace_routes.len(), 1);
-    assert_eq!(
-        d.changes.table,
-        Some(TableChange::Replace("differs from the config".into()))
+    assert!(
+        matches!(&d.changes.table, Some(TableChange::Update(u)) if u.touched.rules_replaced == 3),
+        "{:?}",
+        d.changes.table
     );
-    k.fail.push(Op::Load);
+    k.fail.extend([Op::Load, Op::Load]);
     apply(&mut k, &p, &run.sys, false).unwrap_err();
     assert_eq!(k.snapshot(), before);
 }

@@ -88,11 +88,12 @@ mod tests {
     fn ruleset_matches_serde_json_pretty() {
         let src = include_bytes!("../../examples/multiwan.conf");
         let config = crate::config::Config::parse(src, "multiwan.conf").unwrap();
-        let p = crate::plan::plan(&config, &crate::facts::Facts::default());
-        let compact = serde_json::to_vec(&p.ruleset).unwrap();
+        let p = crate::plan::plan_typed(&config, &crate::facts::Facts::default());
+        let typed = p.ruleset.typed().unwrap();
+        assert_eq!(serde_json::to_vec(&typed).unwrap(), p.ruleset.to_json());
         assert_eq!(
-            pretty(&compact),
-            serde_json::to_string_pretty(&p.ruleset).unwrap()
+            pretty(&p.ruleset.to_json()),
+            serde_json::to_string_pretty(&typed).unwrap()
         );
     }
 }

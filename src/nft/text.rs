@@ -364,12 +364,12 @@ mod tests {
             "c",
         )
         .unwrap();
-        let mut p = crate::plan::plan(&config, &crate::facts::Facts::default());
-        let json = serde_json::to_string(&p.ruleset).unwrap();
+        let p = crate::plan::plan(&config, &crate::facts::Facts::default());
+        let json = String::from_utf8(p.ruleset.to_json()).unwrap();
         let evil = json.replace("\"eth2\"", "\"x\\\";drop;#\"");
         assert_ne!(json, evil);
-        p.ruleset = serde_json::from_str(&evil).unwrap();
-        let e = render(&p.ruleset).unwrap_err();
+        let typed: Nftables = serde_json::from_str(&evil).unwrap();
+        let e = render(&typed).unwrap_err();
         assert!(e.contains("cannot be written as an nft string"), "{e}");
     }
 }

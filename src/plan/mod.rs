@@ -1,6 +1,7 @@
 //! The desired state: what the system must look like for a config and the
 //! live facts. Pure: nothing here reads or changes the system.
 
+mod batch;
 mod classify;
 mod iprule;
 mod ruleset;
@@ -8,10 +9,10 @@ mod sets;
 
 use crate::config::{Config, Family, Gateway, Rule};
 use crate::facts::Facts;
-use nftables::schema::Nftables;
 use std::fmt;
 use std::net::IpAddr;
 
+pub use batch::Ruleset;
 pub use iprule::{IpRule, RuleAction, band_size};
 pub use ruleset::{
     CHAIN_PREROUTING, TABLE, fingerprint_in_comment, fingerprint_of, gateway_counter_name,
@@ -104,7 +105,7 @@ pub struct Plan {
     /// ip rules to install.
     pub ip_rules: Vec<IpRule>,
     /// The nft batch replacing `table inet connroute`.
-    pub ruleset: Nftables<'static>,
+    pub ruleset: Ruleset,
     /// Hash of the ruleset, also stored in the table to skip identical reloads.
     pub fingerprint: String,
     /// `id name` lines for `rt_tables.d`.
@@ -258,6 +259,16 @@ fn input_devices(rule: &Rule, facts: &Facts) -> Result<Vec<String>, String> {
 
 /// Computes the desired state. Pure.
 pub fn plan(config: &Config, facts: &Facts) -> Plan {
+    plan_with(config, facts, false)
+}
+
+/// [`plan`], keeping the batch's typed objects too (the nft text printer
+/// reads them; apply needs only the JSON).
+pub fn plan_typed(config: &Config, facts: &Facts) -> Plan {
+    plan_with(config, facts, true)
+}
+
+fn plan_with(config: &Config, facts: &Facts, typed: bool) -> Plan {
     let g = &config.globals;
     let gateways = gateway_states(config, facts);
     let routes = gateways
@@ -276,7 +287,7 @@ pub fn plan(config: &Config, facts: &Facts) -> Plan {
         })
         .collect();
     let (rules, placed) = place_rules(config, &gateways, facts);
-    let ruleset = ruleset::build(g.mark_mask, &gateways, &placed);
+    let ruleset = ruleset::build(g.mark_mask, &gateways, &placed, typed);
     let fingerprint = fingerprint_of(&ruleset);
     let table_names = config
         .gateways

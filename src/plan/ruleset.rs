@@ -15,14 +15,12 @@
 //! mask are never touched.
 
 use super::GatewayState;
+use super::batch::Ruleset;
 use super::classify::{self, CHAIN_CLASSIFY, CHAIN_CLASSIFY_LOCAL};
 use crate::config::{Family, Rule};
 use crate::nft::build::{self as b, Expr, Stmt};
-use nftables::batch::Batch;
 use nftables::expr::MetaKey;
-use nftables::schema::{
-    Chain, Counter, NfCmd, NfListObject, NfObject, Nftables, Rule as NftRule, Table,
-};
+use nftables::schema::{Chain, Counter, NfCmd, NfListObject, NfObject, Rule as NftRule, Table};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 /// connroute's table (family inet).
@@ -68,21 +66,21 @@ fn ct_mark() -> Expr {
     b::ct("mark")
 }
 
-/// The batch being built.
+/// The batch being built: each object is serialized as it is added.
 pub(super) struct Builder {
-    batch: Batch<'static>,
+    batch: Ruleset,
 }
 
 impl Builder {
     /// Adds an object to the batch.
     pub(super) fn add(&mut self, obj: NfListObject<'static>) {
-        self.batch.add(obj);
+        self.batch.push(NfCmd::Add(obj));
     }
 
     /// Adds a chain (a base chain when `base` says its type and hook).
     pub(super) fn chain(&mut self, name: &str, base: Option<(NfChainType, NfHook)>) {
         let (ty, hook) = base.unzip();
-        self.batch.add(NfListObject::Chain(Chain {
+        self.add(NfListObject::Chain(Chain {
             family: NfFamily::INet,
             table: TABLE.into(),
             name: name.to_string().into(),
@@ -99,7 +97,7 @@ impl Builder {
     /// Adds a rule at the end of `chain`.
     pub(super) fn rule(&mut self, chain: &str, mut expr: Vec<Stmt>, comment: Option<String>) {
         expr.shrink_to_fit();
-        self.batch.add(NfListObject::Rule(NftRule {
+        self.add(NfListObject::Rule(NftRule {
             family: NfFamily::INet,
             table: TABLE.into(),
             chain: chain.to_string().into(),
@@ -123,10 +121,16 @@ pub(super) fn truncate(mut c: String) -> String {
     c
 }
 
-/// Builds the batch (with the fingerprint in the first prerouting rule).
-pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> Nftables<'static> {
+/// Builds the batch (with the fingerprint in the first prerouting rule);
+/// `typed` keeps the typed objects too (for the nft text printer).
+pub(super) fn build(
+    mask: u32,
+    gateways: &[GatewayState],
+    placed: &[Placed],
+    typed: bool,
+) -> Ruleset {
     let mut bd = Builder {
-        batch: Batch::new(),
+        batch: Ruleset::new(typed),
     };
     let active: Vec<&GatewayState> = gateways.iter().filter(|g| g.active).collect();
     table_and_counters(&mut bd, &active, placed);
@@ -147,7 +151,7 @@ pub(super) fn build(mask: u32, gateways: &[GatewayState], placed: &[Placed]) -> 
     }
     classify::build(&mut bd, placed, separate);
     hook_rules(&mut bd, mask, &active, placed, separate);
-    let mut batch = bd.batch.to_nftables();
+    let mut batch = bd.batch;
     let fp = fingerprint_of(&batch);
     stamp(&mut batch, &fp);
     batch
@@ -163,14 +167,14 @@ fn table_and_counters(bd: &mut Builder, active: &[&GatewayState], placed: &[Plac
             handle: None,
         })
     };
-    bd.batch.add(table());
-    bd.batch.delete(table());
-    bd.batch.add(table());
+    bd.add(table());
+    bd.batch.push(NfCmd::Delete(table()));
+    bd.add(table());
     let mut counters = std::collections::BTreeSet::new();
     let gw_counters = active.iter().map(|g| gateway_counter_name(&g.name));
     for name in gw_counters.chain(placed.iter().map(|p| counter_name(p.rule))) {
         if counters.insert(name.clone()) {
-            bd.batch.add(NfListObject::Counter(Counter {
+            bd.add(NfListObject::Counter(Counter {
                 family: NfFamily::INet,
                 table: TABLE.into(),
                 name: name.into(),
@@ -266,40 +270,59 @@ fn fnv(h: u64, bytes: &[u8]) -> u64 {
 
 /// FNV-1a over the batch's compact JSON, as 16 hex digits. The comments
 /// holding a fingerprint are hashed with their placeholder, so stamping
-/// keeps it valid. One object at a time: only a stamped rule is copied,
-/// and the serializer is the one `to_vec` already instantiates (a second
-/// writer type would compile the whole schema's serializer again).
-pub fn fingerprint_of(batch: &Nftables) -> String {
+/// keeps it valid.
+pub fn fingerprint_of(batch: &Ruleset) -> String {
+    let placeholder = placeholder();
     let mut h = fnv(0xcbf2_9ce4_8422_2325, b"{\"nftables\":[");
-    for (i, obj) in batch.objects.iter().enumerate() {
+    for (i, obj) in batch.objects().iter().enumerate() {
         if i > 0 {
             h = fnv(h, b",");
         }
-        let json = match obj {
-            NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(r)))
-                if r.comment
-                    .as_deref()
-                    .is_some_and(|c| c.starts_with(FINGERPRINT_TAG)) =>
-            {
-                let mut r = r.clone();
-                r.comment = Some(format!("{FINGERPRINT_TAG}{}", "0".repeat(16)).into());
-                serde_json::to_vec(&NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(r))))
+        match stamped_at(obj) {
+            Some(at) => {
+                h = fnv(h, obj[..at].as_bytes());
+                h = fnv(h, placeholder.as_bytes());
+                h = fnv(h, obj[at + placeholder.len()..].as_bytes());
             }
-            other => serde_json::to_vec(other),
-        };
-        h = fnv(h, &json.unwrap_or_default());
+            None => h = fnv(h, obj.as_bytes()),
+        }
     }
     format!("{:016x}", fnv(h, b"]}"))
 }
 
-fn stamp(batch: &mut Nftables, fp: &str) {
-    for obj in batch.objects.to_mut().iter_mut() {
+/// The comment text a fingerprint replaces.
+fn placeholder() -> String {
+    format!("{FINGERPRINT_TAG}{}", "0".repeat(16))
+}
+
+/// Where the fingerprint comment starts in an added rule's JSON text.
+fn stamped_at(obj: &str) -> Option<usize> {
+    if !obj.starts_with("{\"add\":{\"rule\":") {
+        return None;
+    }
+    let key = format!("\"comment\":\"{FINGERPRINT_TAG}");
+    let at = obj.find(&key)? + "\"comment\":\"".len();
+    (obj.len() >= at + FINGERPRINT_TAG.len() + 16).then_some(at)
+}
+
+fn stamp(batch: &mut Ruleset, fp: &str) {
+    let comment = format!("{FINGERPRINT_TAG}{fp}");
+    for obj in batch.objects_mut() {
+        if let Some(at) = stamped_at(obj) {
+            let mut s = String::with_capacity(obj.len());
+            s.push_str(&obj[..at]);
+            s.push_str(&comment);
+            s.push_str(&obj[at + comment.len()..]);
+            *obj = s.into_boxed_str();
+        }
+    }
+    for obj in batch.typed_mut().into_iter().flatten() {
         if let NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(r))) = obj {
             if r.comment
                 .as_deref()
                 .is_some_and(|c| c.starts_with(FINGERPRINT_TAG))
             {
-                r.comment = Some(format!("{FINGERPRINT_TAG}{fp}").into());
+                r.comment = Some(comment.clone().into());
             }
         }
     }

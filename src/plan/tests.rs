@@ -89,7 +89,7 @@ fn interface_gateway_follows_netifd() {
         ]
     );
     assert_eq!(up.rules[0].families, [Family::V4, Family::V6]);
-    let json = serde_json::to_string(&up.ruleset).unwrap();
+    let json = String::from_utf8(up.ruleset.to_json()).unwrap();
     assert!(
         json.contains("\"iifname\"") && json.contains("\"eth2\""),
         "{json}"
@@ -120,8 +120,8 @@ fn device_only_gateway_routes_both_families() {
 
 #[test]
 fn gateway_counters_count_pin_and_restore() {
-    let p = plan(&seed(), &Facts::default());
-    let text = crate::nft::text::render(&p.ruleset).unwrap();
+    let p = super::plan_typed(&seed(), &Facts::default());
+    let text = crate::nft::text::render(&p.ruleset.typed().unwrap()).unwrap();
     let name = gateway_counter_name("router2");
     assert_eq!(name, "gw_router2");
     assert!(text.contains(&format!("counter {name} {{")), "{text}");

@@ -12,7 +12,8 @@ setup_cleanup
 build_seed
 TOP="$HERE/../.."
 CONF="$TOP/examples/seed.conf"
-state() { system_state h; }
+# The state, connroute's objects in name order (see sorted_blocks).
+state() { system_state h | sorted_blocks; }
 works() { [ "$(fetch c http://10.2.0.1/)" = "hello from h" ]; }
 
 expect_ok "apply the seed config" cr h -c "$CONF" apply

@@ -104,6 +104,27 @@ system_state() {
 	routing_state "$1"
 }
 
+# An nft listing with the objects of table inet connroute in name order:
+# an incremental load adds chains and counters after the existing ones, so
+# a config left and returned to lists the same objects in another order.
+sorted_blocks() {
+	python3 -c '
+import sys
+lines, out, i = sys.stdin.read().split("\n"), [], 0
+while i < len(lines):
+    out.append(lines[i])
+    if lines[i].startswith("table inet connroute "):
+        blocks, cur, i = [], [], i + 1
+        while lines[i] != "}":
+            if lines[i]: cur.append(lines[i])
+            else: blocks.append(cur); cur = []
+            i += 1
+        blocks.append(cur)
+        out += ["\n".join(b) for b in sorted(blocks)] + ["}"]
+    i += 1
+print("\n".join(out))'
+}
+
 finish() {
 	if [ "$FAILED" = 0 ]; then echo "PASS $(basename "$0")"; else echo "FAILED $(basename "$0")" >&2; exit 1; fi
 }

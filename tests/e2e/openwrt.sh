@@ -104,7 +104,7 @@ answered() { # NAME URL-HOST v4|v6
 }
 table() { in_ns r ip -"$1" route show table "$2" | tr -s ' ' | sed 's/ $//'; }
 has_table() { in_ns r nft list table inet connroute >/dev/null 2>&1; }
-state() { in_ns r nft -s list table inet connroute 2>/dev/null; routing_state r; }
+state() { in_ns r nft -s list table inet connroute 2>/dev/null | sorted_blocks; routing_state r; }
 
 # wait_for NAME CMD...: polls CMD every 20 ms for up to 5 s; reports the time.
 wait_for() {

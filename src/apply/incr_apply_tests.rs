@@ -1,0 +1,397 @@
+//! Incremental loads through the engine and the fake kernel: applying
+//! config A then B ends with exactly the table a fresh load of B gives,
+//! with no table or base chain deleted; a refused update falls back to a
+//! full replace; anything unverifiable replaces the whole table.
+
+use super::System;
+use super::apply::{apply, decide};
+use super::diff::TableChange;
+use super::error::ApplyError;
+use super::fake::{Fake, Op};
+use super::kernel::Kernel;
+use super::nft::Nft;
+use super::runstate::Batch;
+use super::status::status;
+use crate::config::Config;
+use crate::facts::Facts;
+use crate::plan::{self, Plan};
+use std::path::PathBuf;
+
+const HEAD: &str = "config globals 'globals'
+	option mark_mask '0xff000000'
+config gateway 'r2'
+	option gateway '192.168.1.2'
+";
+
+/// Rules of different shapes, so each stays an nft rule of its own.
+fn rule(name: &str) -> String {
+    let m = match name {
+        "a" => "list proto 'tcp'\n\tlist dest_port '80'",
+        "b" => "list src_ip '10.0.0.0/8'",
+        "c" => "list dest_ip '192.0.2.1'",
+        "d" => "list proto 'udp'\n\tlist src_port '53'",
+        "v1" | "v2" | "v3" => "list dest_ip '198.51.100.9'",
+        _ => "list dest_ip '!203.0.113.0/24'",
+    };
+    let m = match name {
+        "v1" => m.replace("100.9", "100.1"),
+        "v2" => m.replace("100.9", "100.2"),
+        _ => m.to_string(),
+    };
+    format!("config rule '{name}'\n\toption gateway 'r2'\n\t{m}\n")
+}
+
+fn plan_of(rules: &[&str], extra: &str) -> Plan {
+    let mut text = HEAD.to_string() + extra;
+    for r in rules {
+        text += &rule(r);
+    }
+    plan::plan(
+        &Config::parse(text.as_bytes(), "t.conf").unwrap(),
+        &Facts::default(),
+    )
+}
+
+struct Run {
+    sys: System,
+    dir: PathBuf,
+}
+
+impl Run {
+    fn new(name: &str) -> Run {
+        let dir = std::env::temp_dir().join(format!("cr-incr-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sys = System {
+            nft: Nft::default(),
+            rt_tables: None,
+            state: Some(dir.join("state")),
+        };
+        Run { sys, dir }
+    }
+
+    fn state(&self) -> &std::path::Path {
+        self.sys.state.as_deref().unwrap()
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The table listing (no handles) a fresh load of `p` gives.
+fn fresh(p: &Plan) -> String {
+    let run = Run::new("fresh");
+    let mut k = Fake::default();
+    apply(&mut k, p, &run.sys, false).unwrap();
+    k.table.unwrap().listing()
+}
+
+/// A listing with the fingerprints zeroed.
+fn masked(listing: &str) -> String {
+    let mut out = String::new();
+    let mut rest = listing;
+    while let Some(at) = rest.find("fp=") {
+        out.push_str(&rest[..at + 3]);
+        out.push_str(&"0".repeat(16));
+        rest = &rest[(at + 19).min(rest.len())..];
+    }
+    out + rest
+}
+
+/// Applies `a`, then `b`; asserts `b` was an incremental update ending in
+/// exactly the fresh table of `b` (but for the fingerprint comment when
+/// the update only added: then nothing was destroyed), and that nothing is
+/// left to do.
+fn a_then_b(name: &str, a: &Plan, b: &Plan) -> Fake {
+    let run = Run::new(name);
+    let mut k = Fake::default();
+    apply(&mut k, a, &run.sys, false).unwrap();
+    let d = decide(&mut k, b, &run.sys, false).unwrap();
+    let Some(TableChange::Update(u)) = &d.changes.table else {
+        panic!("{name}: {:?}", d.changes.table);
+    };
+    let shown = d.changes.to_string();
+    assert!(
+        shown.contains(&format!("~ table inet connroute: {}", u.touched)),
+        "{shown}"
+    );
+    k.check(&u.to_json()).expect("the update checks");
+    let report = apply(&mut k, b, &run.sys, false).unwrap();
+    let line = format!("updated table inet connroute ({}): ", b.fingerprint);
+    assert!(
+        report.changes.iter().any(|c| c.starts_with(&line)),
+        "{name}: {report:?}"
+    );
+    let batch = String::from_utf8(k.last_batch.clone()).unwrap();
+    for gone in [
+        r#"{"delete":{"table""#,
+        r#""name":"prerouting""#,
+        r#""name":"output""#,
+    ] {
+        assert!(!batch.contains(gone), "{name}: {gone} in {batch}");
+    }
+    let live = k.table.as_ref().unwrap().listing();
+    if u.keeps_fingerprint {
+        for destroy in [r#"{"delete""#, r#"{"replace""#, r#"{"flush""#] {
+            assert!(!batch.contains(destroy), "{name}: {destroy} in {batch}");
+        }
+        assert_eq!(k.fingerprint(), u.live_fingerprint, "{name}");
+        assert_eq!(masked(&live), masked(&fresh(b)), "{name}");
+    } else {
+        assert_eq!(k.fingerprint().as_deref(), Some(b.fingerprint.as_str()));
+        assert_eq!(live, fresh(b), "{name}");
+    }
+    let st = status(&mut k, b, &run.sys, 0xff00_0000).unwrap();
+    assert_eq!(st.nft_table, "current", "{name}: {:?}", st.drift);
+    let runs = k.nft_runs;
+    assert!(
+        apply(&mut k, b, &run.sys, false)
+            .unwrap()
+            .changes
+            .is_empty()
+    );
+    assert_eq!(k.nft_runs, runs, "{name}: the re-apply runs no nft");
+    k
+}
+
+#[test]
+fn rules_added_removed_and_moved_end_like_a_fresh_load() {
+    let abc = plan_of(&["a", "b", "c"], "");
+    for (name, to) in [
+        ("start", vec!["n", "a", "b", "c"]),
+        ("middle", vec!["a", "n", "b", "c"]),
+        ("end", vec!["a", "b", "c", "n"]),
+        ("removed", vec!["a", "c"]),
+        ("swapped", vec!["b", "a", "c", "d"]),
+        ("all-new", vec!["d", "n"]),
+    ] {
+        a_then_b(name, &abc, &plan_of(&to, ""));
+    }
+}
+
+#[test]
+fn one_rule_added_adds_two_objects_and_destroys_none() {
+    let a = plan_of(&["a", "b"], "");
+    let b = plan_of(&["a", "n", "b"], "");
+    let k = a_then_b("one", &a, &b);
+    let batch = String::from_utf8(k.last_batch).unwrap();
+    // Its counter and its rule; the fingerprint comments stay.
+    assert_eq!(batch.matches(r#"{"add":{"counter""#).count(), 1, "{batch}");
+    assert_eq!(batch.matches(r#"{"insert":{"rule""#).count(), 1, "{batch}");
+    let v: serde_json::Value = serde_json::from_str(&batch).unwrap();
+    assert_eq!(v["nftables"].as_array().unwrap().len(), 2, "{batch}");
+    // Removing it destroys a rule anyway: the fingerprints are refreshed.
+    let k = a_then_b("one-removed", &b, &a);
+    let batch = String::from_utf8(k.last_batch).unwrap();
+    assert_eq!(batch.matches(r#"{"replace":{"rule""#).count(), 2, "{batch}");
+    assert_eq!(batch.matches(r#"{"delete":{"rule""#).count(), 1, "{batch}");
+}
+
+#[test]
+fn gateways_added_and_removed_end_like_a_fresh_load() {
+    let r3 = "config gateway 'r3'\n\toption gateway '192.168.1.3'\n";
+    let r3rule = "config rule 'via3'\n\toption gateway 'r3'\n\tlist proto 'udp'\n";
+    let one = plan_of(&["a"], "");
+    let two = plan_of(&["a"], &format!("{r3}{r3rule}"));
+    a_then_b("gw-added", &one, &two);
+    a_then_b("gw-removed", &two, &one);
+}
+
+#[test]
+fn vmap_runs_and_named_sets_end_like_a_fresh_load() {
+    let v = plan_of(&["v1", "v2"], "");
+    a_then_b("vmap", &v, &plan_of(&["v1", "v2", "v3"], ""));
+    let ports = |n: u32| {
+        let list: Vec<String> = (1..=n).map(|p| p.to_string()).collect();
+        format!(
+            "config rule 'big'\n\toption gateway 'r2'\n\tlist dest_port '{}'\n",
+            list.join(" ")
+        )
+    };
+    let s33 = plan_of(&[], &ports(33));
+    let s34 = plan_of(&[], &ports(34));
+    assert!(
+        String::from_utf8(s33.ruleset.to_json())
+            .unwrap()
+            .contains(r#"{"add":{"set""#)
+    );
+    let k = a_then_b("set-changed", &s33, &s34);
+    let batch = String::from_utf8(k.last_batch).unwrap();
+    assert!(batch.contains(r#"{"flush":{"set""#), "{batch}");
+    assert!(batch.contains(r#"{"add":{"element""#), "{batch}");
+    a_then_b("set-removed", &s34, &plan_of(&["a"], ""));
+}
+
+#[test]
+fn a_refused_update_falls_back_to_a_full_replace() {
+    let run = Run::new("refused");
+    let (a, b) = (plan_of(&["a"], ""), plan_of(&["a", "n"], ""));
+    let mut k = Fake::default();
+    apply(&mut k, &a, &run.sys, false).unwrap();
+    k.fail.push(Op::Load);
+    let report = apply(&mut k, &b, &run.sys, false).unwrap();
+    assert_eq!(k.batches.len(), 3, "load of a, refused update, replace");
+    assert!(!String::from_utf8_lossy(&k.batches[1]).contains("delete"));
+    assert!(String::from_utf8_lossy(&k.batches[2]).contains(r#"{"delete":{"table""#));
+    assert!(
+        report.changes.iter().any(|c| c.starts_with("loaded table")),
+        "{report:?}"
+    );
+    assert_eq!(k.table.as_ref().unwrap().listing(), fresh(&b));
+    // The replace was recorded: the next change is incremental again.
+    a_then_b_again(&mut k, &run, &b, &plan_of(&["n"], ""));
+}
+
+fn a_then_b_again(k: &mut Fake, run: &Run, b: &Plan, c: &Plan) {
+    let d = decide(k, c, &run.sys, false).unwrap();
+    assert!(
+        matches!(d.changes.table, Some(TableChange::Update(_))),
+        "{:?}",
+        d.changes.table
+    );
+    apply(k, c, &run.sys, false).unwrap();
+    assert_eq!(
+        k.table.as_ref().unwrap().listing(),
+        fresh(c),
+        "after {}",
+        b.fingerprint
+    );
+}
+
+#[test]
+fn an_update_that_commits_then_fails_is_kept_and_recorded() {
+    let run = Run::new("commits");
+    let (a, b) = (plan_of(&["a", "c"], ""), plan_of(&["b", "a"], ""));
+    let mut k = Fake::default();
+    apply(&mut k, &a, &run.sys, false).unwrap();
+    // It stamps the new fingerprint: that tells it committed.
+    let d = decide(&mut k, &b, &run.sys, false).unwrap();
+    let Some(TableChange::Update(u)) = &d.changes.table else {
+        panic!("{:?}", d.changes.table)
+    };
+    assert!(!u.keeps_fingerprint);
+    k.fail.push(Op::LoadCommits);
+    let e = apply(&mut k, &b, &run.sys, false).unwrap_err();
+    assert!(matches!(e, ApplyError::CommittedDespite(_)), "{e}");
+    assert_eq!(k.batches.len(), 2, "no replace after a committed update");
+    assert_eq!(k.table.as_ref().unwrap().listing(), fresh(&b));
+    let runs = k.nft_runs;
+    assert!(
+        apply(&mut k, &b, &run.sys, false)
+            .unwrap()
+            .changes
+            .is_empty()
+    );
+    assert_eq!(k.nft_runs, runs);
+    // An add-only update cannot be told from before: replaced whole.
+    let c = plan_of(&["n", "b", "a"], "");
+    k.fail.push(Op::LoadCommits);
+    let report = apply(&mut k, &c, &run.sys, false).unwrap();
+    assert_eq!(k.batches.len(), 4, "update, then a full replace");
+    assert!(report.changes.iter().any(|l| l.starts_with("loaded table")));
+    assert_eq!(k.table.as_ref().unwrap().listing(), fresh(&c));
+}
+
+#[test]
+fn a_stale_handle_is_refused_whole_then_replaced() {
+    let run = Run::new("stale");
+    let (a, b) = (plan_of(&["a", "b"], ""), plan_of(&["a", "n", "b"], ""));
+    let mut k = Fake::default();
+    apply(&mut k, &a, &run.sys, false).unwrap();
+    let before = k.table.clone();
+    let Some(TableChange::Update(u)) = decide(&mut k, &b, &run.sys, false).unwrap().changes.table
+    else {
+        panic!("no update");
+    };
+    // The rule the update inserts before is gone: nft refuses all of it.
+    let stale = u.to_json();
+    k.table.as_mut().unwrap().tamper();
+    let changed = k.table.clone();
+    assert!(k.load(&stale).is_err());
+    assert_eq!(k.table, changed, "nothing of a refused batch stays");
+    k.table = before;
+    apply(&mut k, &b, &run.sys, false).unwrap();
+    let live = k.table.as_ref().unwrap().listing();
+    assert_eq!(masked(&live), masked(&fresh(&b)));
+}
+
+#[test]
+fn unverifiable_tables_are_replaced_whole() {
+    let (a, b) = (plan_of(&["a"], ""), plan_of(&["a", "n"], ""));
+    let replace = |k: &mut Fake, run: &Run| {
+        let d = decide(k, &b, &run.sys, false).unwrap();
+        assert!(
+            matches!(d.changes.table, Some(TableChange::Replace(_))),
+            "{:?}",
+            d.changes.table
+        );
+    };
+    // No batch recorded, a foreign or damaged record, drift, --force.
+    let run = Run::new("unverifiable");
+    let mut k = Fake::default();
+    apply(&mut k, &a, &run.sys, false).unwrap();
+    let record = Batch::path(run.state());
+    let saved = std::fs::read(&record).unwrap();
+    std::fs::remove_file(&record).unwrap();
+    replace(&mut k, &run);
+    std::fs::write(&record, saved.replace_first()).unwrap();
+    replace(&mut k, &run);
+    std::fs::write(&record, "not connroute's\n").unwrap();
+    replace(&mut k, &run);
+    apply(&mut k, &a, &run.sys, true).unwrap();
+    assert_eq!(
+        std::fs::read(&record).unwrap(),
+        b"not connroute's\n",
+        "foreign file kept"
+    );
+    std::fs::remove_file(&record).unwrap();
+    apply(&mut k, &a, &run.sys, true).unwrap();
+    assert!(record.exists());
+    k.table.as_mut().unwrap().tamper();
+    k.generation += 1;
+    replace(&mut k, &run);
+    let d = decide(&mut k, &b, &run.sys, true).unwrap();
+    assert_eq!(d.changes.table, Some(TableChange::Replace("forced".into())));
+}
+
+trait Damage {
+    fn replace_first(&self) -> Vec<u8>;
+}
+
+impl Damage for Vec<u8> {
+    /// The record with one byte of its commands changed (checksum fails).
+    fn replace_first(&self) -> Vec<u8> {
+        let mut v = self.clone();
+        let at = v.iter().position(|&c| c == b'\n').unwrap() + 5;
+        v[at] ^= 1;
+        v
+    }
+}
+
+#[test]
+fn a_table_changed_after_it_was_read_is_replaced_whole() {
+    let run = Run::new("raced");
+    let (a, b) = (plan_of(&["a"], ""), plan_of(&["a", "n"], ""));
+    let mut k = Fake::default();
+    apply(&mut k, &a, &run.sys, false).unwrap();
+    let d = decide(&mut k, &b, &run.sys, false).unwrap();
+    assert!(matches!(d.changes.table, Some(TableChange::Update(_))));
+    // Someone adds a rule to connroute's table meanwhile: the update's
+    // handles are still there, but it would keep the foreign rule.
+    let classify = k.table.as_mut().unwrap().chains.get_mut("classify");
+    classify
+        .unwrap()
+        .rules
+        .push((999, r#"{"expr":[{"drop":null}]}"#.into()));
+    k.generation += 1;
+    let mut report = super::Report::default();
+    let (result, state) = super::apply::execute(&mut k, &b, &d.changes, &mut report);
+    result.unwrap();
+    assert!(state.unwrap().digest.is_some());
+    let last = String::from_utf8(k.last_batch.clone()).unwrap();
+    assert!(last.contains(r#"{"delete":{"table""#), "{last}");
+    assert_eq!(k.table.as_ref().unwrap().listing(), fresh(&b));
+}
