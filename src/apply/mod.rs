@@ -30,6 +30,7 @@ mod owned_tests;
 pub mod rt_tables;
 pub mod rtnl;
 pub mod runstate;
+pub mod spawn;
 pub mod status;
 #[cfg(test)]
 mod tests;
