@@ -154,6 +154,14 @@ BUILD_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 # (not written there: test-cross builds unwinding test binaries from it).
 CROSS_PROFILE := CARGO_UNSTABLE_PANIC_IMMEDIATE_ABORT=true CARGO_PROFILE_RELEASE_PANIC=immediate-abort
 cross_rustflags = --config "target.$(1).rustflags=[\"-Cforce-unwind-tables=no\"]"
+# The same source as the OpenWrt SDK builds it (feeds/packages
+# lang/rust/rust-values.mk: opt-level z, LTO, 1 codegen unit, overflow checks,
+# panic=unwind, -crt-static: dynamic musl), for the size table next to the
+# static binary: Cargo profile release-overflow, std rebuilt with its
+# defaults, linked by zig against musl's libc.so (/lib/ld-musl-*.so.1).
+# Only for the targets listed here (ipk, apk and test-cross leave it out).
+CROSS_SDK_SIZE ?= mipsel-unknown-linux-musl
+SDK_RUSTFLAGS := -Ctarget-feature=-crt-static -Clink-self-contained=no -Clink-arg=-dynamic
 LLVM_STRIP = $$(find "$$(rustc --print sysroot)" -name llvm-strip | head -n1)
 
 cross-deps: deps
@@ -178,6 +186,15 @@ cross: cross-deps
 		$(LLVM_STRIP) --strip-all -o dist/connroute-$$t target/$$t/release/connroute; \
 		b=$$(wc -c < dist/connroute-$$t); g=$$(gzip -9c dist/connroute-$$t | wc -c); \
 		printf '| %s | %d | %d | %d |\n' $$t $$b $$((b / 1024)) $$g > dist/$$t.size; \
+		case " $(CROSS_SDK_SIZE) " in *" $$t "*) \
+			echo "cross: $$t as the OpenWrt SDK builds it"; \
+			RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(SDK_RUSTFLAGS)" $(CARGO) zigbuild -q --profile release-overflow \
+				--locked --target $$t -Zbuild-std=std,panic_unwind; \
+			$(LLVM_STRIP) --strip-all -o dist/connroute-$$t-sdk target/$$t/release-overflow/connroute; \
+			b=$$(wc -c < dist/connroute-$$t-sdk); g=$$(gzip -9c dist/connroute-$$t-sdk | wc -c); \
+			printf '| %s, OpenWrt SDK settings (dynamic musl, panic=unwind, overflow checks) | %d | %d | %d |\n' \
+				$$t $$b $$((b / 1024)) $$g >> dist/$$t.size;; \
+		esac; \
 	done
 	@{ printf '| target | stripped bytes | KiB | gzip -9 bytes |\n|---|---:|---:|---:|\n'; \
 		for t in $(ALL_CROSS_TARGETS); do [ ! -f dist/$$t.size ] || cat dist/$$t.size; done; } > dist/sizes.md; cat dist/sizes.md
@@ -194,7 +211,7 @@ test-cross: cross-deps build
 		CONNROUTE_RUNNER=qemu-$$q-static RUSTC_BOOTSTRAP=1 cargo-zigbuild test --locked --target $$t \
 			-Zbuild-std=std,panic_unwind,panic_abort --lib --test uci_cases --test cli \
 			-- --test-threads=2; \
-		$(MAKE) -s cross CROSS_TARGETS=$$t >/dev/null; \
+		$(MAKE) -s cross CROSS_TARGETS=$$t CROSS_SDK_SIZE= >/dev/null; \
 		CONNROUTE_RUNNER=qemu-$$q-static sh tests/cross/same_output.sh \
 			$(CURDIR)/$(BIN) $(CURDIR)/dist/connroute-$$t; \
 	done
@@ -213,14 +230,14 @@ PKG_VER = $(call pkg_field,VERSION)-r$(call pkg_field,RELEASE)
 IPK = dist/connroute_$(PKG_VER)_$(ARCH).ipk
 APK = dist/$(ARCH)/connroute-$(PKG_VER).apk
 ipk:
-	$(MAKE) cross CROSS_TARGETS=$(TARGET)
+	$(MAKE) cross CROSS_TARGETS=$(TARGET) CROSS_SDK_SIZE=
 	sh openwrt/build-ipk.sh dist/connroute-$(TARGET) $(ARCH) $(IPK)
 
 test-ipk: ipk
 	sh tests/ipk.sh $(IPK) $(ARCH) $(TARGET)
 
 apk:
-	$(MAKE) cross CROSS_TARGETS=$(TARGET)
+	$(MAKE) cross CROSS_TARGETS=$(TARGET) CROSS_SDK_SIZE=
 	python3 openwrt/build-apk.py dist/connroute-$(TARGET) $(ARCH) $(APK)
 
 test-apk: apk

@@ -57,6 +57,11 @@ fn twenty_concurrent_runs_end_like_one() {
 }
 
 #[test]
+fn ip_rule_transitions_route_as_old_or_new_in_the_kernel() {
+    scenario("transitions");
+}
+
+#[test]
 fn reapplies_and_config_changes_break_no_connection() {
     scenario("continuity");
 }

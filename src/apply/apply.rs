@@ -1,10 +1,12 @@
 //! apply: make the kernel match the plan. Order: refuse if another owner's
 //! default route sits in a table connroute wants; add or replace routes,
-//! add ip rules; load the nft table in one transaction; only then remove
+//! build the new ip rule block and switch to it (see `banks`); load the
+//! nft table in one transaction; only then remove
 //! what the new state no longer needs. A failure before the table is live
 //! undoes this run's changes; after any nft failure the kernel is asked
 //! whether the transaction committed before anything is undone.
 
+use super::banks::RuleStep;
 use super::diff::{self, Changes, TableChange};
 use super::error::ApplyError;
 use super::flush;
@@ -82,6 +84,7 @@ enum Undo {
     Restore(Route),
     DeleteRoute(Route),
     DeleteRule(IpRule),
+    AddRule(IpRule),
 }
 
 fn rollback(k: &mut dyn Kernel, undo: Vec<Undo>) -> Vec<KernelError> {
@@ -91,6 +94,7 @@ fn rollback(k: &mut dyn Kernel, undo: Vec<Undo>) -> Vec<KernelError> {
             Undo::Restore(old) => k.replace_route(old),
             Undo::DeleteRoute(r) => k.delete_route(r),
             Undo::DeleteRule(r) => k.delete_rule(r),
+            Undo::AddRule(r) => k.add_rule(r),
         };
         if let Err(e) = r {
             problems.push(e);
@@ -175,10 +179,24 @@ fn routing_steps(
         report.changes.push(format!("route {r}"));
         undo.push(Undo::DeleteRoute(r.clone()));
     }
-    for r in &c.add_rules {
-        k.add_rule(r)?;
-        report.changes.push(format!("rule {r}"));
-        undo.push(Undo::DeleteRule(r.clone()));
+    // In order (see `banks`): undone in reverse, each state on the way
+    // back routes as before or as planned too.
+    for s in &c.rule_steps {
+        match s {
+            RuleStep::Add(r) => {
+                k.add_rule(r)?;
+                report.changes.push(format!("rule {r}"));
+                undo.push(Undo::DeleteRule(r.clone()));
+            }
+            RuleStep::Remove(r) => match k.delete_rule(r) {
+                Ok(()) => {
+                    report.changes.push(format!("removed rule {r}"));
+                    undo.push(Undo::AddRule(r.clone()));
+                }
+                Err(e) if e.is_missing() => {}
+                Err(e) => return Err(e),
+            },
+        }
     }
     Ok(())
 }

@@ -10,16 +10,20 @@
 //! at most 2 s), and it asks the kernel for `SIGKILL` when its
 //! parent dies (`PR_SET_PDEATHSIG`), so a `kill -9` of connroute does not
 //! leave an `nft` behind to commit a stale table later. The death signal is
-//! tied to the thread that forked: [`run`] forks from the calling thread and
-//! does not return before the child is reaped, so that thread outlives it.
+//! tied to the thread that started the child ([`super::spawn`], without
+//! copying connroute): [`run`] starts it from the calling thread and does
+//! not return before the child is reaped, so that thread outlives it.
 
 use std::fmt;
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
+
+use super::spawn::spawn;
 
 /// One call of a helper program.
 #[derive(Debug, Clone, Copy)]
@@ -228,8 +232,27 @@ impl From<ChildError> for String {
 /// Owns the running child: kills its process group and reaps it unless it
 /// was reaped already, whatever way [`run`] is left.
 struct Guard {
-    child: Child,
+    pid: libc::pid_t,
     reaped: bool,
+}
+
+impl Guard {
+    /// The exit status if the child has exited (reaping it), else `None`.
+    fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        let mut status = 0;
+        loop {
+            // SAFETY: waits for our own child without blocking.
+            match unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) } {
+                0 => return Ok(None),
+                -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+                -1 => return Err(io::Error::last_os_error()),
+                _ => {
+                    self.reaped = true;
+                    return Ok(Some(ExitStatus::from_raw(status)));
+                }
+            }
+        }
+    }
 }
 
 impl Drop for Guard {
@@ -238,17 +261,17 @@ impl Drop for Guard {
             return;
         }
         // Unreaped, the child's pid still names its process group.
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: kill has no memory effects; the group is our child's.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        // SAFETY: kill has no memory effects; group and pid are our child's.
+        unsafe {
+            libc::kill(-self.pid, libc::SIGKILL);
+            libc::kill(self.pid, libc::SIGKILL);
         }
-        let _ = self.child.kill();
         // SIGKILL lands at once unless the child is stuck in the kernel
         // (D state); do not wait for that forever: it is reaped by init
         // once connroute exits.
         let mut pause = Duration::from_millis(1);
         let give_up = Instant::now() + KILL_GRACE;
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < give_up {
+        while matches!(self.try_wait(), Ok(None)) && Instant::now() < give_up {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
         }
@@ -268,43 +291,6 @@ fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
     Ok(())
 }
 
-fn spawn(req: &Request) -> io::Result<Child> {
-    // SAFETY: getpid has no preconditions.
-    let parent = unsafe { libc::getpid() };
-    let mut cmd = Command::new(req.program);
-    cmd.args(req.args)
-        .stdin(if req.input.is_empty() {
-            Stdio::null()
-        } else {
-            Stdio::piped()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: the hook runs between fork and exec and only makes
-    // async-signal-safe system calls, allocating nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setpgid(0, 0) != 0
-                || libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            // The parent may have died before the death signal was armed.
-            if libc::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        })
-    };
-    cmd.spawn()
-}
-
 /// Most standard output kept from one child (a full `nft list` of a big
 /// ruleset is far below); more and the child is killed.
 pub const MAX_STDOUT: usize = 16 << 20;
@@ -313,10 +299,10 @@ pub const MAX_STDERR: usize = 64 << 10;
 
 /// Pipes still open towards and from the child, with what was read.
 struct Pipes<'a> {
-    stdin: Option<std::process::ChildStdin>,
+    stdin: Option<File>,
     input: &'a [u8],
-    stdout: Option<std::process::ChildStdout>,
-    stderr: Option<std::process::ChildStderr>,
+    stdout: Option<File>,
+    stderr: Option<File>,
     out: Output,
     /// The stream that went over its cap, if any.
     overflow: Option<(&'static str, usize)>,
@@ -422,11 +408,13 @@ impl Pipes<'_> {
 }
 
 /// Waits for the exit of a child whose pipes are closed, until `deadline`.
+/// A child that closed them by exiting is a zombie within microseconds:
+/// the first pauses are short, so connroute does not sleep a whole
+/// millisecond (or two) after nearly every nft run.
 fn wait(g: &mut Guard, deadline: Instant) -> io::Result<Option<ExitStatus>> {
-    let mut pause = Duration::from_millis(1);
+    let mut pause = Duration::from_micros(25);
     loop {
-        if let Some(status) = g.child.try_wait()? {
-            g.reaped = true;
+        if let Some(status) = g.try_wait()? {
             return Ok(Some(status));
         }
         let now = Instant::now();
@@ -446,20 +434,21 @@ pub fn run(req: &Request) -> Result<Output, ChildError> {
     let deadline = start
         .checked_add(req.deadline)
         .unwrap_or(start + Duration::from_secs(1 << 30));
-    let mut child = spawn(req).map_err(|error| ChildError::Spawn {
-        program: program.clone(),
-        error,
-    })?;
+    let child =
+        spawn(req.program, req.args, !req.input.is_empty()).map_err(|error| ChildError::Spawn {
+            program: program.clone(),
+            error,
+        })?;
     let mut pipes = Pipes {
-        stdin: child.stdin.take(),
+        stdin: child.stdin,
         input: req.input,
-        stdout: child.stdout.take(),
-        stderr: child.stderr.take(),
+        stdout: Some(child.stdout),
+        stderr: Some(child.stderr),
         out: Output::default(),
         overflow: None,
     };
     let mut guard = Guard {
-        child,
+        pid: child.pid,
         reaped: false,
     };
     let io_err = |error| ChildError::Io {

@@ -1,6 +1,7 @@
 //! Unit tests of the bounded child runner, with `sh`/`bash` stand-ins.
 
 use super::*;
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A command-line marker unique to this test process and call.

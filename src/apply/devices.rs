@@ -35,6 +35,8 @@ pub fn unreachable(k: &mut dyn Kernel, plan: &Plan, have: &[Route]) -> BTreeMap<
 /// a warning.
 pub fn unusable(k: &mut dyn Kernel, config: &Config, facts: &Facts) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
+    // Each device asked once (250 gateways on one LAN: one lookup).
+    let mut seen: BTreeMap<&str, Link> = BTreeMap::new();
     for g in config.gateways.iter().filter(|g| g.enabled) {
         let up = |n: &String| facts.interfaces.get(n).filter(|i| i.up);
         let l3 = g.interfaces.iter().filter_map(|n| up(n)?.device.as_ref());
@@ -43,7 +45,8 @@ pub fn unusable(k: &mut dyn Kernel, config: &Config, facts: &Facts) -> BTreeMap<
             None => l3.collect(),
         };
         for d in devs {
-            let why = match k.link(d) {
+            let link = *seen.entry(d).or_insert_with(|| k.link(d));
+            let why = match link {
                 Link::Up => continue,
                 Link::Missing => "does not exist",
                 Link::Down => "is down",

@@ -2,6 +2,7 @@
 //! ip rules compared exactly (whole values, any number per gateway), the
 //! nft table by fingerprint and by a digest of its full contents.
 
+use super::banks::{self, RuleStep};
 use super::incr::{self, Update};
 use super::kernel::{KResult, Kernel, TableState};
 use super::runstate::{self, Batch, RunState};
@@ -41,9 +42,11 @@ pub struct Changes {
     pub replace_routes: Vec<(Route, Route)>,
     /// connroute's routes no longer wanted.
     pub remove_routes: Vec<Route>,
-    /// ip rules to add.
-    pub add_rules: Vec<IpRule>,
-    /// connroute's ip rules no longer wanted (strays and duplicates too).
+    /// ip rules to add and remove before the table is loaded, in order
+    /// (see `banks`: the new block, then the switch to it).
+    pub rule_steps: Vec<RuleStep>,
+    /// connroute's ip rules no longer wanted, removed after the load
+    /// (the old block, strays and duplicates).
     pub remove_rules: Vec<IpRule>,
     /// Non-default routes tagged as connroute's (never made by it).
     pub remove_strays: Vec<String>,
@@ -57,7 +60,7 @@ impl Changes {
         self.add_routes.is_empty()
             && self.replace_routes.is_empty()
             && self.remove_routes.is_empty()
-            && self.add_rules.is_empty()
+            && self.rule_steps.is_empty()
             && self.remove_rules.is_empty()
             && self.remove_strays.is_empty()
             && matches!(self.table, None | Some(TableChange::Keep))
@@ -73,8 +76,11 @@ impl fmt::Display for Changes {
         for (old, new) in &self.replace_routes {
             writeln!(f, "~ {new} (was: {old})")?;
         }
-        for r in &self.add_rules {
-            writeln!(f, "+ {r}")?;
+        for s in &self.rule_steps {
+            match s {
+                RuleStep::Add(r) => writeln!(f, "+ {r}")?,
+                RuleStep::Remove(r) => writeln!(f, "- {r}")?,
+            }
         }
         let t = crate::plan::TABLE;
         match &self.table {
@@ -132,23 +138,7 @@ pub fn routing(plan: &Plan, routes: &[Route], rules: &[IpRule]) -> Changes {
         .filter(|(_, u)| !**u)
         .map(|(r, _)| r.clone())
         .collect();
-    let mut used = vec![false; rules.len()];
-    for want in &plan.ip_rules {
-        match rules
-            .iter()
-            .enumerate()
-            .find(|(i, k)| !used[*i] && *k == want)
-        {
-            Some((i, _)) => used[i] = true,
-            None => c.add_rules.push(want.clone()),
-        }
-    }
-    c.remove_rules = rules
-        .iter()
-        .zip(&used)
-        .filter(|(_, u)| !**u)
-        .map(|(r, _)| r.clone())
-        .collect();
+    (c.rule_steps, c.remove_rules) = banks::changes(&plan.ip_rules, rules);
     c
 }
 

@@ -49,8 +49,11 @@ pub struct FakeRoute {
 pub struct Fake {
     /// Every route, any owner.
     pub routes: Vec<FakeRoute>,
-    /// connroute's ip rules.
+    /// connroute's ip rules, in the kernel's order: by family and priority,
+    /// a new rule after those of its priority.
     pub rules: Vec<IpRule>,
+    /// When set, the rule list after every rule added or deleted.
+    pub trace: Option<Vec<Vec<IpRule>>>,
     /// connroute's nft table.
     pub table: Option<FakeTable>,
     /// The ruleset generation.
@@ -102,6 +105,12 @@ impl Fake {
             Err(errno(&format!("injected {op:?}"), libc::EIO))
         } else {
             Ok(())
+        }
+    }
+
+    fn traced(&mut self) {
+        if let Some(t) = &mut self.trace {
+            t.push(self.rules.clone());
         }
     }
 
@@ -211,7 +220,9 @@ impl Kernel for Fake {
         if self.rules.contains(r) {
             return Err(errno("add rule", libc::EEXIST));
         }
-        self.rules.push(r.clone());
+        let at = (self.rules).partition_point(|k| (k.family, k.priority) <= (r.family, r.priority));
+        self.rules.insert(at, r.clone());
+        self.traced();
         Ok(())
     }
 
@@ -223,6 +234,7 @@ impl Kernel for Fake {
             .position(|k| k == r)
             .ok_or_else(|| errno("delete rule", libc::ENOENT))?;
         self.rules.remove(i);
+        self.traced();
         Ok(())
     }
 

@@ -153,6 +153,11 @@ pub struct System {
     routes: Vec<netlink::KernelRoute>,
     rules: Vec<netlink::KernelRule>,
     strays: Vec<(String, Vec<u8>)>,
+    /// Every route message of the last [`Kernel::routes`] dump, read again
+    /// by `foreign_defaults` and `strays` (one dump per decision instead of
+    /// three: its cost grows with the kernel's routing tables) until this
+    /// process changes a route.
+    snapshot: Option<Vec<Vec<u8>>>,
 }
 
 impl System {
@@ -164,7 +169,19 @@ impl System {
             routes: Vec::new(),
             rules: Vec::new(),
             strays: Vec::new(),
+            snapshot: None,
         })
+    }
+
+    /// Every route message, from the snapshot when there is one.
+    fn all_routes(&mut self) -> KResult<Vec<Vec<u8>>> {
+        match &self.snapshot {
+            Some(all) => Ok(all.clone()),
+            None => self
+                .nl
+                .dump_all_routes()
+                .map_err(|e| KernelError::netlink("cannot list routes", e)),
+        }
     }
 
     fn list(&self, what: &[&str]) -> KResult<Value> {
@@ -212,18 +229,15 @@ fn counters_of(v: &Value) -> Vec<(String, u64, u64)> {
 
 impl Kernel for System {
     fn routes(&mut self) -> KResult<Vec<Route>> {
-        self.routes = self
-            .nl
-            .routes()
-            .map_err(|e| KernelError::netlink("cannot list routes", e))?;
+        self.snapshot = None;
+        let all = self.all_routes()?;
+        self.routes = netlink::ours(&all);
+        self.snapshot = Some(all);
         Ok(self.routes.iter().map(|k| k.route.clone()).collect())
     }
 
     fn foreign_defaults(&mut self, tables: &[(Family, u32)]) -> KResult<Vec<ForeignRoute>> {
-        let all = self
-            .nl
-            .dump_all_routes()
-            .map_err(|e| KernelError::netlink("cannot list routes", e))?;
+        let all = self.all_routes()?;
         Ok(all
             .iter()
             .filter_map(|raw| rtnl::decode_default(raw))
@@ -238,10 +252,7 @@ impl Kernel for System {
     }
 
     fn strays(&mut self) -> KResult<Vec<String>> {
-        let all = self
-            .nl
-            .dump_all_routes()
-            .map_err(|e| KernelError::netlink("cannot list routes", e))?;
+        let all = self.all_routes()?;
         self.strays = all
             .into_iter()
             .filter_map(|raw| {
@@ -266,6 +277,7 @@ impl Kernel for System {
                 ));
             }
         };
+        self.snapshot = None;
         self.nl
             .delete_raw_route(&raw)
             .map_err(|e| KernelError::netlink(format!("cannot remove `{text}`"), e))
@@ -280,18 +292,21 @@ impl Kernel for System {
     }
 
     fn add_route(&mut self, r: &Route) -> KResult<()> {
+        self.snapshot = None;
         self.nl
             .add_route(r)
             .map_err(|e| KernelError::netlink(format!("cannot add `{r}`"), e))
     }
 
     fn replace_route(&mut self, r: &Route) -> KResult<()> {
+        self.snapshot = None;
         self.nl
             .replace_route(r)
             .map_err(|e| KernelError::netlink(format!("cannot install `{r}`"), e))
     }
 
     fn delete_route(&mut self, r: &Route) -> KResult<()> {
+        self.snapshot = None;
         let res = match self.routes.iter().find(|k| k.route == *r) {
             Some(k) => self.nl.delete_route(k),
             None => self.nl.delete_planned_route(r),

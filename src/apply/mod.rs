@@ -5,6 +5,7 @@
 
 #[allow(clippy::module_inception)]
 pub mod apply;
+pub mod banks;
 pub mod child;
 pub mod devices;
 pub mod diff;
@@ -29,9 +30,12 @@ mod owned_tests;
 pub mod rt_tables;
 pub mod rtnl;
 pub mod runstate;
+pub mod spawn;
 pub mod status;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transition_tests;
 
 use nft::Nft;
 use std::path::PathBuf;

@@ -103,6 +103,30 @@ fn route_body(r: &Route) -> io::Result<Body> {
     Ok(rtnl::route_body(r, oif))
 }
 
+/// connroute's default routes among route messages (a [`Netlink::dump_all_routes`]).
+pub fn ours(dump: &[Vec<u8>]) -> Vec<KernelRoute> {
+    // Each interface named once (a name lookup is three system calls).
+    let mut names: Vec<(u32, String)> = Vec::new();
+    let mut name = |i: u32| match names.iter().find(|n| n.0 == i) {
+        Some(n) => n.1.clone(),
+        None => {
+            let n = ifname(i).unwrap_or_else(|| format!("if{i}"));
+            names.push((i, n.clone()));
+            n
+        }
+    };
+    dump.iter()
+        .filter_map(|raw| {
+            let (mut route, oif) = rtnl::decode_route(raw)?;
+            route.device = oif.map(&mut name);
+            Some(KernelRoute {
+                route,
+                raw: raw.clone(),
+            })
+        })
+        .collect()
+}
+
 impl Netlink {
     /// Opens an rtnetlink socket in the current network namespace.
     pub fn open() -> io::Result<Netlink> {
@@ -180,15 +204,7 @@ impl Netlink {
 
     /// Default routes tagged as connroute's, both families.
     pub fn routes(&mut self) -> io::Result<Vec<KernelRoute>> {
-        let dump = self.dump(kind::GETROUTE)?;
-        Ok(dump
-            .into_iter()
-            .filter_map(|raw| {
-                let (mut route, oif) = rtnl::decode_route(&raw)?;
-                route.device = oif.map(|i| ifname(i).unwrap_or_else(|| format!("if{i}")));
-                Some(KernelRoute { route, raw })
-            })
-            .collect())
+        Ok(ours(&self.dump(kind::GETROUTE)?))
     }
 
     /// ip rules tagged as connroute's, both families.

@@ -2,12 +2,14 @@
 //! (rendering to text or JSON is the CLI's job). Read-only.
 
 use super::System;
+use super::banks::{self, RuleStep};
 use super::diff::{self, TableChange, same_route};
 use super::error::ApplyError;
 use super::kernel::Kernel;
 use super::runstate;
 use crate::plan::{self, GatewayState, IpRule, MAIN_TABLE, Plan, Route, RuleAction};
 use serde::Serialize;
+use std::collections::HashSet;
 
 /// What `status` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -118,11 +120,13 @@ pub fn status(
     for s in k.strays()? {
         drift.push(format!("stray route tagged as connroute's: {s}"));
     }
+    // The plan's rules in the bank apply keeps or builds.
+    let placed = banks::placed(&plan.ip_rules, &rules);
     let gateways = plan
         .gateways
         .iter()
         .map(|g| {
-            let mut st = gateway(g, plan, &routes, &rules, k.pinned(g.mark, mask).ok());
+            let mut st = gateway(g, &placed, &routes, &rules, k.pinned(g.mark, mask).ok());
             let name = plan::gateway_counter_name(&g.name);
             if let Some(c) = counters.iter().find(|c| c.0 == name) {
                 (st.packets, st.bytes) = (c.1, c.2);
@@ -196,7 +200,10 @@ fn routing_drift(c: &diff::Changes, drift: &mut Vec<String>) {
             .iter()
             .map(|r| format!("unexpected route: {r}")),
     );
-    drift.extend(c.add_rules.iter().map(|r| format!("missing rule: {r}")));
+    drift.extend(c.rule_steps.iter().map(|s| match s {
+        RuleStep::Add(r) => format!("missing rule: {r}"),
+        RuleStep::Remove(r) => format!("unexpected rule: {r}"),
+    }));
     drift.extend(
         c.remove_rules
             .iter()
@@ -206,7 +213,7 @@ fn routing_drift(c: &diff::Changes, drift: &mut Vec<String>) {
 
 fn gateway(
     g: &GatewayState,
-    plan: &Plan,
+    placed: &[IpRule],
     routes: &[Route],
     rules: &[IpRule],
     connections: Option<u64>,
@@ -227,7 +234,7 @@ fn gateway(
             })
             .collect(),
         routes_present: present_routes(g, routes),
-        rules_present: present_rules(g, plan, rules),
+        rules_present: present_rules(g, placed, rules),
         connections,
         packets: 0,
         bytes: 0,
@@ -246,22 +253,24 @@ fn present_routes(g: &GatewayState, routes: &[Route]) -> bool {
 }
 
 /// An active gateway: all ip rules it needs (its leaf and the shared
-/// entry, main and dispatch rules) are in the kernel. An inactive one:
-/// any rule still looks up its table.
-fn present_rules(g: &GatewayState, plan: &Plan, rules: &[IpRule]) -> bool {
+/// entry, main and dispatch rules of `placed`, the plan's block where
+/// apply keeps or builds it) are in the kernel. An inactive one: any rule
+/// still looks up its table.
+fn present_rules(g: &GatewayState, placed: &[IpRule], rules: &[IpRule]) -> bool {
     let its = |t: u32| t == g.table;
     if !g.active {
         return rules
             .iter()
             .any(|r| matches!(r.action, RuleAction::Lookup { table, .. } if its(table)));
     }
-    plan.ip_rules
+    let live: HashSet<&IpRule> = rules.iter().collect();
+    placed
         .iter()
         .filter(|r| match r.action {
             RuleAction::Lookup { table, .. } => its(table) || table == MAIN_TABLE,
             _ => true,
         })
-        .all(|w| rules.contains(w))
+        .all(|w| live.contains(w))
 }
 
 #[cfg(test)]

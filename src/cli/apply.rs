@@ -2,22 +2,60 @@
 
 use super::args::Cli;
 use super::{
-    Error, Run, live_facts, load_with, need_root, open_kernel, read_ids, runtime, system,
-    table_names_free,
+    Error, Run, live_facts, need_root, open_kernel, parse_config, read_config, read_ids, runtime,
+    system, table_names_free,
 };
-use crate::apply::{apply::apply, error::ApplyError, lock::Lock};
+use crate::apply::{apply::apply, error::ApplyError, kernel::fnv1a, lock::Lock};
+use crate::config::Config;
 use crate::ids::{self, Ids};
 use crate::plan::plan;
 use crate::service;
 use crate::watch::Applied;
 use std::time::Duration;
 
+/// The ids and config a one-shot run (apply, hotplug) read before taking
+/// the lock. After it, the files are read again and parsed again only when
+/// they changed meanwhile: parsing a big config twice made an unchanged
+/// apply of 1,000 rules a quarter slower.
+pub(super) struct Early {
+    ids: Ids,
+    /// Length and FNV-1a hash of the config file's bytes.
+    digest: (usize, u64),
+    /// The validated config.
+    pub(super) config: Config,
+}
+
+impl Early {
+    /// Reads the ids and the config file and validates the config (a bad
+    /// config fails at once, exit 2, without waiting for the lock).
+    pub(super) fn read(cli: &Cli) -> Result<Early, Error> {
+        let ids = read_ids(cli)?;
+        let bytes = read_config(cli)?;
+        let digest = digest(&bytes);
+        let config = parse_config(cli, bytes, &ids)?;
+        Ok(Early {
+            ids,
+            digest,
+            config,
+        })
+    }
+}
+
+/// Length and hash of a config file's bytes.
+fn digest(bytes: &[u8]) -> (usize, u64) {
+    (bytes.len(), fnv1a(bytes))
+}
+
 /// Plans from the config and live facts, then applies under the lock.
 pub fn run(cli: &Cli, force: bool) -> Run {
-    // A bad config fails at once (exit 2), without waiting for the lock.
-    load_with(cli, &read_ids(cli)?)?;
+    let early = Early::read(cli)?;
     need_root("apply")?;
-    locked(cli, force, &mut || false).map(drop)
+    run_early(cli, force, early)
+}
+
+/// [`run`] with the ids and config already read (and root checked).
+pub(super) fn run_early(cli: &Cli, force: bool, early: Early) -> Run {
+    locked_from(cli, force, &mut || false, Some(early)).map(drop)
 }
 
 /// Takes the lock, then — unless `stop()` reports a stop request or the
@@ -30,6 +68,20 @@ pub(super) fn locked(
     force: bool,
     stop: &mut dyn FnMut() -> bool,
 ) -> Result<Applied, Error> {
+    locked_from(cli, force, stop, None)
+}
+
+/// [`locked`], reusing what was read before the lock if it is still
+/// current. With `early` (a one-shot run: the process exits next), the
+/// config, facts and plan are not freed object by object: the kernel takes
+/// the memory back at exit at once (freeing them took 17 ms of an unchanged
+/// 250-gateway apply).
+fn locked_from(
+    cli: &Cli,
+    force: bool,
+    stop: &mut dyn FnMut() -> bool,
+    early: Option<Early>,
+) -> Result<Applied, Error> {
     let _lock = Lock::acquire(&cli.lock, Duration::from_secs(cli.lock_timeout)).map_err(runtime)?;
     if stop() {
         return Ok(Applied::Skipped);
@@ -40,8 +92,16 @@ pub(super) fn locked(
             return Ok(Applied::Skipped);
         }
     }
+    let once = early.is_some();
     let previous = read_ids(cli)?;
-    let config = load_with(cli, &previous)?;
+    let bytes = read_config(cli)?;
+    let config = match early {
+        Some(e) if e.ids == previous && e.digest == digest(&bytes) => {
+            drop(bytes);
+            e.config
+        }
+        _ => parse_config(cli, bytes, &previous)?,
+    };
     let mut k = open_kernel(cli)?;
     let mut f = live_facts(cli, &config, &mut k, true)?;
     let mut p = plan(&config, &f);
@@ -65,11 +125,15 @@ pub(super) fn locked(
     let report = result?;
     log::info!("apply: {}", report.summary());
     record_ids(cli, &previous, &config.ids)?;
-    Ok(if report.changes.is_empty() {
+    let applied = if report.changes.is_empty() {
         Applied::Unchanged
     } else {
         Applied::Changed(report.summary())
-    })
+    };
+    if once {
+        std::mem::forget((config, f, p));
+    }
+    Ok(applied)
 }
 
 /// Writes the allocations after a successful apply, only when they changed.

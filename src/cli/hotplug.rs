@@ -1,8 +1,9 @@
 //! `hotplug`: re-apply when netifd reports a change to an interface the
 //! config uses (ACTION and INTERFACE from the environment).
 
+use super::apply::{Early, run_early};
 use super::args::Cli;
-use super::{Run, load, need_root};
+use super::{Run, need_root};
 use crate::hotplug;
 
 /// Re-applies for ifup/ifdown/ifupdate of a used interface; ignores the rest.
@@ -12,11 +13,11 @@ pub fn run(cli: &Cli) -> Run {
     if !hotplug::handles(&action) {
         return Ok(());
     }
-    let config = load(cli)?;
-    if !hotplug::concerns(&config, &iface) {
+    let early = Early::read(cli)?;
+    if !hotplug::concerns(&early.config, &iface) {
         return Ok(());
     }
     log::debug!("hotplug {action} {iface}: re-applying");
     need_root("hotplug")?;
-    super::apply::run(cli, false)
+    run_early(cli, false, early)
 }

@@ -92,10 +92,16 @@ fn read_ids(cli: &Cli) -> Result<crate::ids::Ids, Error> {
 /// on `globals.log_level` filters the log (unless `-v`). Its warnings go
 /// to the log.
 fn load_with(cli: &Cli, ids: &crate::ids::Ids) -> Result<Config, Error> {
+    parse_config(cli, read_config(cli)?, ids)
+}
+
+/// [`load_with`] on the config file's `bytes`, already read.
+fn parse_config(cli: &Cli, bytes: Vec<u8>, ids: &crate::ids::Ids) -> Result<Config, Error> {
     let name = cli.config.display().to_string();
     let invalid = |e: crate::config::ConfigError| Error::Config(e.to_string());
+    let doc = Config::document(&bytes, &name).map_err(invalid)?;
     // The file's bytes are freed once parsed: less at the peak.
-    let doc = Config::document(&read_config(cli)?, &name).map_err(invalid)?;
+    drop(bytes);
     let config = Config::from_document_with_ids(&doc, &name, ids).map_err(invalid)?;
     drop(doc);
     if !cli.verbose {

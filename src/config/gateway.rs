@@ -141,14 +141,19 @@ fn next_hops(l: &mut Loader, s: &Section, gw: &Gateway, line: impl Fn(&str) -> u
     }
 }
 
-/// The ip rule block (`plan::band_size`: 2N+2 priorities from
-/// rule_priority) must fit below the main table's priority.
+/// Each of the two ip rule banks (`plan::Layout`, sized by mark_mask and
+/// rule_priority) must hold every gateway.
 fn band(l: &mut Loader, doc: &Document, globals: &Globals, count: usize) {
-    let band = u64::from(globals.rule_priority) + 2 * count as u64 + 1;
-    if band < 32766 {
+    let layout = crate::plan::Layout::new(globals.rule_priority, globals.mark_mask);
+    if count as u64 <= u64::from(layout.capacity) {
         return;
     }
-    let msg = format!("{count} gateways need priorities up to {band}, past the main table's 32766");
+    let msg = format!(
+        "{count} gateways, but the ip rule banks from {} hold at most {} (both end below the main table's 32766; at most {})",
+        globals.rule_priority,
+        layout.capacity,
+        crate::plan::MAX_BANK
+    );
     if let Some(s) = doc.of_type("globals").next() {
         let line = s.option("rule_priority").map_or(s.line, |o| o.line);
         l.error(line, s, Some("rule_priority"), msg);

@@ -158,7 +158,7 @@ pub const OPTIONS: &[OptSpec] = &[
     opt("globals", "mark_mask", Value, P::MarkMask, "0xff000000",
         "the mark bits connroute owns (one contiguous run)", "0xff000000"),
     opt("globals", "rule_priority", Value, P::RulePriority, "5000",
-        "first ip rule priority (a block of 2N+2 from here, N gateways)", "5000"),
+        "first ip rule priority (two banks: 4C+4 from here, C = marks in mark_mask, at most 1023)", "5000"),
     opt("globals", "table_base", Value, P::TableBase, "5000",
         "first routing table id handed out", "5000"),
     opt("globals", "log_level", Value, P::LogLevel, "info",

@@ -1,21 +1,27 @@
 //! connroute's ip rules: per family, a block of priorities from
-//! `rule_priority` whose cost per packet does not grow with the number of
-//! gateways.
+//! `rule_priority` (P) whose cost per packet does not grow with the number
+//! of gateways, in one of two banks so that apply can build the next block
+//! beside the live one and switch with a single rule.
 //!
 //! ```text
 //! P      fwmark 0/MASK goto END                       # unmarked: 2 rules in all
 //! P+1    not fwmark 0/MASK lookup main suppress_prefixlength 0
-//! P+2…   binary dispatch on single mark bits:
+//! P+2    goto B1                                      # only while bank 1 is live
+//! B0=P+3 bank 0 (B1 = B0+2C: bank 1), each: binary dispatch on single mark bits
 //!          fwmark B/B goto <first rule of the B-set half>
 //!          … the B-clear half, then the B-set half …
 //!        leaves: fwmark M/MASK lookup T               # one per gateway
-//! END    nop                                          # END = P + 2N + 1
+//!        goto END                                     # the bank's exit
+//! END    nop                                          # END = P+3+4C
 //! ```
-//! A pinned packet meets the entry rule, the main-table rule, one rule per
-//! level of the dispatch (⌈log2 N⌉ levels for allocated marks) and its
-//! leaf. Each leaf checks the whole mark, so a packet whose leaf lookup
-//! fails (or a mark no gateway owns) walks on and never hits another
-//! gateway's table. Gotos only jump forward, as the kernel requires.
+//! C, the gateways a bank holds, depends on `mark_mask` and P only (see
+//! [`Layout`]), so the banks never move while gateways come and go.
+//! A pinned packet meets the entry rule, the main-table rule, the
+//! selector (bank 1 only), one rule per level of the dispatch (⌈log2 N⌉
+//! levels for allocated marks) and its leaf. Each leaf checks the whole
+//! mark, so a packet whose leaf lookup fails (or a mark no gateway owns)
+//! walks on to its bank's exit and never hits another gateway's table.
+//! Gotos only jump forward, as the kernel requires.
 
 use super::{MAIN_TABLE, RTPROT_CONNROUTE};
 use crate::config::Family;
@@ -87,19 +93,114 @@ impl fmt::Display for IpRule {
     }
 }
 
-/// Priorities one family's block takes for `gateways` gateways (the band
-/// `rule_priority` reserves: `2N + 2`).
-pub fn band_size(gateways: usize) -> u32 {
-    2 * gateways as u32 + 2
+/// Most gateways one bank holds, whatever `mark_mask` allows: both banks
+/// then stay within 4·1023+4 priorities of `rule_priority`.
+pub const MAX_BANK: u32 = 1023;
+
+/// Where one family's rules sit: fixed by `rule_priority` and `mark_mask`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// `rule_priority`: the entry rule.
+    pub base: u32,
+    /// Gateways a bank holds (it takes 2 priorities per gateway).
+    pub capacity: u32,
 }
 
-/// The block for one family: `gateways` are (mark, table) of the active
-/// gateways routing it, marks distinct and inside `mask`.
+impl Layout {
+    /// The layout for `rule_priority` `base` and `mask`: a bank holds as
+    /// many gateways as the mask has marks, at most [`MAX_BANK`], and
+    /// fewer when END would reach the main table's rule (32766).
+    pub fn new(base: u32, mask: u32) -> Layout {
+        let marks = (1u64 << mask.count_ones()) - 1;
+        let fits = u64::from(32762u32.saturating_sub(base) / 4);
+        let capacity = marks.min(u64::from(MAX_BANK)).min(fits) as u32;
+        Layout { base, capacity }
+    }
+
+    /// Reads the layout back from a block: its entry rule is the first
+    /// `fwmark 0/MASK goto END`.
+    pub fn of(block: &[IpRule]) -> Option<Layout> {
+        let entry = block
+            .iter()
+            .filter(|r| r.mask != 0 && r.mark == 0 && !r.invert)
+            .min_by_key(|r| r.priority)?;
+        match entry.action {
+            RuleAction::Goto(end) if end >= entry.priority + 3 => Some(Layout {
+                base: entry.priority,
+                capacity: (end - entry.priority - 3) / 4,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The selector's priority: `goto B1` while bank 1 is live.
+    pub fn selector(&self) -> u32 {
+        self.base + 2
+    }
+
+    /// First priority of bank `b` (0 or 1).
+    pub fn bank(&self, b: usize) -> u32 {
+        self.base + 3 + 2 * self.capacity * b as u32
+    }
+
+    /// The bank `priority` falls in.
+    pub fn bank_of(&self, priority: u32) -> Option<usize> {
+        (0..2).find(|&b| (self.bank(b)..self.bank(b) + 2 * self.capacity).contains(&priority))
+    }
+
+    /// END: the `nop` every unmarked packet and every bank exit jumps to.
+    pub fn end(&self) -> u32 {
+        self.base + 3 + 4 * self.capacity
+    }
+
+    /// `block` (as [`block`] builds it, in bank 0) moved to bank `b`: the
+    /// bank's rules and their gotos shifted, and for bank 1 the selector.
+    pub fn in_bank(&self, block: &[IpRule], b: usize) -> Vec<IpRule> {
+        let shift = |p: u32| match self.bank_of(p) {
+            Some(0) => self.bank(b) + p - self.bank(0),
+            _ => p,
+        };
+        let mut out: Vec<IpRule> = block
+            .iter()
+            .map(|r| IpRule {
+                priority: shift(r.priority),
+                action: match r.action {
+                    RuleAction::Goto(p) => RuleAction::Goto(shift(p)),
+                    a => a,
+                },
+                ..r.clone()
+            })
+            .collect();
+        if let (1, Some(first)) = (b, block.first()) {
+            let at = out.partition_point(|r| r.priority < self.selector());
+            out.insert(at, jump(first.family, self.selector(), self.bank(1)));
+        }
+        out
+    }
+}
+
+/// `PRIORITY goto TARGET` for every packet (selector, bank exit).
+fn jump(family: Family, priority: u32, target: u32) -> IpRule {
+    IpRule {
+        family,
+        priority,
+        mark: 0,
+        mask: 0,
+        invert: false,
+        action: RuleAction::Goto(target),
+    }
+}
+
+/// The block for one family, in bank 0: `gateways` are (mark, table) of
+/// the active gateways routing it, marks distinct and inside `mask`, at
+/// most [`Layout::new`]'s capacity of them (the config is refused otherwise).
 pub fn block(family: Family, base: u32, mask: u32, gateways: &[(u32, u32)]) -> Vec<IpRule> {
     if gateways.is_empty() {
         return Vec::new();
     }
-    let end = base + band_size(gateways.len()) - 1;
+    let layout = Layout::new(base, mask);
+    debug_assert!(gateways.len() as u32 <= layout.capacity);
+    let end = layout.end();
     let rule = |priority, mark, mask, invert, action| IpRule {
         family,
         priority,
@@ -121,7 +222,11 @@ pub fn block(family: Family, base: u32, mask: u32, gateways: &[(u32, u32)]) -> V
             },
         ),
     ];
-    dispatch(&mut out, family, mask, gateways);
+    let first = out.len();
+    dispatch(&mut out, family, mask, gateways, layout.bank(0));
+    debug_assert_eq!(out.len() - first, 2 * gateways.len() - 1);
+    let exit = out.last().map_or(0, |r| r.priority + 1);
+    out.push(jump(family, exit, end));
     out.push(rule(end, 0, 0, false, RuleAction::Nop));
     out
 }
@@ -142,9 +247,10 @@ fn split_bit(mask: u32, gws: &[(u32, u32)]) -> u32 {
         .unwrap_or(0)
 }
 
-/// Appends the dispatch over `gws` (at least one) at the next priorities.
-fn dispatch(out: &mut Vec<IpRule>, family: Family, mask: u32, gws: &[(u32, u32)]) {
-    let next = |out: &Vec<IpRule>| out.last().map_or(0, |r| r.priority + 1);
+/// Appends the dispatch over `gws` (at least one) from priority `first`.
+fn dispatch(out: &mut Vec<IpRule>, family: Family, mask: u32, gws: &[(u32, u32)], first: u32) {
+    let start = out.len();
+    let next = |out: &Vec<IpRule>| first + (out.len() - start) as u32;
     if let [(mark, table)] = gws {
         out.push(IpRule {
             family,
@@ -170,9 +276,11 @@ fn dispatch(out: &mut Vec<IpRule>, family: Family, mask: u32, gws: &[(u32, u32)]
         invert: false,
         action: RuleAction::Nop,
     });
-    dispatch(out, family, mask, &clear);
-    out[node].action = RuleAction::Goto(next(out));
-    dispatch(out, family, mask, &set);
+    let at = next(out);
+    dispatch(out, family, mask, &clear, at);
+    let at = next(out);
+    out[node].action = RuleAction::Goto(at);
+    dispatch(out, family, mask, &set, at);
 }
 
 #[cfg(test)]
@@ -218,26 +326,51 @@ mod tests {
     }
 
     #[test]
-    fn every_mark_reaches_its_table_in_log_steps() {
+    fn every_mark_reaches_its_table_in_log_steps_in_either_bank() {
         let mask = 0xff00_0000;
+        let layout = Layout::new(5000, mask);
+        assert_eq!((layout.capacity, layout.end()), (255, 6023));
         for n in [1u32, 2, 3, 7, 10, 100, 250] {
             let gws = gateways(n, 24);
             let rules = block(Family::V4, 5000, mask, &gws);
-            assert_eq!(rules.len() as u32, band_size(n as usize));
-            let last = rules.last().unwrap().priority;
-            assert_eq!(last, 5000 + band_size(n as usize) - 1);
-            assert!(rules.windows(2).all(|w| w[0].priority + 1 == w[1].priority));
+            assert_eq!(rules.len() as u32, 2 * n + 3);
+            assert_eq!(rules.last().unwrap().priority, layout.end());
+            let bank: Vec<u32> = rules[2..rules.len() - 1]
+                .iter()
+                .map(|r| r.priority)
+                .collect();
+            assert_eq!(bank, (5003..5003 + 2 * n).collect::<Vec<_>>());
             let depth = (n as f64).log2().ceil() as usize;
-            for (mark, table) in &gws {
-                let (tables, tested) = walk(&rules, mark | 0x42);
-                assert_eq!(tables, [MAIN_TABLE, *table], "n={n} mark={mark:x}");
-                assert!(tested <= depth + 3, "n={n}: {tested} rules for {mark:x}");
+            for (b, rules) in [(0, rules.clone()), (1, layout.in_bank(&rules, 1))] {
+                assert!(rules.windows(2).all(|w| w[0].priority < w[1].priority));
+                for (mark, table) in &gws {
+                    let (tables, tested) = walk(&rules, mark | 0x42);
+                    assert_eq!(tables, [MAIN_TABLE, *table], "n={n} mark={mark:x}");
+                    assert!(
+                        tested <= depth + 3 + b,
+                        "n={n}: {tested} rules for {mark:x}"
+                    );
+                }
+                // Unmarked packets: the entry rule and the end, nothing looked up.
+                assert_eq!(walk(&rules, 0x00ff_ffff), (vec![], 2));
+                // A mark no gateway owns reaches no gateway's table.
+                assert_eq!(walk(&rules, 0xff00_0000).0, [MAIN_TABLE]);
             }
-            // Unmarked packets: the entry rule and the end, nothing looked up.
-            assert_eq!(walk(&rules, 0x00ff_ffff), (vec![], 2));
-            // A mark no gateway owns reaches no gateway's table.
-            assert_eq!(walk(&rules, 0xfe00_0000).0, [MAIN_TABLE]);
         }
+    }
+
+    #[test]
+    fn the_banks_fit_the_mask_and_the_main_rule() {
+        assert_eq!(Layout::new(5000, 0x3f00).capacity, 63);
+        assert_eq!(Layout::new(5000, 0xffff_0000).capacity, MAX_BANK);
+        assert_eq!(Layout::new(5000, u32::MAX).capacity, MAX_BANK);
+        let top = Layout::new(31999, 0xff00_0000);
+        assert_eq!(top.capacity, 190);
+        assert!(top.end() < 32766);
+        let rules = block(Family::V6, 100, 0xf0, &gateways(3, 4));
+        assert_eq!(Layout::of(&rules), Some(Layout::new(100, 0xf0)));
+        assert_eq!(Layout::new(100, 0xf0).bank_of(103 + 30), Some(1));
+        assert_eq!(Layout::new(100, 0xf0).bank_of(102), None);
     }
 
     #[test]
@@ -252,14 +385,25 @@ mod tests {
     #[test]
     fn display_is_ip_rule_syntax() {
         let rules = block(Family::V6, 5000, 0xff00_0000, &[(0x100_0000, 5000)]);
-        let text: Vec<String> = rules.iter().map(ToString::to_string).collect();
+        let mut text: Vec<String> = rules.iter().map(ToString::to_string).collect();
         assert_eq!(
             text,
             [
-                "ip -6 rule priority 5000 fwmark 0x0/0xff000000 goto 5003 proto 197",
+                "ip -6 rule priority 5000 fwmark 0x0/0xff000000 goto 6023 proto 197",
                 "ip -6 rule priority 5001 not fwmark 0x0/0xff000000 lookup main suppress_prefixlength 0 proto 197",
-                "ip -6 rule priority 5002 fwmark 0x1000000/0xff000000 lookup 5000 proto 197",
-                "ip -6 rule priority 5003 nop proto 197",
+                "ip -6 rule priority 5003 fwmark 0x1000000/0xff000000 lookup 5000 proto 197",
+                "ip -6 rule priority 5004 goto 6023 proto 197",
+                "ip -6 rule priority 6023 nop proto 197",
+            ]
+        );
+        let moved = Layout::new(5000, 0xff00_0000).in_bank(&rules, 1);
+        text = moved.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text[2..5],
+            [
+                "ip -6 rule priority 5002 goto 5513 proto 197",
+                "ip -6 rule priority 5513 fwmark 0x1000000/0xff000000 lookup 5000 proto 197",
+                "ip -6 rule priority 5514 goto 6023 proto 197",
             ]
         );
     }

@@ -44,7 +44,7 @@ h1=$(in_ns h nft -a list chain inet connroute prerouting | grep -o 'handle [0-9]
 expect_ok "second apply" cr h -c "$CONF" apply
 expect_eq "second apply adds nothing" "$n1" "$(count_ours)"
 expect_eq "identical table not reloaded (same rule handles)" "$h1" "$(in_ns h nft -a list chain inet connroute prerouting | grep -o 'handle [0-9]*' | tr '\n' ' ')"
-expect_eq "one route and the 4-rule block (entry, main, leaf, end)" "5" "$n1"
+expect_eq "one route and the 5-rule block (entry, main, leaf, exit, end)" "6" "$n1"
 
 expect_eq "pinned connection works" "hello from h" "$(fetch c http://10.2.0.1/ || true)"
 conns=$(cr h -c "$CONF" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["gateways"][0]["connections"])')

@@ -62,8 +62,18 @@ for round in 1 2; do
 	for f in -4 -6; do
 		expect_eq "round $round: no duplicate ip $f rules" "" "$(in_ns r ip $f rule | sort | uniq -d)"
 	done
-	expect_eq "round $round: rules v4, v6, routes v4, v6" "4 4 1 1" "$(in_ns r sh -c '
+	expect_eq "round $round: rules v4, v6, routes v4, v6" "5 5 1 1" "$(in_ns r sh -c '
 		echo $(ip -4 rule | grep -c "proto 197") $(ip -6 rule | grep -c "proto 197") \
 			$(ip -4 route show table all proto 197 | wc -l) $(ip -6 route show table all proto 197 | wc -l)')"
 done
+
+# A run that waited for the lock applies the config as it is after the wait
+# (apply parses before the lock; that parse is reused only for unchanged files).
+in_ns r flock "$WORK/lock" sleep 3 & holder=$!
+for _ in $(seq 1 50); do in_ns r flock -n "$WORK/lock" true 2>/dev/null || break; sleep 0.1; done
+apply >"$WORK/out-wait" 2>&1 & waiter=$!
+sleep 1
+printf "config rule 'ntp_out'\n\toption gateway 'wan2'\n\tlist proto 'udp'\n\tlist dest_port '123'\n" >> "$WORK/connroute"
+wait "$holder"; wait "$waiter" || fail "the waiting apply failed: $(cat "$WORK/out-wait")"
+expect_eq "the waiting apply loaded the edited config" 1 "$(in_ns r nft list table inet connroute | grep -c 'rule ntp_out')"
 finish
