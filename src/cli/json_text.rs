@@ -10,12 +10,28 @@
 /// Re-indents compact JSON (as serde_json writes it) with two spaces.
 pub fn pretty(compact: &[u8]) -> String {
     let mut out = Vec::with_capacity(compact.len() * 2);
-    let mut depth = 0usize;
+    // Writing into a Vec cannot fail.
+    let _ = pretty_to(compact, 0, &mut out);
+    // Only whole bytes of valid UTF-8 input were copied.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Writes `compact` re-indented as if it sat `depth` levels deep (its
+/// first line is not indented: the caller places it), through a small
+/// buffer: a value of many megabytes is never held indented whole.
+pub fn pretty_to(compact: &[u8], depth: usize, w: &mut impl std::io::Write) -> std::io::Result<()> {
+    const CHUNK: usize = 64 * 1024;
+    let mut out = Vec::with_capacity(CHUNK.min(compact.len() * 2) + 256);
+    let mut depth = depth;
     let mut in_string = false;
     let mut escaped = false;
     let mut i = 0;
     while let Some(&b) = compact.get(i) {
         i += 1;
+        if out.len() >= CHUNK {
+            w.write_all(&out)?;
+            out.clear();
+        }
         if in_string {
             out.push(b);
             match (escaped, b) {
@@ -55,8 +71,7 @@ pub fn pretty(compact: &[u8]) -> String {
             _ => out.push(b),
         }
     }
-    // Only whole bytes of valid UTF-8 input were copied.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    w.write_all(&out)
 }
 
 fn newline(out: &mut Vec<u8>, depth: usize) {

@@ -64,14 +64,8 @@ fn write_batch(batch: &plan::Ruleset, out: &mut impl Write) -> std::io::Result<(
         if i > 0 {
             out.write_all(b",\n")?;
         }
-        // Compact JSON strings hold no raw newline: indenting lines is safe.
-        for (j, line) in json_text::pretty(obj.as_bytes()).lines().enumerate() {
-            if j > 0 {
-                out.write_all(b"\n")?;
-            }
-            out.write_all(b"    ")?;
-            out.write_all(line.as_bytes())?;
-        }
+        out.write_all(b"    ")?;
+        json_text::pretty_to(obj.as_bytes(), 2, out)?;
     }
     out.write_all(b"\n  ]\n}\n")?;
     out.flush()
