@@ -346,7 +346,7 @@ fn nft_commits_then_fails_new_state_kept_consistent() {
     assert_eq!(k.rules, super::banks::placed(&p.ip_rules, &k.rules));
     assert_eq!(
         k.rules[2].to_string(),
-        "ip rule priority 5002 goto 5513 proto 197"
+        "ip rule priority 5002 goto 5019 proto 197"
     );
     // The committed table was verified and recorded: nothing to repair.
     let st = RunState::read(run.sys.state.as_ref().unwrap()).unwrap();

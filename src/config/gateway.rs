@@ -141,17 +141,17 @@ fn next_hops(l: &mut Loader, s: &Section, gw: &Gateway, line: impl Fn(&str) -> u
     }
 }
 
-/// Each of the two ip rule banks (`plan::Layout`, sized by mark_mask and
-/// rule_priority) must hold every gateway.
+/// Each of the two ip rule banks (`plan::Layout`, at most as large as
+/// mark_mask and rule_priority allow) must hold every gateway.
 fn band(l: &mut Loader, doc: &Document, globals: &Globals, count: usize) {
-    let layout = crate::plan::Layout::new(globals.rule_priority, globals.mark_mask);
-    if count as u64 <= u64::from(layout.capacity) {
+    let most = crate::plan::Layout::most(globals.rule_priority, globals.mark_mask);
+    if count as u64 <= u64::from(most) {
         return;
     }
     let msg = format!(
         "{count} gateways, but the ip rule banks from {} hold at most {} (both end below the main table's 32766; at most {})",
         globals.rule_priority,
-        layout.capacity,
+        most,
         crate::plan::MAX_BANK
     );
     if let Some(s) = doc.of_type("globals").next() {

@@ -14,8 +14,11 @@
 //!        goto END                                     # the bank's exit
 //! END    nop                                          # END = P+3+4C
 //! ```
-//! C, the gateways a bank holds, depends on `mark_mask` and P only (see
-//! [`Layout`]), so the banks never move while gateways come and go.
+//! C, the gateways a bank holds, is the power of two at or above the
+//! family's gateway count, at least 8 (see [`Layout`]): the entry's goto
+//! skips every priority up to END for unmarked packets, so the block
+//! reserves no more than it needs (P … P+35 for up to 8 gateways), and
+//! the banks only move when the count crosses a power of two.
 //! A pinned packet meets the entry rule, the main-table rule, the
 //! selector (bank 1 only), one rule per level of the dispatch (⌈log2 N⌉
 //! levels for allocated marks) and its leaf. Each leaf checks the whole
@@ -97,7 +100,12 @@ impl fmt::Display for IpRule {
 /// then stay within 4·1023+4 priorities of `rule_priority`.
 pub const MAX_BANK: u32 = 1023;
 
-/// Where one family's rules sit: fixed by `rule_priority` and `mark_mask`.
+/// Fewest gateways a bank is sized for: up to 8 gateways the block keeps
+/// its place (P … P+35).
+pub const MIN_BANK: u32 = 8;
+
+/// Where one family's rules sit: fixed by `rule_priority`, `mark_mask` and
+/// the power of two the gateway count rounds up to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
     /// `rule_priority`: the entry rule.
@@ -107,14 +115,22 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout for `rule_priority` `base` and `mask`: a bank holds as
-    /// many gateways as the mask has marks, at most [`MAX_BANK`], and
-    /// fewer when END would reach the main table's rule (32766).
-    pub fn new(base: u32, mask: u32) -> Layout {
+    /// The layout for `rule_priority` `base`, `mask` and `gateways`: a
+    /// bank holds the power of two at or above `gateways`, at least
+    /// [`MIN_BANK`], at most [`Layout::most`].
+    pub fn new(base: u32, mask: u32, gateways: usize) -> Layout {
+        let want = (gateways as u32).max(MIN_BANK).next_power_of_two();
+        let capacity = want.min(Layout::most(base, mask));
+        Layout { base, capacity }
+    }
+
+    /// The most gateways a bank from `base` can hold: as many as the mask
+    /// has marks, at most [`MAX_BANK`], and fewer when END would reach the
+    /// main table's rule (32766).
+    pub fn most(base: u32, mask: u32) -> u32 {
         let marks = (1u64 << mask.count_ones()) - 1;
         let fits = u64::from(32762u32.saturating_sub(base) / 4);
-        let capacity = marks.min(u64::from(MAX_BANK)).min(fits) as u32;
-        Layout { base, capacity }
+        marks.min(u64::from(MAX_BANK)).min(fits) as u32
     }
 
     /// Reads the layout back from a block: its entry rule is the first
@@ -193,12 +209,12 @@ fn jump(family: Family, priority: u32, target: u32) -> IpRule {
 
 /// The block for one family, in bank 0: `gateways` are (mark, table) of
 /// the active gateways routing it, marks distinct and inside `mask`, at
-/// most [`Layout::new`]'s capacity of them (the config is refused otherwise).
+/// most [`Layout::most`] of them (the config is refused otherwise).
 pub fn block(family: Family, base: u32, mask: u32, gateways: &[(u32, u32)]) -> Vec<IpRule> {
     if gateways.is_empty() {
         return Vec::new();
     }
-    let layout = Layout::new(base, mask);
+    let layout = Layout::new(base, mask, gateways.len());
     debug_assert!(gateways.len() as u32 <= layout.capacity);
     let end = layout.end();
     let rule = |priority, mark, mask, invert, action| IpRule {
@@ -328,9 +344,8 @@ mod tests {
     #[test]
     fn every_mark_reaches_its_table_in_log_steps_in_either_bank() {
         let mask = 0xff00_0000;
-        let layout = Layout::new(5000, mask);
-        assert_eq!((layout.capacity, layout.end()), (255, 6023));
         for n in [1u32, 2, 3, 7, 10, 100, 250] {
+            let layout = Layout::new(5000, mask, n as usize);
             let gws = gateways(n, 24);
             let rules = block(Family::V4, 5000, mask, &gws);
             assert_eq!(rules.len() as u32, 2 * n + 3);
@@ -361,16 +376,37 @@ mod tests {
 
     #[test]
     fn the_banks_fit_the_mask_and_the_main_rule() {
-        assert_eq!(Layout::new(5000, 0x3f00).capacity, 63);
-        assert_eq!(Layout::new(5000, 0xffff_0000).capacity, MAX_BANK);
-        assert_eq!(Layout::new(5000, u32::MAX).capacity, MAX_BANK);
-        let top = Layout::new(31999, 0xff00_0000);
+        assert_eq!(Layout::most(5000, 0x3f00), 63);
+        assert_eq!(Layout::most(5000, 0xffff_0000), MAX_BANK);
+        assert_eq!(Layout::most(5000, u32::MAX), MAX_BANK);
+        assert_eq!(Layout::most(31999, 0xff00_0000), 190);
+        let top = Layout::new(31999, 0xff00_0000, 190);
         assert_eq!(top.capacity, 190);
         assert!(top.end() < 32766);
+        assert_eq!(Layout::new(5000, 0xffff_0000, 2000).capacity, MAX_BANK);
+        assert_eq!(Layout::new(5000, 0x700, 3).capacity, 7);
         let rules = block(Family::V6, 100, 0xf0, &gateways(3, 4));
-        assert_eq!(Layout::of(&rules), Some(Layout::new(100, 0xf0)));
-        assert_eq!(Layout::new(100, 0xf0).bank_of(103 + 30), Some(1));
-        assert_eq!(Layout::new(100, 0xf0).bank_of(102), None);
+        assert_eq!(Layout::of(&rules), Some(Layout::new(100, 0xf0, 3)));
+        assert_eq!(Layout::new(100, 0xf0, 3).bank_of(103 + 15), Some(0));
+        assert_eq!(Layout::new(100, 0xf0, 3).bank_of(103 + 16), Some(1));
+        assert_eq!(Layout::new(100, 0xf0, 3).bank_of(103 + 32), None);
+        assert_eq!(Layout::new(100, 0xf0, 3).bank_of(102), None);
+    }
+
+    /// The entry's goto skips P+1 … END-1 for every unmarked packet, so
+    /// the block reserves only what its gateway count needs: other
+    /// owners' rules above it (Tailscale's at 5210 … 5270 with P = 5000)
+    /// stay reachable. Before: END was P+1023 for the default mask.
+    #[test]
+    fn the_block_reserves_what_its_gateways_need() {
+        let mask = 0xff00_0000;
+        for (n, end) in [(1, 5035), (8, 5035), (9, 5067), (16, 5067), (17, 5131), (250, 6023)] {
+            let rules = block(Family::V4, 5000, mask, &gateways(n, 24));
+            assert_eq!(rules.last().unwrap().priority, end, "{n} gateways");
+            assert_eq!(Layout::of(&rules).unwrap().end(), end);
+        }
+        let end = Layout::new(5000, mask, 1).end();
+        assert!(end < 5210, "END {end} reaches Tailscale's 5210");
     }
 
     #[test]
@@ -389,21 +425,21 @@ mod tests {
         assert_eq!(
             text,
             [
-                "ip -6 rule priority 5000 fwmark 0x0/0xff000000 goto 6023 proto 197",
+                "ip -6 rule priority 5000 fwmark 0x0/0xff000000 goto 5035 proto 197",
                 "ip -6 rule priority 5001 not fwmark 0x0/0xff000000 lookup main suppress_prefixlength 0 proto 197",
                 "ip -6 rule priority 5003 fwmark 0x1000000/0xff000000 lookup 5000 proto 197",
-                "ip -6 rule priority 5004 goto 6023 proto 197",
-                "ip -6 rule priority 6023 nop proto 197",
+                "ip -6 rule priority 5004 goto 5035 proto 197",
+                "ip -6 rule priority 5035 nop proto 197",
             ]
         );
-        let moved = Layout::new(5000, 0xff00_0000).in_bank(&rules, 1);
+        let moved = Layout::new(5000, 0xff00_0000, 1).in_bank(&rules, 1);
         text = moved.iter().map(ToString::to_string).collect();
         assert_eq!(
             text[2..5],
             [
-                "ip -6 rule priority 5002 goto 5513 proto 197",
-                "ip -6 rule priority 5513 fwmark 0x1000000/0xff000000 lookup 5000 proto 197",
-                "ip -6 rule priority 5514 goto 6023 proto 197",
+                "ip -6 rule priority 5002 goto 5019 proto 197",
+                "ip -6 rule priority 5019 fwmark 0x1000000/0xff000000 lookup 5000 proto 197",
+                "ip -6 rule priority 5020 goto 5035 proto 197",
             ]
         );
     }

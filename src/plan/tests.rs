@@ -21,11 +21,11 @@ fn seed_routes_and_rules() {
     assert_eq!(
         rules,
         [
-            "ip rule priority 5000 fwmark 0x0/0xff000000 goto 6023 proto 197",
+            "ip rule priority 5000 fwmark 0x0/0xff000000 goto 5035 proto 197",
             "ip rule priority 5001 not fwmark 0x0/0xff000000 lookup main suppress_prefixlength 0 proto 197",
             "ip rule priority 5003 fwmark 0x1000000/0xff000000 lookup 5000 proto 197",
-            "ip rule priority 5004 goto 6023 proto 197",
-            "ip rule priority 6023 nop proto 197",
+            "ip rule priority 5004 goto 5035 proto 197",
+            "ip rule priority 5035 nop proto 197",
         ]
     );
     assert_eq!(p.rules[0].families, [Family::V4]);
