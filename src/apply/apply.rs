@@ -87,9 +87,21 @@ enum Undo {
     AddRule(IpRule),
 }
 
+/// Undoes in reverse. A rule step that cannot be undone stops the undo
+/// of its family's rules: the rules are then as some step of the apply
+/// left them, which routes as the old or the new plan; undoing a later
+/// step with an earlier one still in place might not.
 fn rollback(k: &mut dyn Kernel, undo: Vec<Undo>) -> Vec<KernelError> {
     let mut problems = Vec::new();
+    let mut stuck: Vec<Family> = Vec::new();
     for u in undo.into_iter().rev() {
+        let family = match &u {
+            Undo::DeleteRule(r) | Undo::AddRule(r) => Some(r.family),
+            _ => None,
+        };
+        if family.is_some_and(|f| stuck.contains(&f)) {
+            continue;
+        }
         let r = match &u {
             Undo::Restore(old) => k.replace_route(old),
             Undo::DeleteRoute(r) => k.delete_route(r),
@@ -97,6 +109,7 @@ fn rollback(k: &mut dyn Kernel, undo: Vec<Undo>) -> Vec<KernelError> {
             Undo::AddRule(r) => k.add_rule(r),
         };
         if let Err(e) = r {
+            stuck.extend(family);
             problems.push(e);
         }
     }
@@ -201,8 +214,12 @@ fn routing_steps(
     Ok(())
 }
 
-/// Removes connroute's `rules` then `routes`; a missing one is not an error.
-/// Shared by apply (old entries) and flush (all of them).
+/// Removes connroute's `rules` (in `banks`' removal order) then `routes`;
+/// a missing one is not an error. Shared by apply (old entries) and flush
+/// (all of them). A rule that cannot be deleted stops its family's
+/// removal: every prefix of the order routes as before or as planned,
+/// but deleting the main rule or END past a leaf left behind would not;
+/// the next apply or flush finishes the job.
 pub(super) fn remove(
     k: &mut dyn Kernel,
     rules: &[IpRule],
@@ -210,11 +227,18 @@ pub(super) fn remove(
     report: &mut Report,
 ) -> Vec<KernelError> {
     let mut problems = Vec::new();
+    let mut stuck: Vec<Family> = Vec::new();
     for r in rules {
+        if stuck.contains(&r.family) {
+            continue;
+        }
         match k.delete_rule(r) {
             Ok(()) => report.changes.push(format!("removed rule {r}")),
             Err(e) if e.is_missing() => {}
-            Err(e) => problems.push(e),
+            Err(e) => {
+                stuck.push(r.family);
+                problems.push(e);
+            }
         }
     }
     for r in routes {

@@ -37,6 +37,13 @@ pub fn changes(plan: &[IpRule], live: &[IpRule]) -> (Vec<RuleStep>, Vec<IpRule>)
     (steps, after)
 }
 
+/// Every rule of `live` in the order that removes them safely (flush):
+/// each family's banks from the top, the main rule after every leaf,
+/// the entry, END last.
+pub fn removal(live: &[IpRule]) -> Vec<IpRule> {
+    changes(&[], live).1
+}
+
 /// The plan's rules as they should sit next to `live`: each family's
 /// block in the bank [`changes`] would use.
 pub fn placed(plan: &[IpRule], live: &[IpRule]) -> Vec<IpRule> {

@@ -62,6 +62,8 @@ pub struct Fake {
     pub links: BTreeMap<String, Link>,
     /// Injected failures: each is consumed by the first call of its kind.
     pub fail: Vec<Op>,
+    /// Calls of an injected kind that succeed before it fails.
+    pub fail_after: usize,
     /// nft processes that would have run.
     pub nft_runs: usize,
     /// The last batch nft accepted (committed, or failed after commit).
@@ -92,6 +94,10 @@ fn errno(what: &str, e: i32) -> KernelError {
 impl Fake {
     fn injected(&mut self, op: Op) -> bool {
         match self.fail.iter().position(|o| *o == op) {
+            Some(_) if self.fail_after > 0 => {
+                self.fail_after -= 1;
+                false
+            }
             Some(i) => {
                 self.fail.remove(i);
                 true

@@ -22,7 +22,7 @@ pub fn flush(k: &mut dyn Kernel, sys: &System) -> Result<Report, ApplyError> {
             .changes
             .push(format!("deleted table inet {}", plan::TABLE));
     }
-    let rules = k.rules()?;
+    let rules = super::banks::removal(&k.rules()?);
     let routes = k.routes()?;
     let strays = k.strays()?;
     let mut problems = remove(k, &rules, &routes, &mut report);

@@ -400,7 +400,14 @@ mod tests {
     #[test]
     fn the_block_reserves_what_its_gateways_need() {
         let mask = 0xff00_0000;
-        for (n, end) in [(1, 5035), (8, 5035), (9, 5067), (16, 5067), (17, 5131), (250, 6023)] {
+        for (n, end) in [
+            (1, 5035),
+            (8, 5035),
+            (9, 5067),
+            (16, 5067),
+            (17, 5131),
+            (250, 6023),
+        ] {
             let rules = block(Family::V4, 5000, mask, &gateways(n, 24));
             assert_eq!(rules.last().unwrap().priority, end, "{n} gateways");
             assert_eq!(Layout::of(&rules).unwrap().end(), end);
