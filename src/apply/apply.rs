@@ -60,6 +60,7 @@ pub fn apply(
         return flush::flush(k, sys);
     }
     let d = decide(k, plan, sys, force)?;
+    super::status::warn_foreign(k, plan);
     let mut report = Report::default();
     let (result, loaded) = execute(k, plan, &d.changes, &mut report);
     if let Some(path) = &sys.state {

@@ -8,6 +8,7 @@
 use super::child::ChildError;
 use super::fake_table::{self, FakeTable};
 use super::kernel::{ForeignRoute, KResult, Kernel, KernelError, Link, TableState};
+use crate::config::Family;
 use crate::plan::{IpRule, RTPROT_CONNROUTE, Route};
 use std::collections::BTreeMap;
 use std::io;
@@ -60,6 +61,8 @@ pub struct Fake {
     pub generation: u32,
     /// Devices; absent ones are missing.
     pub links: BTreeMap<String, Link>,
+    /// Other owners' ip rules: family and priority.
+    pub foreign_rules: Vec<(Family, u32)>,
     /// Injected failures: each is consumed by the first call of its kind.
     pub fail: Vec<Op>,
     /// Calls of an injected kind that succeed before it fails.
@@ -160,6 +163,10 @@ impl Kernel for Fake {
 
     fn rules(&mut self) -> KResult<Vec<IpRule>> {
         Ok(self.rules.clone())
+    }
+
+    fn foreign_rules(&mut self) -> KResult<Vec<(Family, u32)>> {
+        Ok(self.foreign_rules.clone())
     }
 
     fn strays(&mut self) -> KResult<Vec<String>> {

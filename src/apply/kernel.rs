@@ -105,6 +105,8 @@ pub trait Kernel {
     fn foreign_defaults(&mut self, tables: &[(Family, u32)]) -> KResult<Vec<ForeignRoute>>;
     /// connroute's ip rules, both families.
     fn rules(&mut self) -> KResult<Vec<IpRule>>;
+    /// The family and priority of every ip rule others own (not 197).
+    fn foreign_rules(&mut self) -> KResult<Vec<(Family, u32)>>;
     /// Adds a route; fails if the table already has that default route.
     fn add_route(&mut self, r: &Route) -> KResult<()>;
     /// Replaces connroute's own default route of `r.table` with `r`.
@@ -289,6 +291,12 @@ impl Kernel for System {
             .rules()
             .map_err(|e| KernelError::netlink("cannot list ip rules", e))?;
         Ok(self.rules.iter().map(|k| k.rule.clone()).collect())
+    }
+
+    fn foreign_rules(&mut self) -> KResult<Vec<(Family, u32)>> {
+        self.nl
+            .foreign_rules()
+            .map_err(|e| KernelError::netlink("cannot list ip rules", e))
     }
 
     fn add_route(&mut self, r: &Route) -> KResult<()> {

@@ -221,6 +221,12 @@ impl Netlink {
             .collect())
     }
 
+    /// Family and priority of the ip rules others own, both families.
+    pub fn foreign_rules(&mut self) -> io::Result<Vec<(Family, u32)>> {
+        let dump = self.dump(kind::GETRULE)?;
+        Ok(dump.iter().filter_map(|b| rtnl::foreign_rule(b)).collect())
+    }
+
     /// Every route message body of both families, unfiltered (the caller
     /// decodes; used to find other owners' default routes).
     pub fn dump_all_routes(&mut self) -> io::Result<Vec<Vec<u8>>> {

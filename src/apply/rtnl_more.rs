@@ -27,6 +27,21 @@ pub fn on_link(body: &[u8], oif: Option<u32>) -> bool {
     matches!(d.kind, 1 | 2) && d.route.via.is_none() && (oif.is_none() || d.oif == oif)
 }
 
+/// The family and priority of an ip rule body, if another owner's (its
+/// protocol is not 197).
+pub fn foreign_rule(body: &[u8]) -> Option<(Family, u32)> {
+    let family = family_of(*body.first()?)?;
+    let (mut priority, mut ours) = (0, false);
+    for (kind, v) in attrs(body) {
+        match kind {
+            FRA_PRIORITY => priority = ne_u32(v)?,
+            FRA_PROTOCOL => ours = v.first() == Some(&RTPROT_CONNROUTE),
+            _ => {}
+        }
+    }
+    (!ours).then_some((family, priority))
+}
+
 /// A route tagged as connroute's (protocol 197, one next hop) that is not
 /// a default route: connroute never makes one, so it is a stray to remove.
 /// Returned as `ip route` prints it, the device as its index.

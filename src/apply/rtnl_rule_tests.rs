@@ -87,3 +87,21 @@ fn kernel_dump_of_an_inverted_unresolved_rule_decodes() {
     body[7] = 6; // blackhole: not a rule connroute makes
     assert_eq!(decode_rule(&body), None);
 }
+
+#[test]
+fn foreign_rules_are_told_by_their_protocol() {
+    // Tailscale's `5270: from all lookup 52` (protocol boot: 3).
+    let mut ts = vec![AF_INET, 0, 0, 0, 52, 3, 0, FR_ACT_TO_TBL, 0, 0, 0, 0];
+    ts.extend(attr_bytes(FRA_PRIORITY, &5270u32.to_ne_bytes()));
+    ts.extend(attr_bytes(FRA_PROTOCOL, &[3]));
+    assert_eq!(foreign_rule(&ts), Some((Family::V4, 5270)));
+    let ours = IpRule {
+        family: Family::V6,
+        priority: 5000,
+        mark: 0,
+        mask: 0,
+        invert: false,
+        action: RuleAction::Nop,
+    };
+    assert_eq!(foreign_rule(rule_body(&ours).bytes()), None);
+}

@@ -5,9 +5,10 @@ use super::System;
 use super::banks::{self, RuleStep};
 use super::diff::{self, TableChange, same_route};
 use super::error::ApplyError;
-use super::kernel::Kernel;
+use super::kernel::{KResult, Kernel};
 use super::runstate;
-use crate::plan::{self, GatewayState, IpRule, MAIN_TABLE, Plan, Route, RuleAction};
+use crate::config::Family;
+use crate::plan::{self, GatewayState, IpRule, Layout, MAIN_TABLE, Plan, Route, RuleAction};
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -102,6 +103,7 @@ pub fn status(
     sys: &System,
     mask: u32,
 ) -> Result<Status, ApplyError> {
+    warn_foreign(k, plan);
     let routes = k.routes()?;
     let rules = k.rules()?;
     let recorded = runstate::recorded(sys)?;
@@ -271,6 +273,45 @@ fn present_rules(g: &GatewayState, placed: &[IpRule], rules: &[IpRule]) -> bool 
             _ => true,
         })
         .all(|w| live.contains(w))
+}
+
+/// One line per other owner's ip rule inside the priorities the plan's
+/// block spans in its family (P … END): the entry's goto jumps every
+/// unmarked packet over it. Such a rule is never touched, only reported.
+pub fn foreign_in_range(k: &mut dyn Kernel, plan: &Plan) -> KResult<Vec<String>> {
+    let foreign = k.foreign_rules()?;
+    let mut out = Vec::new();
+    for f in Family::ALL {
+        let block: Vec<IpRule> = plan
+            .ip_rules
+            .iter()
+            .filter(|r| r.family == f)
+            .cloned()
+            .collect();
+        let Some(l) = Layout::of(&block) else {
+            continue;
+        };
+        for &(_, p) in foreign
+            .iter()
+            .filter(|(g, p)| *g == f && (l.base..=l.end()).contains(p))
+        {
+            out.push(format!(
+                "another owner's {f} ip rule at priority {p} is inside connroute's range {}-{}: \
+                 unmarked packets jump over it; move it or set globals.rule_priority outside it",
+                l.base,
+                l.end()
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Logs [`foreign_in_range`]'s lines as warnings (a failed look-up too).
+pub fn warn_foreign(k: &mut dyn Kernel, plan: &Plan) {
+    match foreign_in_range(k, plan) {
+        Ok(lines) => lines.iter().for_each(|l| log::warn!("{l}")),
+        Err(e) => log::warn!("cannot check other owners' ip rules: {e}"),
+    }
 }
 
 #[cfg(test)]

@@ -67,3 +67,30 @@ fn an_inactive_gateway_reports_what_the_kernel_holds_not_the_plan() {
     k.rules.push(rule);
     assert_eq!(present(&mut k), (true, true));
 }
+
+/// Other owners' rules inside P … END (one gateway: 5000 … 5035) are
+/// reported, one line each with the priority and the range; those
+/// outside (Tailscale's 5210 … 5270) or of the other family are not.
+#[test]
+fn foreign_rules_inside_the_block_are_reported() {
+    let config = Config::parse(CONF.as_bytes(), "t").unwrap();
+    let p = plan::plan(&config, &Facts::default());
+    let mut k = Fake {
+        foreign_rules: vec![
+            (crate::config::Family::V4, 4999),
+            (crate::config::Family::V4, 5010),
+            (crate::config::Family::V4, 5210),
+            (crate::config::Family::V4, 5270),
+            (crate::config::Family::V6, 5020),
+        ],
+        ..Fake::default()
+    };
+    let lines = super::foreign_in_range(&mut k, &p).unwrap();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("priority 5010") && lines[0].contains("5000-5035"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("rule_priority"), "{}", lines[0]);
+}

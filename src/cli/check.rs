@@ -29,6 +29,7 @@ pub fn run(cli: &Cli, diff: bool) -> Run {
     let mut k = open_kernel(cli)?;
     let p = live_plan(cli, &config, &mut k, diff)?;
     table_names_free(cli, &p)?;
+    crate::apply::status::warn_foreign(&mut k, &p);
     let changes = if diff {
         Some(decide(&mut k, &p, &system(cli), false)?.changes)
     } else {
