@@ -15,6 +15,9 @@ in_ns h ip rule add priority 5000 fwmark 0x200/0x3f00 lookup 2
 in_ns h ip route add default via 192.168.1.1 table 1
 in_ns h ip route add 203.0.113.0/24 via 192.168.1.1 table 5000
 in_ns h ip -6 rule add priority 2000 fwmark 0x300/0x3f00 lookup 3
+# Tailscale-style, above connroute's block (rule_priority 5000 + 210).
+in_ns h ip rule add priority 5210 lookup 52
+in_ns h ip route add 100.100.0.0/16 dev lan table 52
 foreign() {
 	cat <<'NFT'
 table inet foreign {
@@ -45,6 +48,16 @@ expect_ok "second apply" cr h -c "$CONF" apply
 expect_eq "second apply adds nothing" "$n1" "$(count_ours)"
 expect_eq "identical table not reloaded (same rule handles)" "$h1" "$(in_ns h nft -a list chain inet connroute prerouting | grep -o 'handle [0-9]*' | tr '\n' ' ')"
 expect_eq "one route and the 5-rule block (entry, main, leaf, exit, end)" "6" "$n1"
+# The block (5000 … 5035 for one gateway) does not hide the rule at 5210
+# from unmarked traffic; the foreign rule at 5000, inside it, is warned about.
+expect_eq "a foreign rule at P+210 still answers after apply" "table 52" \
+	"$(in_ns h ip route get 100.100.1.1 | grep -o 'table 52')"
+for c in check status apply; do
+	case "$(cr h -c "$CONF" $c 2>&1)" in
+	*"priority 5000 is inside connroute's range 5000-5035"*"rule_priority"*) ok "$c warns about the foreign rule at 5000" ;;
+	*) fail "$c: no warning about the foreign rule at 5000" ;;
+	esac
+done
 
 expect_eq "pinned connection works" "hello from h" "$(fetch c http://10.2.0.1/ || true)"
 conns=$(cr h -c "$CONF" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["gateways"][0]["connections"])')
