@@ -253,11 +253,10 @@ pub fn batch(plan: &Plan, create: bool) -> Vec<u8> {
     if !create {
         return plan.ruleset.to_json();
     }
-    let flushed = plan.ruleset.map(|o| {
+    plan.ruleset.to_json_with(|o| {
         let table = o.strip_prefix("{\"delete\":{\"table\":")?;
         Some(format!("{{\"flush\":{{\"table\":{table}"))
-    });
-    flushed.to_json()
+    })
 }
 
 /// Keeps the plan's batch beside the run state when the load was verified
