@@ -338,6 +338,11 @@ fn an_update_that_commits_then_fails_is_kept_and_recorded() {
         st.drift
     );
     assert!(!st.drift.is_empty());
+    // The run state lost: the table's own comment names the plan it holds.
+    std::fs::remove_file(run.state()).unwrap();
+    let d = decide(&mut k, &c, &run.sys, false).unwrap();
+    let why = "contents not verifiable: no record of the last load";
+    assert_eq!(d.changes.table, Some(TableChange::Replace(why.into())));
 }
 
 #[test]
