@@ -294,16 +294,12 @@ fn load_table(
 ) -> KResult<(RunState, Option<KernelError>)> {
     let (t, fp) = (plan::TABLE, &plan.fingerprint);
     if let TableChange::Update(u) = change {
-        let stamp = match u.keeps_fingerprint {
-            true => u.live_fingerprint.as_deref(),
-            false => Some(fp.as_str()),
-        };
         // Handles are only good for the table as it was read.
         let before = k.generation().ok();
         if before.is_none() || before != u.generation {
             log::info!("the ruleset changed since it was read: replacing the whole table");
         } else {
-            match attempt(k, plan, &u.to_json(), stamp, before) {
+            match attempt(k, plan, &u.to_json(), before) {
                 Ok(r) => {
                     let what = &u.touched;
                     let line = format!("updated table inet {t} ({fp}): {what}");
@@ -316,25 +312,24 @@ fn load_table(
     }
     let json = batch(plan, *change == TableChange::Create);
     let before = k.generation().ok();
-    let r = attempt(k, plan, &json, Some(fp), before)?;
+    let r = attempt(k, plan, &json, before)?;
     report.changes.push(format!("loaded table inet {t} ({fp})"));
     Ok(r)
 }
 
-/// One load of `json` (`before`: the ruleset generation just before)
-/// after which the table's comment carries `stamp`: the run state to
+/// One load of `json` (`before`: the ruleset generation just before),
+/// after which the table's comment carries the plan's fingerprint: the run state to
 /// record (and nft's error when it failed but the transaction committed);
 /// an error when nothing committed or the kernel cannot tell.
 fn attempt(
     k: &mut dyn Kernel,
     plan: &Plan,
     json: &[u8],
-    stamp: Option<&str>,
     before: Option<u32>,
 ) -> KResult<(RunState, Option<KernelError>)> {
-    match load(k, plan, json, before, stamp) {
+    match load(k, plan, json, before) {
         Ok(state) => Ok((state, None)),
-        Err(error) => match committed(k, plan, before, stamp) {
+        Err(error) => match committed(k, plan, before) {
             Ok(Some(state)) => Ok((state, Some(error))),
             _ => Err(error),
         },
@@ -344,54 +339,42 @@ fn attempt(
 /// Loads `json` and returns the run state to record: the generation
 /// after the load, and the table's digest when no other commit raced it
 /// (`before`: the generation before the load).
-fn load(
-    k: &mut dyn Kernel,
-    plan: &Plan,
-    json: &[u8],
-    before: Option<u32>,
-    stamp: Option<&str>,
-) -> KResult<RunState> {
+fn load(k: &mut dyn Kernel, plan: &Plan, json: &[u8], before: Option<u32>) -> KResult<RunState> {
     k.load(json)?;
     // Committed: from here on nothing may fail the load, only the record.
     let live = k.table().ok().flatten();
     let after = k.generation().ok();
-    Ok(record(plan, live, before, after, stamp))
+    Ok(record(plan, live, before, after))
 }
 
 /// After an nft failure: did the transaction commit anyway? Yes when the
 /// ruleset generation moved and the table carries the plan's fingerprint
-/// (`stamp` is the plan's); then the run state to record. An error when
-/// the kernel cannot tell (then the caller rolls back).
-fn committed(
-    k: &mut dyn Kernel,
-    plan: &Plan,
-    before: Option<u32>,
-    stamp: Option<&str>,
-) -> KResult<Option<RunState>> {
+/// (every load, whole or incremental, stamps it); then the run state to
+/// record. An error when the kernel cannot tell (then the caller rolls back).
+fn committed(k: &mut dyn Kernel, plan: &Plan, before: Option<u32>) -> KResult<Option<RunState>> {
     let after = k.generation().ok();
-    if stamp != Some(plan.fingerprint.as_str()) || (before.is_some() && after == before) {
+    if before.is_some() && after == before {
         return Ok(None);
     }
     let live = k.table()?;
-    if live.as_ref().and_then(|t| t.fingerprint.as_deref()) != stamp {
+    if live.as_ref().and_then(|t| t.fingerprint.as_deref()) != Some(&plan.fingerprint) {
         return Ok(None);
     }
-    Ok(Some(record(plan, live, before, after, stamp)))
+    Ok(Some(record(plan, live, before, after)))
 }
 
 /// The run state after a load: the digest is trusted only when exactly one
 /// commit (ours) happened between `before` and `after` and the table's
-/// comment carries the fingerprint the load left (`stamp`).
+/// comment carries the plan's fingerprint.
 fn record(
     plan: &Plan,
     live: Option<TableState>,
     before: Option<u32>,
     after: Option<u32>,
-    stamp: Option<&str>,
 ) -> RunState {
     let exact = before.is_some_and(|b| Some(b.wrapping_add(1)) == after);
     let digest = live
-        .filter(|t| exact && stamp.is_some() && t.fingerprint.as_deref() == stamp)
+        .filter(|t| exact && t.fingerprint.as_ref() == Some(&plan.fingerprint))
         .map(|t| t.digest);
     RunState {
         netns: runstate::netns(),

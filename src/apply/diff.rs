@@ -179,8 +179,6 @@ pub fn table(
         return Ok((TableChange::Create, None));
     };
     match recorded.filter(|s| s.fingerprint == plan.fingerprint) {
-        // The digest, not the comment: an update that only added rules
-        // leaves the older fingerprint in the comment.
         Some(s) if s.digest == Some(live.digest) => {
             let refreshed = RunState {
                 generation,
@@ -233,7 +231,6 @@ fn incremental(
         return None;
     }
     let prev = Batch::read(state, &s.fingerprint)?;
-    let mut u = incr::diff(&prev.commands, plan.ruleset.objects(), &live.rules)?;
-    u.live_fingerprint = live.fingerprint.clone();
+    let u = incr::diff(&prev.commands, plan.ruleset.objects(), &live.rules)?;
     (!u.commands.is_empty()).then_some(u)
 }

@@ -1,12 +1,16 @@
 //! An incremental table update: the difference between the batch connroute
 //! last loaded and the plan's, as one nft transaction that touches only
 //! what changed. New counters, sets and chains come first; then each
-//! chain's rules are edited in place by handle (replaced, deleted, or
+//! chain's rules are edited by handle (a changed rule is inserted before
+//! the old one, which is deleted; a removed one deleted; an added one
 //! inserted before the next unchanged rule); then removed chains are
 //! flushed and deleted, and removed sets and counters deleted, once no rule
 //! refers to them. The table and unchanged base chains are never deleted,
-//! so no hook is unregistered. Any shape this does not know gives `None`:
-//! the caller replaces the whole table instead.
+//! so no hook is unregistered. The fingerprint comments are always
+//! refreshed, so the table says which plan it holds. No `replace rule` is
+//! ever sent: nft before 1.1.0 aborts on one whose rule holds an anonymous
+//! interval set (prefixes, ranges). Any shape this does not know gives
+//! `None`: the caller replaces the whole table instead.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,7 +24,7 @@ const ALIGN_MAX: usize = 1 << 18;
 pub struct Touched {
     /// Rules added (inserted or appended).
     pub rules_added: usize,
-    /// Rules replaced in place.
+    /// Rules replaced (new one inserted before, old one deleted).
     pub rules_replaced: usize,
     /// Rules deleted (not counting those of deleted chains).
     pub rules_removed: usize,
@@ -92,12 +96,6 @@ pub struct Update {
     pub commands: Vec<String>,
     /// What they touch.
     pub touched: Touched,
-    /// True when the update only adds, leaving the fingerprint comments
-    /// as they are (the table keeps the fingerprint it has).
-    pub keeps_fingerprint: bool,
-    /// The fingerprint in the live table's comment before the update (set
-    /// by the caller; what the table still carries when it is kept).
-    pub live_fingerprint: Option<String>,
     /// The ruleset generation the live table was read at (set by the
     /// caller): the update is loaded only while it has not moved.
     pub generation: Option<u32>,
@@ -272,38 +270,17 @@ pub fn diff<A: AsRef<str>, B: AsRef<str>>(
     let mut u = Update {
         commands: Vec::new(),
         touched: Touched::default(),
-        keeps_fingerprint: false,
-        live_fingerprint: None,
         generation: None,
     };
     added(&p, &n, &mut u)?;
-    let mut refresh = Vec::new();
     for (&(chain, _), new) in n.chains.list.iter().zip(&n.rules) {
         let (old, hs) = match p.chains.pos(chain) {
             Some(i) => (&p.rules[i][..], &handles[i][..]),
             None => (&[][..], &[][..]),
         };
-        edit(chain, old, new, hs, &mut u, &mut refresh);
+        edit(chain, old, new, hs, &mut u);
     }
-    let mut gone = Update {
-        commands: Vec::new(),
-        touched: u.touched.clone(),
-        keeps_fingerprint: false,
-        live_fingerprint: None,
-        generation: None,
-    };
-    removed(&p, &n, &mut gone);
-    // What the update destroys: replaced and removed rules, flushed set
-    // elements, removed chains, sets and counters.
-    let t = &gone.touched;
-    let destroys = t.rules_replaced + t.rules_removed + t.sets_changed;
-    if destroys + t.chains_removed + t.sets_removed + t.counters_removed > 0 {
-        gone.touched.rules_replaced += refresh.len();
-        u.commands.append(&mut refresh);
-    }
-    u.keeps_fingerprint = !refresh.is_empty();
-    u.commands.append(&mut gone.commands);
-    u.touched = gone.touched;
+    removed(&p, &n, &mut u);
     Some(u)
 }
 
@@ -454,19 +431,19 @@ fn lcs(o: &[&str], n: &[&str]) -> Vec<(usize, usize)> {
     out
 }
 
+/// `text` in place of the rule `handle` of `chain`: inserted before it,
+/// then the old one deleted (never `replace`, see the module comment).
+fn replace(out: &mut Vec<String>, text: &str, chain: &str, handle: u64) {
+    out.push(with_handle("insert", text, chain, handle));
+    out.push(delete_rule(chain, handle));
+}
+
 /// One chain's rules from `old` (live `handles`) to `new`: within each gap
 /// between kept rules, old rules are replaced by new ones pairwise, the
 /// rest deleted or inserted before the next kept rule (appended at the end
-/// when none follows). Kept rules whose fingerprint changed go to
-/// `refresh` as replacements.
-fn edit(
-    chain: &str,
-    old: &[&str],
-    new: &[&str],
-    handles: &[u64],
-    u: &mut Update,
-    refresh: &mut Vec<String>,
-) {
+/// when none follows). Kept rules whose fingerprint changed are replaced
+/// too, so the table always carries the plan's fingerprint.
+fn edit(chain: &str, old: &[&str], new: &[&str], handles: &[u64], u: &mut Update) {
     let (mo, mn): (Vec<_>, Vec<_>) = (
         old.iter().map(|t| masked(t)).collect(),
         new.iter().map(|t| masked(t)).collect(),
@@ -474,11 +451,6 @@ fn edit(
     let mo: Vec<&str> = mo.iter().map(AsRef::as_ref).collect();
     let mn: Vec<&str> = mn.iter().map(AsRef::as_ref).collect();
     let mut kept = align(&mo, &mn);
-    for &(ki, kj) in &kept {
-        if old[ki] != new[kj] {
-            refresh.push(with_handle("replace", new[kj], chain, handles[ki]));
-        }
-    }
     kept.push((old.len(), new.len()));
     let (mut i, mut j) = (0, 0);
     let t = &mut u.touched;
@@ -487,7 +459,7 @@ fn edit(
         let (olds, news) = (&handles[i..ki], &new[j..kj]);
         let pairs = olds.len().min(news.len());
         for (h, text) in olds.iter().zip(news) {
-            u.commands.push(with_handle("replace", text, chain, *h));
+            replace(&mut u.commands, text, chain, *h);
         }
         for h in &olds[pairs..] {
             u.commands.push(delete_rule(chain, *h));
@@ -497,6 +469,10 @@ fn edit(
                 Some(h) => with_handle("insert", text, chain, h),
                 None => text.to_string(),
             });
+        }
+        if let Some(h) = anchor.filter(|_| old[ki] != new[kj]) {
+            replace(&mut u.commands, new[kj], chain, h);
+            t.rules_replaced += 1;
         }
         t.rules_replaced += pairs;
         t.rules_removed += olds.len() - pairs;
