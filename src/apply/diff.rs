@@ -178,19 +178,22 @@ pub fn table(
     let Some(live) = k.table()? else {
         return Ok((TableChange::Create, None));
     };
-    match recorded.filter(|s| s.fingerprint == plan.fingerprint) {
-        Some(s) if s.digest == Some(live.digest) => {
+    // A verified record says what the table holds; the table's comment
+    // does not (an add-only update keeps the older fingerprint).
+    let verified = recorded.filter(|s| s.digest.is_some());
+    match verified {
+        Some(s) if s.fingerprint == plan.fingerprint && s.digest == Some(live.digest) => {
             let refreshed = RunState {
                 generation,
                 ..s.clone()
             };
             Ok((TableChange::Keep, Some(refreshed)))
         }
-        Some(s) if s.digest.is_some() => Ok((
+        Some(s) if s.fingerprint == plan.fingerprint => Ok((
             TableChange::Replace("changed outside connroute".into()),
             None,
         )),
-        _ if live.fingerprint.as_deref() == Some(plan.fingerprint.as_str()) => Ok((
+        None if live.fingerprint.as_deref() == Some(plan.fingerprint.as_str()) => Ok((
             TableChange::Replace("contents not verifiable: no record of the last load".into()),
             None,
         )),

@@ -6,8 +6,10 @@
 //! inserted before the next unchanged rule); then removed chains are
 //! flushed and deleted, and removed sets and counters deleted, once no rule
 //! refers to them. The table and unchanged base chains are never deleted,
-//! so no hook is unregistered. The fingerprint comments are always
-//! refreshed, so the table says which plan it holds. No `replace rule` is
+//! so no hook is unregistered. The fingerprint comments are refreshed only
+//! when the update destroys something anyway: an add-only batch makes nft
+//! wait for no RCU grace period, and keeps the older fingerprint (the run
+//! state's digest says what the table holds). No `replace rule` is
 //! ever sent: nft before 1.1.0 aborts on one whose rule holds an anonymous
 //! interval set (prefixes, ranges). Any shape this does not know gives
 //! `None`: the caller replaces the whole table instead.
@@ -45,6 +47,21 @@ pub struct Touched {
 }
 
 impl Touched {
+    /// True when nothing is deleted or replaced and a rule is added: nft
+    /// then waits for no RCU grace period, the update leaves the
+    /// fingerprint rules as they are, and its commit shows in the rule
+    /// counts (an update adding only named objects would not).
+    pub fn add_only(&self) -> bool {
+        self.rules_added > 0
+            && self.rules_replaced
+                + self.rules_removed
+                + self.chains_removed
+                + self.counters_removed
+                + self.sets_changed
+                + self.sets_removed
+                == 0
+    }
+
     /// Kernel objects touched in all.
     pub fn objects(&self) -> usize {
         self.rules_added
@@ -267,21 +284,50 @@ pub fn diff<A: AsRef<str>, B: AsRef<str>>(
 ) -> Option<Update> {
     let (p, n) = (shape(prev)?, shape(next)?);
     let handles = handles(&p, live)?;
+    let u = build(&p, &n, &handles, false)?;
+    if u.touched.add_only() {
+        return Some(u);
+    }
+    build(&p, &n, &handles, true)
+}
+
+/// The update from `p` (live `handles`) to `n`; `refresh`: kept rules
+/// whose fingerprint changed are replaced too.
+fn build(p: &Shape, n: &Shape, handles: &[Vec<u64>], refresh: bool) -> Option<Update> {
     let mut u = Update {
         commands: Vec::new(),
         touched: Touched::default(),
         generation: None,
     };
-    added(&p, &n, &mut u)?;
+    added(p, n, &mut u)?;
     for (&(chain, _), new) in n.chains.list.iter().zip(&n.rules) {
         let (old, hs) = match p.chains.pos(chain) {
             Some(i) => (&p.rules[i][..], &handles[i][..]),
             None => (&[][..], &[][..]),
         };
-        edit(chain, old, new, hs, &mut u);
+        edit(chain, (old, new), hs, refresh, &mut u);
     }
-    removed(&p, &n, &mut u);
+    removed(p, n, &mut u);
     Some(u)
+}
+
+/// Rules per chain (chains without rules left out) of the table a full
+/// batch loads: what the live table holds once an add-only update of it
+/// committed. `None` for a batch of a shape [`diff`] does not know.
+pub fn rule_counts<S: AsRef<str>>(batch: &[S]) -> Option<BTreeMap<String, usize>> {
+    let s = shape(batch)?;
+    let chains = s.chains.list.iter().zip(&s.rules);
+    let counts = chains.filter(|(_, r)| !r.is_empty());
+    Some(counts.map(|((c, _), r)| (c.to_string(), r.len())).collect())
+}
+
+/// Rules per chain of a live table's `(chain, handle)` list.
+pub fn live_counts(live: &[(String, u64)]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for (c, _) in live {
+        *out.entry(c.clone()).or_insert(0) += 1;
+    }
+    out
 }
 
 /// The live rules' handles by chain index of `p`: the kernel dumps them
@@ -441,9 +487,10 @@ fn replace(out: &mut Vec<String>, text: &str, chain: &str, handle: u64) {
 /// One chain's rules from `old` (live `handles`) to `new`: within each gap
 /// between kept rules, old rules are replaced by new ones pairwise, the
 /// rest deleted or inserted before the next kept rule (appended at the end
-/// when none follows). Kept rules whose fingerprint changed are replaced
-/// too, so the table always carries the plan's fingerprint.
-fn edit(chain: &str, old: &[&str], new: &[&str], handles: &[u64], u: &mut Update) {
+/// when none follows). With `refresh`, kept rules whose fingerprint
+/// changed are replaced too, so the table carries the plan's fingerprint.
+fn edit(chain: &str, rules: (&[&str], &[&str]), handles: &[u64], refresh: bool, u: &mut Update) {
+    let (old, new) = rules;
     let (mo, mn): (Vec<_>, Vec<_>) = (
         old.iter().map(|t| masked(t)).collect(),
         new.iter().map(|t| masked(t)).collect(),
@@ -470,7 +517,7 @@ fn edit(chain: &str, old: &[&str], new: &[&str], handles: &[u64], u: &mut Update
                 None => text.to_string(),
             });
         }
-        if let Some(h) = anchor.filter(|_| old[ki] != new[kj]) {
+        if let Some(h) = anchor.filter(|_| refresh && old[ki] != new[kj]) {
             replace(&mut u.commands, new[kj], chain, h);
             t.rules_replaced += 1;
         }

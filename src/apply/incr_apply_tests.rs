@@ -89,10 +89,24 @@ fn fresh(p: &Plan) -> String {
     k.table.unwrap().listing()
 }
 
+/// `listing` with every fingerprint in it zeroed.
+fn unstamped(listing: &str) -> String {
+    let tag = "connroute restore fp=";
+    let mut parts = listing.split(tag);
+    let mut out = parts.next().unwrap_or("").to_string();
+    for p in parts {
+        out += tag;
+        out += &"0".repeat(16);
+        out += p.get(16..).unwrap_or("");
+    }
+    out
+}
+
 /// Applies `a`, then `b`; asserts `b` was an incremental update (no
 /// `replace rule`: nft before 1.1.0 aborts on some) ending in exactly the
-/// fresh table of `b`, fingerprint comments included, and that nothing is
-/// left to do.
+/// fresh table of `b` (fingerprint comments included, unless the update
+/// was add-only: then it deletes nothing and keeps `a`'s comments), and
+/// that nothing is left to do.
 fn a_then_b(name: &str, a: &Plan, b: &Plan) -> Fake {
     let run = Run::new(name);
     let mut k = Fake::default();
@@ -101,6 +115,7 @@ fn a_then_b(name: &str, a: &Plan, b: &Plan) -> Fake {
     let Some(TableChange::Update(u)) = &d.changes.table else {
         panic!("{name}: {:?}", d.changes.table);
     };
+    let add_only = u.touched.add_only();
     let shown = d.changes.to_string();
     assert!(
         shown.contains(&format!("~ table inet connroute: {}", u.touched)),
@@ -123,8 +138,14 @@ fn a_then_b(name: &str, a: &Plan, b: &Plan) -> Fake {
         assert!(!batch.contains(gone), "{name}: {gone} in {batch}");
     }
     let live = k.table.as_ref().unwrap().listing();
-    assert_eq!(k.fingerprint().as_deref(), Some(b.fingerprint.as_str()));
-    assert_eq!(live, fresh(b), "{name}");
+    if add_only {
+        assert!(!batch.contains(r#"{"delete""#), "{name}: {batch}");
+        assert_eq!(k.fingerprint().as_deref(), Some(a.fingerprint.as_str()));
+        assert_eq!(unstamped(&live), unstamped(&fresh(b)), "{name}");
+    } else {
+        assert_eq!(k.fingerprint().as_deref(), Some(b.fingerprint.as_str()));
+        assert_eq!(live, fresh(b), "{name}");
+    }
     let st = status(&mut k, b, &run.sys, 0xff00_0000).unwrap();
     assert_eq!(st.nft_table, "current", "{name}: {:?}", st.drift);
     let runs = k.nft_runs;
@@ -154,18 +175,17 @@ fn rules_added_removed_and_moved_end_like_a_fresh_load() {
 }
 
 #[test]
-fn one_rule_added_adds_it_and_refreshes_the_fingerprints() {
+fn one_rule_added_only_adds() {
     let a = plan_of(&["a", "b"], "");
     let b = plan_of(&["a", "n", "b"], "");
     let k = a_then_b("one", &a, &b);
     let batch = String::from_utf8(k.last_batch).unwrap();
-    // Its counter and its rule; each fingerprint rule inserted anew
-    // before the old one, which is deleted.
+    // Its counter and its rule, nothing else: no fingerprint refresh.
     assert_eq!(batch.matches(r#"{"add":{"counter""#).count(), 1, "{batch}");
-    assert_eq!(batch.matches(r#"{"insert":{"rule""#).count(), 3, "{batch}");
-    assert_eq!(batch.matches(r#"{"delete":{"rule""#).count(), 2, "{batch}");
+    assert_eq!(batch.matches(r#"{"insert":{"rule""#).count(), 1, "{batch}");
     let v: serde_json::Value = serde_json::from_str(&batch).unwrap();
-    assert_eq!(v["nftables"].as_array().unwrap().len(), 6, "{batch}");
+    assert_eq!(v["nftables"].as_array().unwrap().len(), 2, "{batch}");
+    // Removing it destroys anyway: the fingerprint rules are refreshed.
     let k = a_then_b("one-removed", &b, &a);
     let batch = String::from_utf8(k.last_batch).unwrap();
     assert_eq!(batch.matches(r#"{"insert":{"rule""#).count(), 2, "{batch}");
@@ -319,30 +339,60 @@ fn an_update_that_commits_then_fails_is_kept_and_recorded() {
             .is_empty()
     );
     assert_eq!(k.nft_runs, runs);
-    // An add-only update stamps the fingerprint too: kept, recorded, and
-    // no route rolled back under the live table.
+    // An add-only update keeps the older comment; the rule counts it
+    // leaves (after exactly one commit) tell it committed: kept, recorded,
+    // and no route rolled back under the live table.
     let c = plan_of(&["n", "b", "a"], "");
     k.fail.push(Op::LoadCommits);
     let e = apply(&mut k, &c, &run.sys, false).unwrap_err();
     assert!(matches!(e, ApplyError::CommittedDespite(_)), "{e}");
     assert_eq!(k.batches.len(), 3, "no replace after a committed update");
-    assert_eq!(k.table.as_ref().unwrap().listing(), fresh(&c));
+    assert!(!String::from_utf8_lossy(&k.last_batch).contains(r#"{"delete""#));
+    assert_eq!(k.fingerprint().as_deref(), Some(b.fingerprint.as_str()));
+    let live = k.table.as_ref().unwrap().listing();
+    assert_eq!(unstamped(&live), unstamped(&fresh(&c)));
     let st = status(&mut k, &c, &run.sys, 0xff00_0000).unwrap();
     assert_eq!(st.nft_table, "current", "{:?}", st.drift);
-    // Status with the older config says the table differs from it (the
-    // record is there), not that there is no record.
+    assert_eq!(st.exit_code(), 0, "{:?}", st.drift);
+    // Status with the older config (whose fingerprint the comment still
+    // carries) trusts the record: the table differs from it (exit 3).
     let st = status(&mut k, &b, &run.sys, 0xff00_0000).unwrap();
-    assert!(
-        !st.drift.iter().any(|d| d.contains("no record")),
-        "{:?}",
-        st.drift
-    );
-    assert!(!st.drift.is_empty());
-    // The run state lost: the table's own comment names the plan it holds.
+    let differs = "table inet connroute differs from the config";
+    assert_eq!(st.drift, [differs], "{:?}", st.drift);
+    assert_eq!(st.exit_code(), 3);
+    // The run state lost: the comment names an older plan, nothing says
+    // what the table holds; apply replaces it whole, for either config.
     std::fs::remove_file(run.state()).unwrap();
     let d = decide(&mut k, &c, &run.sys, false).unwrap();
+    let differs = "differs from the config";
+    assert_eq!(d.changes.table, Some(TableChange::Replace(differs.into())));
+    let d = decide(&mut k, &b, &run.sys, false).unwrap();
     let why = "contents not verifiable: no record of the last load";
     assert_eq!(d.changes.table, Some(TableChange::Replace(why.into())));
+}
+
+#[test]
+fn an_add_only_update_that_failed_is_not_taken_for_committed() {
+    let run = Run::new("notcommitted");
+    let (a, b) = (plan_of(&["a"], ""), plan_of(&["a", "n"], ""));
+    let mut k = Fake::default();
+    apply(&mut k, &a, &run.sys, false).unwrap();
+    // nft fails, nothing committed, but another commit moved the
+    // generation by one: the counts are a's, so it is not taken as
+    // committed; the whole table is replaced.
+    k.fail.push(Op::LoadBumps);
+    let report = apply(&mut k, &b, &run.sys, false).unwrap();
+    assert_eq!(k.batches.len(), 3, "load of a, failed update, replace");
+    assert!(String::from_utf8_lossy(&k.batches[2]).contains(r#"{"delete":{"table""#));
+    assert!(report.changes.iter().any(|c| c.starts_with("loaded table")));
+    assert_eq!(k.table.as_ref().unwrap().listing(), fresh(&b));
+    // Committed, but another commit came too (the generation moved by
+    // two): it cannot tell, and replaces the table whole.
+    let c = plan_of(&["a", "n", "b"], "");
+    k.fail.push(Op::LoadCommitsTwice);
+    apply(&mut k, &c, &run.sys, false).unwrap();
+    assert_eq!(k.batches.len(), 5, "failed update, replace");
+    assert_eq!(k.table.as_ref().unwrap().listing(), fresh(&c));
 }
 
 #[test]
@@ -364,7 +414,12 @@ fn a_stale_handle_is_refused_whole_then_replaced() {
     assert_eq!(k.table, changed, "nothing of a refused batch stays");
     k.table = before;
     apply(&mut k, &b, &run.sys, false).unwrap();
-    assert_eq!(k.table.as_ref().unwrap().listing(), fresh(&b));
+    let live = k.table.as_ref().unwrap().listing();
+    assert_eq!(
+        unstamped(&live),
+        unstamped(&fresh(&b)),
+        "add-only: a's comment"
+    );
 }
 
 #[test]
