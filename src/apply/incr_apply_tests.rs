@@ -357,8 +357,7 @@ fn an_update_that_commits_then_fails_is_kept_and_recorded() {
     // Status with the older config (whose fingerprint the comment still
     // carries) trusts the record: the table differs from it (exit 3).
     let st = status(&mut k, &b, &run.sys, 0xff00_0000).unwrap();
-    let differs = "table inet connroute differs from the config";
-    assert_eq!(st.drift, [differs], "{:?}", st.drift);
+    assert_eq!(st.drift, ["table inet connroute differs from the config"]);
     assert_eq!(st.exit_code(), 3);
     // The run state lost: the comment names an older plan, nothing says
     // what the table holds; apply replaces it whole, for either config.
