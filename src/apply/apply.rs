@@ -309,7 +309,7 @@ fn load_table(
         if before.is_none() || before != u.generation {
             log::info!("the ruleset changed since it was read: replacing the whole table");
         } else {
-            match attempt(k, plan, &u.to_json(), before, mark) {
+            match attempt(k, plan, u.to_json(), before, mark) {
                 Ok(r) => {
                     let what = &u.touched;
                     let line = format!("updated table inet {t} ({fp}): {what}");
@@ -322,7 +322,7 @@ fn load_table(
     }
     let json = batch(plan, *change == TableChange::Create);
     let before = k.generation().ok();
-    let r = attempt(k, plan, &json, before, Mark::Fingerprint)?;
+    let r = attempt(k, plan, json, before, Mark::Fingerprint)?;
     report.changes.push(format!("loaded table inet {t} ({fp})"));
     Ok(r)
 }
@@ -354,7 +354,7 @@ impl Mark<'_> {
 fn attempt(
     k: &mut dyn Kernel,
     plan: &Plan,
-    json: &[u8],
+    json: Vec<u8>,
     before: Option<u32>,
     mark: Mark,
 ) -> KResult<(RunState, Option<KernelError>)> {
@@ -369,15 +369,17 @@ fn attempt(
 
 /// Loads `json` and returns the run state to record: the generation
 /// after the load, and the table's digest when no other commit raced it
-/// (`before`: the generation before the load).
+/// (`before`: the generation before the load). The batch is freed before
+/// the table is read back: both are megabytes for 10,000 rules.
 fn load(
     k: &mut dyn Kernel,
     plan: &Plan,
-    json: &[u8],
+    json: Vec<u8>,
     before: Option<u32>,
     mark: Mark,
 ) -> KResult<RunState> {
-    k.load(json)?;
+    k.load(&json)?;
+    drop(json);
     // Committed: from here on nothing may fail the load, only the record.
     let live = k.table().ok().flatten();
     let after = k.generation().ok();
