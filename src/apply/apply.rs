@@ -10,11 +10,13 @@ use super::banks::RuleStep;
 use super::diff::{self, Changes, TableChange};
 use super::error::ApplyError;
 use super::flush;
+use super::incr;
 use super::kernel::{KResult, Kernel, KernelError, TableState};
 use super::runstate::{self, Batch, RunState};
 use super::{Report, System};
 use crate::config::Family;
 use crate::plan::{self, IpRule, Plan, Route};
+use std::collections::BTreeMap;
 
 /// What apply would do, and the run state to record if nothing changes.
 pub struct Decision {
@@ -278,11 +280,10 @@ pub fn batch(plan: &Plan, create: bool) -> Vec<u8> {
     if !create {
         return plan.ruleset.to_json();
     }
-    let flushed = plan.ruleset.map(|o| {
+    plan.ruleset.to_json_with(|o| {
         let table = o.strip_prefix("{\"delete\":{\"table\":")?;
         Some(format!("{{\"flush\":{{\"table\":{table}"))
-    });
-    flushed.to_json()
+    })
 }
 
 /// Keeps the plan's batch beside the run state when the load was verified
@@ -320,16 +321,20 @@ fn load_table(
 ) -> KResult<(RunState, Option<KernelError>)> {
     let (t, fp) = (plan::TABLE, &plan.fingerprint);
     if let TableChange::Update(u) = change {
-        let stamp = match u.keeps_fingerprint {
-            true => u.live_fingerprint.as_deref(),
-            false => Some(fp.as_str()),
-        };
         // Handles are only good for the table as it was read.
         let before = k.generation().ok();
+        let counts = u
+            .touched
+            .add_only()
+            .then(|| incr::rule_counts(plan.ruleset.objects()));
+        let mark = match &counts {
+            Some(Some(c)) => Mark::Counts(c),
+            _ => Mark::Fingerprint,
+        };
         if before.is_none() || before != u.generation {
             log::info!("the ruleset changed since it was read: replacing the whole table");
         } else {
-            match attempt(k, plan, &u.to_json(), stamp, before) {
+            match attempt(k, plan, u.to_json(), before, mark) {
                 Ok(r) => {
                     let what = &u.touched;
                     let line = format!("updated table inet {t} ({fp}): {what}");
@@ -342,25 +347,45 @@ fn load_table(
     }
     let json = batch(plan, *change == TableChange::Create);
     let before = k.generation().ok();
-    let r = attempt(k, plan, &json, Some(fp), before)?;
+    let r = attempt(k, plan, json, before, Mark::Fingerprint)?;
     report.changes.push(format!("loaded table inet {t} ({fp})"));
     Ok(r)
 }
 
-/// One load of `json` (`before`: the ruleset generation just before)
-/// after which the table's comment carries `stamp`: the run state to
-/// record (and nft's error when it failed but the transaction committed);
-/// an error when nothing committed or the kernel cannot tell.
+/// How a load is recognised in the live table after it.
+#[derive(Clone, Copy)]
+enum Mark<'a> {
+    /// It stamps the plan's fingerprint (full loads, updates that refresh it).
+    Fingerprint,
+    /// An add-only update: it keeps the older fingerprint and leaves these
+    /// rule counts per chain (all or nothing, and always a changed count).
+    Counts(&'a BTreeMap<String, usize>),
+}
+
+impl Mark<'_> {
+    /// Whether the live table shows the load.
+    fn shows(self, plan: &Plan, live: &TableState) -> bool {
+        match self {
+            Mark::Fingerprint => live.fingerprint.as_deref() == Some(plan.fingerprint.as_str()),
+            Mark::Counts(c) => incr::live_counts(&live.rules) == *c,
+        }
+    }
+}
+
+/// One load of `json` (`before`: the ruleset generation just before),
+/// recognised by `mark`: the run state to record (and nft's error when it
+/// failed but the transaction committed); an error when nothing committed
+/// or the kernel cannot tell.
 fn attempt(
     k: &mut dyn Kernel,
     plan: &Plan,
-    json: &[u8],
-    stamp: Option<&str>,
+    json: Vec<u8>,
     before: Option<u32>,
+    mark: Mark,
 ) -> KResult<(RunState, Option<KernelError>)> {
-    match load(k, plan, json, before, stamp) {
+    match load(k, plan, json, before, mark) {
         Ok(state) => Ok((state, None)),
-        Err(error) => match committed(k, plan, before, stamp) {
+        Err(error) => match committed(k, plan, before, mark) {
             Ok(Some(state)) => Ok((state, Some(error))),
             _ => Err(error),
         },
@@ -369,55 +394,61 @@ fn attempt(
 
 /// Loads `json` and returns the run state to record: the generation
 /// after the load, and the table's digest when no other commit raced it
-/// (`before`: the generation before the load).
+/// (`before`: the generation before the load). The batch is freed before
+/// the table is read back: both are megabytes for 10,000 rules.
 fn load(
     k: &mut dyn Kernel,
     plan: &Plan,
-    json: &[u8],
+    json: Vec<u8>,
     before: Option<u32>,
-    stamp: Option<&str>,
+    mark: Mark,
 ) -> KResult<RunState> {
-    k.load(json)?;
+    k.load(&json)?;
+    drop(json);
     // Committed: from here on nothing may fail the load, only the record.
     let live = k.table().ok().flatten();
     let after = k.generation().ok();
-    Ok(record(plan, live, before, after, stamp))
+    Ok(record(plan, live, before, after, mark))
 }
 
 /// After an nft failure: did the transaction commit anyway? Yes when the
-/// ruleset generation moved and the table carries the plan's fingerprint
-/// (`stamp` is the plan's); then the run state to record. An error when
-/// the kernel cannot tell (then the caller rolls back).
+/// ruleset generation moved and the table shows `mark`: the plan's
+/// fingerprint, or (add-only update) the generation moved by exactly one
+/// and every chain holds the rules the update leaves; then the run state
+/// to record. `None` or an error when it did not or the kernel cannot tell
+/// (then the caller replaces the table or rolls back).
 fn committed(
     k: &mut dyn Kernel,
     plan: &Plan,
     before: Option<u32>,
-    stamp: Option<&str>,
+    mark: Mark,
 ) -> KResult<Option<RunState>> {
     let after = k.generation().ok();
-    if stamp != Some(plan.fingerprint.as_str()) || (before.is_some() && after == before) {
+    if before.is_some() && after == before {
         return Ok(None);
     }
     let live = k.table()?;
-    if live.as_ref().and_then(|t| t.fingerprint.as_deref()) != stamp {
+    if !live.as_ref().is_some_and(|t| mark.shows(plan, t)) {
         return Ok(None);
     }
-    Ok(Some(record(plan, live, before, after, stamp)))
+    let state = record(plan, live, before, after, mark);
+    let known = matches!(mark, Mark::Fingerprint) || state.digest.is_some();
+    Ok(known.then_some(state))
 }
 
 /// The run state after a load: the digest is trusted only when exactly one
-/// commit (ours) happened between `before` and `after` and the table's
-/// comment carries the fingerprint the load left (`stamp`).
+/// commit (ours) happened between `before` and `after` and the table
+/// shows `mark`.
 fn record(
     plan: &Plan,
     live: Option<TableState>,
     before: Option<u32>,
     after: Option<u32>,
-    stamp: Option<&str>,
+    mark: Mark,
 ) -> RunState {
     let exact = before.is_some_and(|b| Some(b.wrapping_add(1)) == after);
     let digest = live
-        .filter(|t| exact && stamp.is_some() && t.fingerprint.as_deref() == stamp)
+        .filter(|t| exact && mark.shows(plan, t))
         .map(|t| t.digest);
     RunState {
         netns: runstate::netns(),

@@ -178,21 +178,22 @@ pub fn table(
     let Some(live) = k.table()? else {
         return Ok((TableChange::Create, None));
     };
-    match recorded.filter(|s| s.fingerprint == plan.fingerprint) {
-        // The digest, not the comment: an update that only added rules
-        // leaves the older fingerprint in the comment.
-        Some(s) if s.digest == Some(live.digest) => {
+    // A verified record says what the table holds; the table's comment
+    // does not (an add-only update keeps the older fingerprint).
+    let verified = recorded.filter(|s| s.digest.is_some());
+    match verified {
+        Some(s) if s.fingerprint == plan.fingerprint && s.digest == Some(live.digest) => {
             let refreshed = RunState {
                 generation,
                 ..s.clone()
             };
             Ok((TableChange::Keep, Some(refreshed)))
         }
-        Some(s) if s.digest.is_some() => Ok((
+        Some(s) if s.fingerprint == plan.fingerprint => Ok((
             TableChange::Replace("changed outside connroute".into()),
             None,
         )),
-        _ if live.fingerprint.as_deref() == Some(plan.fingerprint.as_str()) => Ok((
+        None if live.fingerprint.as_deref() == Some(plan.fingerprint.as_str()) => Ok((
             TableChange::Replace("contents not verifiable: no record of the last load".into()),
             None,
         )),
@@ -233,7 +234,6 @@ fn incremental(
         return None;
     }
     let prev = Batch::read(state, &s.fingerprint)?;
-    let mut u = incr::diff(&prev.commands, plan.ruleset.objects(), &live.rules)?;
-    u.live_fingerprint = live.fingerprint.clone();
+    let u = incr::diff(&prev.commands, plan.ruleset.objects(), &live.rules)?;
     (!u.commands.is_empty()).then_some(u)
 }

@@ -30,6 +30,10 @@ pub enum Op {
     Load,
     /// nft commits the batch, then reports a failure.
     LoadCommits,
+    /// nft refuses the batch, and another commit moves the generation.
+    LoadBumps,
+    /// nft commits the batch, another commit follows, nft reports a failure.
+    LoadCommitsTwice,
     /// Reading the table fails.
     Table,
     /// `Kernel::delete_table`.
@@ -269,9 +273,17 @@ impl Kernel for Fake {
         if self.injected(Op::Load) {
             return Err(nft_refused("injected: nft refused the batch"));
         }
+        if self.injected(Op::LoadBumps) {
+            self.generation += 1;
+            return Err(nft_refused("injected: nft refused, another commit"));
+        }
         self.last_batch = batch.to_vec();
         self.table = fake_table::run(&self.table, batch).map_err(|e| nft_refused(&e))?;
         self.generation += 1;
+        if self.injected(Op::LoadCommitsTwice) {
+            self.generation += 1;
+            return Err(nft_refused("injected: nft failed after commit"));
+        }
         if self.injected(Op::LoadCommits) {
             return Err(nft_refused("injected: nft failed after commit"));
         }

@@ -30,6 +30,9 @@ pub struct FakeTable {
     pub sets: BTreeMap<String, (String, BTreeSet<String>)>,
     /// Chains by name.
     pub chains: BTreeMap<String, FakeChain>,
+    /// The table's flags as nft's JSON gives them (`["dormant"]`); empty
+    /// when none. A table re-created (deleted, added) has none.
+    pub flags: String,
     next: u64,
 }
 
@@ -71,6 +74,14 @@ fn refs(v: &Value, out: &mut Vec<(&'static str, String)>) {
     }
 }
 
+/// Whether a rule holds an anonymous interval set (prefixes or ranges):
+/// nft 1.0.6 to 1.0.9 abort on a `replace` of such a rule.
+fn interval(rule: &str) -> bool {
+    rule.split("\"set\":[")
+        .skip(1)
+        .any(|s| s.contains("\"prefix\"") || s.contains("\"range\""))
+}
+
 impl FakeTable {
     /// The fingerprint in the first prerouting rule's comment.
     pub fn fingerprint(&self) -> Option<String> {
@@ -96,6 +107,9 @@ impl FakeTable {
     /// The table without handles, one object a line.
     pub fn listing(&self) -> String {
         let mut out = String::new();
+        if !self.flags.is_empty() {
+            out += &format!("flags {}\n", self.flags);
+        }
         for c in &self.counters {
             out += &format!("counter {c}\n");
         }
@@ -159,6 +173,9 @@ impl FakeTable {
             }
         }
         let body = text(o, &["family", "table", "chain", "handle", "index"]);
+        if op == "replace" && interval(&body) {
+            return Err("BUG: unhandled op 2 (nft < 1.1.0 aborts: SIGABRT)".into());
+        }
         let at = match (op, handle) {
             ("add", None) => self.chains[chain].rules.len(),
             ("insert", None) => 0,
@@ -243,7 +260,10 @@ fn command(table: &mut Option<FakeTable>, op: &str, kind: &str, o: &Value) -> Re
     if kind == "table" {
         match op {
             "add" => {
-                table.get_or_insert_with(FakeTable::default);
+                let t = table.get_or_insert_with(FakeTable::default);
+                if let Some(f) = o.get("flags") {
+                    t.flags = f.to_string();
+                }
             }
             "delete" => {
                 table.take().ok_or("no table (ENOENT)")?;

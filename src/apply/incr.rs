@@ -1,26 +1,32 @@
 //! An incremental table update: the difference between the batch connroute
 //! last loaded and the plan's, as one nft transaction that touches only
 //! what changed. New counters, sets and chains come first; then each
-//! chain's rules are edited in place by handle (replaced, deleted, or
+//! chain's rules are edited by handle (a changed rule is inserted before
+//! the old one, which is deleted; a removed one deleted; an added one
 //! inserted before the next unchanged rule); then removed chains are
 //! flushed and deleted, and removed sets and counters deleted, once no rule
 //! refers to them. The table and unchanged base chains are never deleted,
-//! so no hook is unregistered. Any shape this does not know gives `None`:
-//! the caller replaces the whole table instead.
+//! so no hook is unregistered. The fingerprint comments are refreshed only
+//! when the update destroys something anyway: an add-only batch makes nft
+//! wait for no RCU grace period, and keeps the older fingerprint (the run
+//! state's digest says what the table holds). No `replace rule` is
+//! ever sent: nft before 1.1.0 aborts on one whose rule holds an anonymous
+//! interval set (prefixes, ranges). Any shape this does not know gives
+//! `None`: the caller replaces the whole table instead.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// Middles of two rule lists longer than this (product) are not aligned
-/// rule by rule: every rule of the middle is replaced.
-const ALIGN_MAX: usize = 1 << 18;
+#[path = "incr_align.rs"]
+mod align;
+pub use align::align;
 
 /// How many objects of each kind the update touches.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Touched {
     /// Rules added (inserted or appended).
     pub rules_added: usize,
-    /// Rules replaced in place.
+    /// Rules replaced (new one inserted before, old one deleted).
     pub rules_replaced: usize,
     /// Rules deleted (not counting those of deleted chains).
     pub rules_removed: usize,
@@ -41,6 +47,21 @@ pub struct Touched {
 }
 
 impl Touched {
+    /// True when nothing is deleted or replaced and a rule is added: nft
+    /// then waits for no RCU grace period, the update leaves the
+    /// fingerprint rules as they are, and its commit shows in the rule
+    /// counts (an update adding only named objects would not).
+    pub fn add_only(&self) -> bool {
+        self.rules_added > 0
+            && self.rules_replaced
+                + self.rules_removed
+                + self.chains_removed
+                + self.counters_removed
+                + self.sets_changed
+                + self.sets_removed
+                == 0
+    }
+
     /// Kernel objects touched in all.
     pub fn objects(&self) -> usize {
         self.rules_added
@@ -92,12 +113,6 @@ pub struct Update {
     pub commands: Vec<String>,
     /// What they touch.
     pub touched: Touched,
-    /// True when the update only adds, leaving the fingerprint comments
-    /// as they are (the table keeps the fingerprint it has).
-    pub keeps_fingerprint: bool,
-    /// The fingerprint in the live table's comment before the update (set
-    /// by the caller; what the table still carries when it is kept).
-    pub live_fingerprint: Option<String>,
     /// The ruleset generation the live table was read at (set by the
     /// caller): the update is loaded only while it has not moved.
     pub generation: Option<u32>,
@@ -269,42 +284,50 @@ pub fn diff<A: AsRef<str>, B: AsRef<str>>(
 ) -> Option<Update> {
     let (p, n) = (shape(prev)?, shape(next)?);
     let handles = handles(&p, live)?;
+    let u = build(&p, &n, &handles, false)?;
+    if u.touched.add_only() {
+        return Some(u);
+    }
+    build(&p, &n, &handles, true)
+}
+
+/// The update from `p` (live `handles`) to `n`; `refresh`: kept rules
+/// whose fingerprint changed are replaced too.
+fn build(p: &Shape, n: &Shape, handles: &[Vec<u64>], refresh: bool) -> Option<Update> {
     let mut u = Update {
         commands: Vec::new(),
         touched: Touched::default(),
-        keeps_fingerprint: false,
-        live_fingerprint: None,
         generation: None,
     };
-    added(&p, &n, &mut u)?;
-    let mut refresh = Vec::new();
+    added(p, n, &mut u)?;
     for (&(chain, _), new) in n.chains.list.iter().zip(&n.rules) {
         let (old, hs) = match p.chains.pos(chain) {
             Some(i) => (&p.rules[i][..], &handles[i][..]),
             None => (&[][..], &[][..]),
         };
-        edit(chain, old, new, hs, &mut u, &mut refresh);
+        edit(chain, (old, new), hs, refresh, &mut u);
     }
-    let mut gone = Update {
-        commands: Vec::new(),
-        touched: u.touched.clone(),
-        keeps_fingerprint: false,
-        live_fingerprint: None,
-        generation: None,
-    };
-    removed(&p, &n, &mut gone);
-    // What the update destroys: replaced and removed rules, flushed set
-    // elements, removed chains, sets and counters.
-    let t = &gone.touched;
-    let destroys = t.rules_replaced + t.rules_removed + t.sets_changed;
-    if destroys + t.chains_removed + t.sets_removed + t.counters_removed > 0 {
-        gone.touched.rules_replaced += refresh.len();
-        u.commands.append(&mut refresh);
-    }
-    u.keeps_fingerprint = !refresh.is_empty();
-    u.commands.append(&mut gone.commands);
-    u.touched = gone.touched;
+    removed(p, n, &mut u);
     Some(u)
+}
+
+/// Rules per chain (chains without rules left out) of the table a full
+/// batch loads: what the live table holds once an add-only update of it
+/// committed. `None` for a batch of a shape [`diff`] does not know.
+pub fn rule_counts<S: AsRef<str>>(batch: &[S]) -> Option<BTreeMap<String, usize>> {
+    let s = shape(batch)?;
+    let chains = s.chains.list.iter().zip(&s.rules);
+    let counts = chains.filter(|(_, r)| !r.is_empty());
+    Some(counts.map(|((c, _), r)| (c.to_string(), r.len())).collect())
+}
+
+/// Rules per chain of a live table's `(chain, handle)` list.
+pub fn live_counts(live: &[(String, u64)]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for (c, _) in live {
+        *out.entry(c.clone()).or_insert(0) += 1;
+    }
+    out
 }
 
 /// The live rules' handles by chain index of `p`: the kernel dumps them
@@ -406,67 +429,20 @@ fn removed(p: &Shape, n: &Shape, u: &mut Update) {
     u.touched.counters_removed = counters.len();
 }
 
-/// Pairs `(i, j)` of equal rules kept from `old` to `new`, ascending: the
-/// common prefix and suffix, and a longest common subsequence between.
-pub fn align(old: &[&str], new: &[&str]) -> Vec<(usize, usize)> {
-    let pre = old.iter().zip(new).take_while(|(a, b)| a == b).count();
-    let (o, n) = (&old[pre..], &new[pre..]);
-    let suf = o
-        .iter()
-        .rev()
-        .zip(n.iter().rev())
-        .take_while(|(a, b)| a == b)
-        .count();
-    let (o, n) = (&o[..o.len() - suf], &n[..n.len() - suf]);
-    let mut kept: Vec<(usize, usize)> = (0..pre).map(|i| (i, i)).collect();
-    if o.len().saturating_mul(n.len()) <= ALIGN_MAX {
-        kept.extend(lcs(o, n).into_iter().map(|(i, j)| (i + pre, j + pre)));
-    }
-    let (a, b) = (old.len() - suf, new.len() - suf);
-    kept.extend((0..suf).map(|k| (a + k, b + k)));
-    kept
-}
-
-/// A longest common subsequence of `o` and `n` as index pairs.
-fn lcs(o: &[&str], n: &[&str]) -> Vec<(usize, usize)> {
-    let w = n.len() + 1;
-    let mut t = vec![0u32; (o.len() + 1) * w];
-    for i in (0..o.len()).rev() {
-        for j in (0..n.len()).rev() {
-            t[i * w + j] = if o[i] == n[j] {
-                t[(i + 1) * w + j + 1] + 1
-            } else {
-                t[(i + 1) * w + j].max(t[i * w + j + 1])
-            };
-        }
-    }
-    let (mut i, mut j, mut out) = (0, 0, Vec::new());
-    while i < o.len() && j < n.len() {
-        if o[i] == n[j] {
-            out.push((i, j));
-            (i, j) = (i + 1, j + 1);
-        } else if t[(i + 1) * w + j] >= t[i * w + j + 1] {
-            i += 1;
-        } else {
-            j += 1;
-        }
-    }
-    out
+/// `text` in place of the rule `handle` of `chain`: inserted before it,
+/// then the old one deleted (never `replace`, see the module comment).
+fn replace(out: &mut Vec<String>, text: &str, chain: &str, handle: u64) {
+    out.push(with_handle("insert", text, chain, handle));
+    out.push(delete_rule(chain, handle));
 }
 
 /// One chain's rules from `old` (live `handles`) to `new`: within each gap
 /// between kept rules, old rules are replaced by new ones pairwise, the
 /// rest deleted or inserted before the next kept rule (appended at the end
-/// when none follows). Kept rules whose fingerprint changed go to
-/// `refresh` as replacements.
-fn edit(
-    chain: &str,
-    old: &[&str],
-    new: &[&str],
-    handles: &[u64],
-    u: &mut Update,
-    refresh: &mut Vec<String>,
-) {
+/// when none follows). With `refresh`, kept rules whose fingerprint
+/// changed are replaced too, so the table carries the plan's fingerprint.
+fn edit(chain: &str, rules: (&[&str], &[&str]), handles: &[u64], refresh: bool, u: &mut Update) {
+    let (old, new) = rules;
     let (mo, mn): (Vec<_>, Vec<_>) = (
         old.iter().map(|t| masked(t)).collect(),
         new.iter().map(|t| masked(t)).collect(),
@@ -474,11 +450,6 @@ fn edit(
     let mo: Vec<&str> = mo.iter().map(AsRef::as_ref).collect();
     let mn: Vec<&str> = mn.iter().map(AsRef::as_ref).collect();
     let mut kept = align(&mo, &mn);
-    for &(ki, kj) in &kept {
-        if old[ki] != new[kj] {
-            refresh.push(with_handle("replace", new[kj], chain, handles[ki]));
-        }
-    }
     kept.push((old.len(), new.len()));
     let (mut i, mut j) = (0, 0);
     let t = &mut u.touched;
@@ -487,7 +458,7 @@ fn edit(
         let (olds, news) = (&handles[i..ki], &new[j..kj]);
         let pairs = olds.len().min(news.len());
         for (h, text) in olds.iter().zip(news) {
-            u.commands.push(with_handle("replace", text, chain, *h));
+            replace(&mut u.commands, text, chain, *h);
         }
         for h in &olds[pairs..] {
             u.commands.push(delete_rule(chain, *h));
@@ -497,6 +468,10 @@ fn edit(
                 Some(h) => with_handle("insert", text, chain, h),
                 None => text.to_string(),
             });
+        }
+        if let Some(h) = anchor.filter(|_| refresh && old[ki] != new[kj]) {
+            replace(&mut u.commands, new[kj], chain, h);
+            t.rules_replaced += 1;
         }
         t.rules_replaced += pairs;
         t.rules_removed += olds.len() - pairs;

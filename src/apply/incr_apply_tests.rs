@@ -89,22 +89,24 @@ fn fresh(p: &Plan) -> String {
     k.table.unwrap().listing()
 }
 
-/// A listing with the fingerprints zeroed.
-fn masked(listing: &str) -> String {
-    let mut out = String::new();
-    let mut rest = listing;
-    while let Some(at) = rest.find("fp=") {
-        out.push_str(&rest[..at + 3]);
-        out.push_str(&"0".repeat(16));
-        rest = &rest[(at + 19).min(rest.len())..];
+/// `listing` with every fingerprint in it zeroed.
+fn unstamped(listing: &str) -> String {
+    let tag = "connroute restore fp=";
+    let mut parts = listing.split(tag);
+    let mut out = parts.next().unwrap_or("").to_string();
+    for p in parts {
+        out += tag;
+        out += &"0".repeat(16);
+        out += p.get(16..).unwrap_or("");
     }
-    out + rest
+    out
 }
 
-/// Applies `a`, then `b`; asserts `b` was an incremental update ending in
-/// exactly the fresh table of `b` (but for the fingerprint comment when
-/// the update only added: then nothing was destroyed), and that nothing is
-/// left to do.
+/// Applies `a`, then `b`; asserts `b` was an incremental update (no
+/// `replace rule`: nft before 1.1.0 aborts on some) ending in exactly the
+/// fresh table of `b` (fingerprint comments included, unless the update
+/// was add-only: then it deletes nothing and keeps `a`'s comments), and
+/// that nothing is left to do.
 fn a_then_b(name: &str, a: &Plan, b: &Plan) -> Fake {
     let run = Run::new(name);
     let mut k = Fake::default();
@@ -113,6 +115,7 @@ fn a_then_b(name: &str, a: &Plan, b: &Plan) -> Fake {
     let Some(TableChange::Update(u)) = &d.changes.table else {
         panic!("{name}: {:?}", d.changes.table);
     };
+    let add_only = u.touched.add_only();
     let shown = d.changes.to_string();
     assert!(
         shown.contains(&format!("~ table inet connroute: {}", u.touched)),
@@ -127,6 +130,7 @@ fn a_then_b(name: &str, a: &Plan, b: &Plan) -> Fake {
     );
     let batch = String::from_utf8(k.last_batch.clone()).unwrap();
     for gone in [
+        r#"{"replace""#,
         r#"{"delete":{"table""#,
         r#""name":"prerouting""#,
         r#""name":"output""#,
@@ -134,12 +138,10 @@ fn a_then_b(name: &str, a: &Plan, b: &Plan) -> Fake {
         assert!(!batch.contains(gone), "{name}: {gone} in {batch}");
     }
     let live = k.table.as_ref().unwrap().listing();
-    if u.keeps_fingerprint {
-        for destroy in [r#"{"delete""#, r#"{"replace""#, r#"{"flush""#] {
-            assert!(!batch.contains(destroy), "{name}: {destroy} in {batch}");
-        }
-        assert_eq!(k.fingerprint(), u.live_fingerprint, "{name}");
-        assert_eq!(masked(&live), masked(&fresh(b)), "{name}");
+    if add_only {
+        assert!(!batch.contains(r#"{"delete""#), "{name}: {batch}");
+        assert_eq!(k.fingerprint().as_deref(), Some(a.fingerprint.as_str()));
+        assert_eq!(unstamped(&live), unstamped(&fresh(b)), "{name}");
     } else {
         assert_eq!(k.fingerprint().as_deref(), Some(b.fingerprint.as_str()));
         assert_eq!(live, fresh(b), "{name}");
@@ -173,21 +175,21 @@ fn rules_added_removed_and_moved_end_like_a_fresh_load() {
 }
 
 #[test]
-fn one_rule_added_adds_two_objects_and_destroys_none() {
+fn one_rule_added_only_adds() {
     let a = plan_of(&["a", "b"], "");
     let b = plan_of(&["a", "n", "b"], "");
     let k = a_then_b("one", &a, &b);
     let batch = String::from_utf8(k.last_batch).unwrap();
-    // Its counter and its rule; the fingerprint comments stay.
+    // Its counter and its rule, nothing else: no fingerprint refresh.
     assert_eq!(batch.matches(r#"{"add":{"counter""#).count(), 1, "{batch}");
     assert_eq!(batch.matches(r#"{"insert":{"rule""#).count(), 1, "{batch}");
     let v: serde_json::Value = serde_json::from_str(&batch).unwrap();
     assert_eq!(v["nftables"].as_array().unwrap().len(), 2, "{batch}");
-    // Removing it destroys a rule anyway: the fingerprints are refreshed.
+    // Removing it destroys anyway: the fingerprint rules are refreshed.
     let k = a_then_b("one-removed", &b, &a);
     let batch = String::from_utf8(k.last_batch).unwrap();
-    assert_eq!(batch.matches(r#"{"replace":{"rule""#).count(), 2, "{batch}");
-    assert_eq!(batch.matches(r#"{"delete":{"rule""#).count(), 1, "{batch}");
+    assert_eq!(batch.matches(r#"{"insert":{"rule""#).count(), 2, "{batch}");
+    assert_eq!(batch.matches(r#"{"delete":{"rule""#).count(), 3, "{batch}");
 }
 
 #[test]
@@ -226,6 +228,60 @@ fn vmap_runs_and_named_sets_end_like_a_fresh_load() {
 }
 
 #[test]
+fn interval_sets_are_edited_without_replace() {
+    // A run of prefix rules merges into one verdict map (an anonymous
+    // interval set); nft 1.0.6 aborts on `replace` of such a rule (the
+    // fake too), so each edit must insert the new rule and delete the old.
+    let prefixes = |rules: &[(&str, &str)]| {
+        let mut text = String::new();
+        for (name, dest) in rules {
+            text += &format!("config rule '{name}'\n\toption gateway 'r2'\n");
+            for d in dest.split(' ') {
+                text += &format!("\tlist dest_ip '{d}'\n");
+            }
+        }
+        plan_of(&[], &text)
+    };
+    let a = prefixes(&[("p1", "10.1.0.0/24"), ("p2", "10.2.0.0/24")]);
+    let json = String::from_utf8(a.ruleset.to_json()).unwrap();
+    assert!(
+        json.contains(r#""vmap""#) && json.contains(r#""prefix""#),
+        "{json}"
+    );
+    let b = prefixes(&[
+        ("p1", "10.1.0.0/24"),
+        ("p2", "10.2.0.0/24"),
+        ("p3", "10.3.0.0/24"),
+    ]);
+    a_then_b("vmap-rule-added", &a, &b);
+    let c = prefixes(&[("p1", "10.1.0.0/24 10.9.0.0/16"), ("p2", "10.2.0.0/24")]);
+    let d = prefixes(&[("p1", "10.1.0.0/24 10.8.0.0/16"), ("p2", "10.2.0.0/24")]);
+    a_then_b("prefix-list-edited", &c, &d);
+}
+
+#[test]
+fn a_dormant_table_is_drift_and_replaced_whole() {
+    let run = Run::new("dormant");
+    let (a, b) = (plan_of(&["a"], ""), plan_of(&["a", "n"], ""));
+    let mut k = Fake::default();
+    apply(&mut k, &a, &run.sys, false).unwrap();
+    // `nft add table inet connroute { flags dormant; }`: every hook off.
+    k.table.as_mut().unwrap().flags = r#"["dormant"]"#.into();
+    k.generation += 1;
+    let st = status(&mut k, &a, &run.sys, 0xff00_0000).unwrap();
+    assert_ne!(st.nft_table, "current", "{:?}", st.drift);
+    let d = decide(&mut k, &b, &run.sys, false).unwrap();
+    assert!(
+        matches!(d.changes.table, Some(TableChange::Replace(_))),
+        "{:?}",
+        d.changes.table
+    );
+    apply(&mut k, &b, &run.sys, false).unwrap();
+    assert_eq!(k.table.as_ref().unwrap().flags, "", "re-created: no flags");
+    assert_eq!(k.table.as_ref().unwrap().listing(), fresh(&b));
+}
+
+#[test]
 fn a_refused_update_falls_back_to_a_full_replace() {
     let run = Run::new("refused");
     let (a, b) = (plan_of(&["a"], ""), plan_of(&["a", "n"], ""));
@@ -234,7 +290,7 @@ fn a_refused_update_falls_back_to_a_full_replace() {
     k.fail.push(Op::Load);
     let report = apply(&mut k, &b, &run.sys, false).unwrap();
     assert_eq!(k.batches.len(), 3, "load of a, refused update, replace");
-    assert!(!String::from_utf8_lossy(&k.batches[1]).contains("delete"));
+    assert!(!String::from_utf8_lossy(&k.batches[1]).contains(r#"{"delete":{"table""#));
     assert!(String::from_utf8_lossy(&k.batches[2]).contains(r#"{"delete":{"table""#));
     assert!(
         report.changes.iter().any(|c| c.starts_with("loaded table")),
@@ -269,10 +325,7 @@ fn an_update_that_commits_then_fails_is_kept_and_recorded() {
     apply(&mut k, &a, &run.sys, false).unwrap();
     // It stamps the new fingerprint: that tells it committed.
     let d = decide(&mut k, &b, &run.sys, false).unwrap();
-    let Some(TableChange::Update(u)) = &d.changes.table else {
-        panic!("{:?}", d.changes.table)
-    };
-    assert!(!u.keeps_fingerprint);
+    assert!(matches!(d.changes.table, Some(TableChange::Update(_))));
     k.fail.push(Op::LoadCommits);
     let e = apply(&mut k, &b, &run.sys, false).unwrap_err();
     assert!(matches!(e, ApplyError::CommittedDespite(_)), "{e}");
@@ -286,12 +339,58 @@ fn an_update_that_commits_then_fails_is_kept_and_recorded() {
             .is_empty()
     );
     assert_eq!(k.nft_runs, runs);
-    // An add-only update cannot be told from before: replaced whole.
+    // An add-only update keeps the older comment; the rule counts it
+    // leaves (after exactly one commit) tell it committed: kept, recorded,
+    // and no route rolled back under the live table.
     let c = plan_of(&["n", "b", "a"], "");
     k.fail.push(Op::LoadCommits);
-    let report = apply(&mut k, &c, &run.sys, false).unwrap();
-    assert_eq!(k.batches.len(), 4, "update, then a full replace");
-    assert!(report.changes.iter().any(|l| l.starts_with("loaded table")));
+    let e = apply(&mut k, &c, &run.sys, false).unwrap_err();
+    assert!(matches!(e, ApplyError::CommittedDespite(_)), "{e}");
+    assert_eq!(k.batches.len(), 3, "no replace after a committed update");
+    assert!(!String::from_utf8_lossy(&k.last_batch).contains(r#"{"delete""#));
+    assert_eq!(k.fingerprint().as_deref(), Some(b.fingerprint.as_str()));
+    let live = k.table.as_ref().unwrap().listing();
+    assert_eq!(unstamped(&live), unstamped(&fresh(&c)));
+    let st = status(&mut k, &c, &run.sys, 0xff00_0000).unwrap();
+    assert_eq!(st.nft_table, "current", "{:?}", st.drift);
+    assert_eq!(st.exit_code(), 0, "{:?}", st.drift);
+    // Status with the older config (whose fingerprint the comment still
+    // carries) trusts the record: the table differs from it (exit 3).
+    let st = status(&mut k, &b, &run.sys, 0xff00_0000).unwrap();
+    assert_eq!(st.drift, ["table inet connroute differs from the config"]);
+    assert_eq!(st.exit_code(), 3);
+    // The run state lost: the comment names an older plan, nothing says
+    // what the table holds; apply replaces it whole, for either config.
+    std::fs::remove_file(run.state()).unwrap();
+    let d = decide(&mut k, &c, &run.sys, false).unwrap();
+    let differs = "differs from the config";
+    assert_eq!(d.changes.table, Some(TableChange::Replace(differs.into())));
+    let d = decide(&mut k, &b, &run.sys, false).unwrap();
+    let why = "contents not verifiable: no record of the last load";
+    assert_eq!(d.changes.table, Some(TableChange::Replace(why.into())));
+}
+
+#[test]
+fn an_add_only_update_that_failed_is_not_taken_for_committed() {
+    let run = Run::new("notcommitted");
+    let (a, b) = (plan_of(&["a"], ""), plan_of(&["a", "n"], ""));
+    let mut k = Fake::default();
+    apply(&mut k, &a, &run.sys, false).unwrap();
+    // nft fails, nothing committed, but another commit moved the
+    // generation by one: the counts are a's, so it is not taken as
+    // committed; the whole table is replaced.
+    k.fail.push(Op::LoadBumps);
+    let report = apply(&mut k, &b, &run.sys, false).unwrap();
+    assert_eq!(k.batches.len(), 3, "load of a, failed update, replace");
+    assert!(String::from_utf8_lossy(&k.batches[2]).contains(r#"{"delete":{"table""#));
+    assert!(report.changes.iter().any(|c| c.starts_with("loaded table")));
+    assert_eq!(k.table.as_ref().unwrap().listing(), fresh(&b));
+    // Committed, but another commit came too (the generation moved by
+    // two): it cannot tell, and replaces the table whole.
+    let c = plan_of(&["a", "n", "b"], "");
+    k.fail.push(Op::LoadCommitsTwice);
+    apply(&mut k, &c, &run.sys, false).unwrap();
+    assert_eq!(k.batches.len(), 5, "failed update, replace");
     assert_eq!(k.table.as_ref().unwrap().listing(), fresh(&c));
 }
 
@@ -315,7 +414,11 @@ fn a_stale_handle_is_refused_whole_then_replaced() {
     k.table = before;
     apply(&mut k, &b, &run.sys, false).unwrap();
     let live = k.table.as_ref().unwrap().listing();
-    assert_eq!(masked(&live), masked(&fresh(&b)));
+    assert_eq!(
+        unstamped(&live),
+        unstamped(&fresh(&b)),
+        "add-only: a's comment"
+    );
 }
 
 #[test]

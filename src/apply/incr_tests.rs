@@ -84,6 +84,13 @@ fn at(op: &str, rule: &str, chain: &str, h: u64) -> String {
         .replacen(&c, &format!("{c}\"handle\":{h},"), 1)
 }
 
+/// `rule` put in place of handle `h` of `chain`: inserted before it, the
+/// old one deleted (nft before 1.1.0 aborts on some `replace`s).
+fn swap(rule: &str, chain: &str, h: u64) -> [String; 2] {
+    let del = format!(r#"{{"delete":{{"rule":{{{T},"chain":"{chain}","handle":{h}}}}}}}"#);
+    [at("insert", rule, chain, h), del]
+}
+
 fn update(a: &[String], b: &[String]) -> Update {
     diff(a, b, &live(a)).expect("an incremental update")
 }
@@ -98,21 +105,21 @@ fn rule_added_at_the_start_is_inserted_before_the_first() {
     let a = batch(GW, &["a", "b", "c"], &[], "1");
     let b = batch(GW, &["n", "a", "b", "c"], &[], "2");
     let u = update(&a, &b);
-    // Only additions: the fingerprint comment is left as it is.
-    assert_eq!(
-        u.commands,
-        [
-            counter("rule_n"),
-            at("insert", &rule("classify", "n", "pin_g1"), "classify", 101),
-        ]
-    );
-    assert!(u.keeps_fingerprint);
+    // Add-only: the fingerprint rule keeps the older comment (refreshing it
+    // would delete a rule, and nft would wait for an RCU grace period).
+    let want = vec![
+        counter("rule_n"),
+        at("insert", &rule("classify", "n", "pin_g1"), "classify", 101),
+    ];
+    assert_eq!(u.commands, want);
     assert_eq!(
         u.commands[1],
         r#"{"insert":{"rule":{"family":"inet","table":"connroute","chain":"classify","handle":101,"expr":[{"counter":"rule_n"},{"goto":{"target":"pin_g1"}}],"comment":"n"}}}"#
     );
     assert_eq!(u.touched.to_string(), "1 rule added, 1 counter added");
     assert_eq!(u.touched.objects(), 2);
+    assert!(u.touched.add_only());
+    assert!(u.commands.iter().all(|c| !c.contains("delete")));
 }
 
 #[test]
@@ -143,6 +150,30 @@ fn rule_added_at_the_end_is_appended() {
 }
 
 #[test]
+fn an_update_that_destroys_refreshes_the_fingerprint() {
+    // A rule added and another removed: the batch deletes anyway, so the
+    // fingerprint rule is replaced too and the table names the new plan.
+    let a = batch(GW, &["a", "b", "c"], &[], "1");
+    let b = batch(GW, &["n", "a", "c"], &[], "2");
+    let u = update(&a, &b);
+    let [ins, del] = swap(&fp_rule("2", GW), "prerouting", 104);
+    assert!(
+        u.commands.contains(&ins) && u.commands.contains(&del),
+        "{:?}",
+        u.commands
+    );
+    assert!(!u.touched.add_only());
+    // Only a counter added: no rule count would show the commit, so it
+    // refreshes the fingerprint too.
+    let c = batch(GW, &["a", "b", "c"], &[], "3");
+    let mut c2 = c.clone();
+    c2.insert(4, counter("extra"));
+    let u = update(&a, &c2);
+    assert!(!u.touched.add_only());
+    assert_eq!(u.touched.rules_replaced, 1, "{:?}", u.commands);
+}
+
+#[test]
 fn rule_removed_is_deleted_by_handle_before_its_counter() {
     let a = batch(GW, &["a", "b", "c"], &[], "1");
     let b = batch(GW, &["a", "c"], &[], "2");
@@ -150,20 +181,13 @@ fn rule_removed_is_deleted_by_handle_before_its_counter() {
     let del = r#"{"delete":{"rule":{"family":"inet","table":"connroute","chain":"classify","handle":102}}}"#;
     let del_counter =
         r#"{"delete":{"counter":{"family":"inet","table":"connroute","name":"rule_b"}}}"#;
-    // A rule is destroyed anyway: the fingerprints are refreshed too.
-    assert_eq!(
-        u.commands,
-        [
-            del.to_string(),
-            at("replace", &fp_rule("2", GW), "prerouting", 104),
-            del_counter.to_string(),
-        ]
-    );
-    assert!(!u.keeps_fingerprint);
+    let mut want = swap(&fp_rule("2", GW), "prerouting", 104).to_vec();
+    want.extend([del.to_string(), del_counter.to_string()]);
+    assert_eq!(u.commands, want);
 }
 
 #[test]
-fn rule_changed_is_replaced_in_place() {
+fn rule_changed_is_inserted_before_the_old_one_then_deleted() {
     let a = batch(GW, &["a", "b", "c"], &[], "1");
     let mut b = batch(GW, &["a", "b", "c"], &[], "2");
     let i = b
@@ -172,7 +196,8 @@ fn rule_changed_is_replaced_in_place() {
         .unwrap();
     b[i] = b[i].replace("pin_g1", "pin_g2").replace("rule_b", "rule_a");
     let u = update(&a, &b);
-    assert_eq!(u.commands[0], at("replace", &b[i], "classify", 102));
+    assert_eq!(u.commands[2..], swap(&b[i], "classify", 102));
+    assert!(u.commands.iter().all(|c| !c.starts_with(r#"{"replace""#)));
     // The counter rule_b is still declared: only the two rules change.
     assert_eq!(u.touched.to_string(), "2 rules replaced");
 }
@@ -182,23 +207,20 @@ fn gateway_added_then_removed() {
     let a = batch(GW, &["a"], &[], "1");
     let b = batch(&["g1", "g2"], &["a"], &[], "2");
     let u = update(&a, &b);
-    assert_eq!(
-        u.commands,
-        [
-            counter("gw_g2"),
-            chain("restore_g2"),
-            at("replace", &fp_rule("2", &["g1", "g2"]), "prerouting", 102),
-            rule("restore_g2", "g2", "x"),
-        ]
-    );
+    let mut want = vec![counter("gw_g2"), chain("restore_g2")];
+    want.extend(swap(&fp_rule("2", &["g1", "g2"]), "prerouting", 102));
+    want.push(rule("restore_g2", "g2", "x"));
+    assert_eq!(u.commands, want);
     let back = update(&b, &a);
     let named = |op: &str, k: &str, n: &str| {
         format!(r#"{{"{op}":{{"{k}":{{"family":"inet","table":"connroute","name":"{n}"}}}}}}"#)
     };
+    let [ins, del] = swap(&fp_rule("1", GW), "prerouting", 103);
     assert_eq!(
         back.commands,
         [
-            at("replace", &fp_rule("1", GW), "prerouting", 103),
+            ins,
+            del,
             named("flush", "chain", "restore_g2"),
             named("delete", "chain", "restore_g2"),
             named("delete", "counter", "gw_g2"),
@@ -220,7 +242,8 @@ fn named_set_changed_is_flushed_and_refilled() {
         [
             r#"{"flush":{"set":{"family":"inet","table":"connroute","name":"s"}}}"#,
             r#"{"add":{"element":{"family":"inet","table":"connroute","name":"s","elem":[1,3]}}}"#,
-            &at("replace", &fp_rule("2", GW), "prerouting", 102),
+            &swap(&fp_rule("2", GW), "prerouting", 102)[0],
+            &swap(&fp_rule("2", GW), "prerouting", 102)[1],
         ]
     );
     assert_eq!(u.touched.sets_changed, 1);
@@ -239,11 +262,11 @@ fn nothing_changed_and_fingerprint_only() {
     let a = batch(GW, &["a", "b"], &[], "1");
     assert_eq!(update(&a, &a).commands, Vec::<String>::new());
     assert_eq!(update(&a, &a).touched.to_string(), "nothing");
-    // Only the fingerprint differs: nothing to do, the comment is kept.
+    // Only the fingerprint differs: the comment is refreshed.
     let b = batch(GW, &["a", "b"], &[], "2");
     let u = update(&a, &b);
-    assert_eq!((u.commands.len(), u.keeps_fingerprint), (0, true));
-    assert_eq!(diff(&a, &b, &live(&a)).unwrap().touched.objects(), 0);
+    assert_eq!(u.commands, swap(&fp_rule("2", GW), "prerouting", 103));
+    assert_eq!(u.touched.to_string(), "1 rule replaced");
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! running nft: the ruleset generation (`NFT_MSG_GETGEN`, bumped by every
 //! commit anywhere in the ruleset), whether a table exists
 //! (`NFT_MSG_GETTABLE`), and a digest of one table's whole contents (its
-//! chains, rules, sets with their elements and objects, as the kernel
-//! dumps them, without handles, use counts and counter values).
+//! flags, chains, rules, sets with their elements and objects, as the
+//! kernel dumps them, without handles, use counts and counter values).
 
 use super::dump::{Collector, Fault, Progress, wait_readable, with_restarts};
 use super::netlink::{DEADLINE, DUMP_TRIES, RECV_TIMEOUT};
@@ -32,6 +32,8 @@ const NFPROTO_UNSPEC: u8 = 0;
 const NFPROTO_INET: u8 = 1;
 const NFTA_GEN_ID: u16 = 1;
 const NFTA_TABLE_NAME: u16 = 1;
+/// `NFTA_TABLE_FLAGS` (be32: dormant, owner).
+const NFTA_TABLE_FLAGS: u16 = 2;
 
 fn msg_type(m: u16) -> u16 {
     (NFNL_SUBSYS_NFTABLES << 8) | m
@@ -260,21 +262,39 @@ fn volatile(m: u16, attr: u16) -> bool {
     }
 }
 
+fn feed(h: &mut u64, b: &[u8]) {
+    for &c in b {
+        *h = (*h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3);
+    }
+}
+
 /// Feeds one dumped object into the digest; false if malformed.
 fn absorb(h: &mut u64, m: u16, body: &[u8]) -> bool {
     let Some(list) = attrs(body) else {
         return false;
     };
-    let mut feed = |b: &[u8]| {
-        for &c in b {
-            *h = (*h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3);
-        }
-    };
-    feed(&m.to_ne_bytes());
+    feed(h, &m.to_ne_bytes());
     for (k, v) in list.into_iter().filter(|(k, _)| !volatile(m, *k)) {
-        feed(&k.to_ne_bytes());
-        feed(&(v.len() as u32).to_ne_bytes());
-        feed(v);
+        feed(h, &k.to_ne_bytes());
+        feed(h, &(v.len() as u32).to_ne_bytes());
+        feed(h, v);
+    }
+    true
+}
+
+/// Feeds the table's flags (`NFTA_TABLE_FLAGS` of its `NFT_MSG_NEWTABLE`
+/// body) into the digest: a foreign `flags dormant` switches every hook
+/// off. No flag set feeds nothing, so a plain table digests as it always
+/// did. False if malformed.
+fn absorb_flags(h: &mut u64, body: &[u8]) -> bool {
+    let Some(list) = attrs(body) else {
+        return false;
+    };
+    let flags = list.iter().find(|(k, _)| *k == NFTA_TABLE_FLAGS);
+    if let Some((k, v)) = flags.filter(|(_, v)| v.iter().any(|&b| b != 0)) {
+        feed(h, &NFT_MSG_GETTABLE.to_ne_bytes());
+        feed(h, &k.to_ne_bytes());
+        feed(h, v);
     }
     true
 }
@@ -310,6 +330,11 @@ fn dump_table(s: &Socket, name: &str) -> io::Result<Dump> {
     let mut rules = Vec::new();
     let mut seq = 10;
     let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed nf_tables object");
+    if let Some(t) = ask(&table_request(seq, name), seq, NFT_MSG_NEWTABLE)? {
+        if !absorb_flags(&mut h, &t) {
+            return Err(bad());
+        }
+    }
     for m in [
         NFT_MSG_GETCHAIN,
         NFT_MSG_GETRULE,
@@ -426,34 +451,6 @@ mod tests {
         assert_eq!(&m[4..6], &0x0a07u16.to_ne_bytes());
         assert_eq!(&m[6..8], &(flags::REQUEST | flags::DUMP).to_ne_bytes());
         assert_eq!(attrs(&m[16..]), Some(vec![(ATTR_TABLE, &b"t\0"[..])]));
-    }
-
-    #[test]
-    fn digest_ignores_handles_and_counter_values_only() {
-        let obj = |handle: u8, data: u8, name: &[u8]| {
-            let mut b = vec![NFPROTO_INET, 0, 0, 7];
-            for (k, v) in [
-                (ATTR_TABLE, &b"t\0"[..]),
-                (2, name),
-                (4, &[data][..]),
-                (6, &[handle][..]),
-            ] {
-                b.extend_from_slice(&((4 + v.len()) as u16).to_ne_bytes());
-                b.extend_from_slice(&k.to_ne_bytes());
-                b.extend_from_slice(v);
-                b.resize((b.len() + 3) & !3, 0);
-            }
-            b
-        };
-        let d = |b: &[u8]| {
-            let mut h = 0;
-            assert!(absorb(&mut h, NFT_MSG_GETOBJ, b));
-            h
-        };
-        assert_eq!(d(&obj(1, 5, b"c1\0")), d(&obj(9, 6, b"c1\0")));
-        assert_ne!(d(&obj(1, 5, b"c1\0")), d(&obj(1, 5, b"c2\0")));
-        let mut h = 0;
-        assert!(!absorb(&mut h, NFT_MSG_GETOBJ, &obj(1, 5, b"c1\0")[..9]));
     }
 
     #[test]

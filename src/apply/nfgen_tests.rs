@@ -1,5 +1,5 @@
 //! The nfnetlink dump against crafted reply buffers: restarts while the
-//! kernel flags it inconsistent, bounded.
+//! kernel flags it inconsistent, bounded; what the table digest takes and leaves out.
 
 use super::*;
 
@@ -44,4 +44,60 @@ fn an_interrupted_table_dump_is_restarted_and_bounded() {
     let enoent = rtnl::message(kind::ERROR, 0, 7, &(-libc::ENOENT).to_ne_bytes());
     let got = dump_with(7, || Ok(()), || Ok(enoent.clone())).unwrap();
     assert!(got.is_empty());
+}
+
+#[test]
+fn digest_takes_the_table_flags() {
+    let table = |flags: Option<u32>| {
+        let mut b = vec![NFPROTO_INET, 0, 0, 7];
+        let f = flags.map(u32::to_be_bytes);
+        let mut list = vec![(NFTA_TABLE_NAME, &b"connroute\0"[..])];
+        list.extend(f.as_ref().map(|f| (NFTA_TABLE_FLAGS, &f[..])));
+        list.push((4, &[0, 0, 0, 0, 0, 0, 0, 9][..])); // handle
+        for (k, v) in list {
+            b.extend_from_slice(&((4 + v.len()) as u16).to_ne_bytes());
+            b.extend_from_slice(&k.to_ne_bytes());
+            b.extend_from_slice(v);
+            b.resize((b.len() + 3) & !3, 0);
+        }
+        b
+    };
+    let d = |b: &[u8]| {
+        let mut h = 7;
+        assert!(absorb_flags(&mut h, b));
+        h
+    };
+    // No flags (or none set) leaves the digest as it was; dormant does not.
+    assert_eq!(d(&table(None)), 7);
+    assert_eq!(d(&table(Some(0))), 7);
+    assert_ne!(d(&table(Some(1))), 7);
+    assert_ne!(d(&table(Some(1))), d(&table(Some(2))));
+}
+
+#[test]
+fn digest_ignores_handles_and_counter_values_only() {
+    let obj = |handle: u8, data: u8, name: &[u8]| {
+        let mut b = vec![NFPROTO_INET, 0, 0, 7];
+        for (k, v) in [
+            (ATTR_TABLE, &b"t\0"[..]),
+            (2, name),
+            (4, &[data][..]),
+            (6, &[handle][..]),
+        ] {
+            b.extend_from_slice(&((4 + v.len()) as u16).to_ne_bytes());
+            b.extend_from_slice(&k.to_ne_bytes());
+            b.extend_from_slice(v);
+            b.resize((b.len() + 3) & !3, 0);
+        }
+        b
+    };
+    let d = |b: &[u8]| {
+        let mut h = 0;
+        assert!(absorb(&mut h, NFT_MSG_GETOBJ, b));
+        h
+    };
+    assert_eq!(d(&obj(1, 5, b"c1\0")), d(&obj(9, 6, b"c1\0")));
+    assert_ne!(d(&obj(1, 5, b"c1\0")), d(&obj(1, 5, b"c2\0")));
+    let mut h = 0;
+    assert!(!absorb(&mut h, NFT_MSG_GETOBJ, &obj(1, 5, b"c1\0")[..9]));
 }

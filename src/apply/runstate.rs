@@ -75,12 +75,14 @@ impl RunState {
         )
     }
 
-    /// True when nothing is at `path` or it holds a run-state line: only
-    /// then may connroute write or remove it (a foreign file, a symlink or
-    /// a FIFO put there by mistake is left alone).
+    /// True when nothing is at `path`, or an empty regular file (nothing
+    /// to lose), or one holding a run-state line: only then may connroute
+    /// write or remove it (a foreign file, a symlink, a directory or a
+    /// FIFO put there by mistake is left alone).
     pub fn is_ours_or_absent(path: &Path) -> bool {
         match crate::ids::read_regular(path) {
             Ok(None) => true,
+            Ok(Some(bytes)) if bytes.is_empty() => true,
             Ok(Some(bytes)) => RunState::parse(&String::from_utf8_lossy(&bytes)).is_some(),
             Err(_) => false,
         }
@@ -194,6 +196,8 @@ impl Batch {
         (b.fingerprint == fingerprint).then_some(b)
     }
 
+    /// Absent, an empty regular file (nothing to lose), or a regular file
+    /// starting with the batch header.
     fn ours_or_absent(path: &Path) -> bool {
         use std::io::Read;
         let file = std::fs::OpenOptions::new()
@@ -203,11 +207,13 @@ impl Batch {
         let mut head = [0u8; BATCH_TAG.len()];
         match file {
             Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-            Ok(mut f) => {
-                f.metadata().is_ok_and(|m| m.is_file())
-                    && f.read_exact(&mut head).is_ok()
-                    && head == BATCH_TAG.as_bytes()
-            }
+            Ok(mut f) => match f.metadata() {
+                Ok(m) if m.is_file() && m.len() == 0 => true,
+                Ok(m) if m.is_file() => {
+                    f.read_exact(&mut head).is_ok() && head == BATCH_TAG.as_bytes()
+                }
+                _ => false,
+            },
         }
     }
 
@@ -295,6 +301,55 @@ mod tests {
         RunState::remove(&p);
         assert!(!p.exists());
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn empty_files_are_taken_over_other_odd_ones_left_alone() {
+        use std::os::unix::fs::symlink;
+        let dir = std::env::temp_dir().join(format!("cr-empty-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let state = dir.join("state");
+        let s = RunState {
+            netns: 1,
+            generation: 2,
+            fingerprint: "f".into(),
+            digest: None,
+        };
+        // A zero-byte state and batch record (a truncation, `touch`): ours.
+        std::fs::write(&state, "").unwrap();
+        std::fs::write(Batch::path(&state), "").unwrap();
+        s.write(&state).unwrap();
+        assert_eq!(RunState::read(&state), Some(s.clone()));
+        Batch::write(&state, "f", &["{}"]).unwrap();
+        assert!(Batch::read(&state, "f").is_some());
+        // A symlink to an empty file, a directory, a FIFO: left alone.
+        let target = dir.join("target");
+        std::fs::write(&target, "").unwrap();
+        for odd in ["link", "dir", "fifo"] {
+            let p = dir.join(odd);
+            let batch = Batch::path(&p);
+            match odd {
+                "link" => {
+                    symlink(&target, &p).unwrap();
+                    symlink(&target, &batch).unwrap();
+                }
+                "dir" => {
+                    std::fs::create_dir(&p).unwrap();
+                    std::fs::create_dir(&batch).unwrap();
+                }
+                _ => {
+                    for f in [&p, &batch] {
+                        let c = std::ffi::CString::new(f.as_os_str().as_encoded_bytes()).unwrap();
+                        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+                    }
+                }
+            }
+            assert!(s.write(&p).is_err(), "{odd}");
+            assert!(Batch::write(&p, "f", &["{}"]).is_err(), "{odd}");
+        }
+        assert_eq!(std::fs::read(&target).unwrap(), b"");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

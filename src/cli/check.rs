@@ -35,11 +35,25 @@ pub fn run(cli: &Cli, diff: bool) -> Run {
     } else {
         None
     };
-    let create = matches!(
-        changes.as_ref().and_then(|c| c.table.as_ref()),
-        Some(TableChange::Create)
-    );
-    match k.check(&batch(&p, create)) {
+    // `nft -c` on the batch apply would load: the incremental update (checked
+    // against the live table, handles and all) when it would use one.
+    let (json, update) = match changes.as_ref().and_then(|c| c.table.as_ref()) {
+        Some(TableChange::Update(u)) => (u.to_json(), true),
+        t => (batch(&p, matches!(t, Some(TableChange::Create))), false),
+    };
+    let res = match k.check(&json) {
+        // The config's fault only when nft refuses the whole batch too.
+        Err(e) if update => match k.check(&batch(&p, false)) {
+            Ok(()) => {
+                let why = "apply would replace the whole table (counters reset)";
+                let msg = format!("{name}: nft refuses the incremental update ({e}); {why}");
+                return Err(runtime(msg));
+            }
+            full => full,
+        },
+        r => r,
+    };
+    match res {
         Ok(()) => print(&format!("{name}: config ok; nft accepts the ruleset\n"))?,
         Err(KernelError::Nft(e)) if e.not_started() && !diff => {
             print(&format!("{name}: config ok; nft check skipped: {e}\n"))?;

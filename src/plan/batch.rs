@@ -58,6 +58,12 @@ impl Ruleset {
     /// The batch as nft reads it: `{"nftables":[…]}`, compact, byte for
     /// byte what `serde_json::to_vec` writes for the typed batch.
     pub fn to_json(&self) -> Vec<u8> {
+        self.to_json_with(|_| None)
+    }
+
+    /// [`Ruleset::to_json`] with each command text for which `f` returns a
+    /// replacement replaced, written in one pass (no copy of the batch).
+    pub fn to_json_with(&self, f: impl Fn(&str) -> Option<String>) -> Vec<u8> {
         let len: usize = self.objects.iter().map(|o| o.len() + 1).sum();
         let mut out = Vec::with_capacity(len + 16);
         out.extend_from_slice(b"{\"nftables\":[");
@@ -65,7 +71,10 @@ impl Ruleset {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(o.as_bytes());
+            match f(o) {
+                Some(new) => out.extend_from_slice(new.as_bytes()),
+                None => out.extend_from_slice(o.as_bytes()),
+            }
         }
         out.extend_from_slice(b"]}");
         out
@@ -76,19 +85,6 @@ impl Ruleset {
         self.typed.as_ref().map(|t| Nftables {
             objects: t.clone().into(),
         })
-    }
-
-    /// The batch with each command text for which `f` returns a
-    /// replacement replaced (the typed objects are not kept).
-    pub fn map(&self, f: impl Fn(&str) -> Option<String>) -> Ruleset {
-        let objects = self.objects.iter().map(|o| match f(o) {
-            Some(new) => new.into_boxed_str(),
-            None => o.clone(),
-        });
-        Ruleset {
-            objects: objects.collect(),
-            typed: None,
-        }
     }
 }
 
