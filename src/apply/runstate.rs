@@ -155,7 +155,7 @@ const BATCH_TAG: &str = "connroute batch ";
 
 impl Batch {
     /// Largest batch file kept (it lives in /var/run, RAM on a router).
-    pub const MAX_BYTES: usize = 4 << 20;
+    pub const MAX_BYTES: usize = 8 << 20;
 
     /// Where the batch beside the run state `state` lives.
     pub fn path(state: &Path) -> std::path::PathBuf {
@@ -234,6 +234,10 @@ impl Batch {
         }
         let size: usize = commands.iter().map(|c| c.as_ref().len() + 1).sum();
         if size + 64 > Batch::MAX_BYTES || commands.iter().any(|c| c.as_ref().contains('\n')) {
+            log::info!(
+                "batch of {size} bytes not kept (over {} MiB): the next change replaces the whole table",
+                Batch::MAX_BYTES >> 20
+            );
             Batch::remove(state);
             return Ok(());
         }
@@ -369,7 +373,7 @@ mod tests {
         std::fs::write(&path, text.replace("chain", "chaim")).unwrap();
         assert_eq!(Batch::read(&state, "00ff"), None);
         // Too big to keep: the old record goes, nothing is written.
-        let big = vec!["x".repeat(1 << 20); 4];
+        let big = vec!["x".repeat(1 << 20); Batch::MAX_BYTES >> 20];
         Batch::write(&state, "00ff", &big).unwrap();
         assert!(!path.exists());
         // A file that is not connroute's is neither replaced nor removed.

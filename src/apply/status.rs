@@ -310,7 +310,10 @@ pub fn foreign_in_range(k: &mut dyn Kernel, plan: &Plan) -> KResult<Vec<String>>
 pub fn warn_foreign(k: &mut dyn Kernel, plan: &Plan) {
     match foreign_in_range(k, plan) {
         Ok(lines) => lines.iter().for_each(|l| log::warn!("{l}")),
-        Err(e) => log::warn!("cannot check other owners' ip rules: {e}"),
+        // Advisory only (apply and status fail on their own rule dump
+        // anyway); an emulator or a kernel without rule dumps is no reason
+        // to make `check` noisy.
+        Err(e) => log::debug!("cannot check other owners' ip rules: {e}"),
     }
 }
 
