@@ -208,7 +208,8 @@ test-cross: cross-deps build
 	@set -e; for t in $(TEST_CROSS_TARGETS); do \
 		echo "test-cross: $$t"; \
 		q=$${t%%-*}; case $$q in armv7) q=arm;; esac; \
-		CONNROUTE_RUNNER=qemu-$$q-static RUSTC_BOOTSTRAP=1 cargo-zigbuild test --locked --target $$t \
+		CONNROUTE_RUNNER=qemu-$$q-static CONNROUTE_TRANSITION_CASES=8 CONNROUTE_TRANSITION_FAIL_CASES=1 \
+		RUSTC_BOOTSTRAP=1 cargo-zigbuild test --locked --target $$t \
 			-Zbuild-std=std,panic_unwind,panic_abort --lib --test uci_cases --test cli \
 			-- --test-threads=2; \
 		$(MAKE) -s cross CROSS_TARGETS=$$t CROSS_SDK_SIZE= >/dev/null; \

@@ -31,7 +31,9 @@ fn a_failed_rule_operation_anywhere_keeps_old_or_new() {
     let mut rng = Rng(0x1234_5678);
     let mut serial = 0;
     let (mut hits, mut cleanups) = (0, 0);
-    for case in 0..5 {
+    // Fewer under an emulator (`make test-cross` sets the variable).
+    let cases = std::env::var("CONNROUTE_TRANSITION_FAIL_CASES").map_or(5, |v| v.parse().unwrap());
+    for case in 0..cases {
         let n = 1 + rng.below(8) as usize;
         let mut gws: Vec<Gw> = (0..n).map(|_| new_gw(&mut rng, &mut serial)).collect();
         let mut old = loop {
@@ -82,7 +84,7 @@ fn a_failed_rule_operation_anywhere_keeps_old_or_new() {
         }
     }
     assert!(
-        hits >= 500 && cleanups >= 200,
+        hits >= 100 * cases && cleanups >= 40 * cases,
         "{hits} failures, {cleanups} in the clean-up"
     );
 }
