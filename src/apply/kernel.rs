@@ -105,7 +105,8 @@ pub trait Kernel {
     fn foreign_defaults(&mut self, tables: &[(Family, u32)]) -> KResult<Vec<ForeignRoute>>;
     /// connroute's ip rules, both families.
     fn rules(&mut self) -> KResult<Vec<IpRule>>;
-    /// The family and priority of every ip rule others own (not 197).
+    /// The family and priority of every ip rule others own (not 197), as
+    /// the last [`Kernel::rules`] dump saw them (one dump if none yet).
     fn foreign_rules(&mut self) -> KResult<Vec<(Family, u32)>>;
     /// Adds a route; fails if the table already has that default route.
     fn add_route(&mut self, r: &Route) -> KResult<()>;
@@ -154,6 +155,8 @@ pub struct System {
     /// The last dumps, to delete entries by their kernel bytes.
     routes: Vec<netlink::KernelRoute>,
     rules: Vec<netlink::KernelRule>,
+    /// Others' ip rules (family, priority) seen by the last rule dump.
+    foreign: Option<Vec<(Family, u32)>>,
     strays: Vec<(String, Vec<u8>)>,
     /// Every route message of the last [`Kernel::routes`] dump, read again
     /// by `foreign_defaults` and `strays` (one dump per decision instead of
@@ -170,6 +173,7 @@ impl System {
             nft,
             routes: Vec::new(),
             rules: Vec::new(),
+            foreign: None,
             strays: Vec::new(),
             snapshot: None,
         })
@@ -286,17 +290,22 @@ impl Kernel for System {
     }
 
     fn rules(&mut self) -> KResult<Vec<IpRule>> {
-        self.rules = self
+        let (ours, foreign) = self
             .nl
             .rules()
             .map_err(|e| KernelError::netlink("cannot list ip rules", e))?;
+        self.rules = ours;
+        self.foreign = Some(foreign);
         Ok(self.rules.iter().map(|k| k.rule.clone()).collect())
     }
 
     fn foreign_rules(&mut self) -> KResult<Vec<(Family, u32)>> {
-        self.nl
-            .foreign_rules()
-            .map_err(|e| KernelError::netlink("cannot list ip rules", e))
+        // The rule dump this run already made (connroute changes only its
+        // own rules), or one now.
+        if self.foreign.is_none() {
+            self.rules()?;
+        }
+        Ok(self.foreign.clone().unwrap_or_default())
     }
 
     fn add_route(&mut self, r: &Route) -> KResult<()> {

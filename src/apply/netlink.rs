@@ -39,6 +39,9 @@ pub struct KernelRoute {
     raw: Vec<u8>,
 }
 
+/// Family and priority of each ip rule another owner made.
+pub type ForeignRules = Vec<(Family, u32)>;
+
 /// An ip rule connroute owns, as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelRule {
@@ -207,24 +210,19 @@ impl Netlink {
         Ok(ours(&self.dump(kind::GETROUTE)?))
     }
 
-    /// ip rules tagged as connroute's, both families.
-    pub fn rules(&mut self) -> io::Result<Vec<KernelRule>> {
-        let dump = self.dump(kind::GETRULE)?;
-        Ok(dump
-            .into_iter()
-            .filter_map(|raw| {
-                Some(KernelRule {
-                    rule: rtnl::decode_rule(&raw)?,
-                    raw,
-                })
-            })
-            .collect())
-    }
-
-    /// Family and priority of the ip rules others own, both families.
-    pub fn foreign_rules(&mut self) -> io::Result<Vec<(Family, u32)>> {
-        let dump = self.dump(kind::GETRULE)?;
-        Ok(dump.iter().filter_map(|b| rtnl::foreign_rule(b)).collect())
+    /// One dump of the ip rules of both families: those tagged as
+    /// connroute's, and the family and priority of those others own.
+    pub fn rules(&mut self) -> io::Result<(Vec<KernelRule>, ForeignRules)> {
+        let mut ours = Vec::new();
+        let mut foreign = Vec::new();
+        for raw in self.dump(kind::GETRULE)? {
+            if let Some(rule) = rtnl::decode_rule(&raw) {
+                ours.push(KernelRule { rule, raw });
+            } else if let Some(f) = rtnl::foreign_rule(&raw) {
+                foreign.push(f);
+            }
+        }
+        Ok((ours, foreign))
     }
 
     /// Every route message body of both families, unfiltered (the caller

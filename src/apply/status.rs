@@ -103,9 +103,9 @@ pub fn status(
     sys: &System,
     mask: u32,
 ) -> Result<Status, ApplyError> {
-    warn_foreign(k, plan);
     let routes = k.routes()?;
     let rules = k.rules()?;
+    warn_foreign(k, plan);
     let recorded = runstate::recorded(sys)?;
     let (table, _) = diff::table(k, plan, recorded.as_ref(), None, false)?;
     let counters = k.counters()?;

@@ -29,12 +29,13 @@ pub fn run(cli: &Cli, diff: bool) -> Run {
     let mut k = open_kernel(cli)?;
     let p = live_plan(cli, &config, &mut k, diff)?;
     table_names_free(cli, &p)?;
-    crate::apply::status::warn_foreign(&mut k, &p);
     let changes = if diff {
         Some(decide(&mut k, &p, &system(cli), false)?.changes)
     } else {
         None
     };
+    // After decide: its rule dump serves the warning too.
+    crate::apply::status::warn_foreign(&mut k, &p);
     // `nft -c` on the batch apply would load: the incremental update (checked
     // against the live table, handles and all) when it would use one.
     let (json, update) = match changes.as_ref().and_then(|c| c.table.as_ref()) {
