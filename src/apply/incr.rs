@@ -121,14 +121,19 @@ pub struct Update {
 impl Update {
     /// The batch as nft reads it: `{"nftables":[…]}`.
     pub fn to_json(&self) -> Vec<u8> {
-        let mut out = b"{\"nftables\":[".to_vec();
+        self.pieces().concat()
+    }
+
+    /// [`Update::to_json`] as pieces to write in order (no copy).
+    pub fn pieces(&self) -> Vec<&[u8]> {
+        let mut out = vec![&b"{\"nftables\":["[..]];
         for (i, c) in self.commands.iter().enumerate() {
             if i > 0 {
-                out.push(b',');
+                out.push(b",");
             }
-            out.extend_from_slice(c.as_bytes());
+            out.push(c.as_bytes());
         }
-        out.extend_from_slice(b"]}");
+        out.push(b"]}");
         out
     }
 }

@@ -409,7 +409,7 @@ fn a_stale_handle_is_refused_whole_then_replaced() {
     let stale = u.to_json();
     k.table.as_mut().unwrap().tamper();
     let changed = k.table.clone();
-    assert!(k.load(&stale).is_err());
+    assert!(k.load(&[&stale]).is_err());
     assert_eq!(k.table, changed, "nothing of a refused batch stays");
     k.table = before;
     apply(&mut k, &b, &run.sys, false).unwrap();

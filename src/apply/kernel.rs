@@ -127,8 +127,9 @@ pub trait Kernel {
     fn table(&mut self) -> KResult<Option<TableState>>;
     /// True when connroute's nft table exists (cheap: no nft process).
     fn table_exists(&mut self) -> KResult<bool>;
-    /// Loads a JSON batch in one transaction.
-    fn load(&mut self, batch: &[u8]) -> KResult<()>;
+    /// Loads a JSON batch, given as pieces written in order, in one
+    /// transaction.
+    fn load(&mut self, batch: &[&[u8]]) -> KResult<()>;
     /// Checks a JSON batch without loading it.
     fn check(&mut self, batch: &[u8]) -> KResult<()>;
     /// Deletes connroute's nft table.
@@ -364,7 +365,7 @@ impl Kernel for System {
             .map_err(|e| KernelError::netlink("cannot read the nftables ruleset", e))
     }
 
-    fn load(&mut self, batch: &[u8]) -> KResult<()> {
+    fn load(&mut self, batch: &[&[u8]]) -> KResult<()> {
         self.nft.load(batch).map_err(KernelError::Nft)
     }
 
