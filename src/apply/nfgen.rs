@@ -192,49 +192,75 @@ pub fn dump_request(seq: u32, m: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
     )
 }
 
-/// The data message bodies answering request `seq`, one datagram per call
-/// of `next`; none when the kernel answers ENOENT.
-fn collect(
+/// One dump: `send` the request, then each data message body answering
+/// request `seq` (one datagram per call of `next`) goes to `each` with the
+/// state `st` as it arrives, nothing kept; restarted while the kernel
+/// flags it inconsistent (`NLM_F_DUMP_INTR`), [`DUMP_TRIES`] attempts in
+/// all, each from `reset(st)`. ENOENT (nothing to dump) leaves `reset(st)`.
+fn dump_into<S>(
     seq: u32,
-    mut next: impl FnMut() -> Result<Vec<u8>, Fault>,
-) -> Result<Vec<Vec<u8>>, Fault> {
-    let mut c = Collector::new(seq);
-    loop {
-        match c.feed(&next()?) {
-            Ok(Progress::Done) => return Ok(c.bodies),
-            Ok(Progress::More) => {}
-            Err(Fault::Kernel(libc::ENOENT)) => return Ok(Vec::new()),
-            Err(f) => return Err(f),
-        }
-    }
-}
-
-/// One dump: `send` the request, `collect` the replies; restarted while
-/// the kernel flags it inconsistent (`NLM_F_DUMP_INTR`), [`DUMP_TRIES`]
-/// attempts in all.
-fn dump_with(
-    seq: u32,
+    st: &mut S,
+    reset: impl Fn(&mut S),
     mut send: impl FnMut() -> Result<(), Fault>,
     mut next: impl FnMut() -> Result<Vec<u8>, Fault>,
-) -> io::Result<Vec<Vec<u8>>> {
+    mut each: impl FnMut(&mut S, &[u8]) -> Result<(), Fault>,
+) -> io::Result<()> {
     with_restarts("dumping nf_tables", DUMP_TRIES, || {
+        reset(st);
         send()?;
-        collect(seq, &mut next)
+        let mut c = Collector::new(seq);
+        loop {
+            match c.feed_with(&next()?, |b| each(st, b)) {
+                Ok(Progress::Done) => return Ok(()),
+                Ok(Progress::More) => {}
+                Err(Fault::Kernel(libc::ENOENT)) => {
+                    reset(st);
+                    return Ok(());
+                }
+                Err(f) => return Err(f),
+            }
+        }
     })
 }
 
-/// Every message body of one dump, under one deadline.
-fn dump(s: &Socket, seq: u32, req: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+/// [`dump_into`] keeping every message body.
+fn dump_with(
+    seq: u32,
+    send: impl FnMut() -> Result<(), Fault>,
+    next: impl FnMut() -> Result<Vec<u8>, Fault>,
+) -> io::Result<Vec<Vec<u8>>> {
+    let mut all = Vec::new();
+    let keep = |v: &mut Vec<Vec<u8>>, b: &[u8]| {
+        v.push(b.to_vec());
+        Ok(())
+    };
+    dump_into(seq, &mut all, Vec::clear, send, next, keep)?;
+    Ok(all)
+}
+
+/// The socket's `send` and `next` for one dump of `req`, under one deadline.
+fn over(
+    s: &Socket,
+    req: &[u8],
+) -> (
+    impl FnMut() -> Result<(), Fault>,
+    impl FnMut() -> Result<Vec<u8>, Fault>,
+) {
     let deadline = Instant::now() + DEADLINE;
     let fault = |e: io::Error| match e.kind() {
         io::ErrorKind::TimedOut => Fault::TimedOut(e.to_string()),
         _ => Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)),
     };
-    dump_with(
-        seq,
-        || s.send(req, 0).map(drop).map_err(fault),
-        || recv(s, deadline).map_err(fault),
+    (
+        move || s.send(req, 0).map(drop).map_err(fault),
+        move || recv(s, deadline).map_err(fault),
     )
+}
+
+/// Every message body of one dump, under one deadline.
+fn dump(s: &Socket, seq: u32, req: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+    let (send, next) = over(s, req);
+    dump_with(seq, send, next)
 }
 
 /// The top-level attributes of an nf_tables body (after `nfgenmsg`).
@@ -299,14 +325,37 @@ fn absorb_flags(h: &mut u64, body: &[u8]) -> bool {
     true
 }
 
-/// The table's contents as the kernel has them: a digest (FNV-1a over
-/// every object without its volatile attributes) and the raw rule bodies
-/// (for the caller to find the fingerprint in).
+/// The table's contents as the kernel has them, read message by message
+/// as the replies arrive (no message kept): a digest (FNV-1a over every
+/// object without its volatile attributes), the fingerprint stamped in a
+/// rule comment, and every rule's chain and handle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dump {
     /// The digest.
     pub digest: u64,
-    /// Every rule message body, in dump order.
-    pub rules: Vec<Vec<u8>>,
+    /// The first fingerprint found in a rule comment, in dump order.
+    pub fingerprint: Option<String>,
+    /// Every rule's chain and handle in dump order; empty when a rule
+    /// could not be decoded (nothing is then edited by handle).
+    pub rules: Vec<(String, u64)>,
+    /// A rule could not be decoded.
+    undecoded: bool,
+}
+
+impl Dump {
+    /// Takes one dumped rule body (after the digest took it).
+    fn rule(&mut self, body: &[u8]) {
+        if self.fingerprint.is_none() {
+            self.fingerprint = super::kernel::fingerprint(body);
+        }
+        match rule_handle(body) {
+            Some(r) if !self.undecoded => self.rules.push(r),
+            _ => {
+                self.undecoded = true;
+                self.rules = Vec::new();
+            }
+        }
+    }
 }
 
 /// A dumped rule's chain and handle (`NFTA_RULE_CHAIN`, `NFTA_RULE_HANDLE`).
@@ -321,17 +370,51 @@ pub fn rule_handle(body: &[u8]) -> Option<(String, u64)> {
     ))
 }
 
+fn bad_object() -> Fault {
+    Fault::Malformed("malformed nf_tables object".into())
+}
+
+/// Feeds one dumped object of kind `m` into `d` if it is of `table`
+/// (chains are dumped for every table).
+fn take(d: &mut Dump, m: u16, table: &[u8], body: &[u8]) -> Result<(), Fault> {
+    let list = attrs(body).ok_or_else(bad_object)?;
+    if !list.iter().any(|(k, v)| *k == ATTR_TABLE && *v == table) {
+        return Ok(());
+    }
+    if !absorb(&mut d.digest, m, body) {
+        return Err(bad_object());
+    }
+    if m == NFT_MSG_GETRULE {
+        d.rule(body);
+    }
+    Ok(())
+}
+
+/// The state to restart a dump from: `d` as it was before it.
+fn restart_from(d: &Dump) -> impl Fn(&mut Dump) + use<> {
+    let (digest, fingerprint, n, undecoded) =
+        (d.digest, d.fingerprint.clone(), d.rules.len(), d.undecoded);
+    move |d: &mut Dump| {
+        d.digest = digest;
+        d.fingerprint.clone_from(&fingerprint);
+        d.rules.truncate(n);
+        d.undecoded = undecoded;
+    }
+}
+
 /// Dumps `table inet NAME` once.
 fn dump_table(s: &Socket, name: &str) -> io::Result<Dump> {
     let mut n = name.as_bytes().to_vec();
     n.push(0);
     let table: &[(u16, &[u8])] = &[(ATTR_TABLE, &n)];
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    let mut rules = Vec::new();
+    let mut d = Dump {
+        digest: 0xcbf2_9ce4_8422_2325u64,
+        ..Dump::default()
+    };
     let mut seq = 10;
     let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed nf_tables object");
     if let Some(t) = ask(&table_request(seq, name), seq, NFT_MSG_NEWTABLE)? {
-        if !absorb_flags(&mut h, &t) {
+        if !absorb_flags(&mut d.digest, &t) {
             return Err(bad());
         }
     }
@@ -342,37 +425,55 @@ fn dump_table(s: &Socket, name: &str) -> io::Result<Dump> {
         NFT_MSG_GETOBJ,
     ] {
         seq += 1;
-        for b in dump(s, seq, &dump_request(seq, m, table))? {
-            let list = attrs(&b).ok_or_else(bad)?;
-            // Chains are dumped for every table: keep ours.
-            if !list.iter().any(|(k, v)| *k == ATTR_TABLE && *v == &n[..]) {
-                continue;
+        let req = dump_request(seq, m, table);
+        if m == NFT_MSG_GETSET {
+            // Few: kept, each followed by its elements (a second dump).
+            for b in dump(s, seq, &req)? {
+                take(&mut d, m, &n, &b).map_err(|_| bad())?;
+                seq = dump_elements(s, seq, &n, &b, &mut d.digest)?;
             }
-            if !absorb(&mut h, m, &b) {
-                return Err(bad());
-            }
-            if m == NFT_MSG_GETSET {
-                let set = list
-                    .iter()
-                    .find(|(k, _)| *k == ATTR_SET_NAME)
-                    .map(|(_, v)| v.to_vec())
-                    .ok_or_else(bad)?;
-                seq += 1;
-                let req = dump_request(
-                    seq,
-                    NFT_MSG_GETSETELEM,
-                    &[(ATTR_TABLE, &n), (ATTR_SET_NAME, &set)],
-                );
-                for e in dump(s, seq, &req)? {
-                    absorb(&mut h, NFT_MSG_GETSETELEM, &e);
-                }
-            }
-            if m == NFT_MSG_GETRULE {
-                rules.push(b);
-            }
+            continue;
         }
+        let (send, next) = over(s, &req);
+        let reset = restart_from(&d);
+        dump_into(seq, &mut d, reset, send, next, |d, b| take(d, m, &n, b))?;
     }
-    Ok(Dump { digest: h, rules })
+    Ok(d)
+}
+
+/// Feeds the elements of the set whose body is `set` (of `table`) into
+/// the digest `h`, message by message; returns the last sequence number.
+fn dump_elements(
+    s: &Socket,
+    mut seq: u32,
+    table: &[u8],
+    set: &[u8],
+    h: &mut u64,
+) -> io::Result<u32> {
+    let list = attrs(set).unwrap_or_default();
+    if !list.iter().any(|(k, v)| *k == ATTR_TABLE && *v == table) {
+        return Ok(seq);
+    }
+    let name = list
+        .iter()
+        .find(|(k, _)| *k == ATTR_SET_NAME)
+        .map(|(_, v)| *v);
+    let name = name
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed nf_tables object"))?;
+    seq += 1;
+    let req = dump_request(
+        seq,
+        NFT_MSG_GETSETELEM,
+        &[(ATTR_TABLE, table), (ATTR_SET_NAME, name)],
+    );
+    let (send, next) = over(s, &req);
+    let h0 = *h;
+    let feed = |h: &mut u64, e: &[u8]| {
+        absorb(h, NFT_MSG_GETSETELEM, e);
+        Ok(())
+    };
+    dump_into(seq, h, move |h: &mut u64| *h = h0, send, next, feed)?;
+    Ok(seq)
 }
 
 /// The contents of `table inet NAME`, read consistently: retried (up to
