@@ -233,7 +233,7 @@ fn incremental(
     if s.digest != Some(live.digest) {
         return None;
     }
-    let prev = Batch::read(state, &s.fingerprint)?;
-    let u = incr::diff(&prev.commands, plan.ruleset.objects(), &live.rules)?;
+    let prev = Batch::read_shape(state, &s.fingerprint)?;
+    let u = incr::diff_shapes(&prev, plan.ruleset.objects(), &live.rules)?;
     (!u.commands.is_empty()).then_some(u)
 }

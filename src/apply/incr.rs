@@ -20,6 +20,10 @@ use std::fmt;
 #[path = "incr_align.rs"]
 mod align;
 pub use align::align;
+#[path = "incr_shape.rs"]
+mod shape;
+pub use shape::Shape;
+use shape::{CHAINS, COUNTERS, Rule, SETS, set_parts};
 
 /// How many objects of each kind the update touches.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -140,115 +144,6 @@ impl Update {
 
 const TABLE: &str = crate::plan::TABLE;
 
-/// One object of a full batch, as far as the diff needs it.
-enum Obj<'a> {
-    Table,
-    Counter(&'a str),
-    Set(&'a str),
-    Chain(&'a str),
-    Rule(&'a str),
-}
-
-/// The JSON string starting `s` up to its closing quote; `None` when it
-/// holds an escape (names connroute makes never do).
-fn name(s: &str) -> Option<&str> {
-    let end = s.find('"')?;
-    let n = &s[..end];
-    (!n.contains('\\') && !n.is_empty()).then_some(n)
-}
-
-fn head(kind: &str, key: &str) -> String {
-    format!("{{\"add\":{{\"{kind}\":{{\"family\":\"inet\",\"table\":\"{TABLE}\",\"{key}\":\"")
-}
-
-/// Classifies one command of a full batch; `None` for anything else.
-fn parse<'a>(text: &'a str, heads: &[(String, u8); 4]) -> Option<Obj<'a>> {
-    let table = format!("{{\"table\":{{\"family\":\"inet\",\"name\":\"{TABLE}\"}}}}}}");
-    if text
-        .strip_prefix("{\"add\":")
-        .or(text.strip_prefix("{\"delete\":"))
-        == Some(&table)
-    {
-        return Some(Obj::Table);
-    }
-    let (h, kind) = heads.iter().find(|(h, _)| text.starts_with(h.as_str()))?;
-    let n = name(&text[h.len()..])?;
-    Some(match kind {
-        0 => Obj::Counter(n),
-        1 => Obj::Set(n),
-        2 => Obj::Chain(n),
-        _ => Obj::Rule(n),
-    })
-}
-
-/// Named objects of one kind in batch order, indexed by name (a batch of
-/// 10,000 rules has as many chains and counters).
-#[derive(Default)]
-struct Named<'a> {
-    list: Vec<(&'a str, &'a str)>,
-    index: BTreeMap<String, usize>,
-}
-
-impl<'a> Named<'a> {
-    /// Adds object `n` (text `t`); `None` when the name repeats.
-    fn push(&mut self, n: &'a str, t: &'a str) -> Option<()> {
-        let fresh = self.index.insert(n.to_string(), self.list.len()).is_none();
-        self.list.push((n, t));
-        fresh.then_some(())
-    }
-
-    fn pos(&self, n: &str) -> Option<usize> {
-        self.index.get(n).copied()
-    }
-
-    fn get(&self, n: &str) -> Option<&'a str> {
-        self.pos(n).map(|i| self.list[i].1)
-    }
-
-    /// Names here that `other` does not have, in order.
-    fn gone(&self, other: &Named) -> Vec<&'a str> {
-        let names = self.list.iter().map(|(k, _)| *k);
-        names.filter(|k| other.pos(k).is_none()).collect()
-    }
-}
-
-/// A full batch by object: named objects with their texts, and the rules
-/// of each chain (by the chain's index).
-#[derive(Default)]
-struct Shape<'a> {
-    counters: Named<'a>,
-    sets: Named<'a>,
-    chains: Named<'a>,
-    rules: Vec<Vec<&'a str>>,
-}
-
-/// Splits a full batch (`add table; delete table; add table; …`).
-fn shape<'a, S: AsRef<str>>(batch: &'a [S]) -> Option<Shape<'a>> {
-    let heads = [
-        (head("counter", "name"), 0),
-        (head("set", "name"), 1),
-        (head("chain", "name"), 2),
-        (head("rule", "chain"), 3),
-    ];
-    let mut s = Shape::default();
-    let mut tables = 0;
-    for (i, t) in batch.iter().enumerate() {
-        let t = t.as_ref();
-        match parse(t, &heads)? {
-            Obj::Table if i == tables => tables += 1,
-            Obj::Table => return None,
-            Obj::Counter(n) => s.counters.push(n, t)?,
-            Obj::Set(n) => s.sets.push(n, t)?,
-            Obj::Chain(n) => {
-                s.chains.push(n, t)?;
-                s.rules.push(Vec::new());
-            }
-            Obj::Rule(c) => s.rules[s.chains.pos(c)?].push(t),
-        }
-    }
-    (tables == 3).then_some(s)
-}
-
 fn named(op: &str, kind: &str, n: &str) -> String {
     format!(
         "{{\"{op}\":{{\"{kind}\":{{\"family\":\"inet\",\"table\":\"{TABLE}\",\"name\":\"{n}\"}}}}}}"
@@ -257,8 +152,9 @@ fn named(op: &str, kind: &str, n: &str) -> String {
 
 /// `{"OP":{"rule":{…,"chain":"C","handle":H,…}}}` from an added rule.
 fn with_handle(op: &str, text: &str, chain: &str, handle: u64) -> String {
-    let h = head("rule", "chain");
-    let rest = &text[h.len() + chain.len() + 1..];
+    let h =
+        "{\"add\":{\"rule\":{\"family\":\"inet\",\"table\":\"\",\"chain\":\"".len() + TABLE.len();
+    let rest = &text[h + chain.len() + 1..];
     format!(
         "{{\"{op}\":{{\"rule\":{{\"family\":\"inet\",\"table\":\"{TABLE}\",\"chain\":\"{chain}\",\"handle\":{handle}{rest}"
     )
@@ -270,15 +166,6 @@ fn delete_rule(chain: &str, handle: u64) -> String {
     )
 }
 
-/// A set's declaration without its elements, and the elements' array.
-fn set_parts(text: &str) -> Option<(String, &str)> {
-    let at = text.find(",\"elem\":[")?;
-    let elems = text.strip_suffix("}}}")?.get(at + 8..)?;
-    elems
-        .ends_with(']')
-        .then(|| (format!("{}}}}}}}", &text[..at]), elems))
-}
-
 /// The batch that turns the table loaded from `prev` into `next`'s, given
 /// the live rules' `(chain, handle)` in the kernel's order (which must
 /// match `prev` rule for rule). `None` when it cannot be done safely.
@@ -287,32 +174,55 @@ pub fn diff<A: AsRef<str>, B: AsRef<str>>(
     next: &[B],
     live: &[(String, u64)],
 ) -> Option<Update> {
-    let (p, n) = (shape(prev)?, shape(next)?);
-    let handles = handles(&p, live)?;
-    let u = build(&p, &n, &handles, false)?;
+    diff_shapes(&Shape::of(prev)?, next, live)
+}
+
+/// [`diff`] from the shape of the previous batch (see [`Shape`]: read from
+/// its record without holding its texts).
+pub fn diff_shapes<B: AsRef<str>>(p: &Shape, next: &[B], live: &[(String, u64)]) -> Option<Update> {
+    let n = Shape::of(next)?;
+    let handles = handles(p, live)?;
+    let b = Both { p, n: &n, next };
+    let u = build(&b, &handles, false)?;
     if u.touched.add_only() {
         return Some(u);
     }
-    build(&p, &n, &handles, true)
+    // Its commands hold the changed rules' texts: freed before the next.
+    drop(u);
+    build(&b, &handles, true)
 }
 
-/// The update from `p` (live `handles`) to `n`; `refresh`: kept rules
+/// The two shapes and the new batch's texts.
+struct Both<'a, B> {
+    p: &'a Shape,
+    n: &'a Shape,
+    next: &'a [B],
+}
+
+impl<B: AsRef<str>> Both<'_, B> {
+    fn text(&self, at: u32) -> &str {
+        self.next[at as usize].as_ref()
+    }
+}
+
+/// The update from `b.p` (live `handles`) to `b.n`; `refresh`: kept rules
 /// whose fingerprint changed are replaced too.
-fn build(p: &Shape, n: &Shape, handles: &[Vec<u64>], refresh: bool) -> Option<Update> {
+fn build<B: AsRef<str>>(b: &Both<B>, handles: &[Vec<u64>], refresh: bool) -> Option<Update> {
     let mut u = Update {
         commands: Vec::new(),
         touched: Touched::default(),
         generation: None,
     };
-    added(p, n, &mut u)?;
-    for (&(chain, _), new) in n.chains.list.iter().zip(&n.rules) {
-        let (old, hs) = match p.chains.pos(chain) {
-            Some(i) => (&p.rules[i][..], &handles[i][..]),
+    added(b, &mut u)?;
+    for (i, e) in b.n.named(CHAINS).iter().enumerate() {
+        let chain = b.n.name(e);
+        let (old, hs) = match b.p.pos(CHAINS, chain) {
+            Some(i) => (b.p.rules(i), &handles[i][..]),
             None => (&[][..], &[][..]),
         };
-        edit(chain, (old, new), hs, refresh, &mut u);
+        edit(b, chain, (old, b.n.rules(i)), hs, refresh, &mut u);
     }
-    removed(p, n, &mut u);
+    removed(b.p, b.n, &mut u);
     Some(u)
 }
 
@@ -320,10 +230,14 @@ fn build(p: &Shape, n: &Shape, handles: &[Vec<u64>], refresh: bool) -> Option<Up
 /// batch loads: what the live table holds once an add-only update of it
 /// committed. `None` for a batch of a shape [`diff`] does not know.
 pub fn rule_counts<S: AsRef<str>>(batch: &[S]) -> Option<BTreeMap<String, usize>> {
-    let s = shape(batch)?;
-    let chains = s.chains.list.iter().zip(&s.rules);
-    let counts = chains.filter(|(_, r)| !r.is_empty());
-    Some(counts.map(|((c, _), r)| (c.to_string(), r.len())).collect())
+    let s = Shape::of(batch)?;
+    let chains = s.named(CHAINS).iter().enumerate();
+    let counts = chains.filter(|(i, _)| !s.rules(*i).is_empty());
+    Some(
+        counts
+            .map(|(i, e)| (s.name(e).to_string(), s.rules(i).len()))
+            .collect(),
+    )
 }
 
 /// Rules per chain of a live table's `(chain, handle)` list.
@@ -338,60 +252,43 @@ pub fn live_counts(live: &[(String, u64)]) -> BTreeMap<String, usize> {
 /// The live rules' handles by chain index of `p`: the kernel dumps them
 /// chain by chain, and each chain must hold as many rules as `p` says.
 fn handles(p: &Shape, live: &[(String, u64)]) -> Option<Vec<Vec<u64>>> {
-    let mut out = vec![Vec::new(); p.rules.len()];
+    let chains = p.named(CHAINS).len();
+    let mut out = vec![Vec::new(); chains];
     let mut last = None;
     for (c, h) in live {
-        let i = p.chains.pos(c)?;
+        let i = p.pos(CHAINS, c)?;
         if last != Some(i) && !out[i].is_empty() {
             return None;
         }
         last = Some(i);
         out[i].push(*h);
     }
-    let same = out.iter().zip(&p.rules).all(|(h, r)| h.len() == r.len());
+    let same = (0..chains).all(|i| out[i].len() == p.rules(i).len());
     same.then_some(out)
 }
 
-const FP_KEY: &str = "\"comment\":\"connroute restore fp=";
-
-/// A rule's text with its fingerprint (if any) zeroed: rules that differ
-/// only there are the same rule.
-fn masked(text: &str) -> std::borrow::Cow<'_, str> {
-    let at = text.find(FP_KEY).map(|at| at + FP_KEY.len());
-    let hex = |at: usize| {
-        let fp = text.get(at..at + 16).unwrap_or("");
-        fp.len() == 16
-            && fp.bytes().all(|c| c.is_ascii_hexdigit())
-            && text[at + 16..].starts_with('"')
-    };
-    match at {
-        Some(at) if hex(at) => {
-            format!("{}{}{}", &text[..at], "0".repeat(16), &text[at + 16..]).into()
-        }
-        _ => text.into(),
-    }
-}
-
 /// New counters, sets and chains; changed sets' elements.
-fn added(p: &Shape, n: &Shape, u: &mut Update) -> Option<()> {
+fn added<B: AsRef<str>>(b: &Both<B>, u: &mut Update) -> Option<()> {
+    let (p, n) = (b.p, b.n);
     let t = &mut u.touched;
-    for (name, text) in &n.counters.list {
-        if p.counters.pos(name).is_none() {
-            u.commands.push(text.to_string());
+    for e in n.named(COUNTERS) {
+        if p.pos(COUNTERS, n.name(e)).is_none() {
+            u.commands.push(b.text(e.at).to_string());
             t.counters_added += 1;
         }
     }
-    for (name, text) in &n.sets.list {
-        match p.sets.get(name) {
+    for e in n.named(SETS) {
+        let name = n.name(e);
+        match p.get(SETS, name) {
             None => {
-                u.commands.push(text.to_string());
+                u.commands.push(b.text(e.at).to_string());
                 t.sets_added += 1;
             }
-            Some(old) if old != *text => {
-                let ((d0, _), (d1, elems)) = (set_parts(old)?, set_parts(text)?);
-                if d0 != d1 {
+            Some(old) if old.sum.full != e.sum.full => {
+                if !(old.split && e.split) || old.sum.key != e.sum.key {
                     return None;
                 }
+                let (_, elems) = set_parts(b.text(e.at))?;
                 u.commands.push(named("flush", "set", name));
                 let add = named("add", "element", name);
                 let add = add.strip_suffix("}}}")?;
@@ -401,13 +298,13 @@ fn added(p: &Shape, n: &Shape, u: &mut Update) -> Option<()> {
             Some(_) => {}
         }
     }
-    for (name, text) in &n.chains.list {
-        match p.chains.get(name) {
+    for e in n.named(CHAINS) {
+        match p.get(CHAINS, n.name(e)) {
             None => {
-                u.commands.push(text.to_string());
+                u.commands.push(b.text(e.at).to_string());
                 t.chains_added += 1;
             }
-            Some(old) if old != *text => return None,
+            Some(old) if old.sum.full != e.sum.full => return None,
             Some(_) => {}
         }
     }
@@ -416,7 +313,7 @@ fn added(p: &Shape, n: &Shape, u: &mut Update) -> Option<()> {
 
 /// Removed chains (flushed, then deleted), then removed sets and counters.
 fn removed(p: &Shape, n: &Shape, u: &mut Update) {
-    let chains = p.chains.gone(&n.chains);
+    let chains = p.gone(CHAINS, n);
     for c in &chains {
         u.commands.push(named("flush", "chain", c));
     }
@@ -424,11 +321,11 @@ fn removed(p: &Shape, n: &Shape, u: &mut Update) {
         u.commands.push(named("delete", "chain", c));
     }
     u.touched.chains_removed = chains.len();
-    let sets = p.sets.gone(&n.sets);
+    let sets = p.gone(SETS, n);
     u.commands
         .extend(sets.iter().map(|s| named("delete", "set", s)));
     u.touched.sets_removed = sets.len();
-    let counters = p.counters.gone(&n.counters);
+    let counters = p.gone(COUNTERS, n);
     u.commands
         .extend(counters.iter().map(|c| named("delete", "counter", c)));
     u.touched.counters_removed = counters.len();
@@ -446,15 +343,18 @@ fn replace(out: &mut Vec<String>, text: &str, chain: &str, handle: u64) {
 /// rest deleted or inserted before the next kept rule (appended at the end
 /// when none follows). With `refresh`, kept rules whose fingerprint
 /// changed are replaced too, so the table carries the plan's fingerprint.
-fn edit(chain: &str, rules: (&[&str], &[&str]), handles: &[u64], refresh: bool, u: &mut Update) {
+fn edit<B: AsRef<str>>(
+    b: &Both<B>,
+    chain: &str,
+    rules: (&[Rule], &[Rule]),
+    handles: &[u64],
+    refresh: bool,
+    u: &mut Update,
+) {
     let (old, new) = rules;
-    let (mo, mn): (Vec<_>, Vec<_>) = (
-        old.iter().map(|t| masked(t)).collect(),
-        new.iter().map(|t| masked(t)).collect(),
-    );
-    let mo: Vec<&str> = mo.iter().map(AsRef::as_ref).collect();
-    let mn: Vec<&str> = mn.iter().map(AsRef::as_ref).collect();
-    let mut kept = align(&mo, &mn);
+    let ko: Vec<u64> = old.iter().map(|r| r.1.key).collect();
+    let kn: Vec<u64> = new.iter().map(|r| r.1.key).collect();
+    let mut kept = align(&ko, &kn);
     kept.push((old.len(), new.len()));
     let (mut i, mut j) = (0, 0);
     let t = &mut u.touched;
@@ -462,20 +362,21 @@ fn edit(chain: &str, rules: (&[&str], &[&str]), handles: &[u64], refresh: bool, 
         let anchor = handles.get(ki).copied();
         let (olds, news) = (&handles[i..ki], &new[j..kj]);
         let pairs = olds.len().min(news.len());
-        for (h, text) in olds.iter().zip(news) {
-            replace(&mut u.commands, text, chain, *h);
+        for (h, r) in olds.iter().zip(news) {
+            replace(&mut u.commands, b.text(r.2), chain, *h);
         }
         for h in &olds[pairs..] {
             u.commands.push(delete_rule(chain, *h));
         }
-        for text in &news[pairs..] {
+        for r in &news[pairs..] {
+            let text = b.text(r.2);
             u.commands.push(match anchor {
                 Some(h) => with_handle("insert", text, chain, h),
                 None => text.to_string(),
             });
         }
-        if let Some(h) = anchor.filter(|_| refresh && old[ki] != new[kj]) {
-            replace(&mut u.commands, new[kj], chain, h);
+        if let Some(h) = anchor.filter(|_| refresh && old[ki].1.full != new[kj].1.full) {
+            replace(&mut u.commands, b.text(new[kj].2), chain, h);
             t.rules_replaced += 1;
         }
         t.rules_replaced += pairs;
