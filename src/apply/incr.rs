@@ -207,7 +207,7 @@ impl<B: AsRef<str>> Both<'_, B> {
 
 /// The update from `b.p` (live `handles`) to `b.n`; `refresh`: kept rules
 /// whose fingerprint changed are replaced too.
-fn build<B: AsRef<str>>(b: &Both<B>, handles: &[Vec<u64>], refresh: bool) -> Option<Update> {
+fn build<B: AsRef<str>>(b: &Both<B>, handles: &[u64], refresh: bool) -> Option<Update> {
     let mut u = Update {
         commands: Vec::new(),
         touched: Touched::default(),
@@ -217,7 +217,7 @@ fn build<B: AsRef<str>>(b: &Both<B>, handles: &[Vec<u64>], refresh: bool) -> Opt
     for (i, e) in b.n.named(CHAINS).iter().enumerate() {
         let chain = b.n.name(e);
         let (old, hs) = match b.p.pos(CHAINS, chain) {
-            Some(i) => (b.p.rules(i), &handles[i][..]),
+            Some(i) => (b.p.rules(i), &handles[b.p.start(i)..b.p.start(i + 1)]),
             None => (&[][..], &[][..]),
         };
         edit(b, chain, (old, b.n.rules(i)), hs, refresh, &mut u);
@@ -249,21 +249,25 @@ pub fn live_counts(live: &[(String, u64)]) -> BTreeMap<String, usize> {
     out
 }
 
-/// The live rules' handles by chain index of `p`: the kernel dumps them
+/// The live rules' handles in `p`'s chain order (those of the chain at
+/// position `i` at `p.start(i)..p.start(i + 1)`): the kernel dumps them
 /// chain by chain, and each chain must hold as many rules as `p` says.
-fn handles(p: &Shape, live: &[(String, u64)]) -> Option<Vec<Vec<u64>>> {
+fn handles(p: &Shape, live: &[(String, u64)]) -> Option<Vec<u64>> {
     let chains = p.named(CHAINS).len();
-    let mut out = vec![Vec::new(); chains];
+    let mut out = vec![0; p.rule_count()];
+    let mut filled = vec![0u32; chains];
     let mut last = None;
     for (c, h) in live {
         let i = p.pos(CHAINS, c)?;
-        if last != Some(i) && !out[i].is_empty() {
+        let n = filled[i] as usize;
+        if last != Some(i) && n > 0 || n >= p.rules(i).len() {
             return None;
         }
         last = Some(i);
-        out[i].push(*h);
+        out[p.start(i) + n] = *h;
+        filled[i] += 1;
     }
-    let same = (0..chains).all(|i| out[i].len() == p.rules(i).len());
+    let same = (0..chains).all(|i| filled[i] as usize == p.rules(i).len());
     same.then_some(out)
 }
 

@@ -56,7 +56,10 @@ pub type Rule = (u32, Sum, u32);
 pub struct Shape {
     names: String,
     named: [Vec<Entry>; 3],
-    index: [HashMap<u64, u32>; 3],
+    /// While building: name sum to position.
+    building: [HashMap<u64, u32>; 3],
+    /// Once built: (name sum, position), sorted.
+    index: [Vec<(u64, u32)>; 3],
     rules: Vec<Rule>,
     starts: Vec<u32>,
     tables: u32,
@@ -164,7 +167,10 @@ impl Shape {
                 self.names.push_str(n);
                 let pos = u32::try_from(self.named[k].len()).ok()?;
                 // A repeated name, or two names with one sum: not diffed.
-                if self.index[k].insert(fnv(FNV0, n.as_bytes()), pos).is_some() {
+                if self.building[k]
+                    .insert(fnv(FNV0, n.as_bytes()), pos)
+                    .is_some()
+                {
                     return None;
                 }
                 self.named[k].push(Entry {
@@ -192,6 +198,14 @@ impl Shape {
         // Rules by chain, each chain's in batch order (a stable sort).
         self.rules.sort_by_key(|r| r.0);
         self.rules.shrink_to_fit();
+        self.names.shrink_to_fit();
+        for k in [COUNTERS, SETS, CHAINS] {
+            self.named[k].shrink_to_fit();
+            let mut index: Vec<(u64, u32)> =
+                std::mem::take(&mut self.building[k]).into_iter().collect();
+            index.sort_unstable();
+            self.index[k] = index;
+        }
         let chains = self.named[CHAINS].len();
         self.starts = Vec::with_capacity(chains + 1);
         let mut at = 0;
@@ -217,8 +231,23 @@ impl Shape {
 
     /// Where the object of kind `k` named `n` is in [`Shape::named`].
     pub fn pos(&self, k: usize, n: &str) -> Option<usize> {
-        let i = *self.index[k].get(&fnv(FNV0, n.as_bytes()))? as usize;
+        let h = fnv(FNV0, n.as_bytes());
+        let i = match self.index[k].binary_search_by_key(&h, |e| e.0) {
+            Ok(at) => self.index[k][at].1,
+            Err(_) => *self.building[k].get(&h)?,
+        } as usize;
         (self.name(&self.named[k][i]) == n).then_some(i)
+    }
+
+    /// Where the rules of the chain at position `c` start in
+    /// [`Shape::rules`] taken in chain order.
+    pub fn start(&self, c: usize) -> usize {
+        self.starts[c] as usize
+    }
+
+    /// Rules in all.
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
     }
 
     /// The object of kind `k` named `n`.

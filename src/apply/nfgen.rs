@@ -438,6 +438,7 @@ fn dump_table(s: &Socket, name: &str) -> io::Result<Dump> {
         let reset = restart_from(&d);
         dump_into(seq, &mut d, reset, send, next, |d, b| take(d, m, &n, b))?;
     }
+    d.rules.shrink_to_fit();
     Ok(d)
 }
 
