@@ -16,7 +16,6 @@ use super::runstate::{self, Batch, RunState};
 use super::{Report, System};
 use crate::config::Family;
 use crate::plan::{self, IpRule, Plan, Route};
-use std::collections::BTreeMap;
 
 /// What apply would do, and the run state to record if nothing changes.
 pub struct Decision {
@@ -329,13 +328,13 @@ fn load_table(
             .add_only()
             .then(|| incr::rule_counts(plan.ruleset.objects()));
         let mark = match &counts {
-            Some(Some(c)) => Mark::Counts(c),
+            Some(Some(c)) => Mark::Counts(*c),
             _ => Mark::Fingerprint,
         };
         if before.is_none() || before != u.generation {
             log::info!("the ruleset changed since it was read: replacing the whole table");
         } else {
-            match attempt(k, plan, u.pieces(), before, mark) {
+            match attempt(k, plan, u.pieces(plan.ruleset.objects()), before, mark) {
                 Ok(r) => {
                     let what = &u.touched;
                     let line = format!("updated table inet {t} ({fp}): {what}");
@@ -355,20 +354,21 @@ fn load_table(
 
 /// How a load is recognised in the live table after it.
 #[derive(Clone, Copy)]
-enum Mark<'a> {
+enum Mark {
     /// It stamps the plan's fingerprint (full loads, updates that refresh it).
     Fingerprint,
     /// An add-only update: it keeps the older fingerprint and leaves these
-    /// rule counts per chain (all or nothing, and always a changed count).
-    Counts(&'a BTreeMap<String, usize>),
+    /// rule counts per chain, as [`incr::rule_counts`] sums them (all or
+    /// nothing, and always a changed count).
+    Counts(u64),
 }
 
-impl Mark<'_> {
+impl Mark {
     /// Whether the live table shows the load.
     fn shows(self, plan: &Plan, live: &TableState) -> bool {
         match self {
             Mark::Fingerprint => live.fingerprint.as_deref() == Some(plan.fingerprint.as_str()),
-            Mark::Counts(c) => incr::live_counts(&live.rules) == *c,
+            Mark::Counts(c) => incr::live_counts(&live.rules) == c,
         }
     }
 }

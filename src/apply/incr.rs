@@ -14,7 +14,6 @@
 //! interval set (prefixes, ranges). Any shape this does not know gives
 //! `None`: the caller replaces the whole table instead.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 #[path = "incr_align.rs"]
@@ -110,11 +109,31 @@ impl fmt::Display for Touched {
     }
 }
 
+/// One command of an update: its own text, or a text of the new batch
+/// (by position) with `head` in place of its first `skip` bytes. The new
+/// batch's texts are not copied: a changed verdict-map rule of 10,000
+/// rules is 370 KB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cmd {
+    /// Its own text.
+    Own(String),
+    /// A text of the new batch, `head` in place of its first `skip` bytes.
+    Batch {
+        /// Replaces the first `skip` bytes.
+        head: String,
+        /// Position in the new batch.
+        at: u32,
+        /// Bytes of the text replaced by `head`.
+        skip: u32,
+    },
+}
+
 /// The incremental batch and what it touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Update {
-    /// The commands, one compact JSON text each, in load order.
-    pub commands: Vec<String>,
+    /// The commands in load order; texts of the new batch are referred to
+    /// by position (see [`Update::texts`]).
+    pub commands: Vec<Cmd>,
     /// What they touch.
     pub touched: Touched,
     /// The ruleset generation the live table was read at (set by the
@@ -123,47 +142,78 @@ pub struct Update {
 }
 
 impl Update {
-    /// The batch as nft reads it: `{"nftables":[…]}`.
-    pub fn to_json(&self) -> Vec<u8> {
-        self.pieces().concat()
+    /// The batch as nft reads it: `{"nftables":[…]}`; `next`: the new
+    /// batch the update was made for.
+    pub fn to_json<S: AsRef<str>>(&self, next: &[S]) -> Vec<u8> {
+        self.pieces(next).concat()
     }
 
     /// [`Update::to_json`] as pieces to write in order (no copy).
-    pub fn pieces(&self) -> Vec<&[u8]> {
+    pub fn pieces<'a, S: AsRef<str>>(&'a self, next: &'a [S]) -> Vec<&'a [u8]> {
         let mut out = vec![&b"{\"nftables\":["[..]];
         for (i, c) in self.commands.iter().enumerate() {
             if i > 0 {
                 out.push(b",");
             }
-            out.push(c.as_bytes());
+            match c {
+                Cmd::Own(t) => out.push(t.as_bytes()),
+                Cmd::Batch { head, at, skip } => {
+                    let text = next[*at as usize].as_ref().as_bytes();
+                    out.extend([head.as_bytes(), &text[*skip as usize..]]);
+                }
+            }
         }
         out.push(b"]}");
         out
+    }
+
+    /// Each command's text.
+    pub fn texts<S: AsRef<str>>(&self, next: &[S]) -> Vec<String> {
+        let text = |c: &Cmd| match c {
+            Cmd::Own(t) => t.clone(),
+            Cmd::Batch { head, at, skip } => {
+                head.clone() + &next[*at as usize].as_ref()[*skip as usize..]
+            }
+        };
+        self.commands.iter().map(text).collect()
     }
 }
 
 const TABLE: &str = crate::plan::TABLE;
 
-fn named(op: &str, kind: &str, n: &str) -> String {
-    format!(
+fn named(op: &str, kind: &str, n: &str) -> Cmd {
+    Cmd::Own(format!(
         "{{\"{op}\":{{\"{kind}\":{{\"family\":\"inet\",\"table\":\"{TABLE}\",\"name\":\"{n}\"}}}}}}"
-    )
+    ))
 }
 
-/// `{"OP":{"rule":{…,"chain":"C","handle":H,…}}}` from an added rule.
-fn with_handle(op: &str, text: &str, chain: &str, handle: u64) -> String {
+/// The new batch's text at `at`, unchanged.
+fn as_is(at: u32) -> Cmd {
+    Cmd::Batch {
+        head: String::new(),
+        at,
+        skip: 0,
+    }
+}
+
+/// `{"OP":{"rule":{…,"chain":"C","handle":H,…}}}` from the added rule at
+/// `at` of the new batch.
+fn with_handle(op: &str, at: u32, chain: &str, handle: u64) -> Cmd {
     let h =
         "{\"add\":{\"rule\":{\"family\":\"inet\",\"table\":\"\",\"chain\":\"".len() + TABLE.len();
-    let rest = &text[h + chain.len() + 1..];
-    format!(
-        "{{\"{op}\":{{\"rule\":{{\"family\":\"inet\",\"table\":\"{TABLE}\",\"chain\":\"{chain}\",\"handle\":{handle}{rest}"
-    )
+    Cmd::Batch {
+        head: format!(
+            "{{\"{op}\":{{\"rule\":{{\"family\":\"inet\",\"table\":\"{TABLE}\",\"chain\":\"{chain}\",\"handle\":{handle}"
+        ),
+        at,
+        skip: (h + chain.len() + 1) as u32,
+    }
 }
 
-fn delete_rule(chain: &str, handle: u64) -> String {
-    format!(
+fn delete_rule(chain: &str, handle: u64) -> Cmd {
+    Cmd::Own(format!(
         "{{\"delete\":{{\"rule\":{{\"family\":\"inet\",\"table\":\"{TABLE}\",\"chain\":\"{chain}\",\"handle\":{handle}}}}}}}"
-    )
+    ))
 }
 
 /// The batch that turns the table loaded from `prev` into `next`'s, given
@@ -220,33 +270,39 @@ fn build<B: AsRef<str>>(b: &Both<B>, handles: &[u64], refresh: bool) -> Option<U
             Some(i) => (b.p.rules(i), &handles[b.p.start(i)..b.p.start(i + 1)]),
             None => (&[][..], &[][..]),
         };
-        edit(b, chain, (old, b.n.rules(i)), hs, refresh, &mut u);
+        edit(chain, (old, b.n.rules(i)), hs, refresh, &mut u);
     }
     removed(b.p, b.n, &mut u);
     Some(u)
 }
 
-/// Rules per chain (chains without rules left out) of the table a full
-/// batch loads: what the live table holds once an add-only update of it
-/// committed. `None` for a batch of a shape [`diff`] does not know.
-pub fn rule_counts<S: AsRef<str>>(batch: &[S]) -> Option<BTreeMap<String, usize>> {
+/// One chain's rule count in a [`rule_counts`] sum.
+fn count_sum(chain: &str, n: usize) -> u64 {
+    let h = chain.bytes().chain((n as u64).to_le_bytes());
+    h.fold(0xcbf2_9ce4_8422_2325u64, |h, c| {
+        (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// A sum of the rules per chain (chains without rules left out, in any
+/// order) of the table a full batch loads: what the live table shows once
+/// an add-only update of it committed ([`live_counts`] of it). `None` for
+/// a batch of a shape [`diff`] does not know. A sum, not a map: 10,000
+/// chain names would take 700 KB.
+pub fn rule_counts<S: AsRef<str>>(batch: &[S]) -> Option<u64> {
     let s = Shape::of(batch)?;
     let chains = s.named(CHAINS).iter().enumerate();
     let counts = chains.filter(|(i, _)| !s.rules(*i).is_empty());
-    Some(
-        counts
-            .map(|(i, e)| (s.name(e).to_string(), s.rules(i).len()))
-            .collect(),
-    )
+    Some(counts.fold(0u64, |sum, (i, e)| {
+        sum.wrapping_add(count_sum(s.name(e), s.rules(i).len()))
+    }))
 }
 
-/// Rules per chain of a live table's `(chain, handle)` list.
-pub fn live_counts(live: &[(String, u64)]) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for (c, _) in live {
-        *out.entry(c.clone()).or_insert(0) += 1;
-    }
-    out
+/// [`rule_counts`]' sum for a live table's `(chain, handle)` list (dumped
+/// chain by chain: a chain in two runs does not match).
+pub fn live_counts(live: &[(String, u64)]) -> u64 {
+    let runs = live.chunk_by(|a, b| a.0 == b.0);
+    runs.fold(0u64, |sum, r| sum.wrapping_add(count_sum(&r[0].0, r.len())))
 }
 
 /// The live rules' handles in `p`'s chain order (those of the chain at
@@ -277,7 +333,7 @@ fn added<B: AsRef<str>>(b: &Both<B>, u: &mut Update) -> Option<()> {
     let t = &mut u.touched;
     for e in n.named(COUNTERS) {
         if p.pos(COUNTERS, n.name(e)).is_none() {
-            u.commands.push(b.text(e.at).to_string());
+            u.commands.push(as_is(e.at));
             t.counters_added += 1;
         }
     }
@@ -285,7 +341,7 @@ fn added<B: AsRef<str>>(b: &Both<B>, u: &mut Update) -> Option<()> {
         let name = n.name(e);
         match p.get(SETS, name) {
             None => {
-                u.commands.push(b.text(e.at).to_string());
+                u.commands.push(as_is(e.at));
                 t.sets_added += 1;
             }
             Some(old) if old.sum.full != e.sum.full => {
@@ -294,9 +350,11 @@ fn added<B: AsRef<str>>(b: &Both<B>, u: &mut Update) -> Option<()> {
                 }
                 let (_, elems) = set_parts(b.text(e.at))?;
                 u.commands.push(named("flush", "set", name));
-                let add = named("add", "element", name);
-                let add = add.strip_suffix("}}}")?;
-                u.commands.push(format!("{add},\"elem\":{elems}}}}}}}"));
+                let add = format!(
+                    "{{\"add\":{{\"element\":{{\"family\":\"inet\",\"table\":\"{TABLE}\",\"name\":\"{name}\""
+                );
+                u.commands
+                    .push(Cmd::Own(format!("{add},\"elem\":{elems}}}}}}}")));
                 t.sets_changed += 1;
             }
             Some(_) => {}
@@ -305,7 +363,7 @@ fn added<B: AsRef<str>>(b: &Both<B>, u: &mut Update) -> Option<()> {
     for e in n.named(CHAINS) {
         match p.get(CHAINS, n.name(e)) {
             None => {
-                u.commands.push(b.text(e.at).to_string());
+                u.commands.push(as_is(e.at));
                 t.chains_added += 1;
             }
             Some(old) if old.sum.full != e.sum.full => return None,
@@ -337,8 +395,8 @@ fn removed(p: &Shape, n: &Shape, u: &mut Update) {
 
 /// `text` in place of the rule `handle` of `chain`: inserted before it,
 /// then the old one deleted (never `replace`, see the module comment).
-fn replace(out: &mut Vec<String>, text: &str, chain: &str, handle: u64) {
-    out.push(with_handle("insert", text, chain, handle));
+fn replace(out: &mut Vec<Cmd>, at: u32, chain: &str, handle: u64) {
+    out.push(with_handle("insert", at, chain, handle));
     out.push(delete_rule(chain, handle));
 }
 
@@ -347,14 +405,7 @@ fn replace(out: &mut Vec<String>, text: &str, chain: &str, handle: u64) {
 /// rest deleted or inserted before the next kept rule (appended at the end
 /// when none follows). With `refresh`, kept rules whose fingerprint
 /// changed are replaced too, so the table carries the plan's fingerprint.
-fn edit<B: AsRef<str>>(
-    b: &Both<B>,
-    chain: &str,
-    rules: (&[Rule], &[Rule]),
-    handles: &[u64],
-    refresh: bool,
-    u: &mut Update,
-) {
+fn edit(chain: &str, rules: (&[Rule], &[Rule]), handles: &[u64], refresh: bool, u: &mut Update) {
     let (old, new) = rules;
     let ko: Vec<u64> = old.iter().map(|r| r.1.key).collect();
     let kn: Vec<u64> = new.iter().map(|r| r.1.key).collect();
@@ -367,20 +418,19 @@ fn edit<B: AsRef<str>>(
         let (olds, news) = (&handles[i..ki], &new[j..kj]);
         let pairs = olds.len().min(news.len());
         for (h, r) in olds.iter().zip(news) {
-            replace(&mut u.commands, b.text(r.2), chain, *h);
+            replace(&mut u.commands, r.2, chain, *h);
         }
         for h in &olds[pairs..] {
             u.commands.push(delete_rule(chain, *h));
         }
         for r in &news[pairs..] {
-            let text = b.text(r.2);
             u.commands.push(match anchor {
-                Some(h) => with_handle("insert", text, chain, h),
-                None => text.to_string(),
+                Some(h) => with_handle("insert", r.2, chain, h),
+                None => as_is(r.2),
             });
         }
         if let Some(h) = anchor.filter(|_| refresh && old[ki].1.full != new[kj].1.full) {
-            replace(&mut u.commands, b.text(new[kj].2), chain, h);
+            replace(&mut u.commands, new[kj].2, chain, h);
             t.rules_replaced += 1;
         }
         t.rules_replaced += pairs;
