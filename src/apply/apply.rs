@@ -323,13 +323,9 @@ fn load_table(
     if let TableChange::Update(u) = change {
         // Handles are only good for the table as it was read.
         let before = k.generation().ok();
-        let counts = u
-            .touched
-            .add_only()
-            .then(|| incr::rule_counts(plan.ruleset.objects()));
-        let mark = match &counts {
-            Some(Some(c)) => Mark::Counts(*c),
-            _ => Mark::Fingerprint,
+        let mark = match u.touched.add_only() {
+            true => Mark::Counts(u.counts),
+            false => Mark::Fingerprint,
         };
         if before.is_none() || before != u.generation {
             log::info!("the ruleset changed since it was read: replacing the whole table");

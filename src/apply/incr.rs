@@ -139,6 +139,9 @@ pub struct Update {
     /// The ruleset generation the live table was read at (set by the
     /// caller): the update is loaded only while it has not moved.
     pub generation: Option<u32>,
+    /// [`rule_counts`] of the new batch: how the live table shows that an
+    /// add-only update committed.
+    pub counts: u64,
 }
 
 impl Update {
@@ -262,6 +265,7 @@ fn build<B: AsRef<str>>(b: &Both<B>, handles: &[u64], refresh: bool) -> Option<U
         commands: Vec::new(),
         touched: Touched::default(),
         generation: None,
+        counts: rule_counts(b.n),
     };
     added(b, &mut u)?;
     for (i, e) in b.n.named(CHAINS).iter().enumerate() {
@@ -286,16 +290,14 @@ fn count_sum(chain: &str, n: usize) -> u64 {
 
 /// A sum of the rules per chain (chains without rules left out, in any
 /// order) of the table a full batch loads: what the live table shows once
-/// an add-only update of it committed ([`live_counts`] of it). `None` for
-/// a batch of a shape [`diff`] does not know. A sum, not a map: 10,000
-/// chain names would take 700 KB.
-pub fn rule_counts<S: AsRef<str>>(batch: &[S]) -> Option<u64> {
-    let s = Shape::of(batch)?;
+/// an add-only update of it committed ([`live_counts`] of it), from the
+/// batch's shape. A sum, not a map: 10,000 chain names would take 700 KB.
+pub fn rule_counts(s: &Shape) -> u64 {
     let chains = s.named(CHAINS).iter().enumerate();
     let counts = chains.filter(|(i, _)| !s.rules(*i).is_empty());
-    Some(counts.fold(0u64, |sum, (i, e)| {
+    counts.fold(0u64, |sum, (i, e)| {
         sum.wrapping_add(count_sum(s.name(e), s.rules(i).len()))
-    }))
+    })
 }
 
 /// [`rule_counts`]' sum for a live table's `(chain, handle)` list (dumped

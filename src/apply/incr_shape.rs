@@ -58,8 +58,8 @@ pub struct Shape {
     named: [Vec<Entry>; 3],
     /// While building: name sum to position.
     building: [HashMap<u64, u32>; 3],
-    /// Once built: (name sum, position), sorted.
-    index: [Vec<(u64, u32)>; 3],
+    /// Once built: positions ordered by the sum of their names.
+    index: [Vec<u32>; 3],
     rules: Vec<Rule>,
     starts: Vec<u32>,
     tables: u32,
@@ -204,7 +204,8 @@ impl Shape {
             let mut index: Vec<(u64, u32)> =
                 std::mem::take(&mut self.building[k]).into_iter().collect();
             index.sort_unstable();
-            self.index[k] = index;
+            self.index[k] = index.into_iter().map(|(_, i)| i).collect();
+            self.index[k].shrink_to_fit();
         }
         let chains = self.named[CHAINS].len();
         self.starts = Vec::with_capacity(chains + 1);
@@ -232,8 +233,9 @@ impl Shape {
     /// Where the object of kind `k` named `n` is in [`Shape::named`].
     pub fn pos(&self, k: usize, n: &str) -> Option<usize> {
         let h = fnv(FNV0, n.as_bytes());
-        let i = match self.index[k].binary_search_by_key(&h, |e| e.0) {
-            Ok(at) => self.index[k][at].1,
+        let sum = |i: &u32| fnv(FNV0, self.name(&self.named[k][*i as usize]).as_bytes());
+        let i = match self.index[k].binary_search_by_key(&h, sum) {
+            Ok(at) => self.index[k][at],
             Err(_) => *self.building[k].get(&h)?,
         } as usize;
         (self.name(&self.named[k][i]) == n).then_some(i)
