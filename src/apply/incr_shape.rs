@@ -5,8 +5,6 @@
 //! and sums. No text is kept: the plan's are found again by position.
 //! For 10,000 rules this is about 1 MB where the texts are 4 MB.
 
-use std::collections::HashMap;
-
 const TABLE: &str = crate::plan::TABLE;
 
 /// Counters, in [`Shape::named`].
@@ -47,18 +45,16 @@ pub struct Entry {
     pub split: bool,
 }
 
-/// One rule: its chain's position among the chains, sums, position in
-/// its batch.
-pub type Rule = (u32, Sum, u32);
+/// One rule: its chain's position among the chains (the sum of the
+/// chain's name until [`Shape::finish`]), sums, position in its batch.
+pub type Rule = (u64, Sum, u32);
 
 /// A batch by object (see the module docs).
 #[derive(Debug, Default)]
 pub struct Shape {
     names: String,
     named: [Vec<Entry>; 3],
-    /// While building: name sum to position.
-    building: [HashMap<u64, u32>; 3],
-    /// Once built: positions ordered by the sum of their names.
+    /// Positions ordered by the sum of their names (once built).
     index: [Vec<u32>; 3],
     rules: Vec<Rule>,
     starts: Vec<u32>,
@@ -165,14 +161,6 @@ impl Shape {
                     .map_or(full, |(d, _)| fnv(FNV0, d.as_bytes()));
                 let start = u32::try_from(self.names.len()).ok()?;
                 self.names.push_str(n);
-                let pos = u32::try_from(self.named[k].len()).ok()?;
-                // A repeated name, or two names with one sum: not diffed.
-                if self.building[k]
-                    .insert(fnv(FNV0, n.as_bytes()), pos)
-                    .is_some()
-                {
-                    return None;
-                }
                 self.named[k].push(Entry {
                     name: (start, n.len() as u32),
                     sum: Sum { key, full },
@@ -181,7 +169,7 @@ impl Shape {
                 });
             }
             Obj::Rule(c) => {
-                let chain = self.pos(CHAINS, c)? as u32;
+                let chain = fnv(FNV0, c.as_bytes());
                 let key = masked(text);
                 self.rules.push((chain, Sum { key, full }, self.count));
             }
@@ -195,22 +183,36 @@ impl Shape {
         if self.tables != 3 {
             return None;
         }
-        // Rules by chain, each chain's in batch order (a stable sort).
-        self.rules.sort_by_key(|r| r.0);
-        self.rules.shrink_to_fit();
         self.names.shrink_to_fit();
         for k in [COUNTERS, SETS, CHAINS] {
             self.named[k].shrink_to_fit();
-            let mut index: Vec<(u64, u32)> =
-                std::mem::take(&mut self.building[k]).into_iter().collect();
+            let named = self.named[k].iter().enumerate();
+            let mut index: Vec<(u64, u32)> = named
+                .map(|(i, e)| (fnv(FNV0, self.name(e).as_bytes()), i as u32))
+                .collect();
             index.sort_unstable();
-            self.index[k] = index.into_iter().map(|(_, i)| i).collect();
-            self.index[k].shrink_to_fit();
+            // A repeated name, or two names with one sum: not diffed.
+            if index.windows(2).any(|w| w[0].0 == w[1].0) {
+                return None;
+            }
+            self.index[k] = index.iter().map(|(_, i)| *i).collect();
         }
-        let chains = self.named[CHAINS].len();
-        self.starts = Vec::with_capacity(chains + 1);
+        // Each rule's chain, declared before it; then the rules by chain,
+        // each chain's in batch order (a stable sort).
+        for r in 0..self.rules.len() {
+            let (sum, _, at) = self.rules[r];
+            let by = |i: &u32| fnv(FNV0, self.name(&self.named[CHAINS][*i as usize]).as_bytes());
+            let i = self.index[CHAINS].binary_search_by_key(&sum, by).ok()?;
+            let chain = self.index[CHAINS][i];
+            (self.named[CHAINS][chain as usize].at < at).then_some(())?;
+            self.rules[r].0 = u64::from(chain);
+        }
+        self.rules.sort_by_key(|r| r.0);
+        self.rules.shrink_to_fit();
+        let chains = self.named[CHAINS].len() as u64;
+        self.starts = Vec::with_capacity(chains as usize + 1);
         let mut at = 0;
-        for c in 0..=chains as u32 {
+        for c in 0..=chains {
             while self.rules.get(at).is_some_and(|r| r.0 < c) {
                 at += 1;
             }
@@ -234,10 +236,8 @@ impl Shape {
     pub fn pos(&self, k: usize, n: &str) -> Option<usize> {
         let h = fnv(FNV0, n.as_bytes());
         let sum = |i: &u32| fnv(FNV0, self.name(&self.named[k][*i as usize]).as_bytes());
-        let i = match self.index[k].binary_search_by_key(&h, sum) {
-            Ok(at) => self.index[k][at],
-            Err(_) => *self.building[k].get(&h)?,
-        } as usize;
+        let at = self.index[k].binary_search_by_key(&h, sum).ok()?;
+        let i = self.index[k][at] as usize;
         (self.name(&self.named[k][i]) == n).then_some(i)
     }
 
