@@ -346,8 +346,8 @@ fn added<B: AsRef<str>>(b: &Both<B>, u: &mut Update) -> Option<()> {
                 u.commands.push(as_is(e.at));
                 t.sets_added += 1;
             }
-            Some(old) if old.sum.full != e.sum.full => {
-                if !(old.split && e.split) || old.sum.key != e.sum.key {
+            Some(old) if old.full != e.full => {
+                if !(old.split && e.split) || p.decl(name) != n.decl(name) {
                     return None;
                 }
                 let (_, elems) = set_parts(b.text(e.at))?;
@@ -368,7 +368,7 @@ fn added<B: AsRef<str>>(b: &Both<B>, u: &mut Update) -> Option<()> {
                 u.commands.push(as_is(e.at));
                 t.chains_added += 1;
             }
-            Some(old) if old.sum.full != e.sum.full => return None,
+            Some(old) if old.full != e.full => return None,
             Some(_) => {}
         }
     }

@@ -37,8 +37,8 @@ pub struct Sum {
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
     name: (u32, u32),
-    /// Its sums.
-    pub sum: Sum,
+    /// The sum of its text.
+    pub full: u64,
     /// Its position in its batch.
     pub at: u32,
     /// A set whose text splits into declaration and elements.
@@ -54,6 +54,8 @@ pub type Rule = (u64, Sum, u32);
 pub struct Shape {
     names: String,
     named: [Vec<Entry>; 3],
+    /// Per named set, the sum of its declaration without its elements.
+    decl: Vec<u64>,
     /// Positions ordered by the sum of their names (once built).
     index: [Vec<u32>; 3],
     rules: Vec<Rule>,
@@ -156,14 +158,15 @@ impl Shape {
             Obj::Table => return None,
             Obj::Named(k, n) => {
                 let parts = (k == SETS).then(|| set_parts(text)).flatten();
-                let key = parts
-                    .as_ref()
-                    .map_or(full, |(d, _)| fnv(FNV0, d.as_bytes()));
+                if k == SETS {
+                    let decl = parts.as_ref().map(|(d, _)| fnv(FNV0, d.as_bytes()));
+                    self.decl.push(decl.unwrap_or(full));
+                }
                 let start = u32::try_from(self.names.len()).ok()?;
                 self.names.push_str(n);
                 self.named[k].push(Entry {
                     name: (start, n.len() as u32),
-                    sum: Sum { key, full },
+                    full,
                     at: self.count,
                     split: parts.is_some(),
                 });
@@ -255,6 +258,11 @@ impl Shape {
     /// The object of kind `k` named `n`.
     pub fn get(&self, k: usize, n: &str) -> Option<&Entry> {
         self.pos(k, n).map(|i| &self.named[k][i])
+    }
+
+    /// The sum of the declaration (without elements) of the set named `n`.
+    pub fn decl(&self, n: &str) -> Option<u64> {
+        self.pos(SETS, n).map(|i| self.decl[i])
     }
 
     /// Names of kind `k` here that `other` does not have, in order.
