@@ -246,13 +246,13 @@ pub fn diff_shapes<B: AsRef<str>>(p: &Shape, next: &[B], live: &[(String, u64)])
 }
 
 /// The two shapes and the new batch's texts.
-struct Both<'a, B> {
-    p: &'a Shape,
-    n: &'a Shape,
+struct Both<'a, 'p, 'n, B> {
+    p: &'a Shape<'p>,
+    n: &'a Shape<'n>,
     next: &'a [B],
 }
 
-impl<B: AsRef<str>> Both<'_, B> {
+impl<B: AsRef<str>> Both<'_, '_, '_, B> {
     fn text(&self, at: u32) -> &str {
         self.next[at as usize].as_ref()
     }
@@ -260,7 +260,7 @@ impl<B: AsRef<str>> Both<'_, B> {
 
 /// The update from `b.p` (live `handles`) to `b.n`; `refresh`: kept rules
 /// whose fingerprint changed are replaced too.
-fn build<B: AsRef<str>>(b: &Both<B>, handles: &[u64], refresh: bool) -> Option<Update> {
+fn build<B: AsRef<str>>(b: &Both<'_, '_, '_, B>, handles: &[u64], refresh: bool) -> Option<Update> {
     let mut u = Update {
         commands: Vec::new(),
         touched: Touched::default(),
@@ -330,7 +330,7 @@ fn handles(p: &Shape, live: &[(String, u64)]) -> Option<Vec<u64>> {
 }
 
 /// New counters, sets and chains; changed sets' elements.
-fn added<B: AsRef<str>>(b: &Both<B>, u: &mut Update) -> Option<()> {
+fn added<B: AsRef<str>>(b: &Both<'_, '_, '_, B>, u: &mut Update) -> Option<()> {
     let (p, n) = (b.p, b.n);
     let t = &mut u.touched;
     for e in n.named(COUNTERS) {

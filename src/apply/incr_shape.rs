@@ -50,8 +50,11 @@ pub struct Entry {
 pub type Rule = (u64, Sum, u32);
 
 /// A batch by object (see the module docs).
-#[derive(Debug, Default)]
-pub struct Shape {
+#[derive(Default)]
+pub struct Shape<'a> {
+    /// The batch's texts when it is in memory: names are found in them.
+    texts: Option<Texts<'a>>,
+    /// Else the names, one after the other.
     names: String,
     named: [Vec<Entry>; 3],
     /// Per named set, the sum of its declaration without its elements.
@@ -139,10 +142,17 @@ fn masked(text: &str) -> u64 {
     }
 }
 
-impl Shape {
-    /// The shape of a whole batch; `None` for one the diff does not know.
-    pub fn of<S: AsRef<str>>(batch: &[S]) -> Option<Shape> {
-        let mut s = Shape::default();
+/// The texts of a batch in memory, by position.
+type Texts<'a> = Box<dyn Fn(u32) -> &'a str + 'a>;
+
+impl<'a> Shape<'a> {
+    /// The shape of a whole batch in memory (names are not copied: they
+    /// are found in `batch`); `None` for one the diff does not know.
+    pub fn of<S: AsRef<str>>(batch: &'a [S]) -> Option<Shape<'a>> {
+        let mut s = Shape {
+            texts: Some(Box::new(|at| batch[at as usize].as_ref())),
+            ..Shape::default()
+        };
         for t in batch {
             s.push(t.as_ref())?;
         }
@@ -162,8 +172,15 @@ impl Shape {
                     let decl = parts.as_ref().map(|(d, _)| fnv(FNV0, d.as_bytes()));
                     self.decl.push(decl.unwrap_or(full));
                 }
-                let start = u32::try_from(self.names.len()).ok()?;
-                self.names.push_str(n);
+                // Where the name is: in the text, or copied to `names`.
+                let start = match self.texts {
+                    Some(_) => n.as_ptr() as usize - text.as_ptr() as usize,
+                    None => {
+                        self.names.push_str(n);
+                        self.names.len() - n.len()
+                    }
+                };
+                let start = u32::try_from(start).ok()?;
                 self.named[k].push(Entry {
                     name: (start, n.len() as u32),
                     full,
@@ -182,7 +199,7 @@ impl Shape {
     }
 
     /// Ends the batch (`add table; delete table; add table; …`).
-    pub fn finish(mut self) -> Option<Shape> {
+    pub fn finish(mut self) -> Option<Shape<'a>> {
         if self.tables != 3 {
             return None;
         }
@@ -232,7 +249,10 @@ impl Shape {
     /// An entry's name.
     pub fn name(&self, e: &Entry) -> &str {
         let (at, len) = (e.name.0 as usize, e.name.1 as usize);
-        &self.names[at..at + len]
+        match &self.texts {
+            Some(texts) => &texts(e.at)[at..at + len],
+            None => &self.names[at..at + len],
+        }
     }
 
     /// Where the object of kind `k` named `n` is in [`Shape::named`].
@@ -266,7 +286,7 @@ impl Shape {
     }
 
     /// Names of kind `k` here that `other` does not have, in order.
-    pub fn gone<'a>(&'a self, k: usize, other: &Shape) -> Vec<&'a str> {
+    pub fn gone(&self, k: usize, other: &Shape) -> Vec<&str> {
         let names = self.named[k].iter().map(|e| self.name(e));
         names.filter(|n| other.pos(k, n).is_none()).collect()
     }

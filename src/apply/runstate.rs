@@ -267,7 +267,7 @@ impl Batch {
     /// ([`Shape`]), read line by line: the record's texts are never held
     /// whole, only their sums. `None` unless the record is whole (header,
     /// checksum) and of a shape the incremental diff knows.
-    pub fn read_shape(state: &Path, fingerprint: &str) -> Option<Shape> {
+    pub fn read_shape(state: &Path, fingerprint: &str) -> Option<Shape<'static>> {
         use std::io::{BufRead, Read};
         let file = std::fs::OpenOptions::new()
             .read(true)
