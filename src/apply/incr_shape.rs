@@ -206,19 +206,18 @@ impl<'a> Shape<'a> {
         self.names.shrink_to_fit();
         for k in [COUNTERS, SETS, CHAINS] {
             self.named[k].shrink_to_fit();
-            let named = self.named[k].iter().enumerate();
-            let mut index: Vec<(u64, u32)> = named
-                .map(|(i, e)| (fnv(FNV0, self.name(e).as_bytes()), i as u32))
-                .collect();
-            index.sort_unstable();
+            // Sorted in place by the sums, recomputed (no second list).
+            let sum = |i: &u32| fnv(FNV0, self.name(&self.named[k][*i as usize]).as_bytes());
+            let mut index: Vec<u32> = (0..self.named[k].len() as u32).collect();
+            index.sort_unstable_by_key(sum);
             // A repeated name, or two names with one sum: not diffed.
-            if index.windows(2).any(|w| w[0].0 == w[1].0) {
+            if index.windows(2).any(|w| sum(&w[0]) == sum(&w[1])) {
                 return None;
             }
-            self.index[k] = index.iter().map(|(_, i)| *i).collect();
+            self.index[k] = index;
         }
         // Each rule's chain, declared before it; then the rules by chain,
-        // each chain's in batch order (a stable sort).
+        // each chain's in batch order (sorted in place by chain, position).
         for r in 0..self.rules.len() {
             let (sum, _, at) = self.rules[r];
             let by = |i: &u32| fnv(FNV0, self.name(&self.named[CHAINS][*i as usize]).as_bytes());
@@ -227,7 +226,7 @@ impl<'a> Shape<'a> {
             (self.named[CHAINS][chain as usize].at < at).then_some(())?;
             self.rules[r].0 = u64::from(chain);
         }
-        self.rules.sort_by_key(|r| r.0);
+        self.rules.sort_unstable_by_key(|r| (r.0, r.2));
         self.rules.shrink_to_fit();
         let chains = self.named[CHAINS].len() as u64;
         self.starts = Vec::with_capacity(chains as usize + 1);
