@@ -227,14 +227,20 @@ pub fn diff<A: AsRef<str>, B: AsRef<str>>(
     next: &[B],
     live: &[(String, u64)],
 ) -> Option<Update> {
-    diff_shapes(&Shape::of(prev)?, next, live)
+    diff_shapes(&Shape::of(prev)?, next, live.to_vec())
 }
 
 /// [`diff`] from the shape of the previous batch (see [`Shape`]: read from
-/// its record without holding its texts).
-pub fn diff_shapes<B: AsRef<str>>(p: &Shape, next: &[B], live: &[(String, u64)]) -> Option<Update> {
+/// its record without holding its texts); `live` is freed once its
+/// handles are taken, before the new batch's shape is made.
+pub fn diff_shapes<B: AsRef<str>>(
+    p: &Shape,
+    next: &[B],
+    live: Vec<(String, u64)>,
+) -> Option<Update> {
+    let handles = handles(p, &live)?;
+    drop(live);
     let n = Shape::of(next)?;
-    let handles = handles(p, live)?;
     let b = Both { p, n: &n, next };
     let u = build(&b, &handles, false)?;
     if u.touched.add_only() {
