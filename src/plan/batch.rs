@@ -58,7 +58,17 @@ impl Ruleset {
     /// The batch as nft reads it: `{"nftables":[…]}`, compact, byte for
     /// byte what `serde_json::to_vec` writes for the typed batch.
     pub fn to_json(&self) -> Vec<u8> {
-        self.pieces(None).concat()
+        let len: usize = self.objects.iter().map(|o| o.len() + 1).sum();
+        let mut out = Vec::with_capacity(len + 16);
+        out.extend_from_slice(b"{\"nftables\":[");
+        for (i, o) in self.objects.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(o.as_bytes());
+        }
+        out.extend_from_slice(b"]}");
+        out
     }
 
     /// The batch as nft reads it, as pieces to write in order (the command
@@ -112,6 +122,7 @@ mod tests {
         let typed = serde_json::to_vec(&r.typed().unwrap()).unwrap();
         assert_eq!(r.to_json(), typed);
         assert_eq!(r.objects().len(), 2);
+        assert_eq!(r.pieces(None).concat(), r.to_json());
         let swapped = r.pieces(Some(("{\"delete\":", "{\"flush\":"))).concat();
         assert_eq!(
             String::from_utf8(swapped).unwrap(),
