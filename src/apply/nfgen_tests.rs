@@ -1,6 +1,7 @@
 //! The nfnetlink dump against crafted reply buffers: restarts while the
 //! kernel flags it inconsistent, bounded; what the table digest takes and leaves out.
 
+use super::digest::*;
 use super::*;
 
 #[test]
