@@ -34,6 +34,26 @@ pub fn decide(
     sys: &System,
     force: bool,
 ) -> Result<Decision, ApplyError> {
+    read_live(k, plan, sys, force, false)
+}
+
+/// [`decide`]; with `prepare`, the kernel is told as soon as the table's
+/// verdict says a load follows ([`Kernel::prepare_load`]): the table is
+/// judged first, so nft's start overlaps the route and rule dumps and
+/// changes. Never on the unchanged path.
+fn read_live(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    sys: &System,
+    force: bool,
+    prepare: bool,
+) -> Result<Decision, ApplyError> {
+    let recorded = runstate::recorded(sys)?;
+    let state = sys.state.as_deref();
+    let (table, refreshed) = diff::table(k, plan, recorded.as_ref(), state, force)?;
+    if prepare && loads(&table) {
+        k.prepare_load();
+    }
     let routes = k.routes()?;
     let rules = k.rules()?;
     let wanted: Vec<(Family, u32)> = plan.routes.iter().map(|r| (r.family, r.table)).collect();
@@ -41,9 +61,6 @@ pub fn decide(
     if !foreign.is_empty() {
         return Err(ApplyError::Foreign(foreign));
     }
-    let recorded = runstate::recorded(sys)?;
-    let state = sys.state.as_deref();
-    let (table, refreshed) = diff::table(k, plan, recorded.as_ref(), state, force)?;
     let mut changes = diff::routing(plan, &routes, &rules);
     changes.remove_strays = k.strays()?;
     changes.table = Some(table);
@@ -61,7 +78,20 @@ pub fn apply(
     if !plan.enabled {
         return flush::flush(k, sys);
     }
-    let d = decide(k, plan, sys, force)?;
+    let result = apply_enabled(k, plan, sys, force);
+    // Every way out: an nft started ahead and not fed (an error, a
+    // rollback) is killed before it saw its input: it commits nothing.
+    k.discard_load();
+    result
+}
+
+fn apply_enabled(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    sys: &System,
+    force: bool,
+) -> Result<Report, ApplyError> {
+    let d = read_live(k, plan, sys, force, true)?;
     super::status::warn_foreign(k, plan);
     let mut report = Report::default();
     let (result, loaded) = execute(k, plan, &d.changes, &mut report);

@@ -127,7 +127,15 @@ pub trait Kernel {
     fn table(&mut self) -> KResult<Option<TableState>>;
     /// True when connroute's nft table exists (cheap: no nft process).
     fn table_exists(&mut self) -> KResult<bool>;
-    /// Loads a JSON batch in one transaction.
+    /// A load follows in this run: the real kernel starts `nft -j -f -`
+    /// now, so nft's own start overlaps the work before the load. nft reads
+    /// all its input before doing anything: until [`Kernel::load`] feeds it,
+    /// nothing commits. A failure to start shows at the load.
+    fn prepare_load(&mut self);
+    /// Drops a prepared load that [`Kernel::load`] did not use (killing the
+    /// waiting nft, which commits nothing); nothing when there is none.
+    fn discard_load(&mut self);
+    /// Loads a JSON batch in one transaction (into the prepared nft, if any).
     fn load(&mut self, batch: &[u8]) -> KResult<()>;
     /// Checks a JSON batch without loading it.
     fn check(&mut self, batch: &[u8]) -> KResult<()>;
@@ -363,6 +371,10 @@ impl Kernel for System {
         nfgen::table_exists(plan::TABLE)
             .map_err(|e| KernelError::netlink("cannot read the nftables ruleset", e))
     }
+
+    fn prepare_load(&mut self) {}
+
+    fn discard_load(&mut self) {}
 
     fn load(&mut self, batch: &[u8]) -> KResult<()> {
         self.nft.load(batch).map_err(KernelError::Nft)

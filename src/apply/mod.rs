@@ -27,6 +27,8 @@ pub mod nfgen;
 pub mod nft;
 #[cfg(test)]
 mod owned_tests;
+#[cfg(test)]
+mod prepare_tests;
 pub mod rt_tables;
 pub mod rtnl;
 pub mod runstate;
