@@ -351,7 +351,9 @@ fn load_table(
 ) -> KResult<(RunState, Option<KernelError>)> {
     let (t, fp) = (plan::TABLE, &plan.fingerprint);
     if let TableChange::Update(u) = change {
-        // Handles are only good for the table as it was read.
+        // Handles are only good for the table as it was read. Asked here,
+        // just before the load (not taken from the decision): `before` also
+        // bounds the commits `record` may see between it and the load's.
         let before = k.generation().ok();
         let counts = u
             .touched
@@ -376,6 +378,8 @@ fn load_table(
         }
     }
     let json = batch(plan, *change == TableChange::Create);
+    // Needed: the digest read after the load is trusted only when exactly
+    // one commit (nft's) lies between this generation and the table's.
     let before = k.generation().ok();
     let r = attempt(k, plan, json, before, Mark::Fingerprint)?;
     report.changes.push(format!("loaded table inet {t} ({fp})"));
@@ -437,7 +441,12 @@ fn load(
     drop(json);
     // Committed: from here on nothing may fail the load, only the record.
     let live = k.table().ok().flatten();
-    let after = k.generation().ok();
+    // The generation the table was read at (no second request); asked
+    // only when the table could not be read.
+    let after = match &live {
+        Some(t) => Some(t.generation),
+        None => k.generation().ok(),
+    };
     Ok(record(plan, live, before, after, mark))
 }
 

@@ -274,7 +274,7 @@ impl Kernel for Fake {
         if self.injected(Op::Table) {
             return Err(nft_refused("injected: nft list failed"));
         }
-        Ok(self.table.as_ref().map(FakeTable::state))
+        Ok(self.table.as_ref().map(|t| t.state(self.generation)))
     }
 
     fn table_exists(&mut self) -> KResult<bool> {

@@ -5,7 +5,7 @@
 
 use super::child::ChildError;
 use super::netlink::{self, Netlink};
-use super::nfgen;
+use super::nfgen::{self, Nfnl};
 use super::nft::Nft;
 use super::rtnl;
 use crate::config::Family;
@@ -83,6 +83,8 @@ pub struct TableState {
     /// Every rule's chain and handle, chain by chain in rule order (empty
     /// when a rule could not be decoded: nothing is then edited by handle).
     pub rules: Vec<(String, u64)>,
+    /// The ruleset generation this is the table of.
+    pub generation: u32,
 }
 
 /// Whether a device exists and is up.
@@ -159,6 +161,8 @@ pub trait Kernel {
 /// check and delete it and to read counters.
 pub struct System {
     nl: Netlink,
+    /// The nfnetlink connection, opened at its first use.
+    nf: Option<Nfnl>,
     nft: Nft,
     /// The last dumps, to delete entries by their kernel bytes.
     routes: Vec<netlink::KernelRoute>,
@@ -178,6 +182,7 @@ impl System {
     pub fn open(nft: Nft) -> KResult<System> {
         Ok(System {
             nl: Netlink::open().map_err(|e| KernelError::netlink("cannot open rtnetlink", e))?,
+            nf: None,
             nft,
             routes: Vec::new(),
             rules: Vec::new(),
@@ -185,6 +190,15 @@ impl System {
             strays: Vec::new(),
             snapshot: None,
         })
+    }
+
+    /// The nfnetlink connection (opened now if not yet).
+    fn nf(&mut self) -> KResult<&mut Nfnl> {
+        if self.nf.is_none() {
+            let nf = Nfnl::open().map_err(|e| KernelError::netlink("cannot open nfnetlink", e))?;
+            self.nf = Some(nf);
+        }
+        Ok(self.nf.as_mut().expect("opened above"))
     }
 
     /// Every route message, from the snapshot when there is one.
@@ -354,21 +368,26 @@ impl Kernel for System {
     }
 
     fn table(&mut self) -> KResult<Option<TableState>> {
-        if !self.table_exists()? {
+        // The dump's own table request tells whether it exists.
+        let Some((d, generation)) = self
+            .nf()?
+            .table(plan::TABLE)
+            .map_err(|e| KernelError::netlink("cannot read table inet connroute", e))?
+        else {
             return Ok(None);
-        }
-        let d = nfgen::table(plan::TABLE)
-            .map_err(|e| KernelError::netlink("cannot read table inet connroute", e))?;
+        };
         let handles: Option<Vec<_>> = d.rules.iter().map(|b| nfgen::rule_handle(b)).collect();
         Ok(Some(TableState {
             fingerprint: fingerprint(&d.rules),
             digest: d.digest,
             rules: handles.unwrap_or_default(),
+            generation,
         }))
     }
 
     fn table_exists(&mut self) -> KResult<bool> {
-        nfgen::table_exists(plan::TABLE)
+        self.nf()?
+            .table_exists(plan::TABLE)
             .map_err(|e| KernelError::netlink("cannot read the nftables ruleset", e))
     }
 
@@ -392,7 +411,8 @@ impl Kernel for System {
     }
 
     fn generation(&mut self) -> KResult<u32> {
-        nfgen::generation()
+        self.nf()?
+            .generation()
             .map_err(|e| KernelError::netlink("cannot read the nftables generation", e))
     }
 
@@ -407,7 +427,8 @@ impl Kernel for System {
     }
 
     fn pinned(&mut self, mark: u32, mask: u32) -> KResult<u64> {
-        nfgen::pinned(mark, mask).map_err(|e| KernelError::netlink("cannot count connections", e))
+        nfgen::pinned(self.nf()?, mark, mask)
+            .map_err(|e| KernelError::netlink("cannot count connections", e))
     }
 
     fn counters(&mut self) -> KResult<Vec<(String, u64, u64)>> {

@@ -5,8 +5,8 @@
 //! flags, chains, rules, sets with their elements and objects, as the
 //! kernel dumps them, without handles, use counts and counter values).
 
-use super::dump::{Collector, Fault, Progress, wait_readable, with_restarts};
-use super::netlink::{DEADLINE, DUMP_TRIES, RECV_TIMEOUT};
+use super::dump::{Collector, Fault, Progress, with_restarts};
+use super::netlink::{DEADLINE, DUMP_TRIES, RECV_TIMEOUT, recv_datagram};
 use super::rtnl::{self, flags, kind};
 use netlink_sys::{Socket, SocketAddr};
 use std::io;
@@ -90,45 +90,124 @@ pub fn decode_gen(body: &[u8]) -> Option<u32> {
     None
 }
 
-/// A connected `NETLINK_NETFILTER` socket (reads are bounded by [`recv`]).
-fn socket() -> io::Result<Socket> {
-    let mut s = Socket::new(NETLINK_NETFILTER)?;
-    s.bind_auto()?;
-    s.connect(&SocketAddr::new(0, 0))?;
-    Ok(s)
+/// A `NETLINK_NETFILTER` connection kept for a whole run: every question
+/// (generation, table, dumps) goes over one socket, not a socket each
+/// (opening one takes four system calls and closing it a fifth). Replies
+/// are matched by sequence number, so a late answer to an earlier
+/// question is never taken for the current one.
+pub struct Nfnl {
+    socket: Socket,
+    seq: u32,
+    buf: Vec<u8>,
 }
 
-/// One reply datagram, by `deadline`; a timeout says so.
-fn recv(s: &Socket, deadline: Instant) -> io::Result<Vec<u8>> {
-    let timed_out = || {
-        io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!(
-                "nfnetlink timed out (no reply within {} s, or over {} s in all)",
-                RECV_TIMEOUT.as_secs(),
-                DEADLINE.as_secs()
-            ),
-        )
-    };
-    if Instant::now() > deadline {
-        return Err(timed_out());
+impl Nfnl {
+    /// Opens the connection in the current network namespace.
+    pub fn open() -> io::Result<Nfnl> {
+        let mut socket = Socket::new(NETLINK_NETFILTER)?;
+        socket.bind_auto()?;
+        socket.connect(&SocketAddr::new(0, 0))?;
+        Ok(Nfnl {
+            socket,
+            seq: 0,
+            buf: Vec::new(),
+        })
     }
-    let wait = RECV_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
-    match wait_readable(s.as_raw_fd(), wait) {
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(timed_out()),
-        r => r?,
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
     }
-    match s.recv_from_full() {
-        Ok((buf, _)) => Ok(buf),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            Err(timed_out())
+
+    /// One reply datagram, by `deadline`; a timeout says so.
+    fn recv(&mut self, deadline: Instant) -> io::Result<&[u8]> {
+        let timed_out = || {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "nfnetlink timed out (no reply within {} s, or over {} s in all)",
+                    RECV_TIMEOUT.as_secs(),
+                    DEADLINE.as_secs()
+                ),
+            )
+        };
+        if Instant::now() > deadline {
+            return Err(timed_out());
         }
-        Err(e) => Err(e),
+        let wait = RECV_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+        match recv_datagram(self.socket.as_raw_fd(), &mut self.buf, wait) {
+            Ok(()) => Ok(&self.buf),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(timed_out()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends the request `build(seq)` and returns the body of the reply of
+    /// type `want`; `None` when the kernel answers ENOENT.
+    fn ask(
+        &mut self,
+        build: impl FnOnce(u32) -> Vec<u8>,
+        want: u16,
+    ) -> io::Result<Option<Vec<u8>>> {
+        let seq = self.next_seq();
+        self.socket.send(&build(seq), 0)?;
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let buf = self.recv(deadline)?;
+            let msgs = rtnl::replies(buf).ok_or_else(malformed)?;
+            for m in msgs.into_iter().filter(|m| m.seq == seq) {
+                if m.kind == msg_type(want) {
+                    return Ok(Some(m.body.to_vec()));
+                }
+                if m.kind == kind::ERROR {
+                    if rtnl::error_code(m.body) == Some(-libc::ENOENT) {
+                        return Ok(None);
+                    }
+                    return Err(kernel_error(m.body));
+                }
+            }
+        }
+    }
+
+    /// The current nf_tables ruleset generation id.
+    pub fn generation(&mut self) -> io::Result<u32> {
+        let body = self
+            .ask(gen_request, NFT_MSG_NEWGEN)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no generation"))?;
+        decode_gen(&body)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "NEWGEN without an id"))
+    }
+
+    /// The `NFT_MSG_NEWTABLE` body of `table inet NAME`; `None` when absent.
+    pub fn get_table(&mut self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        self.ask(|seq| table_request(seq, name), NFT_MSG_NEWTABLE)
+    }
+
+    /// True when `table inet NAME` exists.
+    pub fn table_exists(&mut self, name: &str) -> io::Result<bool> {
+        Ok(self.get_table(name)?.is_some())
+    }
+
+    /// Every message body of one dump (`build(seq)`), under one deadline.
+    fn dump(&mut self, build: impl Fn(u32) -> Vec<u8>) -> io::Result<Vec<Vec<u8>>> {
+        let seq = self.next_seq();
+        let req = build(seq);
+        let deadline = Instant::now() + DEADLINE;
+        let fault = |e: io::Error| match e.kind() {
+            io::ErrorKind::TimedOut => Fault::TimedOut(e.to_string()),
+            _ => Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)),
+        };
+        let cell = std::cell::RefCell::new(self);
+        dump_with(
+            seq,
+            || cell.borrow().socket.send(&req, 0).map(drop).map_err(fault),
+            || {
+                cell.borrow_mut()
+                    .recv(deadline)
+                    .map(<[u8]>::to_vec)
+                    .map_err(fault)
+            },
+        )
     }
 }
 
@@ -144,42 +223,6 @@ fn kernel_error(body: &[u8]) -> io::Error {
 
 fn malformed() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, "malformed nfnetlink reply")
-}
-
-/// Sends `req` and returns the body of the reply of type `want`; `None`
-/// when the kernel answers ENOENT.
-fn ask(req: &[u8], seq: u32, want: u16) -> io::Result<Option<Vec<u8>>> {
-    let s = socket()?;
-    s.send(req, 0)?;
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let buf = recv(&s, deadline)?;
-        let msgs = rtnl::replies(&buf).ok_or_else(malformed)?;
-        for m in msgs.into_iter().filter(|m| m.seq == seq) {
-            if m.kind == msg_type(want) {
-                return Ok(Some(m.body.to_vec()));
-            }
-            if m.kind == kind::ERROR {
-                if rtnl::error_code(m.body) == Some(-libc::ENOENT) {
-                    return Ok(None);
-                }
-                return Err(kernel_error(m.body));
-            }
-        }
-    }
-}
-
-/// The current nf_tables ruleset generation id.
-pub fn generation() -> io::Result<u32> {
-    let body = ask(&gen_request(1), 1, NFT_MSG_NEWGEN)?
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no generation"))?;
-    decode_gen(&body)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "NEWGEN without an id"))
-}
-
-/// True when `table inet NAME` exists.
-pub fn table_exists(name: &str) -> io::Result<bool> {
-    Ok(ask(&table_request(1, name), 1, NFT_MSG_NEWTABLE)?.is_some())
 }
 
 /// A dump request of `inet` objects of kind `m`, filtered by `attrs`.
@@ -221,20 +264,6 @@ fn dump_with(
         send()?;
         collect(seq, &mut next)
     })
-}
-
-/// Every message body of one dump, under one deadline.
-fn dump(s: &Socket, seq: u32, req: &[u8]) -> io::Result<Vec<Vec<u8>>> {
-    let deadline = Instant::now() + DEADLINE;
-    let fault = |e: io::Error| match e.kind() {
-        io::ErrorKind::TimedOut => Fault::TimedOut(e.to_string()),
-        _ => Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)),
-    };
-    dump_with(
-        seq,
-        || s.send(req, 0).map(drop).map_err(fault),
-        || recv(s, deadline).map_err(fault),
-    )
 }
 
 /// The top-level attributes of an nf_tables body (after `nfgenmsg`).
@@ -321,75 +350,72 @@ pub fn rule_handle(body: &[u8]) -> Option<(String, u64)> {
     ))
 }
 
-/// Dumps `table inet NAME` once.
-fn dump_table(s: &Socket, name: &str) -> io::Result<Dump> {
-    let mut n = name.as_bytes().to_vec();
-    n.push(0);
-    let table: &[(u16, &[u8])] = &[(ATTR_TABLE, &n)];
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    let mut rules = Vec::new();
-    let mut seq = 10;
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed nf_tables object");
-    if let Some(t) = ask(&table_request(seq, name), seq, NFT_MSG_NEWTABLE)? {
+impl Nfnl {
+    /// Dumps `table inet NAME` once; `None` when it is absent.
+    fn dump_table(&mut self, name: &str) -> io::Result<Option<Dump>> {
+        let mut n = name.as_bytes().to_vec();
+        n.push(0);
+        let table: &[(u16, &[u8])] = &[(ATTR_TABLE, &n)];
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        let mut rules = Vec::new();
+        let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed nf_tables object");
+        // Its flags, and whether it is there at all.
+        let Some(t) = self.get_table(name)? else {
+            return Ok(None);
+        };
         if !absorb_flags(&mut h, &t) {
             return Err(bad());
         }
-    }
-    for m in [
-        NFT_MSG_GETCHAIN,
-        NFT_MSG_GETRULE,
-        NFT_MSG_GETSET,
-        NFT_MSG_GETOBJ,
-    ] {
-        seq += 1;
-        for b in dump(s, seq, &dump_request(seq, m, table))? {
-            let list = attrs(&b).ok_or_else(bad)?;
-            // Chains are dumped for every table: keep ours.
-            if !list.iter().any(|(k, v)| *k == ATTR_TABLE && *v == &n[..]) {
-                continue;
-            }
-            if !absorb(&mut h, m, &b) {
-                return Err(bad());
-            }
-            if m == NFT_MSG_GETSET {
-                let set = list
-                    .iter()
-                    .find(|(k, _)| *k == ATTR_SET_NAME)
-                    .map(|(_, v)| v.to_vec())
-                    .ok_or_else(bad)?;
-                seq += 1;
-                let req = dump_request(
-                    seq,
-                    NFT_MSG_GETSETELEM,
-                    &[(ATTR_TABLE, &n), (ATTR_SET_NAME, &set)],
-                );
-                for e in dump(s, seq, &req)? {
-                    absorb(&mut h, NFT_MSG_GETSETELEM, &e);
+        for m in [
+            NFT_MSG_GETCHAIN,
+            NFT_MSG_GETRULE,
+            NFT_MSG_GETSET,
+            NFT_MSG_GETOBJ,
+        ] {
+            for b in self.dump(|seq| dump_request(seq, m, table))? {
+                let list = attrs(&b).ok_or_else(bad)?;
+                // Chains are dumped for every table: keep ours.
+                if !list.iter().any(|(k, v)| *k == ATTR_TABLE && *v == &n[..]) {
+                    continue;
+                }
+                if !absorb(&mut h, m, &b) {
+                    return Err(bad());
+                }
+                if m == NFT_MSG_GETSET {
+                    let set = list
+                        .iter()
+                        .find(|(k, _)| *k == ATTR_SET_NAME)
+                        .map(|(_, v)| v.to_vec())
+                        .ok_or_else(bad)?;
+                    let elems = [(ATTR_TABLE, &n[..]), (ATTR_SET_NAME, &set[..])];
+                    for e in self.dump(|seq| dump_request(seq, NFT_MSG_GETSETELEM, &elems))? {
+                        absorb(&mut h, NFT_MSG_GETSETELEM, &e);
+                    }
+                }
+                if m == NFT_MSG_GETRULE {
+                    rules.push(b);
                 }
             }
-            if m == NFT_MSG_GETRULE {
-                rules.push(b);
+        }
+        Ok(Some(Dump { digest: h, rules }))
+    }
+
+    /// The contents of `table inet NAME` (`None` when absent) and the
+    /// ruleset generation they belong to, read consistently: retried (up to
+    /// 5 times) while another commit lands during the dump.
+    pub fn table(&mut self, name: &str) -> io::Result<Option<(Dump, u32)>> {
+        for _ in 0..5 {
+            let before = self.generation()?;
+            let d = self.dump_table(name)?;
+            if self.generation()? == before {
+                return Ok(d.map(|d| (d, before)));
             }
         }
+        Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            "the nftables ruleset kept changing while it was read",
+        ))
     }
-    Ok(Dump { digest: h, rules })
-}
-
-/// The contents of `table inet NAME`, read consistently: retried (up to
-/// 5 times) while another commit lands during the dump.
-pub fn table(name: &str) -> io::Result<Dump> {
-    let s = socket()?;
-    for _ in 0..5 {
-        let before = generation()?;
-        let d = dump_table(&s, name)?;
-        if generation()? == before {
-            return Ok(d);
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::Interrupted,
-        "the nftables ruleset kept changing while it was read",
-    ))
 }
 
 /// `ctnetlink`: dump request for connections whose `ct mark & mask == mark`.
@@ -409,9 +435,8 @@ pub fn conntrack_request(seq: u32, mark: u32, mask: u32) -> Vec<u8> {
 
 /// How many tracked connections (both families) carry `mark` under `mask`;
 /// the kernel filters, so only matching entries cross the socket.
-pub fn pinned(mark: u32, mask: u32) -> io::Result<u64> {
-    let s = socket()?;
-    Ok(dump(&s, 1, &conntrack_request(1, mark, mask))?.len() as u64)
+pub fn pinned(nf: &mut Nfnl, mark: u32, mask: u32) -> io::Result<u64> {
+    Ok(nf.dump(|seq| conntrack_request(seq, mark, mask))?.len() as u64)
 }
 
 #[cfg(test)]
