@@ -366,6 +366,9 @@ mod tests {
         // Nothing was asked: the wait for a reply ends at its bound.
         let e = wait_readable(nl.socket.as_raw_fd(), Duration::from_millis(20)).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        let fd = nl.socket.as_raw_fd();
+        let e = recv_datagram(fd, &mut nl.buf, Duration::from_millis(20)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         // Read-only dumps of this namespace: every reply passes the checks.
         assert!(nl.dump(kind::GETROUTE).is_ok());
         assert!(nl.dump(kind::GETRULE).unwrap().len() >= 3);

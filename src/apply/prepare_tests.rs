@@ -74,6 +74,9 @@ fn a_cold_apply_starts_nft_before_any_route_or_rule_work_and_feeds_it() {
     let last_change = k.calls.iter().rposition(change);
     assert!(last_change.is_some_and(|l| l < load), "{:?}", k.calls);
     assert!(!k.prepared && !k.calls.contains(&"discard"));
+    // One route dump and one rule dump serve the whole run.
+    let dumps = |what| k.calls.iter().filter(|c| **c == what).count();
+    assert_eq!((dumps("routes"), dumps("rules")), (1, 1), "{:?}", k.calls);
 }
 
 #[test]
