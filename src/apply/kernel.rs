@@ -6,7 +6,7 @@
 use super::child::ChildError;
 use super::netlink::{self, Netlink};
 use super::nfgen::{self, Nfnl};
-use super::nft::Nft;
+use super::nft::{self, Nft};
 use super::rtnl;
 use crate::config::Family;
 use crate::plan::{self, IpRule, Route};
@@ -164,6 +164,8 @@ pub struct System {
     /// The nfnetlink connection, opened at its first use.
     nf: Option<Nfnl>,
     nft: Nft,
+    /// `nft -j -f -` started ahead of its batch ([`Kernel::prepare_load`]).
+    prepared: Option<nft::Load>,
     /// The last dumps, to delete entries by their kernel bytes.
     routes: Vec<netlink::KernelRoute>,
     rules: Vec<netlink::KernelRule>,
@@ -184,6 +186,7 @@ impl System {
             nl: Netlink::open().map_err(|e| KernelError::netlink("cannot open rtnetlink", e))?,
             nf: None,
             nft,
+            prepared: None,
             routes: Vec::new(),
             rules: Vec::new(),
             foreign: None,
@@ -391,12 +394,25 @@ impl Kernel for System {
             .map_err(|e| KernelError::netlink("cannot read the nftables ruleset", e))
     }
 
-    fn prepare_load(&mut self) {}
+    fn prepare_load(&mut self) {
+        if self.prepared.is_none() {
+            // Not started: the load starts it again and reports why.
+            self.prepared = self.nft.start_load().ok();
+            log::debug!("nft started ahead of the load: {}", self.prepared.is_some());
+        }
+    }
 
-    fn discard_load(&mut self) {}
+    fn discard_load(&mut self) {
+        // Dropped unfed: killed and reaped before it read its input.
+        self.prepared = None;
+    }
 
     fn load(&mut self, batch: &[u8]) -> KResult<()> {
-        self.nft.load(batch).map_err(KernelError::Nft)
+        let r = match self.prepared.take() {
+            Some(l) => l.feed(&self.nft, batch),
+            None => self.nft.load(batch),
+        };
+        r.map_err(KernelError::Nft)
     }
 
     fn check(&mut self, batch: &[u8]) -> KResult<()> {
