@@ -5,7 +5,8 @@
 
 use super::child::ChildError;
 use super::netlink::{self, Netlink};
-use super::nfgen::{self, Nfnl};
+use super::nfgen;
+use super::nfnl::Nfnl;
 use super::nft::{self, Nft};
 use super::rtnl;
 use crate::config::Family;
@@ -277,7 +278,9 @@ impl Kernel for System {
             .map(|d| ForeignRoute {
                 family: d.route.family,
                 table: d.route.table,
-                text: ip_route_text(&d),
+                text: rtnl::ip_route_text(&d, &|i| {
+                    netlink::ifname(i).unwrap_or_else(|| format!("if{i}"))
+                }),
             })
             .collect())
     }
@@ -433,7 +436,7 @@ impl Kernel for System {
     }
 
     fn link(&mut self, device: &str) -> Link {
-        link_state(device)
+        netlink::link_state(device)
     }
 
     fn reaches(&mut self, via: std::net::IpAddr, device: Option<&str>) -> bool {
@@ -455,85 +458,6 @@ impl Kernel for System {
     }
 }
 
-/// A default route as `ip route` prints it (`ip -6 route` for IPv6).
-fn ip_route_text(d: &rtnl::DefaultRoute) -> String {
-    let r = &d.route;
-    let mut t = String::from(if r.family == Family::V6 {
-        "ip -6 route: "
-    } else {
-        "ip route: "
-    });
-    match d.kind {
-        1 => {}
-        6 => t.push_str("blackhole "),
-        7 => t.push_str("unreachable "),
-        8 => t.push_str("prohibit "),
-        k => t.push_str(&format!("type {k} ")),
-    }
-    t.push_str("default");
-    if let Some(v) = r.via {
-        t.push_str(&format!(" via {v}"));
-    }
-    if let Some(i) = d.oif {
-        let name = netlink::ifname(i).unwrap_or_else(|| format!("if{i}"));
-        t.push_str(&format!(" dev {name}"));
-    }
-    let proto = match d.protocol {
-        2 => "kernel".to_string(),
-        3 => "boot".to_string(),
-        4 => "static".to_string(),
-        16 => "dhcp".to_string(),
-        p => p.to_string(),
-    };
-    t.push_str(&format!(" table {} proto {proto}", r.table));
-    if let Some(m) = d.metric {
-        t.push_str(&format!(" metric {m}"));
-    }
-    for (via, i) in &d.nexthops {
-        let name = netlink::ifname(*i).unwrap_or_else(|| format!("if{i}"));
-        match via {
-            Some(v) => t.push_str(&format!(" nexthop via {v} dev {name}")),
-            None => t.push_str(&format!(" nexthop dev {name}")),
-        }
-    }
-    t
-}
-
-/// Whether `device` exists and is administratively up (`SIOCGIFFLAGS`).
-pub fn link_state(device: &str) -> Link {
-    if netlink::ifindex(device).is_err() {
-        return Link::Missing;
-    }
-    // SAFETY: an ifreq is plain data; zeroed is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req
-        .ifr_name
-        .iter_mut()
-        .zip(device.bytes().take(libc::IFNAMSIZ - 1))
-    {
-        *d = s as libc::c_char;
-    }
-    // SAFETY: a plain datagram socket, closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Link::Up; // cannot tell: let the kernel decide when routing
-    }
-    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `req`.
-    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) };
-    // SAFETY: `fd` is ours.
-    unsafe { libc::close(fd) };
-    if rc < 0 {
-        return Link::Missing;
-    }
-    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-    let flags = unsafe { req.ifr_ifru.ifru_flags };
-    if flags & libc::IFF_UP as libc::c_short != 0 {
-        Link::Up
-    } else {
-        Link::Down
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -550,31 +474,6 @@ mod tests {
         assert_eq!(
             fingerprint(&[b"connroute restore fp=zzzzzzzzzzzzzzzz".to_vec()]),
             None
-        );
-    }
-
-    #[test]
-    fn foreign_routes_print_like_ip_route() {
-        let d = |family, via: &str, protocol, kind, metric| rtnl::DefaultRoute {
-            route: Route {
-                family,
-                table: 200,
-                via: Some(via.parse().unwrap()),
-                device: None,
-            },
-            oif: None,
-            protocol,
-            kind,
-            metric,
-            nexthops: Vec::new(),
-        };
-        assert_eq!(
-            ip_route_text(&d(Family::V4, "192.168.1.1", 3, 1, None)),
-            "ip route: default via 192.168.1.1 table 200 proto boot"
-        );
-        assert_eq!(
-            ip_route_text(&d(Family::V6, "fe80::1", 99, 7, Some(1024))),
-            "ip -6 route: unreachable default via fe80::1 table 200 proto 99 metric 1024"
         );
     }
 }

@@ -24,6 +24,7 @@ pub mod lock;
 pub mod monitor;
 pub mod netlink;
 pub mod nfgen;
+pub mod nfnl;
 pub mod nft;
 #[cfg(test)]
 mod owned_tests;

@@ -11,6 +11,7 @@
 //! read) is restarted, at most [`DUMP_TRIES`] times in all.
 
 use super::dump::{Collector, Fault, Progress, wait_readable, with_restarts};
+use super::kernel::Link;
 use super::rtnl::{self, Body, flags, kind};
 use crate::config::Family;
 #[cfg(doc)]
@@ -347,6 +348,41 @@ impl Netlink {
     /// Deletes an ip rule read from the kernel.
     pub fn delete_kernel_rule(&mut self, r: &KernelRule) -> io::Result<()> {
         self.request(kind::DELRULE, flags::ACK, &r.raw).map(drop)
+    }
+}
+
+/// Whether `device` exists and is administratively up (`SIOCGIFFLAGS`).
+pub fn link_state(device: &str) -> Link {
+    if ifindex(device).is_err() {
+        return Link::Missing;
+    }
+    // SAFETY: an ifreq is plain data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req
+        .ifr_name
+        .iter_mut()
+        .zip(device.bytes().take(libc::IFNAMSIZ - 1))
+    {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: a plain datagram socket, closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Link::Up; // cannot tell: let the kernel decide when routing
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `req`.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) };
+    // SAFETY: `fd` is ours.
+    unsafe { libc::close(fd) };
+    if rc < 0 {
+        return Link::Missing;
+    }
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    if flags & libc::IFF_UP as libc::c_short != 0 {
+        Link::Up
+    } else {
+        Link::Down
     }
 }
 

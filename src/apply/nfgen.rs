@@ -1,4 +1,4 @@
-//! Questions to nf_tables over a `NETLINK_NETFILTER` socket, without
+//! Questions to nf_tables over a `NETLINK_NETFILTER` socket ([`super::nfnl`]), without
 //! running nft: the ruleset generation (`NFT_MSG_GETGEN`, bumped by every
 //! commit anywhere in the ruleset), whether a table exists
 //! (`NFT_MSG_GETTABLE`), and a digest of one table's whole contents (its
@@ -6,22 +6,19 @@
 //! kernel dumps them, without handles, use counts and counter values).
 
 use super::dump::{Collector, Fault, Progress, with_restarts};
-use super::netlink::{DEADLINE, DUMP_TRIES, RECV_TIMEOUT, recv_datagram};
-use super::rtnl::{self, flags, kind};
-use netlink_sys::{Socket, SocketAddr};
+use super::netlink::DUMP_TRIES;
+use super::nfnl::Nfnl;
+use super::rtnl::{self, flags};
 use std::io;
-use std::os::fd::AsRawFd;
-use std::time::Instant;
 
-const NETLINK_NETFILTER: isize = 12;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
-const NFT_MSG_NEWTABLE: u16 = 0;
+pub(super) const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_GETRULE: u16 = 7;
 const NFT_MSG_GETSET: u16 = 10;
 const NFT_MSG_GETSETELEM: u16 = 13;
-const NFT_MSG_NEWGEN: u16 = 15;
+pub(super) const NFT_MSG_NEWGEN: u16 = 15;
 const NFT_MSG_GETGEN: u16 = 16;
 const NFT_MSG_GETOBJ: u16 = 19;
 /// `NFTA_{CHAIN,RULE,SET,SET_ELEM_LIST,OBJ}_TABLE`: all 1.
@@ -35,7 +32,7 @@ const NFTA_TABLE_NAME: u16 = 1;
 /// `NFTA_TABLE_FLAGS` (be32: dormant, owner).
 const NFTA_TABLE_FLAGS: u16 = 2;
 
-fn msg_type(m: u16) -> u16 {
+pub(super) fn msg_type(m: u16) -> u16 {
     (NFNL_SUBSYS_NFTABLES << 8) | m
 }
 
@@ -90,141 +87,6 @@ pub fn decode_gen(body: &[u8]) -> Option<u32> {
     None
 }
 
-/// A `NETLINK_NETFILTER` connection kept for a whole run: every question
-/// (generation, table, dumps) goes over one socket, not a socket each
-/// (opening one takes four system calls and closing it a fifth). Replies
-/// are matched by sequence number, so a late answer to an earlier
-/// question is never taken for the current one.
-pub struct Nfnl {
-    socket: Socket,
-    seq: u32,
-    buf: Vec<u8>,
-}
-
-impl Nfnl {
-    /// Opens the connection in the current network namespace.
-    pub fn open() -> io::Result<Nfnl> {
-        let mut socket = Socket::new(NETLINK_NETFILTER)?;
-        socket.bind_auto()?;
-        socket.connect(&SocketAddr::new(0, 0))?;
-        Ok(Nfnl {
-            socket,
-            seq: 0,
-            buf: Vec::new(),
-        })
-    }
-
-    fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1);
-        self.seq
-    }
-
-    /// One reply datagram, by `deadline`; a timeout says so.
-    fn recv(&mut self, deadline: Instant) -> io::Result<&[u8]> {
-        let timed_out = || {
-            io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "nfnetlink timed out (no reply within {} s, or over {} s in all)",
-                    RECV_TIMEOUT.as_secs(),
-                    DEADLINE.as_secs()
-                ),
-            )
-        };
-        if Instant::now() > deadline {
-            return Err(timed_out());
-        }
-        let wait = RECV_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
-        match recv_datagram(self.socket.as_raw_fd(), &mut self.buf, wait) {
-            Ok(()) => Ok(&self.buf),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(timed_out()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Sends the request `build(seq)` and returns the body of the reply of
-    /// type `want`; `None` when the kernel answers ENOENT.
-    fn ask(
-        &mut self,
-        build: impl FnOnce(u32) -> Vec<u8>,
-        want: u16,
-    ) -> io::Result<Option<Vec<u8>>> {
-        let seq = self.next_seq();
-        self.socket.send(&build(seq), 0)?;
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let buf = self.recv(deadline)?;
-            let msgs = rtnl::replies(buf).ok_or_else(malformed)?;
-            for m in msgs.into_iter().filter(|m| m.seq == seq) {
-                if m.kind == msg_type(want) {
-                    return Ok(Some(m.body.to_vec()));
-                }
-                if m.kind == kind::ERROR {
-                    if rtnl::error_code(m.body) == Some(-libc::ENOENT) {
-                        return Ok(None);
-                    }
-                    return Err(kernel_error(m.body));
-                }
-            }
-        }
-    }
-
-    /// The current nf_tables ruleset generation id.
-    pub fn generation(&mut self) -> io::Result<u32> {
-        let body = self
-            .ask(gen_request, NFT_MSG_NEWGEN)?
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no generation"))?;
-        decode_gen(&body)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "NEWGEN without an id"))
-    }
-
-    /// The `NFT_MSG_NEWTABLE` body of `table inet NAME`; `None` when absent.
-    pub fn get_table(&mut self, name: &str) -> io::Result<Option<Vec<u8>>> {
-        self.ask(|seq| table_request(seq, name), NFT_MSG_NEWTABLE)
-    }
-
-    /// True when `table inet NAME` exists.
-    pub fn table_exists(&mut self, name: &str) -> io::Result<bool> {
-        Ok(self.get_table(name)?.is_some())
-    }
-
-    /// Every message body of one dump (`build(seq)`), under one deadline.
-    fn dump(&mut self, build: impl Fn(u32) -> Vec<u8>) -> io::Result<Vec<Vec<u8>>> {
-        let seq = self.next_seq();
-        let req = build(seq);
-        let deadline = Instant::now() + DEADLINE;
-        let fault = |e: io::Error| match e.kind() {
-            io::ErrorKind::TimedOut => Fault::TimedOut(e.to_string()),
-            _ => Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)),
-        };
-        let cell = std::cell::RefCell::new(self);
-        dump_with(
-            seq,
-            || cell.borrow().socket.send(&req, 0).map(drop).map_err(fault),
-            || {
-                cell.borrow_mut()
-                    .recv(deadline)
-                    .map(<[u8]>::to_vec)
-                    .map_err(fault)
-            },
-        )
-    }
-}
-
-fn kernel_error(body: &[u8]) -> io::Error {
-    match rtnl::error_code(body) {
-        Some(e) if e < 0 => io::Error::from_raw_os_error(-e),
-        _ => io::Error::new(
-            io::ErrorKind::InvalidData,
-            "nfnetlink: unexpected acknowledgement",
-        ),
-    }
-}
-
-fn malformed() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, "malformed nfnetlink reply")
-}
-
 /// A dump request of `inet` objects of kind `m`, filtered by `attrs`.
 pub fn dump_request(seq: u32, m: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
     rtnl::message(
@@ -255,7 +117,7 @@ fn collect(
 /// One dump: `send` the request, `collect` the replies; restarted while
 /// the kernel flags it inconsistent (`NLM_F_DUMP_INTR`), [`DUMP_TRIES`]
 /// attempts in all.
-fn dump_with(
+pub(super) fn dump_with(
     seq: u32,
     mut send: impl FnMut() -> Result<(), Fault>,
     mut next: impl FnMut() -> Result<Vec<u8>, Fault>,
