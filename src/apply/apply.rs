@@ -67,6 +67,19 @@ fn read_live(
     Ok(Decision { changes, refreshed })
 }
 
+/// The earliest load hint, before there is a plan: connroute's table is
+/// absent and the config `enabled`, so [`apply`] will load it; nft then
+/// starts while the facts are gathered (netifd's, over ubus) and the plan
+/// is made. [`apply`] judges the table again and drops a waiting nft it
+/// does not need; a run that ends before [`apply`] drops the kernel, and
+/// the waiting nft with it.
+pub fn prepare_if_absent(k: &mut dyn Kernel, enabled: bool) -> KResult<()> {
+    if enabled && !k.table_exists()? {
+        k.prepare_load();
+    }
+    Ok(())
+}
+
 /// Makes the system match `plan`. On failure before the new nft table is
 /// live, what this run changed is undone and the previous state keeps running.
 pub fn apply(

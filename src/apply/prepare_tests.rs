@@ -4,8 +4,9 @@
 //! nft is dropped on every way out that does not feed it.
 
 use super::System;
-use super::apply::{apply, decide};
+use super::apply::{apply, decide, prepare_if_absent};
 use super::fake::{Fake, FakeRoute, Op};
+use super::kernel::Kernel;
 use super::nft::Nft;
 use crate::config::{Config, Family};
 use crate::facts::Facts;
@@ -161,4 +162,27 @@ fn a_refused_load_and_its_fallback_leave_no_nft_waiting() {
         k.calls
     );
     assert!(k.table.is_none() && k.routes.is_empty() && k.rules.is_empty());
+}
+
+#[test]
+fn before_the_plan_only_an_absent_table_of_an_enabled_config_starts_nft() {
+    let d = Dir::new("early");
+    let mut k = Fake::default();
+    prepare_if_absent(&mut k, false).unwrap();
+    assert!(!k.prepared, "disabled: no table to load");
+    prepare_if_absent(&mut k, true).unwrap();
+    assert!(k.prepared);
+    // apply uses that nft; it does not start a second one.
+    apply(&mut k, &plan_of(""), &d.sys(), false).unwrap();
+    assert_eq!(k.calls.iter().filter(|c| **c == "prepare").count(), 1);
+    assert!(k.calls.contains(&"load*") && !k.prepared, "{:?}", k.calls);
+    // The table is there now: nothing started before the plan.
+    k.calls.clear();
+    prepare_if_absent(&mut k, true).unwrap();
+    assert!(!k.prepared && k.calls.is_empty());
+    // Started before the plan, but apply finds nothing to load (the table
+    // was made meanwhile): the waiting nft is dropped.
+    k.prepare_load();
+    apply(&mut k, &plan_of(""), &d.sys(), false).unwrap();
+    assert_eq!(k.calls, ["prepare", "routes", "rules", "discard"]);
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # nft started early, and connroute's own system calls, on a real kernel
-# (strace): a cold apply starts nft before its first route change and
+# (strace): a cold apply starts nft before it reads any route and
 # feeds it only after its last rule change; an unchanged apply starts no
 # nft; an apply refused after nft was started leaves no process behind and
 # nothing committed. One socket per netlink family, one rule dump per
@@ -37,12 +37,13 @@ count() { grep -c -E "$2" "$WORK/$1.own" || true; }
 expect_ok "cold apply" traced cold -c "$CONF" apply
 expect_eq "one nft started" 1 "$(wc -l < "$WORK/cold.starts")"
 started=$(line cold '(clone|clone3|vfork)\(')
+first_dump=$(line cold 'RTM_GETROUTE')
 first_route=$(line cold 'RTM_NEWROUTE')
 last_rule=$(line cold 'RTM_NEWRULE' last)
 fed=$(line cold 'writev?\([0-9]+, .*\{\\"nftables\\"')
-echo "# nft started at line $started, first route $first_route, last rule $last_rule, fed at $fed"
-[ -n "$started" ] && [ -n "$first_route" ] && [ "$started" -lt "$first_route" ] &&
-	ok "nft started before the first route change" || fail "nft not started before the routes"
+echo "# nft started at line $started, route dump $first_dump, first route $first_route, last rule $last_rule, fed at $fed"
+[ -n "$started" ] && [ -n "$first_dump" ] && [ "$started" -lt "$first_dump" ] &&
+	ok "nft started before the routes were read" || fail "nft not started before the route dump"
 [ -n "$fed" ] && [ -n "$last_rule" ] && [ "$last_rule" -lt "$fed" ] &&
 	ok "nft fed after the last rule change" || fail "nft fed before the rules were in place"
 expect_eq "one NETLINK_ROUTE socket" 1 "$(count cold 'socket\(AF_NETLINK, [^)]*NETLINK_ROUTE')"
