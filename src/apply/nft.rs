@@ -38,7 +38,7 @@ impl Default for Nft {
 /// `nft -j -f -` started ahead of its batch ([`Nft::start_load`]). nft
 /// reads all of its input before it acts: until [`Load::feed`] ends that
 /// input nothing commits, and dropping it kills and reaps nft.
-pub struct Load(child::Running);
+pub struct Load(child::Running, std::time::Instant);
 
 const LOAD_ARGS: &[&str] = &["-j", "-f", "-"];
 const LOADING: &str = "loading the ruleset";
@@ -48,6 +48,11 @@ impl Load {
     /// batch that size ([`Nft::deadline`]) counted from nft's start.
     pub fn feed(self, nft: &Nft, json: &[u8]) -> Result<(), ChildError> {
         self.0.finish(&[json], nft.deadline(json.len())).map(drop)
+    }
+
+    /// How long nft has been waiting for its batch.
+    pub fn waited(&self) -> Duration {
+        self.1.elapsed()
     }
 }
 
@@ -91,7 +96,8 @@ impl Nft {
 
     /// Starts `nft -j -f -` before its batch is ready (see [`Load`]).
     pub fn start_load(&self) -> Result<Load, ChildError> {
-        child::start(&self.program, LOAD_ARGS, true, LOADING).map(Load)
+        let started = std::time::Instant::now();
+        child::start(&self.program, LOAD_ARGS, true, LOADING).map(|r| Load(r, started))
     }
 
     /// Loads a JSON batch (`nft -j -f -`).
@@ -194,6 +200,7 @@ mod tests {
         };
         let load = nft.start_load().unwrap();
         std::thread::sleep(Duration::from_millis(400));
+        assert!(load.waited() >= Duration::from_millis(400));
         let e = load.feed(&nft, b"{}").unwrap_err();
         let _ = std::fs::remove_dir_all(&dir);
         assert!(e.to_string().contains("timed out"), "{e}");
