@@ -124,8 +124,8 @@ impl Nfnl {
             io::ErrorKind::TimedOut => Fault::TimedOut(e.to_string()),
             _ => Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)),
         };
-        let cell = std::cell::RefCell::new(self);
-        dump_with(
+        let cell = std::cell::RefCell::new(&mut *self);
+        let r = dump_with(
             seq,
             || cell.borrow().socket.send(&req, 0).map(drop).map_err(fault),
             || {
@@ -134,7 +134,15 @@ impl Nfnl {
                     .map(<[u8]>::to_vec)
                     .map_err(fault)
             },
-        )
+        );
+        if r.is_err() {
+            // A dump left half read keeps running on this socket: the next
+            // one would be refused (EBUSY). Start again on a new socket.
+            if let Ok(fresh) = Nfnl::open() {
+                self.socket = fresh.socket;
+            }
+        }
+        r
     }
 }
 
