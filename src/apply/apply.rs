@@ -88,10 +88,11 @@ pub fn apply(
     sys: &System,
     force: bool,
 ) -> Result<Report, ApplyError> {
-    if !plan.enabled {
-        return flush::flush(k, sys);
-    }
-    let result = apply_enabled(k, plan, sys, force);
+    let result = if plan.enabled {
+        apply_enabled(k, plan, sys, force)
+    } else {
+        flush::flush(k, sys)
+    };
     // Every way out: an nft started ahead and not fed (an error, a
     // rollback) is killed before it saw its input: it commits nothing.
     k.discard_load();
