@@ -37,10 +37,8 @@ pub fn decide(
     read_live(k, plan, sys, force, false)
 }
 
-/// [`decide`]; with `prepare`, the kernel is told as soon as the table's
-/// verdict says a load follows ([`Kernel::prepare_load`]): the table is
-/// judged first, so nft's start overlaps the route and rule dumps and
-/// changes. Never on the unchanged path.
+/// [`decide`], the table judged first; with `prepare`, a load it needs is
+/// announced before any route or rule work ([`Kernel::prepare_load`]).
 fn read_live(
     k: &mut dyn Kernel,
     plan: &Plan,
@@ -67,12 +65,9 @@ fn read_live(
     Ok(Decision { changes, refreshed })
 }
 
-/// The earliest load hint, before there is a plan: connroute's table is
-/// absent and the config `enabled`, so [`apply`] will load it; nft then
-/// starts while the facts are gathered (netifd's, over ubus) and the plan
-/// is made. [`apply`] judges the table again and drops a waiting nft it
-/// does not need; a run that ends before [`apply`] drops the kernel, and
-/// the waiting nft with it.
+/// The earliest load hint, before the plan: an absent table of an enabled
+/// config will be loaded, so nft starts while the facts (netifd's) are
+/// gathered and the plan made. [`apply`] drops it if not needed after all.
 pub fn prepare_if_absent(k: &mut dyn Kernel, enabled: bool) -> KResult<()> {
     if enabled && !k.table_exists()? {
         k.prepare_load();
@@ -93,8 +88,7 @@ pub fn apply(
     } else {
         flush::flush(k, sys)
     };
-    // Every way out: an nft started ahead and not fed (an error, a
-    // rollback) is killed before it saw its input: it commits nothing.
+    // Every way out: an nft started ahead and not fed is killed unfed.
     k.discard_load();
     result
 }
@@ -365,9 +359,7 @@ fn load_table(
 ) -> KResult<(RunState, Option<KernelError>)> {
     let (t, fp) = (plan::TABLE, &plan.fingerprint);
     if let TableChange::Update(u) = change {
-        // Handles are only good for the table as it was read. Asked here,
-        // just before the load (not taken from the decision): `before` also
-        // bounds the commits `record` may see between it and the load's.
+        // Handles are only good for the table as it was read.
         let before = k.generation().ok();
         let counts = u
             .touched
@@ -392,8 +384,7 @@ fn load_table(
         }
     }
     let json = batch(plan, *change == TableChange::Create);
-    // Needed: the digest read after the load is trusted only when exactly
-    // one commit (nft's) lies between this generation and the table's.
+    // Needed: `record` trusts the digest only after exactly one commit.
     let before = k.generation().ok();
     let r = attempt(k, plan, json, before, Mark::Fingerprint)?;
     report.changes.push(format!("loaded table inet {t} ({fp})"));
@@ -455,8 +446,7 @@ fn load(
     drop(json);
     // Committed: from here on nothing may fail the load, only the record.
     let live = k.table().ok().flatten();
-    // The generation the table was read at (no second request); asked
-    // only when the table could not be read.
+    // The generation the table was read at; asked only without a table.
     let after = match &live {
         Some(t) => Some(t.generation),
         None => k.generation().ok(),
