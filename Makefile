@@ -24,6 +24,7 @@ deps:
 	command -v nft >/dev/null || missing="$$missing nftables"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v strace >/dev/null || missing="$$missing strace"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	command -v readelf >/dev/null || missing="$$missing binutils"; \
 	if [ -n "$$missing" ]; then \

@@ -90,3 +90,8 @@ fn children_are_bounded_and_files_never_followed() {
 fn config_changes_load_only_the_difference() {
     scenario("incremental");
 }
+
+#[test]
+fn nft_started_early_and_few_system_calls() {
+    scenario("early_nft");
+}

@@ -33,6 +33,24 @@ pub fn decide(
     sys: &System,
     force: bool,
 ) -> Result<Decision, ApplyError> {
+    read_live(k, plan, sys, force, false)
+}
+
+/// [`decide`], the table judged first; with `prepare`, a load it needs is
+/// announced before any route or rule work ([`Kernel::prepare_load`]).
+fn read_live(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    sys: &System,
+    force: bool,
+    prepare: bool,
+) -> Result<Decision, ApplyError> {
+    let recorded = runstate::recorded(sys)?;
+    let state = sys.state.as_deref();
+    let (table, refreshed) = diff::table(k, plan, recorded.as_ref(), state, force)?;
+    if prepare && loads(&table) {
+        k.prepare_load();
+    }
     let routes = k.routes()?;
     let rules = k.rules()?;
     let wanted: Vec<(Family, u32)> = plan.routes.iter().map(|r| (r.family, r.table)).collect();
@@ -40,13 +58,20 @@ pub fn decide(
     if !foreign.is_empty() {
         return Err(ApplyError::Foreign(foreign));
     }
-    let recorded = runstate::recorded(sys)?;
-    let state = sys.state.as_deref();
-    let (table, refreshed) = diff::table(k, plan, recorded.as_ref(), state, force)?;
     let mut changes = diff::routing(plan, &routes, &rules);
     changes.remove_strays = k.strays()?;
     changes.table = Some(table);
     Ok(Decision { changes, refreshed })
+}
+
+/// The earliest load hint, before the plan: an absent table of an enabled
+/// config will be loaded, so nft starts while the facts (netifd's) are
+/// gathered and the plan made. [`apply`] drops it if not needed after all.
+pub fn prepare_if_absent(k: &mut dyn Kernel, enabled: bool) -> KResult<()> {
+    if enabled && !k.table_exists()? {
+        k.prepare_load();
+    }
+    Ok(())
 }
 
 /// Makes the system match `plan`. On failure before the new nft table is
@@ -57,10 +82,23 @@ pub fn apply(
     sys: &System,
     force: bool,
 ) -> Result<Report, ApplyError> {
-    if !plan.enabled {
-        return flush::flush(k, sys);
-    }
-    let d = decide(k, plan, sys, force)?;
+    let result = if plan.enabled {
+        apply_enabled(k, plan, sys, force)
+    } else {
+        flush::flush(k, sys)
+    };
+    // Every way out: an nft started ahead and not fed is killed unfed.
+    k.discard_load();
+    result
+}
+
+fn apply_enabled(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    sys: &System,
+    force: bool,
+) -> Result<Report, ApplyError> {
+    let d = read_live(k, plan, sys, force, true)?;
     super::status::warn_foreign(k, plan);
     let mut report = Report::default();
     let (result, loaded) = execute(k, plan, &d.changes, &mut report);
@@ -342,6 +380,7 @@ fn load_table(
         }
     }
     let pieces = batch_pieces(plan, *change == TableChange::Create);
+    // Needed: `record` trusts the digest only after exactly one commit.
     let before = k.generation().ok();
     let r = attempt(k, plan, pieces, before, Mark::Fingerprint)?;
     report.changes.push(format!("loaded table inet {t} ({fp})"));
@@ -405,7 +444,11 @@ fn load(
     drop(json);
     // Committed: from here on nothing may fail the load, only the record.
     let live = k.table().ok().flatten();
-    let after = k.generation().ok();
+    // The generation the table was read at; asked only without a table.
+    let after = match &live {
+        Some(t) => Some(t.generation),
+        None => k.generation().ok(),
+    };
     Ok(record(plan, live, before, after, mark))
 }
 

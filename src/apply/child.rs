@@ -467,13 +467,15 @@ fn wait(g: &mut Guard, deadline: Instant) -> io::Result<Option<ExitStatus>> {
 /// Dropping it unfinished kills its process group and reaps it: an nft
 /// that never saw the end of its input commits nothing.
 pub struct Running {
+    // First: fields drop in order, so the child is killed before its stdin
+    // closes; it never sees the end of an input it was not fed.
+    guard: Guard,
     program: String,
     what: String,
     started: Instant,
     stdin: Option<File>,
     stdout: File,
     stderr: File,
-    guard: Guard,
 }
 
 /// Starts `program` with `args` (stdin a pipe when `piped_stdin`, else

@@ -184,7 +184,7 @@ pub fn table(
     match verified {
         Some(s) if s.fingerprint == plan.fingerprint && s.digest == Some(live.digest) => {
             let refreshed = RunState {
-                generation,
+                generation: live.generation,
                 ..s.clone()
             };
             Ok((TableChange::Keep, Some(refreshed)))
@@ -197,7 +197,7 @@ pub fn table(
             TableChange::Replace("contents not verifiable: no record of the last load".into()),
             None,
         )),
-        _ => Ok((changed(plan, recorded, state, live, generation), None)),
+        _ => Ok((changed(plan, recorded, state, live), None)),
     }
 }
 
@@ -208,8 +208,9 @@ fn changed(
     recorded: Option<&RunState>,
     state: Option<&std::path::Path>,
     live: TableState,
-    generation: u32,
 ) -> TableChange {
+    // Its handles are those of the table as read at its generation.
+    let generation = live.generation;
     match state.and_then(|p| incremental(p, plan, recorded, live)) {
         Some(u) => TableChange::Update(Box::new(Update {
             generation: Some(generation),

@@ -82,6 +82,13 @@ pub struct Fake {
     /// Next hops not on a connected network: adding a route via one fails
     /// with ENETUNREACH.
     pub unreachable: Vec<std::net::IpAddr>,
+    /// An nft started ahead ([`Kernel::prepare_load`]) and not yet fed or
+    /// discarded: the real kernel's waiting process.
+    pub prepared: bool,
+    /// Routing calls and load hints in order: "routes", "rules",
+    /// "route+", "route~", "route-", "rule+", "rule-", "prepare", "load"
+    /// ("load*" when fed to a prepared nft), "discard" (one was dropped).
+    pub calls: Vec<&'static str>,
 }
 
 /// nft refusing with `message` (exit 1), as the runner reports it.
@@ -140,6 +147,7 @@ impl Fake {
 
 impl Kernel for Fake {
     fn routes(&mut self) -> KResult<Vec<Route>> {
+        self.calls.push("routes");
         Ok(self
             .routes
             .iter()
@@ -166,6 +174,7 @@ impl Kernel for Fake {
     }
 
     fn rules(&mut self) -> KResult<Vec<IpRule>> {
+        self.calls.push("rules");
         Ok(self.rules.clone())
     }
 
@@ -186,6 +195,7 @@ impl Kernel for Fake {
     }
 
     fn add_route(&mut self, r: &Route) -> KResult<()> {
+        self.calls.push("route+");
         self.gate(Op::AddRoute)?;
         if r.via.is_some_and(|v| self.unreachable.contains(&v)) {
             return Err(errno("add route", libc::ENETUNREACH));
@@ -205,6 +215,7 @@ impl Kernel for Fake {
     }
 
     fn replace_route(&mut self, r: &Route) -> KResult<()> {
+        self.calls.push("route~");
         self.gate(Op::ReplaceRoute)?;
         let new = FakeRoute {
             route: r.clone(),
@@ -222,6 +233,7 @@ impl Kernel for Fake {
     }
 
     fn delete_route(&mut self, r: &Route) -> KResult<()> {
+        self.calls.push("route-");
         self.gate(Op::DeleteRoute)?;
         let i = self
             .routes
@@ -233,6 +245,7 @@ impl Kernel for Fake {
     }
 
     fn add_rule(&mut self, r: &IpRule) -> KResult<()> {
+        self.calls.push("rule+");
         self.gate(Op::AddRule)?;
         if self.rules.contains(r) {
             return Err(errno("add rule", libc::EEXIST));
@@ -244,6 +257,7 @@ impl Kernel for Fake {
     }
 
     fn delete_rule(&mut self, r: &IpRule) -> KResult<()> {
+        self.calls.push("rule-");
         self.gate(Op::DeleteRule)?;
         let i = self
             .rules
@@ -260,15 +274,30 @@ impl Kernel for Fake {
         if self.injected(Op::Table) {
             return Err(nft_refused("injected: nft list failed"));
         }
-        Ok(self.table.as_ref().map(FakeTable::state))
+        Ok(self.table.as_ref().map(|t| t.state(self.generation)))
     }
 
     fn table_exists(&mut self) -> KResult<bool> {
         Ok(self.table.is_some())
     }
 
+    fn prepare_load(&mut self) {
+        if !self.prepared {
+            self.prepared = true;
+            self.calls.push("prepare");
+        }
+    }
+
+    fn discard_load(&mut self) {
+        if std::mem::take(&mut self.prepared) {
+            self.calls.push("discard");
+        }
+    }
+
     fn load(&mut self, batch: &[&[u8]]) -> KResult<()> {
         let batch = &batch.concat()[..];
+        let prepared = std::mem::take(&mut self.prepared);
+        self.calls.push(if prepared { "load*" } else { "load" });
         self.nft_runs += 1;
         self.batches.push(batch.to_vec());
         if self.injected(Op::Load) {

@@ -91,8 +91,9 @@ impl FakeTable {
         crate::plan::fingerprint_in_comment(c).map(str::to_string)
     }
 
-    /// What the kernel's dump gives: digest without handles, rule handles.
-    pub fn state(&self) -> TableState {
+    /// What the kernel's dump gives at ruleset `generation`: digest
+    /// without handles, rule handles.
+    pub fn state(&self, generation: u32) -> TableState {
         let rules = self
             .chains
             .iter()
@@ -101,6 +102,7 @@ impl FakeTable {
             fingerprint: self.fingerprint(),
             digest: fnv1a(self.listing().as_bytes()),
             rules: rules.collect(),
+            generation,
         }
     }
 

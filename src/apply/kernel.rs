@@ -6,7 +6,8 @@
 use super::child::ChildError;
 use super::netlink::{self, Netlink};
 use super::nfgen;
-use super::nft::Nft;
+use super::nfnl::Nfnl;
+use super::nft::{self, Nft};
 use super::rtnl;
 use crate::config::Family;
 use crate::plan::{self, IpRule, Route};
@@ -83,6 +84,8 @@ pub struct TableState {
     /// Every rule's chain and handle, chain by chain in rule order (empty
     /// when a rule could not be decoded: nothing is then edited by handle).
     pub rules: Vec<(String, u64)>,
+    /// The ruleset generation this is the table of.
+    pub generation: u32,
 }
 
 /// Whether a device exists and is up.
@@ -127,8 +130,16 @@ pub trait Kernel {
     fn table(&mut self) -> KResult<Option<TableState>>;
     /// True when connroute's nft table exists (cheap: no nft process).
     fn table_exists(&mut self) -> KResult<bool>;
+    /// A load follows in this run: the real kernel starts `nft -j -f -`
+    /// now, so nft's own start overlaps the work before the load. nft reads
+    /// all its input before doing anything: until [`Kernel::load`] feeds it,
+    /// nothing commits. A failure to start shows at the load.
+    fn prepare_load(&mut self);
+    /// Drops a prepared load that [`Kernel::load`] did not use (killing the
+    /// waiting nft, which commits nothing); nothing when there is none.
+    fn discard_load(&mut self);
     /// Loads a JSON batch, given as pieces written in order, in one
-    /// transaction.
+    /// transaction (into the prepared nft, if any).
     fn load(&mut self, batch: &[&[u8]]) -> KResult<()>;
     /// Checks a JSON batch without loading it.
     fn check(&mut self, batch: &[u8]) -> KResult<()>;
@@ -152,7 +163,11 @@ pub trait Kernel {
 /// check and delete it and to read counters.
 pub struct System {
     nl: Netlink,
+    /// The nfnetlink connection, opened at its first use.
+    nf: Option<Nfnl>,
     nft: Nft,
+    /// `nft -j -f -` started ahead of its batch ([`Kernel::prepare_load`]).
+    prepared: Option<nft::Load>,
     /// The last dumps, to delete entries by their kernel bytes.
     routes: Vec<netlink::KernelRoute>,
     rules: Vec<netlink::KernelRule>,
@@ -171,13 +186,24 @@ impl System {
     pub fn open(nft: Nft) -> KResult<System> {
         Ok(System {
             nl: Netlink::open().map_err(|e| KernelError::netlink("cannot open rtnetlink", e))?,
+            nf: None,
             nft,
+            prepared: None,
             routes: Vec::new(),
             rules: Vec::new(),
             foreign: None,
             strays: Vec::new(),
             snapshot: None,
         })
+    }
+
+    /// The nfnetlink connection (opened now if not yet).
+    fn nf(&mut self) -> KResult<&mut Nfnl> {
+        if self.nf.is_none() {
+            let nf = Nfnl::open().map_err(|e| KernelError::netlink("cannot open nfnetlink", e))?;
+            self.nf = Some(nf);
+        }
+        Ok(self.nf.as_mut().expect("opened above"))
     }
 
     /// Every route message, from the snapshot when there is one.
@@ -251,7 +277,9 @@ impl Kernel for System {
             .map(|d| ForeignRoute {
                 family: d.route.family,
                 table: d.route.table,
-                text: ip_route_text(&d),
+                text: rtnl::ip_route_text(&d, &|i| {
+                    netlink::ifname(i).unwrap_or_else(|| format!("if{i}"))
+                }),
             })
             .collect())
     }
@@ -345,25 +373,49 @@ impl Kernel for System {
     }
 
     fn table(&mut self) -> KResult<Option<TableState>> {
-        if !self.table_exists()? {
+        // The dump's own table request tells whether it exists.
+        let Some((d, generation)) = self
+            .nf()?
+            .table(plan::TABLE)
+            .map_err(|e| KernelError::netlink("cannot read table inet connroute", e))?
+        else {
             return Ok(None);
-        }
-        let d = nfgen::table(plan::TABLE)
-            .map_err(|e| KernelError::netlink("cannot read table inet connroute", e))?;
+        };
         Ok(Some(TableState {
             fingerprint: d.fingerprint,
             digest: d.digest,
             rules: d.rules,
+            generation,
         }))
     }
 
     fn table_exists(&mut self) -> KResult<bool> {
-        nfgen::table_exists(plan::TABLE)
+        self.nf()?
+            .table_exists(plan::TABLE)
             .map_err(|e| KernelError::netlink("cannot read the nftables ruleset", e))
     }
 
+    fn prepare_load(&mut self) {
+        if self.prepared.is_none() {
+            // Not started: the load starts it again and reports why.
+            self.prepared = self.nft.start_load().ok();
+            log::debug!("nft started ahead of the load: {}", self.prepared.is_some());
+        }
+    }
+
+    fn discard_load(&mut self) {
+        // Dropped unfed: killed and reaped before it read its input.
+        self.prepared = None;
+    }
+
     fn load(&mut self, batch: &[&[u8]]) -> KResult<()> {
-        self.nft.load(batch).map_err(KernelError::Nft)
+        // Its deadline counts from its start: one that waited through most
+        // of it (a slow netifd, say) is replaced by a fresh one.
+        let r = match self.prepared.take() {
+            Some(l) if l.waited() < self.nft.timeout / 2 => l.feed(&self.nft, batch),
+            _ => self.nft.load(batch),
+        };
+        r.map_err(KernelError::Nft)
     }
 
     fn check(&mut self, batch: &[u8]) -> KResult<()> {
@@ -378,12 +430,13 @@ impl Kernel for System {
     }
 
     fn generation(&mut self) -> KResult<u32> {
-        nfgen::generation()
+        self.nf()?
+            .generation()
             .map_err(|e| KernelError::netlink("cannot read the nftables generation", e))
     }
 
     fn link(&mut self, device: &str) -> Link {
-        link_state(device)
+        netlink::link_state(device)
     }
 
     fn reaches(&mut self, via: std::net::IpAddr, device: Option<&str>) -> bool {
@@ -393,7 +446,8 @@ impl Kernel for System {
     }
 
     fn pinned(&mut self, mark: u32, mask: u32) -> KResult<u64> {
-        nfgen::pinned(mark, mask).map_err(|e| KernelError::netlink("cannot count connections", e))
+        nfgen::pinned(self.nf()?, mark, mask)
+            .map_err(|e| KernelError::netlink("cannot count connections", e))
     }
 
     fn counters(&mut self) -> KResult<Vec<(String, u64, u64)>> {
@@ -401,85 +455,6 @@ impl Kernel for System {
             return Ok(Vec::new());
         }
         self.list(&["counters", "table"]).map(|v| counters_of(&v))
-    }
-}
-
-/// A default route as `ip route` prints it (`ip -6 route` for IPv6).
-fn ip_route_text(d: &rtnl::DefaultRoute) -> String {
-    let r = &d.route;
-    let mut t = String::from(if r.family == Family::V6 {
-        "ip -6 route: "
-    } else {
-        "ip route: "
-    });
-    match d.kind {
-        1 => {}
-        6 => t.push_str("blackhole "),
-        7 => t.push_str("unreachable "),
-        8 => t.push_str("prohibit "),
-        k => t.push_str(&format!("type {k} ")),
-    }
-    t.push_str("default");
-    if let Some(v) = r.via {
-        t.push_str(&format!(" via {v}"));
-    }
-    if let Some(i) = d.oif {
-        let name = netlink::ifname(i).unwrap_or_else(|| format!("if{i}"));
-        t.push_str(&format!(" dev {name}"));
-    }
-    let proto = match d.protocol {
-        2 => "kernel".to_string(),
-        3 => "boot".to_string(),
-        4 => "static".to_string(),
-        16 => "dhcp".to_string(),
-        p => p.to_string(),
-    };
-    t.push_str(&format!(" table {} proto {proto}", r.table));
-    if let Some(m) = d.metric {
-        t.push_str(&format!(" metric {m}"));
-    }
-    for (via, i) in &d.nexthops {
-        let name = netlink::ifname(*i).unwrap_or_else(|| format!("if{i}"));
-        match via {
-            Some(v) => t.push_str(&format!(" nexthop via {v} dev {name}")),
-            None => t.push_str(&format!(" nexthop dev {name}")),
-        }
-    }
-    t
-}
-
-/// Whether `device` exists and is administratively up (`SIOCGIFFLAGS`).
-pub fn link_state(device: &str) -> Link {
-    if netlink::ifindex(device).is_err() {
-        return Link::Missing;
-    }
-    // SAFETY: an ifreq is plain data; zeroed is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req
-        .ifr_name
-        .iter_mut()
-        .zip(device.bytes().take(libc::IFNAMSIZ - 1))
-    {
-        *d = s as libc::c_char;
-    }
-    // SAFETY: a plain datagram socket, closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Link::Up; // cannot tell: let the kernel decide when routing
-    }
-    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `req`.
-    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) };
-    // SAFETY: `fd` is ours.
-    unsafe { libc::close(fd) };
-    if rc < 0 {
-        return Link::Missing;
-    }
-    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-    let flags = unsafe { req.ifr_ifru.ifru_flags };
-    if flags & libc::IFF_UP as libc::c_short != 0 {
-        Link::Up
-    } else {
-        Link::Down
     }
 }
 
@@ -495,30 +470,5 @@ mod tests {
         rule.truncate(rule.len() - 5);
         assert_eq!(fingerprint(&rule), None);
         assert_eq!(fingerprint(b"connroute restore fp=zzzzzzzzzzzzzzzz"), None);
-    }
-
-    #[test]
-    fn foreign_routes_print_like_ip_route() {
-        let d = |family, via: &str, protocol, kind, metric| rtnl::DefaultRoute {
-            route: Route {
-                family,
-                table: 200,
-                via: Some(via.parse().unwrap()),
-                device: None,
-            },
-            oif: None,
-            protocol,
-            kind,
-            metric,
-            nexthops: Vec::new(),
-        };
-        assert_eq!(
-            ip_route_text(&d(Family::V4, "192.168.1.1", 3, 1, None)),
-            "ip route: default via 192.168.1.1 table 200 proto boot"
-        );
-        assert_eq!(
-            ip_route_text(&d(Family::V6, "fe80::1", 99, 7, Some(1024))),
-            "ip -6 route: unreachable default via fe80::1 table 200 proto 99 metric 1024"
-        );
     }
 }

@@ -24,9 +24,12 @@ pub mod lock;
 pub mod monitor;
 pub mod netlink;
 pub mod nfgen;
+pub mod nfnl;
 pub mod nft;
 #[cfg(test)]
 mod owned_tests;
+#[cfg(test)]
+mod prepare_tests;
 pub mod rt_tables;
 pub mod rtnl;
 pub mod runstate;

@@ -11,6 +11,7 @@
 //! read) is restarted, at most [`DUMP_TRIES`] times in all.
 
 use super::dump::{Collector, Fault, Progress, wait_readable, with_restarts};
+use super::kernel::Link;
 use super::rtnl::{self, Body, flags, kind};
 use crate::config::Family;
 #[cfg(doc)]
@@ -19,7 +20,7 @@ use crate::plan::{IpRule, Route};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// Longest wait for one reply datagram (poll before each read).
@@ -54,6 +55,50 @@ pub struct KernelRule {
 pub struct Netlink {
     socket: Socket,
     seq: u32,
+    /// The datagram being read (see [`recv_datagram`]).
+    buf: Vec<u8>,
+}
+
+/// Room for the largest datagram read: the kernel fills dump datagrams
+/// up to 32 KiB (`SKB_WITH_OVERHEAD(32768)`), other replies are smaller.
+const DATAGRAM: usize = 64 << 10;
+
+/// Reads one datagram from the netlink socket `fd` into `buf`, waiting at
+/// most `wait`. Read at once when it is there (the kernel answers a request,
+/// and fills the next datagram of a dump, before the call that asked for it
+/// returns), and only then after poll(2): one system call per datagram
+/// instead of poll, a peek for its size and the read. A datagram larger than
+/// [`DATAGRAM`] is an error, never cut short.
+pub fn recv_datagram(fd: RawFd, buf: &mut Vec<u8>, wait: Duration) -> io::Result<()> {
+    let end = Instant::now() + wait;
+    buf.clear();
+    buf.reserve(DATAGRAM);
+    loop {
+        // SAFETY: recv writes at most DATAGRAM bytes into `buf`'s spare
+        // capacity, reserved above; MSG_TRUNC makes it return the whole
+        // datagram's length, checked before `set_len`.
+        let n = unsafe {
+            let flags = libc::MSG_DONTWAIT | libc::MSG_TRUNC;
+            libc::recv(fd, buf.as_mut_ptr().cast(), DATAGRAM, flags)
+        };
+        if let Ok(n) = usize::try_from(n) {
+            if n > DATAGRAM {
+                let what = format!("netlink reply of {n} bytes (at most {DATAGRAM} expected)");
+                return Err(io::Error::new(io::ErrorKind::InvalidData, what));
+            }
+            // SAFETY: the kernel wrote these `n` bytes.
+            unsafe { buf.set_len(n) };
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock => {
+                wait_readable(fd, end.saturating_duration_since(Instant::now()))?
+            }
+            _ => return Err(e),
+        }
+    }
 }
 
 /// `if_nametoindex`.
@@ -136,7 +181,11 @@ impl Netlink {
         let mut socket = Socket::new(NETLINK_ROUTE)?;
         socket.bind_auto()?;
         socket.connect(&SocketAddr::new(0, 0))?;
-        Ok(Netlink { socket, seq: 0 })
+        Ok(Netlink {
+            socket,
+            seq: 0,
+            buf: Vec::new(),
+        })
     }
 
     /// Sends one request and collects the bodies of its replies until the
@@ -162,21 +211,17 @@ impl Netlink {
                 )));
             }
             let wait = RECV_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
-            wait_readable(self.socket.as_raw_fd(), wait).map_err(|e| match e.kind() {
-                io::ErrorKind::TimedOut => {
+            let fd = self.socket.as_raw_fd();
+            recv_datagram(fd, &mut self.buf, wait).map_err(|e| match e.raw_os_error() {
+                _ if e.kind() == io::ErrorKind::TimedOut => {
                     Fault::TimedOut(format!("no reply within {} s", RECV_TIMEOUT.as_secs()))
                 }
-                _ => Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)),
+                // Replies were dropped: the dump is incomplete; read it again.
+                Some(libc::ENOBUFS) => Fault::Interrupted,
+                Some(e) => Fault::Kernel(e),
+                None => Fault::Malformed(e.to_string()),
             })?;
-            let (buf, _) = self
-                .socket
-                .recv_from_full()
-                .map_err(|e| match e.raw_os_error() {
-                    // Replies were dropped: the dump is incomplete; read it again.
-                    Some(libc::ENOBUFS) => Fault::Interrupted,
-                    other => Fault::Kernel(other.unwrap_or(libc::EIO)),
-                })?;
-            if replies.feed(&buf)? == Progress::Done {
+            if replies.feed(&self.buf)? == Progress::Done {
                 return Ok(replies.bodies);
             }
         }
@@ -306,6 +351,41 @@ impl Netlink {
     }
 }
 
+/// Whether `device` exists and is administratively up (`SIOCGIFFLAGS`).
+pub fn link_state(device: &str) -> Link {
+    if ifindex(device).is_err() {
+        return Link::Missing;
+    }
+    // SAFETY: an ifreq is plain data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req
+        .ifr_name
+        .iter_mut()
+        .zip(device.bytes().take(libc::IFNAMSIZ - 1))
+    {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: a plain datagram socket, closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Link::Up; // cannot tell: let the kernel decide when routing
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `req`.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) };
+    // SAFETY: `fd` is ours.
+    unsafe { libc::close(fd) };
+    if rc < 0 {
+        return Link::Missing;
+    }
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    if flags & libc::IFF_UP as libc::c_short != 0 {
+        Link::Up
+    } else {
+        Link::Down
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +401,9 @@ mod tests {
         let mut nl = Netlink::open().unwrap();
         // Nothing was asked: the wait for a reply ends at its bound.
         let e = wait_readable(nl.socket.as_raw_fd(), Duration::from_millis(20)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        let fd = nl.socket.as_raw_fd();
+        let e = recv_datagram(fd, &mut nl.buf, Duration::from_millis(20)).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         // Read-only dumps of this namespace: every reply passes the checks.
         assert!(nl.dump(kind::GETROUTE).is_ok());

@@ -1,27 +1,24 @@
-//! Questions to nf_tables over a `NETLINK_NETFILTER` socket, without
+//! Questions to nf_tables over a `NETLINK_NETFILTER` socket ([`super::nfnl`]), without
 //! running nft: the ruleset generation (`NFT_MSG_GETGEN`, bumped by every
 //! commit anywhere in the ruleset), whether a table exists
 //! (`NFT_MSG_GETTABLE`), and a digest of one table's whole contents (its
 //! flags, chains, rules, sets with their elements and objects, as the
 //! kernel dumps them, without handles, use counts and counter values).
 
-use super::dump::{Collector, Fault, Progress, wait_readable, with_restarts};
-use super::netlink::{DEADLINE, DUMP_TRIES, RECV_TIMEOUT};
-use super::rtnl::{self, flags, kind};
-use netlink_sys::{Socket, SocketAddr};
+use super::dump::{Collector, Fault, Progress, with_restarts};
+use super::netlink::DUMP_TRIES;
+use super::nfnl::Nfnl;
+use super::rtnl::{self, flags};
 use std::io;
-use std::os::fd::AsRawFd;
-use std::time::Instant;
 
-const NETLINK_NETFILTER: isize = 12;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
-const NFT_MSG_NEWTABLE: u16 = 0;
+pub(super) const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_GETRULE: u16 = 7;
 const NFT_MSG_GETSET: u16 = 10;
 const NFT_MSG_GETSETELEM: u16 = 13;
-const NFT_MSG_NEWGEN: u16 = 15;
+pub(super) const NFT_MSG_NEWGEN: u16 = 15;
 const NFT_MSG_GETGEN: u16 = 16;
 const NFT_MSG_GETOBJ: u16 = 19;
 /// `NFTA_{CHAIN,RULE,SET,SET_ELEM_LIST,OBJ}_TABLE`: all 1.
@@ -35,7 +32,7 @@ const NFTA_TABLE_NAME: u16 = 1;
 /// `NFTA_TABLE_FLAGS` (be32: dormant, owner).
 const NFTA_TABLE_FLAGS: u16 = 2;
 
-fn msg_type(m: u16) -> u16 {
+pub(super) fn msg_type(m: u16) -> u16 {
     (NFNL_SUBSYS_NFTABLES << 8) | m
 }
 
@@ -90,98 +87,6 @@ pub fn decode_gen(body: &[u8]) -> Option<u32> {
     None
 }
 
-/// A connected `NETLINK_NETFILTER` socket (reads are bounded by [`recv`]).
-fn socket() -> io::Result<Socket> {
-    let mut s = Socket::new(NETLINK_NETFILTER)?;
-    s.bind_auto()?;
-    s.connect(&SocketAddr::new(0, 0))?;
-    Ok(s)
-}
-
-/// One reply datagram, by `deadline`; a timeout says so.
-fn recv(s: &Socket, deadline: Instant) -> io::Result<Vec<u8>> {
-    let timed_out = || {
-        io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!(
-                "nfnetlink timed out (no reply within {} s, or over {} s in all)",
-                RECV_TIMEOUT.as_secs(),
-                DEADLINE.as_secs()
-            ),
-        )
-    };
-    if Instant::now() > deadline {
-        return Err(timed_out());
-    }
-    let wait = RECV_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
-    match wait_readable(s.as_raw_fd(), wait) {
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(timed_out()),
-        r => r?,
-    }
-    match s.recv_from_full() {
-        Ok((buf, _)) => Ok(buf),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            Err(timed_out())
-        }
-        Err(e) => Err(e),
-    }
-}
-
-fn kernel_error(body: &[u8]) -> io::Error {
-    match rtnl::error_code(body) {
-        Some(e) if e < 0 => io::Error::from_raw_os_error(-e),
-        _ => io::Error::new(
-            io::ErrorKind::InvalidData,
-            "nfnetlink: unexpected acknowledgement",
-        ),
-    }
-}
-
-fn malformed() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, "malformed nfnetlink reply")
-}
-
-/// Sends `req` and returns the body of the reply of type `want`; `None`
-/// when the kernel answers ENOENT.
-fn ask(req: &[u8], seq: u32, want: u16) -> io::Result<Option<Vec<u8>>> {
-    let s = socket()?;
-    s.send(req, 0)?;
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let buf = recv(&s, deadline)?;
-        let msgs = rtnl::replies(&buf).ok_or_else(malformed)?;
-        for m in msgs.into_iter().filter(|m| m.seq == seq) {
-            if m.kind == msg_type(want) {
-                return Ok(Some(m.body.to_vec()));
-            }
-            if m.kind == kind::ERROR {
-                if rtnl::error_code(m.body) == Some(-libc::ENOENT) {
-                    return Ok(None);
-                }
-                return Err(kernel_error(m.body));
-            }
-        }
-    }
-}
-
-/// The current nf_tables ruleset generation id.
-pub fn generation() -> io::Result<u32> {
-    let body = ask(&gen_request(1), 1, NFT_MSG_NEWGEN)?
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no generation"))?;
-    decode_gen(&body)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "NEWGEN without an id"))
-}
-
-/// True when `table inet NAME` exists.
-pub fn table_exists(name: &str) -> io::Result<bool> {
-    Ok(ask(&table_request(1, name), 1, NFT_MSG_NEWTABLE)?.is_some())
-}
-
 /// A dump request of `inet` objects of kind `m`, filtered by `attrs`.
 pub fn dump_request(seq: u32, m: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
     rtnl::message(
@@ -197,7 +102,7 @@ pub fn dump_request(seq: u32, m: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
 /// state `st` as it arrives, nothing kept; restarted while the kernel
 /// flags it inconsistent (`NLM_F_DUMP_INTR`), [`DUMP_TRIES`] attempts in
 /// all, each from `reset(st)`. ENOENT (nothing to dump) leaves `reset(st)`.
-fn dump_into<S>(
+pub(super) fn dump_into<S>(
     seq: u32,
     st: &mut S,
     reset: impl Fn(&mut S),
@@ -224,7 +129,8 @@ fn dump_into<S>(
 }
 
 /// [`dump_into`] keeping every message body.
-fn dump_with(
+#[cfg(test)]
+pub(super) fn dump_with(
     seq: u32,
     send: impl FnMut() -> Result<(), Fault>,
     next: impl FnMut() -> Result<Vec<u8>, Fault>,
@@ -236,31 +142,6 @@ fn dump_with(
     };
     dump_into(seq, &mut all, Vec::clear, send, next, keep)?;
     Ok(all)
-}
-
-/// The socket's `send` and `next` for one dump of `req`, under one deadline.
-fn over(
-    s: &Socket,
-    req: &[u8],
-) -> (
-    impl FnMut() -> Result<(), Fault>,
-    impl FnMut() -> Result<Vec<u8>, Fault>,
-) {
-    let deadline = Instant::now() + DEADLINE;
-    let fault = |e: io::Error| match e.kind() {
-        io::ErrorKind::TimedOut => Fault::TimedOut(e.to_string()),
-        _ => Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)),
-    };
-    (
-        move || s.send(req, 0).map(drop).map_err(fault),
-        move || recv(s, deadline).map_err(fault),
-    )
-}
-
-/// Every message body of one dump, under one deadline.
-fn dump(s: &Socket, seq: u32, req: &[u8]) -> io::Result<Vec<Vec<u8>>> {
-    let (send, next) = over(s, req);
-    dump_with(seq, send, next)
 }
 
 /// The top-level attributes of an nf_tables body (after `nfgenmsg`).
@@ -278,24 +159,25 @@ pub fn attrs(body: &[u8]) -> Option<Vec<(u16, &[u8])>> {
 
 #[path = "nfgen_digest.rs"]
 mod digest;
-use digest::dump_table;
 pub use digest::{Dump, rule_handle};
 
-/// The contents of `table inet NAME`, read consistently: retried (up to
-/// 5 times) while another commit lands during the dump.
-pub fn table(name: &str) -> io::Result<Dump> {
-    let s = socket()?;
-    for _ in 0..5 {
-        let before = generation()?;
-        let d = dump_table(&s, name)?;
-        if generation()? == before {
-            return Ok(d);
+impl Nfnl {
+    /// The contents of `table inet NAME` (`None` when absent) and the
+    /// ruleset generation they belong to, read consistently: retried (up to
+    /// 5 times) while another commit lands during the dump.
+    pub fn table(&mut self, name: &str) -> io::Result<Option<(Dump, u32)>> {
+        for _ in 0..5 {
+            let before = self.generation()?;
+            let d = self.dump_table(name)?;
+            if self.generation()? == before {
+                return Ok(d.map(|d| (d, before)));
+            }
         }
+        Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            "the nftables ruleset kept changing while it was read",
+        ))
     }
-    Err(io::Error::new(
-        io::ErrorKind::Interrupted,
-        "the nftables ruleset kept changing while it was read",
-    ))
 }
 
 /// `ctnetlink`: dump request for connections whose `ct mark & mask == mark`.
@@ -315,9 +197,8 @@ pub fn conntrack_request(seq: u32, mark: u32, mask: u32) -> Vec<u8> {
 
 /// How many tracked connections (both families) carry `mark` under `mask`;
 /// the kernel filters, so only matching entries cross the socket.
-pub fn pinned(mark: u32, mask: u32) -> io::Result<u64> {
-    let s = socket()?;
-    Ok(dump(&s, 1, &conntrack_request(1, mark, mask))?.len() as u64)
+pub fn pinned(nf: &mut Nfnl, mark: u32, mask: u32) -> io::Result<u64> {
+    Ok(nf.dump(|seq| conntrack_request(seq, mark, mask))?.len() as u64)
 }
 
 #[cfg(test)]

@@ -130,77 +130,67 @@ pub(super) fn restart_from(d: &Dump) -> impl Fn(&mut Dump) + use<> {
     }
 }
 
-/// Dumps `table inet NAME` once.
-pub(super) fn dump_table(s: &Socket, name: &str) -> io::Result<Dump> {
-    let mut n = name.as_bytes().to_vec();
-    n.push(0);
-    let table: &[(u16, &[u8])] = &[(ATTR_TABLE, &n)];
-    let mut d = Dump {
-        digest: 0xcbf2_9ce4_8422_2325u64,
-        ..Dump::default()
-    };
-    let mut seq = 10;
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed nf_tables object");
-    if let Some(t) = ask(&table_request(seq, name), seq, NFT_MSG_NEWTABLE)? {
+impl Nfnl {
+    /// Dumps `table inet NAME` once; `None` when it is absent (its own
+    /// `NFT_MSG_GETTABLE` answer, which also gives its flags).
+    pub(super) fn dump_table(&mut self, name: &str) -> io::Result<Option<Dump>> {
+        let mut n = name.as_bytes().to_vec();
+        n.push(0);
+        let table: &[(u16, &[u8])] = &[(ATTR_TABLE, &n)];
+        let mut d = Dump {
+            digest: 0xcbf2_9ce4_8422_2325u64,
+            ..Dump::default()
+        };
+        let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed nf_tables object");
+        let Some(t) = self.get_table(name)? else {
+            return Ok(None);
+        };
         if !absorb_flags(&mut d.digest, &t) {
             return Err(bad());
         }
-    }
-    for m in [
-        NFT_MSG_GETCHAIN,
-        NFT_MSG_GETRULE,
-        NFT_MSG_GETSET,
-        NFT_MSG_GETOBJ,
-    ] {
-        seq += 1;
-        let req = dump_request(seq, m, table);
-        if m == NFT_MSG_GETSET {
-            // Few: kept, each followed by its elements (a second dump).
-            for b in dump(s, seq, &req)? {
-                take(&mut d, m, &n, &b).map_err(|_| bad())?;
-                seq = dump_elements(s, seq, &n, &b, &mut d.digest)?;
+        for m in [
+            NFT_MSG_GETCHAIN,
+            NFT_MSG_GETRULE,
+            NFT_MSG_GETSET,
+            NFT_MSG_GETOBJ,
+        ] {
+            let req = |seq| dump_request(seq, m, table);
+            if m == NFT_MSG_GETSET {
+                // Few: kept, each followed by its elements (a second dump).
+                for b in self.dump(req)? {
+                    take(&mut d, m, &n, &b).map_err(|_| bad())?;
+                    self.dump_elements(&n, &b, &mut d.digest)?;
+                }
+                continue;
             }
-            continue;
+            let reset = restart_from(&d);
+            self.dump_into(req, &mut d, reset, |d, b| take(d, m, &n, b))?;
         }
-        let (send, next) = over(s, &req);
-        let reset = restart_from(&d);
-        dump_into(seq, &mut d, reset, send, next, |d, b| take(d, m, &n, b))?;
+        d.rules.shrink_to_fit();
+        Ok(Some(d))
     }
-    d.rules.shrink_to_fit();
-    Ok(d)
-}
 
-/// Feeds the elements of the set whose body is `set` (of `table`) into
-/// the digest `h`, message by message; returns the last sequence number.
-fn dump_elements(
-    s: &Socket,
-    mut seq: u32,
-    table: &[u8],
-    set: &[u8],
-    h: &mut u64,
-) -> io::Result<u32> {
-    let list = attrs(set).unwrap_or_default();
-    if !list.iter().any(|(k, v)| *k == ATTR_TABLE && *v == table) {
-        return Ok(seq);
+    /// Feeds the elements of the set whose body is `set` (of `table`) into
+    /// the digest `h`, message by message.
+    fn dump_elements(&mut self, table: &[u8], set: &[u8], h: &mut u64) -> io::Result<()> {
+        let list = attrs(set).unwrap_or_default();
+        if !list.iter().any(|(k, v)| *k == ATTR_TABLE && *v == table) {
+            return Ok(());
+        }
+        let name = list
+            .iter()
+            .find(|(k, _)| *k == ATTR_SET_NAME)
+            .map(|(_, v)| *v);
+        let name = name.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "malformed nf_tables object")
+        })?;
+        let elems = [(ATTR_TABLE, table), (ATTR_SET_NAME, name)];
+        let h0 = *h;
+        let feed = |h: &mut u64, e: &[u8]| {
+            absorb(h, NFT_MSG_GETSETELEM, e);
+            Ok(())
+        };
+        let req = |seq| dump_request(seq, NFT_MSG_GETSETELEM, &elems);
+        self.dump_into(req, h, move |h: &mut u64| *h = h0, feed)
     }
-    let name = list
-        .iter()
-        .find(|(k, _)| *k == ATTR_SET_NAME)
-        .map(|(_, v)| *v);
-    let name = name
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed nf_tables object"))?;
-    seq += 1;
-    let req = dump_request(
-        seq,
-        NFT_MSG_GETSETELEM,
-        &[(ATTR_TABLE, table), (ATTR_SET_NAME, name)],
-    );
-    let (send, next) = over(s, &req);
-    let h0 = *h;
-    let feed = |h: &mut u64, e: &[u8]| {
-        absorb(h, NFT_MSG_GETSETELEM, e);
-        Ok(())
-    };
-    dump_into(seq, h, move |h: &mut u64| *h = h0, send, next, feed)?;
-    Ok(seq)
 }

@@ -3,6 +3,7 @@
 
 use super::digest::*;
 use super::*;
+use crate::apply::rtnl::kind;
 
 #[test]
 fn an_interrupted_table_dump_is_restarted_and_bounded() {

@@ -35,6 +35,29 @@ impl Default for Nft {
     }
 }
 
+/// `nft -j -f -` started ahead of its batch ([`Nft::start_load`]). nft
+/// reads all of its input before it acts: until [`Load::feed`] ends that
+/// input nothing commits, and dropping it kills and reaps nft.
+pub struct Load(child::Running, std::time::Instant);
+
+const LOAD_ARGS: &[&str] = &["-j", "-f", "-"];
+const LOADING: &str = "loading the ruleset";
+
+impl Load {
+    /// Feeds the batch, given as pieces written in order, and waits for
+    /// nft's verdict, under the deadline of a batch that size
+    /// ([`Nft::deadline`]) counted from nft's start.
+    pub fn feed(self, nft: &Nft, json: &[&[u8]]) -> Result<(), ChildError> {
+        let len = json.iter().map(|p| p.len()).sum();
+        self.0.finish(json, nft.deadline(len)).map(drop)
+    }
+
+    /// How long nft has been waiting for its batch.
+    pub fn waited(&self) -> Duration {
+        self.1.elapsed()
+    }
+}
+
 /// What one nft call printed.
 #[derive(Debug, Clone)]
 pub struct Output {
@@ -72,10 +95,15 @@ impl Nft {
         self.call(args, &[stdin], &format!("running `nft {}`", args.join(" ")))
     }
 
+    /// Starts `nft -j -f -` before its batch is ready (see [`Load`]).
+    pub fn start_load(&self) -> Result<Load, ChildError> {
+        let started = std::time::Instant::now();
+        child::start(&self.program, LOAD_ARGS, true, LOADING).map(|r| Load(r, started))
+    }
+
     /// Loads a JSON batch (`nft -j -f -`) fed as pieces in order.
     pub fn load(&self, json: &[&[u8]]) -> Result<(), ChildError> {
-        self.call(&["-j", "-f", "-"], json, "loading the ruleset")
-            .map(drop)
+        self.call(LOAD_ARGS, json, LOADING).map(drop)
     }
 
     /// Checks a JSON batch without applying it (`nft -c -j -f -`).
@@ -119,6 +147,64 @@ mod tests {
             ..nft
         };
         assert_eq!(exact.deadline(10 * 1024 * 1024), Duration::from_secs(2));
+    }
+
+    /// A fake nft that records its start and whether its input ended.
+    fn recording(dir: &std::path::Path) -> Nft {
+        let fake = dir.join("nft");
+        let d = dir.display();
+        let body = format!("#!/bin/sh\ntouch {d}/started\ncat > {d}/in\ntouch {d}/committed\n");
+        child::tests::script(&fake, &body);
+        Nft {
+            program: fake,
+            timeout: Duration::from_secs(5),
+            scale: false,
+        }
+    }
+
+    fn appears(path: &std::path::Path) -> bool {
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        while !path.exists() && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        path.exists()
+    }
+
+    #[test]
+    fn a_load_started_ahead_commits_only_when_fed() {
+        let dir = std::env::temp_dir().join(format!("connroute-nft-ahead-{}", std::process::id()));
+        let nft = recording(&dir);
+        // Started, then dropped unfed: killed before its input ended.
+        let load = nft.start_load().unwrap();
+        assert!(appears(&dir.join("started")));
+        drop(load);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!dir.join("committed").exists());
+        // Started, then fed: gets the whole batch and finishes.
+        let _ = std::fs::remove_file(dir.join("started"));
+        let load = nft.start_load().unwrap();
+        assert!(appears(&dir.join("started")));
+        load.feed(&nft, &[b"{\"nftables\":[]}"]).unwrap();
+        assert!(dir.join("committed").exists());
+        let fed = std::fs::read(dir.join("in")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(fed, b"{\"nftables\":[]}");
+    }
+
+    #[test]
+    fn a_load_started_ahead_is_timed_from_its_start() {
+        let dir =
+            std::env::temp_dir().join(format!("connroute-nft-ahead-t-{}", std::process::id()));
+        let nft = Nft {
+            timeout: Duration::from_millis(300),
+            ..recording(&dir)
+        };
+        let load = nft.start_load().unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(load.waited() >= Duration::from_millis(400));
+        let e = load.feed(&nft, &[b"{}"]).unwrap_err();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(e.to_string().contains("timed out"), "{e}");
     }
 
     #[test]

@@ -92,6 +92,50 @@ pub(super) fn nexthops(mut v: &[u8]) -> Option<Vec<(Option<IpAddr>, u32)>> {
     Some(out)
 }
 
+/// A default route as `ip route` prints it (`ip -6 route` for IPv6),
+/// devices named by `name`.
+pub fn ip_route_text(d: &DefaultRoute, name: &dyn Fn(u32) -> String) -> String {
+    let r = &d.route;
+    let mut t = String::from(if r.family == Family::V6 {
+        "ip -6 route: "
+    } else {
+        "ip route: "
+    });
+    match d.kind {
+        1 => {}
+        6 => t.push_str("blackhole "),
+        7 => t.push_str("unreachable "),
+        8 => t.push_str("prohibit "),
+        k => t.push_str(&format!("type {k} ")),
+    }
+    t.push_str("default");
+    if let Some(v) = r.via {
+        t.push_str(&format!(" via {v}"));
+    }
+    if let Some(i) = d.oif {
+        t.push_str(&format!(" dev {}", name(i)));
+    }
+    let proto = match d.protocol {
+        2 => "kernel".to_string(),
+        3 => "boot".to_string(),
+        4 => "static".to_string(),
+        16 => "dhcp".to_string(),
+        p => p.to_string(),
+    };
+    t.push_str(&format!(" table {} proto {proto}", r.table));
+    if let Some(m) = d.metric {
+        t.push_str(&format!(" metric {m}"));
+    }
+    for (via, i) in &d.nexthops {
+        let name = name(*i);
+        match via {
+            Some(v) => t.push_str(&format!(" nexthop via {v} dev {name}")),
+            None => t.push_str(&format!(" nexthop dev {name}")),
+        }
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +173,34 @@ mod tests {
         );
         assert!(!d.ours());
         assert_eq!(decode_route(b.bytes()), None);
+    }
+
+    #[test]
+    fn foreign_routes_print_like_ip_route() {
+        let d = |family, via: &str, protocol, kind, metric| DefaultRoute {
+            route: Route {
+                family,
+                table: 200,
+                via: Some(via.parse().unwrap()),
+                device: None,
+            },
+            oif: None,
+            protocol,
+            kind,
+            metric,
+            nexthops: Vec::new(),
+        };
+        assert_eq!(
+            ip_route_text(&d(Family::V4, "192.168.1.1", 3, 1, None), &|i| format!(
+                "if{i}"
+            )),
+            "ip route: default via 192.168.1.1 table 200 proto boot"
+        );
+        assert_eq!(
+            ip_route_text(&d(Family::V6, "fe80::1", 99, 7, Some(1024)), &|i| format!(
+                "if{i}"
+            )),
+            "ip -6 route: unreachable default via fe80::1 table 200 proto 99 metric 1024"
+        );
     }
 }

@@ -5,7 +5,8 @@ use super::{
     Error, Run, live_facts, need_root, open_kernel, parse_config, read_config, read_ids, runtime,
     system, table_names_free,
 };
-use crate::apply::{apply::apply, error::ApplyError, kernel::fnv1a, lock::Lock};
+use crate::apply::apply::{apply, prepare_if_absent};
+use crate::apply::{error::ApplyError, kernel::fnv1a, lock::Lock};
 use crate::config::Config;
 use crate::ids::{self, Ids};
 use crate::plan::plan;
@@ -103,6 +104,7 @@ fn locked_from(
         _ => parse_config(cli, bytes, &previous)?,
     };
     let mut k = open_kernel(cli)?;
+    prepare_if_absent(&mut k, config.globals.enabled).map_err(|e| runtime(e.to_string()))?;
     let mut f = live_facts(cli, &config, &mut k, true)?;
     let mut p = plan(&config, &f);
     table_names_free(cli, &p)?;

@@ -108,12 +108,10 @@ impl Log for Logger {
         }
         let sent = self.send(r.level(), r.args());
         if self.stderr || !sent {
-            let _ = writeln!(
-                std::io::stderr(),
-                "connroute: {}: {}",
-                r.level().as_str().to_lowercase(),
-                r.args()
-            );
+            // One write (stderr is unbuffered: writeln! makes one per piece).
+            let level = r.level().as_str().to_lowercase();
+            let line = format!("connroute: {level}: {}\n", r.args());
+            let _ = std::io::stderr().write_all(line.as_bytes());
         }
     }
 

@@ -1,0 +1,207 @@
+//! The `NETLINK_NETFILTER` connection [`super::nfgen`] asks its questions
+//! over: one socket for a whole run, replies matched by sequence number,
+//! each datagram read with one `recv` ([`super::netlink::recv_datagram`]),
+//! every answer bounded ([`RECV_TIMEOUT`] per datagram, [`DEADLINE`] per
+//! request).
+
+use super::dump::Fault;
+use super::netlink::{DEADLINE, RECV_TIMEOUT, recv_datagram};
+use super::nfgen::{
+    NFT_MSG_NEWGEN, NFT_MSG_NEWTABLE, decode_gen, dump_into, gen_request, msg_type, table_request,
+};
+use super::rtnl::{self, kind};
+use netlink_sys::{Socket, SocketAddr};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+const NETLINK_NETFILTER: isize = 12;
+
+/// A `NETLINK_NETFILTER` connection kept for a whole run: every question
+/// (generation, table, dumps) goes over one socket, not a socket each
+/// (opening one takes four system calls and closing it a fifth). Replies
+/// are matched by sequence number, so a late answer to an earlier
+/// question is never taken for the current one.
+pub struct Nfnl {
+    socket: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+impl Nfnl {
+    /// Opens the connection in the current network namespace.
+    pub fn open() -> io::Result<Nfnl> {
+        let mut socket = Socket::new(NETLINK_NETFILTER)?;
+        socket.bind_auto()?;
+        socket.connect(&SocketAddr::new(0, 0))?;
+        Ok(Nfnl {
+            socket,
+            seq: 0,
+            buf: Vec::new(),
+        })
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    /// One reply datagram, by `deadline`; a timeout says so.
+    fn recv(&mut self, deadline: Instant) -> io::Result<&[u8]> {
+        let timed_out = || {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "nfnetlink timed out (no reply within {} s, or over {} s in all)",
+                    RECV_TIMEOUT.as_secs(),
+                    DEADLINE.as_secs()
+                ),
+            )
+        };
+        if Instant::now() > deadline {
+            return Err(timed_out());
+        }
+        let wait = RECV_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+        match recv_datagram(self.socket.as_raw_fd(), &mut self.buf, wait) {
+            Ok(()) => Ok(&self.buf),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(timed_out()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends the request `build(seq)` and returns the body of the reply of
+    /// type `want`; `None` when the kernel answers ENOENT.
+    fn ask(
+        &mut self,
+        build: impl FnOnce(u32) -> Vec<u8>,
+        want: u16,
+    ) -> io::Result<Option<Vec<u8>>> {
+        let seq = self.next_seq();
+        self.socket.send(&build(seq), 0)?;
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let buf = self.recv(deadline)?;
+            let msgs = rtnl::replies(buf).ok_or_else(malformed)?;
+            for m in msgs.into_iter().filter(|m| m.seq == seq) {
+                if m.kind == msg_type(want) {
+                    return Ok(Some(m.body.to_vec()));
+                }
+                if m.kind == kind::ERROR {
+                    if rtnl::error_code(m.body) == Some(-libc::ENOENT) {
+                        return Ok(None);
+                    }
+                    return Err(kernel_error(m.body));
+                }
+            }
+        }
+    }
+
+    /// The current nf_tables ruleset generation id.
+    pub fn generation(&mut self) -> io::Result<u32> {
+        let body = self
+            .ask(gen_request, NFT_MSG_NEWGEN)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no generation"))?;
+        decode_gen(&body)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "NEWGEN without an id"))
+    }
+
+    /// The `NFT_MSG_NEWTABLE` body of `table inet NAME`; `None` when absent.
+    pub fn get_table(&mut self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        self.ask(|seq| table_request(seq, name), NFT_MSG_NEWTABLE)
+    }
+
+    /// True when `table inet NAME` exists.
+    pub fn table_exists(&mut self, name: &str) -> io::Result<bool> {
+        Ok(self.get_table(name)?.is_some())
+    }
+
+    /// Every message body of one dump (`build(seq)`), under one deadline.
+    pub(super) fn dump(&mut self, build: impl Fn(u32) -> Vec<u8>) -> io::Result<Vec<Vec<u8>>> {
+        let mut all = Vec::new();
+        let keep = |v: &mut Vec<Vec<u8>>, b: &[u8]| {
+            v.push(b.to_vec());
+            Ok(())
+        };
+        self.dump_into(build, &mut all, Vec::clear, keep)?;
+        Ok(all)
+    }
+
+    /// One dump (`build(seq)`) under one deadline, each message body fed to
+    /// `each` with `st` as it arrives ([`dump_into`]: restarts from
+    /// `reset(st)`).
+    pub(super) fn dump_into<S>(
+        &mut self,
+        build: impl Fn(u32) -> Vec<u8>,
+        st: &mut S,
+        reset: impl Fn(&mut S),
+        each: impl FnMut(&mut S, &[u8]) -> Result<(), Fault>,
+    ) -> io::Result<()> {
+        let seq = self.next_seq();
+        let req = build(seq);
+        let deadline = Instant::now() + DEADLINE;
+        let fault = |e: io::Error| match e.kind() {
+            io::ErrorKind::TimedOut => Fault::TimedOut(e.to_string()),
+            _ => Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)),
+        };
+        let cell = std::cell::RefCell::new(&mut *self);
+        let r = dump_into(
+            seq,
+            st,
+            reset,
+            || cell.borrow().socket.send(&req, 0).map(drop).map_err(fault),
+            || {
+                cell.borrow_mut()
+                    .recv(deadline)
+                    .map(<[u8]>::to_vec)
+                    .map_err(fault)
+            },
+            each,
+        );
+        if r.is_err() {
+            // A dump left half read keeps running on this socket: the next
+            // one would be refused (EBUSY). Start again on a new socket.
+            if let Ok(fresh) = Nfnl::open() {
+                self.socket = fresh.socket;
+            }
+        }
+        r
+    }
+}
+
+fn kernel_error(body: &[u8]) -> io::Error {
+    match rtnl::error_code(body) {
+        Some(e) if e < 0 => io::Error::from_raw_os_error(-e),
+        _ => io::Error::new(
+            io::ErrorKind::InvalidData,
+            "nfnetlink: unexpected acknowledgement",
+        ),
+    }
+}
+
+fn malformed() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "malformed nfnetlink reply")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_socket_answers_every_question_and_skips_stale_replies() {
+        if std::env::var("CONNROUTE_RUNNER").is_ok_and(|r| !r.is_empty()) {
+            eprintln!("skipped: real nfnetlink under an emulator");
+            return;
+        }
+        // Read-only questions to this namespace's ruleset.
+        let mut nf = Nfnl::open().unwrap();
+        let first = nf.generation().unwrap();
+        let none = "connroute-test-no-such-table";
+        assert!(!nf.table_exists(none).unwrap());
+        assert!(nf.table(none).unwrap().is_none());
+        // A question whose answer (ENOENT) is never read: the next question
+        // skips it by its sequence number instead of taking it for its own.
+        let stale = table_request(nf.next_seq(), none);
+        nf.socket.send(&stale, 0).unwrap();
+        assert!(nf.generation().unwrap().wrapping_sub(first) < 1000);
+    }
+}
