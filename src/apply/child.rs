@@ -434,11 +434,12 @@ pub fn run(req: &Request) -> Result<Output, ChildError> {
     let deadline = start
         .checked_add(req.deadline)
         .unwrap_or(start + Duration::from_secs(1 << 30));
-    let child =
-        spawn(req.program, req.args, !req.input.is_empty()).map_err(|error| ChildError::Spawn {
+    let child = spawn(req.program, req.args, !req.input.is_empty(), deadline).map_err(|error| {
+        ChildError::Spawn {
             program: program.clone(),
             error,
-        })?;
+        }
+    })?;
     let mut pipes = Pipes {
         stdin: child.stdin,
         input: req.input,
