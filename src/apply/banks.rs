@@ -11,7 +11,7 @@
 //! plan's route (`transition_tests.rs` checks it after every operation).
 
 use crate::config::Family;
-use crate::plan::{IpRule, Layout};
+use crate::plan::{IpRule, Layout, RuleAction, with_capacity};
 use std::cmp::Reverse;
 use std::collections::HashMap;
 
@@ -49,8 +49,122 @@ pub fn removal(live: &[IpRule]) -> Vec<IpRule> {
 pub fn placed(plan: &[IpRule], live: &[IpRule]) -> Vec<IpRule> {
     Family::ALL
         .iter()
-        .flat_map(|&f| desired(&of(plan, f), &of(live, f)).0)
+        .flat_map(|&f| {
+            let live = of(live, f);
+            desired(&kept_size(&of(plan, f), &live), &live).0
+        })
         .collect()
+}
+
+/// The plan's block at the live block's size when that is larger: the
+/// banks grow with the gateway count but do not shrink while the block
+/// is live, so removing a gateway never moves the others' rules (a
+/// shrink would have to rebuild over the live bank). A block with
+/// another `rule_priority` or `mark_mask` is a move, not kept.
+fn kept_size(want: &[IpRule], live: &[IpRule]) -> Vec<IpRule> {
+    match live_capacity(want, live) {
+        Some(c) => with_capacity(want, c),
+        None => want.to_vec(),
+    }
+}
+
+/// The capacity of the live block of `want`'s base and mask, when larger
+/// than `want`'s: read from every rule that jumps to END or is END (the
+/// largest), so a block that lost its entry rule keeps its size too.
+fn live_capacity(want: &[IpRule], live: &[IpRule]) -> Option<u32> {
+    let (w, mask) = (Layout::of(want)?, entry(want)?.mask);
+    let ours = |r: &IpRule| r.mask == mask && (r.priority == w.base || r.priority == w.base + 1);
+    if !live.iter().any(ours) {
+        return None;
+    }
+    let end = |r: &IpRule| match r.action {
+        RuleAction::Goto(t) if r.priority != w.selector() && (r.mask == 0 || ours(r)) => Some(t),
+        RuleAction::Nop if r.mask == 0 => Some(r.priority),
+        _ => None,
+    };
+    let capacity = |e: u32| {
+        let c = e.checked_sub(w.base + 3)? / 4;
+        (c.is_power_of_two() && e == w.base + 3 + 4 * c).then_some(c)
+    };
+    let most = live.iter().filter_map(end).filter_map(capacity).max()?;
+    (most > w.capacity).then_some(most)
+}
+
+/// A block's entry rule (`P fwmark 0/MASK goto END`), as `Layout::of`
+/// reads it.
+fn entry(block: &[IpRule]) -> Option<&IpRule> {
+    let l = Layout::of(block)?;
+    let is_entry = |r: &&IpRule| r.priority == l.base && r.action == RuleAction::Goto(l.end());
+    block.iter().find(is_entry)
+}
+
+/// The steps that make room for a larger block beside the live one, all
+/// before it is built: END at its new place, then every rule that jumps
+/// to a smaller block's END (the live banks' exits, the entry) re-pointed
+/// there (each new rule added behind the old one of its priority, which
+/// the kernel keeps following until it is deleted), then the smaller
+/// ENDs deleted. Afterwards no packet reaches the priorities between the
+/// old END and the new one, where the new bank 1 goes, and each packet
+/// still walks the live bank. A growth left half done (a failed apply
+/// whose rollback failed too) is finished the same way.
+fn growth(want: &[IpRule], live: &[IpRule]) -> Vec<RuleStep> {
+    let (Some(w), Some(we)) = (Layout::of(want), entry(want)) else {
+        return Vec::new();
+    };
+    let smaller_end = |t: u32| {
+        let c = t.saturating_sub(w.base + 3) / 4;
+        t < w.end() && c.is_power_of_two() && t == w.base + 3 + 4 * c
+    };
+    let jumps_short = |r: &&IpRule| {
+        let exit = r.mask == 0 && r.priority != w.selector();
+        let entry = r.priority == w.base && r.mask == we.mask && r.mark == 0 && !r.invert;
+        (exit || entry) && matches!(r.action, RuleAction::Goto(t) if smaller_end(t))
+    };
+    let short: Vec<&IpRule> = live.iter().filter(jumps_short).collect();
+    let is_end = |r: &&IpRule| r.mask == 0 && r.action == RuleAction::Nop;
+    let ends: Vec<&IpRule> = live
+        .iter()
+        .filter(|r| is_end(r) && smaller_end(r.priority))
+        .collect();
+    if short.is_empty() && ends.is_empty() {
+        return Vec::new();
+    }
+    let new_end = want
+        .iter()
+        .filter(|r| r.priority == w.end() && !live.contains(r));
+    let mut steps: Vec<RuleStep> = new_end.cloned().map(RuleStep::Add).collect();
+    for r in short {
+        let again = IpRule {
+            action: RuleAction::Goto(w.end()),
+            ..r.clone()
+        };
+        if !live.contains(&again) {
+            steps.push(RuleStep::Add(again));
+        }
+        steps.push(RuleStep::Remove(r.clone()));
+    }
+    steps.extend(ends.into_iter().cloned().map(RuleStep::Remove));
+    steps
+}
+
+/// `live` after `steps`, as the kernel orders it (a new rule behind the
+/// others of its priority).
+fn stepped(live: &[IpRule], steps: &[RuleStep]) -> Vec<IpRule> {
+    let mut out = live.to_vec();
+    for s in steps {
+        match s {
+            RuleStep::Add(r) => {
+                let at = out.partition_point(|x| x.priority <= r.priority);
+                out.insert(at, r.clone());
+            }
+            RuleStep::Remove(r) => {
+                if let Some(i) = out.iter().position(|x| x == r) {
+                    out.remove(i);
+                }
+            }
+        }
+    }
+    out
 }
 
 fn of(rules: &[IpRule], f: Family) -> Vec<IpRule> {
@@ -118,9 +232,19 @@ fn unmatched(want: &[IpRule], live: &[IpRule]) -> (Vec<IpRule>, Vec<IpRule>) {
     (missing, extra)
 }
 
-/// One family: left-overs in the bank to build go first, then the adds,
-/// then the switch away from bank 1; the rest after the table's load.
+/// One family: room for a larger block first ([`growth`]), then the
+/// move between banks ([`bank_changes`]).
 fn family_changes(want: &[IpRule], live: &[IpRule]) -> (Vec<RuleStep>, Vec<IpRule>) {
+    let want = kept_size(want, live);
+    let mut steps = growth(&want, live);
+    let (rest, after) = bank_changes(&want, &stepped(live, &steps));
+    steps.extend(rest);
+    (steps, after)
+}
+
+/// Left-overs in the bank to build go first, then the adds, then the
+/// switch away from bank 1; the rest after the table's load.
+fn bank_changes(want: &[IpRule], live: &[IpRule]) -> (Vec<RuleStep>, Vec<IpRule>) {
     let (target, banks) = desired(want, live);
     let (mut add, extra) = unmatched(&target, live);
     let layout = banks.map(|b| b.0).or_else(|| Layout::of(live));

@@ -5,18 +5,19 @@
 //! cannot stall the caller past the deadline.
 //!
 //! The child cannot outlive connroute: it runs in its own process group,
-//! whose members are killed on every path out of [`run`] (deadline, I/O
-//! error, unwinding: the guard's `Drop`; the child is then reaped, waiting
-//! at most 2 s), and it asks the kernel for `SIGKILL` when its
+//! whose members are killed on every path out of [`run`] or
+//! [`Running::finish`], and when a [`Running`] is dropped unfinished
+//! (deadline, I/O error, unwinding: the guard's `Drop`; the child is then
+//! reaped, waiting at most 2 s), and it asks the kernel for `SIGKILL` when its
 //! parent dies (`PR_SET_PDEATHSIG`), so a `kill -9` of connroute does not
 //! leave an `nft` behind to commit a stale table later. The death signal is
 //! tied to the thread that started the child ([`super::spawn`], without
-//! copying connroute): [`run`] starts it from the calling thread and does
-//! not return before the child is reaped, so that thread outlives it.
+//! copying connroute): [`start`] starts it from the calling thread, which
+//! must outlive the [`Running`] (connroute is single-threaded).
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -133,9 +134,10 @@ impl ChildError {
         }
     }
 
-    /// Whether the program could not be found or executed at all.
+    /// Whether the program could not be found or executed at all (not: it
+    /// was started but did not reach exec in time).
     pub fn not_started(&self) -> bool {
-        matches!(self, ChildError::Spawn { .. })
+        matches!(self, ChildError::Spawn { error, .. } if error.kind() != io::ErrorKind::TimedOut)
     }
 }
 
@@ -300,7 +302,9 @@ pub const MAX_STDERR: usize = 64 << 10;
 /// Pipes still open towards and from the child, with what was read.
 struct Pipes<'a> {
     stdin: Option<File>,
-    input: &'a [u8],
+    /// Input not yet written: the pieces left, the first from `at` on.
+    input: &'a [&'a [u8]],
+    at: usize,
     stdout: Option<File>,
     stderr: Option<File>,
     out: Output,
@@ -387,25 +391,56 @@ impl Pipes<'_> {
         Ok(true)
     }
 
-    /// Writes as much input as the pipe takes; closes stdin when all is
-    /// written or the child closed its end (its exit status tells why).
+    /// Writes as much input as the pipe takes, up to [`IOV`] pieces per
+    /// system call; closes stdin when all is written or the child closed
+    /// its end (its exit status tells why).
     fn write_some(&mut self) -> io::Result<()> {
-        let Some(w) = &mut self.stdin else {
+        let Some(mut w) = self.stdin.take() else {
             return Ok(());
         };
-        while !self.input.is_empty() {
-            match w.write(self.input) {
-                Ok(n) => self.input = &self.input[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+        loop {
+            while self.input.first().is_some_and(|p| self.at == p.len()) {
+                self.input = &self.input[1..];
+                self.at = 0;
+            }
+            let Some(first) = self.input.first() else {
+                break;
+            };
+            let rest = self.input[1..].iter().take(IOV - 1);
+            let slices: Vec<IoSlice> = std::iter::once(IoSlice::new(&first[self.at..]))
+                .chain(rest.map(|p| IoSlice::new(p)))
+                .collect();
+            match w.write_vectored(&slices) {
+                Ok(n) => self.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.stdin = Some(w);
+                    return Ok(());
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
                 Err(e) => return Err(e),
             }
         }
-        self.stdin = None;
         Ok(())
     }
+
+    /// Moves past `n` written bytes.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let left = self.input[0].len() - self.at;
+            if n < left {
+                self.at += n;
+                return;
+            }
+            n -= left;
+            self.input = &self.input[1..];
+            self.at = 0;
+        }
+    }
 }
+
+/// Most input pieces handed to one `writev`.
+const IOV: usize = 256;
 
 /// Waits for the exit of a child whose pipes are closed, until `deadline`.
 /// A child that closed them by exiting is a zombie within microseconds:
@@ -426,70 +461,152 @@ fn wait(g: &mut Guard, deadline: Instant) -> io::Result<Option<ExitStatus>> {
     }
 }
 
-/// Runs `req` to completion or to its deadline; see the module docs.
-pub fn run(req: &Request) -> Result<Output, ChildError> {
-    let program = req.program.display().to_string();
-    // checked: a huge timeout means "about forever", not a panic.
-    let start = Instant::now();
-    let deadline = start
-        .checked_add(req.deadline)
-        .unwrap_or(start + Duration::from_secs(1 << 30));
-    let child = spawn(req.program, req.args, !req.input.is_empty(), deadline).map_err(|error| {
-        ChildError::Spawn {
-            program: program.clone(),
-            error,
-        }
-    })?;
-    let mut pipes = Pipes {
-        stdin: child.stdin,
-        input: req.input,
-        stdout: Some(child.stdout),
-        stderr: Some(child.stderr),
-        out: Output::default(),
-        overflow: None,
-    };
-    let mut guard = Guard {
-        pid: child.pid,
-        reaped: false,
-    };
-    let io_err = |error| ChildError::Io {
-        program: program.clone(),
-        what: req.what.to_string(),
+/// A helper program started ahead of its input: [`start`] it as soon as
+/// it is known to be needed, [`Running::finish`] it once its input is
+/// ready. A program that reads its whole input before acting (nft) does
+/// nothing until then, so its start-up overlaps connroute's own work.
+/// Dropping it unfinished kills its process group and reaps it: an nft
+/// that never saw the end of its input commits nothing.
+pub struct Running {
+    program: String,
+    what: String,
+    started: Instant,
+    stdin: Option<File>,
+    stdout: File,
+    stderr: File,
+    guard: Guard,
+}
+
+/// Longest wait for a child started by [`start`] to reach exec (it takes
+/// microseconds; the exchange's own deadline is not known yet).
+const EXEC_LIMIT: Duration = Duration::from_secs(10);
+
+/// Starts `program` with `args` (stdin a pipe when `piped_stdin`, else
+/// `/dev/null`) for `what` (error messages); see [`Running`]. A child that
+/// does not reach exec within 10 s is killed.
+pub fn start(
+    program: &Path,
+    args: &[&str],
+    piped_stdin: bool,
+    what: &str,
+) -> Result<Running, ChildError> {
+    let started = Instant::now();
+    start_by(program, args, piped_stdin, what, started + EXEC_LIMIT)
+}
+
+/// [`start`], killing a child that has not reached exec by `exec_by`.
+fn start_by(
+    program: &Path,
+    args: &[&str],
+    piped_stdin: bool,
+    what: &str,
+    exec_by: Instant,
+) -> Result<Running, ChildError> {
+    let started = Instant::now();
+    let name = program.display().to_string();
+    let child = spawn(program, args, piped_stdin, exec_by).map_err(|error| ChildError::Spawn {
+        program: name.clone(),
         error,
-    };
-    let timed_out = || ChildError::TimedOut {
-        program: program.clone(),
-        what: req.what.to_string(),
-        after: req.deadline,
-        input: req.input.len(),
+    })?;
+    let running = Running {
+        program: name,
+        what: what.to_string(),
+        started,
+        stdin: child.stdin,
+        stdout: child.stdout,
+        stderr: child.stderr,
+        guard: Guard {
+            pid: child.pid,
+            reaped: false,
+        },
     };
     let nonblocking = [
-        pipes.stdin.as_ref().map(set_nonblocking),
-        pipes.stdout.as_ref().map(set_nonblocking),
-        pipes.stderr.as_ref().map(set_nonblocking),
+        running.stdin.as_ref().map(set_nonblocking),
+        Some(set_nonblocking(&running.stdout)),
+        Some(set_nonblocking(&running.stderr)),
     ];
     for r in nonblocking.into_iter().flatten() {
-        r.map_err(io_err)?;
+        r.map_err(|error| ChildError::Io {
+            program: running.program.clone(),
+            what: running.what.clone(),
+            error,
+        })?;
     }
-    while pipes.open() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || !pipes.step(left).map_err(io_err)? {
+    Ok(running)
+}
+
+impl Running {
+    /// Feeds `input` (its pieces in order, then end of file), reads the
+    /// output and waits for the exit, all within `deadline` counted from
+    /// [`start`]; see the module docs. Input for a child started without
+    /// a stdin pipe is an error.
+    pub fn finish(self, input: &[&[u8]], deadline: Duration) -> Result<Output, ChildError> {
+        let Running {
+            program,
+            what,
+            started,
+            stdin,
+            stdout,
+            stderr,
+            mut guard,
+        } = self;
+        let len: usize = input.iter().map(|p| p.len()).sum();
+        let io_err = |error| ChildError::Io {
+            program: program.clone(),
+            what: what.clone(),
+            error,
+        };
+        if stdin.is_none() && len > 0 {
+            return Err(io_err(io::Error::from_raw_os_error(libc::EPIPE)));
+        }
+        // checked: a huge timeout means "about forever", not a panic.
+        let end = started
+            .checked_add(deadline)
+            .unwrap_or(started + Duration::from_secs(1 << 30));
+        let mut pipes = Pipes {
+            stdin,
+            input,
+            at: 0,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+            out: Output::default(),
+            overflow: None,
+        };
+        let timed_out = || ChildError::TimedOut {
+            program: program.clone(),
+            what: what.clone(),
+            after: deadline,
+            input: len,
+        };
+        while pipes.open() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() || !pipes.step(left).map_err(io_err)? {
+                return Err(timed_out());
+            }
+            if let Some((stream, limit)) = pipes.overflow {
+                // The guard kills and reaps the child.
+                return Err(ChildError::TooLong {
+                    program,
+                    what,
+                    stream,
+                    limit,
+                });
+            }
+        }
+        let Some(status) = wait(&mut guard, end).map_err(io_err)? else {
             return Err(timed_out());
-        }
-        if let Some((stream, limit)) = pipes.overflow {
-            // The guard kills and reaps the child.
-            return Err(ChildError::TooLong {
-                program,
-                what: req.what.to_string(),
-                stream,
-                limit,
-            });
-        }
+        };
+        outcome(status, pipes.out, program, &what)
     }
-    let Some(status) = wait(&mut guard, deadline).map_err(io_err)? else {
-        return Err(timed_out());
-    };
-    outcome(status, pipes.out, program, req.what)
+}
+
+/// Runs `req` to completion or to its deadline: [`start`], then
+/// [`Running::finish`] with its input as one piece.
+pub fn run(req: &Request) -> Result<Output, ChildError> {
+    let piped = !req.input.is_empty();
+    let now = Instant::now();
+    let exec_by = now.checked_add(req.deadline).unwrap_or(now + EXEC_LIMIT);
+    start_by(req.program, req.args, piped, req.what, exec_by)?.finish(&[req.input], req.deadline)
 }
 
 /// The result of a call from the child's exit status and output.

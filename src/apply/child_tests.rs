@@ -196,3 +196,54 @@ fn a_child_flooding_its_output_is_killed_at_the_cap() {
     }
     assert_eq!(size(MAX_STDOUT), "16 MiB");
 }
+
+#[test]
+fn pieces_arrive_in_order_across_many_writes() {
+    // More pieces than one writev takes, and more bytes than a pipe holds.
+    let pieces: Vec<Vec<u8>> = (0..2000u32)
+        .map(|i| format!("{i:05}|").repeat(i as usize % 7 + 1).into_bytes())
+        .chain([Vec::new(), vec![b'x'; 200 * 1024]])
+        .collect();
+    let refs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+    let running = start(Path::new("cat"), &[], true, "testing").unwrap();
+    let out = running.finish(&refs, Duration::from_secs(60)).unwrap();
+    assert_eq!(out.stdout, pieces.concat());
+}
+
+#[test]
+fn a_started_child_dropped_before_its_input_ends_does_nothing_and_is_gone() {
+    let m = marker();
+    let dir = std::env::temp_dir().join(&m);
+    let done = dir.with_extension("done");
+    let script = format!("cat >/dev/null; : > {}; : {m}", done.display());
+    let running = start(Path::new("bash"), &["-c", &script], true, "testing").unwrap();
+    assert!(alive(&m), "the child runs before its input is ready");
+    drop(running);
+    assert!(gone(&m), "dropping an unfinished child kills it");
+    assert!(
+        !done.exists(),
+        "a child that never saw end of input did not act"
+    );
+}
+
+#[test]
+fn the_deadline_counts_from_the_start() {
+    let m = marker();
+    let script = format!("cat >/dev/null; : {m}");
+    let running = start(Path::new("bash"), &["-c", &script], true, "testing").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let e = running
+        .finish(&[b"abc"], Duration::from_millis(200))
+        .unwrap_err();
+    assert!(matches!(e, ChildError::TimedOut { input: 3, .. }), "{e}");
+    assert!(gone(&m));
+}
+
+#[test]
+fn input_for_a_child_without_a_stdin_pipe_is_refused() {
+    let running = start(Path::new("true"), &[], false, "testing").unwrap();
+    let e = running
+        .finish(&[b"x"], Duration::from_secs(10))
+        .unwrap_err();
+    assert!(matches!(e, ChildError::Io { .. }), "{e}");
+}

@@ -17,8 +17,9 @@
 //! C, the gateways a bank holds, is the power of two at or above the
 //! family's gateway count, at least 8 (see [`Layout`]): the entry's goto
 //! skips every priority up to END for unmarked packets, so the block
-//! reserves no more than it needs (P … P+35 for up to 8 gateways), and
-//! the banks only move when the count crosses a power of two.
+//! reserves no more than it needs (P … P+35 for up to 8 gateways); the
+//! banks grow when the count crosses a power of two, and apply keeps a
+//! live block's larger banks when it falls back (`apply::banks`).
 //! A pinned packet meets the entry rule, the main-table rule, the
 //! selector (bank 1 only), one rule per level of the dispatch (⌈log2 N⌉
 //! levels for allocated marks) and its leaf. Each leaf checks the whole
@@ -211,12 +212,23 @@ fn jump(family: Family, priority: u32, target: u32) -> IpRule {
 /// the active gateways routing it, marks distinct and inside `mask`, at
 /// most [`Layout::most`] of them (the config is refused otherwise).
 pub fn block(family: Family, base: u32, mask: u32, gateways: &[(u32, u32)]) -> Vec<IpRule> {
+    block_in(
+        family,
+        Layout::new(base, mask, gateways.len()),
+        mask,
+        gateways,
+    )
+}
+
+/// [`block`] laid out for `layout` (a bank at least as large as
+/// `gateways`): the same rules, only the exit's and END's priorities move
+/// with the capacity.
+pub fn block_in(family: Family, layout: Layout, mask: u32, gateways: &[(u32, u32)]) -> Vec<IpRule> {
     if gateways.is_empty() {
         return Vec::new();
     }
-    let layout = Layout::new(base, mask, gateways.len());
     debug_assert!(gateways.len() as u32 <= layout.capacity);
-    let end = layout.end();
+    let (base, end) = (layout.base, layout.end());
     let rule = |priority, mark, mask, invert, action| IpRule {
         family,
         priority,
@@ -245,6 +257,32 @@ pub fn block(family: Family, base: u32, mask: u32, gateways: &[(u32, u32)]) -> V
     out.push(jump(family, exit, end));
     out.push(rule(end, 0, 0, false, RuleAction::Nop));
     out
+}
+
+/// `block` (as [`block`] builds it, in bank 0) laid out for banks of
+/// `capacity` gateways (at least its own): the banks of a live block grow
+/// but do not shrink (`apply::banks`), so a gateway removed never moves
+/// the others' rules.
+pub fn with_capacity(block: &[IpRule], capacity: u32) -> Vec<IpRule> {
+    let (Some(layout), Some(entry)) = (Layout::of(block), block.first()) else {
+        return block.to_vec();
+    };
+    if capacity <= layout.capacity {
+        return block.to_vec();
+    }
+    let leaves: Vec<(u32, u32)> = block
+        .iter()
+        .filter(|r| r.mask == entry.mask && r.mark != 0 && !r.invert)
+        .filter_map(|r| match r.action {
+            RuleAction::Lookup {
+                table,
+                suppress_default: false,
+            } => Some((r.mark, table)),
+            _ => None,
+        })
+        .collect();
+    let layout = Layout { capacity, ..layout };
+    block_in(entry.family, layout, entry.mask, &leaves)
 }
 
 /// The mark bit that splits `gws` most evenly (the highest on a tie).

@@ -15,7 +15,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 pub use batch::Ruleset;
-pub use iprule::{IpRule, Layout, MAX_BANK, RuleAction};
+pub use iprule::{IpRule, Layout, MAX_BANK, RuleAction, with_capacity};
 pub use ruleset::{
     CHAIN_PREROUTING, TABLE, fingerprint_in_comment, fingerprint_of, gateway_counter_name,
 };
