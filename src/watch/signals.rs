@@ -22,17 +22,24 @@ pub struct Signals {
     stop: OwnedFd,
 }
 
-/// A non-blocking signalfd for `signals` (which must be blocked).
-fn signalfd(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
-    // SAFETY: plain libc calls on a sigset we own; signalfd returns a new
-    // descriptor that we take ownership of on success.
+/// The set of `signals`.
+fn sigset(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data, filled by the libc calls.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         for &s in signals {
             libc::sigaddset(&mut set, s);
         }
-        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+        set
+    }
+}
+
+/// A non-blocking signalfd for `signals` (which must be blocked).
+fn signalfd(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
+    // SAFETY: signalfd returns a new descriptor, ours on success.
+    unsafe {
+        let fd = libc::signalfd(-1, &sigset(signals), libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -42,22 +49,17 @@ fn signalfd(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
 
 impl Signals {
     /// Blocks SIGHUP, SIGTERM and SIGINT in the calling thread (threads
-    /// started later inherit the mask; child processes get a clean one from
-    /// std's spawn) and opens a non-blocking signalfd for them. Call it
-    /// before any thread is started.
+    /// started later inherit the mask; helper programs start with an empty
+    /// one) and opens non-blocking signalfds: one for all three, one for
+    /// SIGTERM and SIGINT alone ([`Self::stop_fd`]). Call it before any
+    /// thread is started.
     pub fn install() -> io::Result<Signals> {
         let all = [libc::SIGHUP, libc::SIGTERM, libc::SIGINT];
-        // SAFETY: plain libc calls on a sigset we own.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for s in all {
-                libc::sigaddset(&mut set, s);
-            }
-            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            if rc != 0 {
-                return Err(io::Error::from_raw_os_error(rc));
-            }
+        // SAFETY: changes this thread's mask only.
+        let rc =
+            unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &sigset(&all), std::ptr::null_mut()) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
         }
         Ok(Signals {
             fd: signalfd(&all)?,
