@@ -110,7 +110,8 @@ uninstall:
 # (packaging/deb/). test-deb checks the package, installs, upgrades over an
 # edited conffile, removes and purges it in a throwaway root (dpkg --root,
 # maintainer scripts chrootless with DPKG_ROOT), checks `make install` and
-# runs `systemd-analyze verify` on the unit.
+# runs `systemd-analyze verify` on the unit; lintian must find no error
+# or warning (initial-upload-closes-no-bugs is for Debian's archive only).
 DEB_REVISION ?= 1
 DEB_VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)-$(DEB_REVISION)
 DEB = dist/connroute_$(DEB_VERSION)_$(shell dpkg --print-architecture 2>/dev/null).deb
@@ -124,6 +125,8 @@ deb: build
 
 test-deb: deb
 	@command -v systemd-analyze >/dev/null || $(call apt_install,--no-install-recommends systemd)
+	@command -v lintian >/dev/null || $(call apt_install,--no-install-recommends lintian)
+	lintian --fail-on error,warning --suppress-tags initial-upload-closes-no-bugs $(DEB)
 	sh tests/deb.sh $(DEB)
 	sh tests/install.sh
 

@@ -14,6 +14,8 @@ bin="$stage/usr/sbin/connroute"
 arch=$(dpkg --print-architecture)
 doc="$stage/usr/share/doc/connroute"
 
+# `install -s` strips symbols only; drop the compiler's notes as dh_strip does.
+objcopy --remove-section=.comment "$bin"
 find "$stage/usr/share/man" -type f -name '*.[0-9]' -exec gzip -9nf {} +
 install -d -m 0755 "$doc" "$stage/DEBIAN"
 

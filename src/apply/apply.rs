@@ -16,7 +16,6 @@ use super::runstate::{self, Batch, RunState};
 use super::{Report, System};
 use crate::config::Family;
 use crate::plan::{self, IpRule, Plan, Route};
-use std::collections::BTreeMap;
 
 /// What apply would do, and the run state to record if nothing changes.
 pub struct Decision {
@@ -277,13 +276,14 @@ pub(super) fn remove_strays(
 /// delete becomes a flush, so a table created meanwhile is still replaced
 /// rule for rule.
 pub fn batch(plan: &Plan, create: bool) -> Vec<u8> {
-    if !create {
-        return plan.ruleset.to_json();
-    }
-    plan.ruleset.to_json_with(|o| {
-        let table = o.strip_prefix("{\"delete\":{\"table\":")?;
-        Some(format!("{{\"flush\":{{\"table\":{table}"))
-    })
+    batch_pieces(plan, create).concat()
+}
+
+/// [`batch`] as pieces to feed nft in order: the plan's command texts
+/// themselves, no copy of the batch.
+pub fn batch_pieces(plan: &Plan, create: bool) -> Vec<&[u8]> {
+    let swap = ("{\"delete\":{\"table\":", "{\"flush\":{\"table\":");
+    plan.ruleset.pieces(create.then_some(swap))
 }
 
 /// Keeps the plan's batch beside the run state when the load was verified
@@ -323,18 +323,14 @@ fn load_table(
     if let TableChange::Update(u) = change {
         // Handles are only good for the table as it was read.
         let before = k.generation().ok();
-        let counts = u
-            .touched
-            .add_only()
-            .then(|| incr::rule_counts(plan.ruleset.objects()));
-        let mark = match &counts {
-            Some(Some(c)) => Mark::Counts(c),
-            _ => Mark::Fingerprint,
+        let mark = match u.touched.add_only() {
+            true => Mark::Counts(u.counts),
+            false => Mark::Fingerprint,
         };
         if before.is_none() || before != u.generation {
             log::info!("the ruleset changed since it was read: replacing the whole table");
         } else {
-            match attempt(k, plan, u.to_json(), before, mark) {
+            match attempt(k, plan, u.pieces(plan.ruleset.objects()), before, mark) {
                 Ok(r) => {
                     let what = &u.touched;
                     let line = format!("updated table inet {t} ({fp}): {what}");
@@ -345,41 +341,43 @@ fn load_table(
             }
         }
     }
-    let json = batch(plan, *change == TableChange::Create);
+    let pieces = batch_pieces(plan, *change == TableChange::Create);
     let before = k.generation().ok();
-    let r = attempt(k, plan, json, before, Mark::Fingerprint)?;
+    let r = attempt(k, plan, pieces, before, Mark::Fingerprint)?;
     report.changes.push(format!("loaded table inet {t} ({fp})"));
     Ok(r)
 }
 
 /// How a load is recognised in the live table after it.
 #[derive(Clone, Copy)]
-enum Mark<'a> {
+enum Mark {
     /// It stamps the plan's fingerprint (full loads, updates that refresh it).
     Fingerprint,
     /// An add-only update: it keeps the older fingerprint and leaves these
-    /// rule counts per chain (all or nothing, and always a changed count).
-    Counts(&'a BTreeMap<String, usize>),
+    /// rule counts per chain, as [`incr::rule_counts`] sums them (all or
+    /// nothing, and always a changed count).
+    Counts(u64),
 }
 
-impl Mark<'_> {
+impl Mark {
     /// Whether the live table shows the load.
     fn shows(self, plan: &Plan, live: &TableState) -> bool {
         match self {
             Mark::Fingerprint => live.fingerprint.as_deref() == Some(plan.fingerprint.as_str()),
-            Mark::Counts(c) => incr::live_counts(&live.rules) == *c,
+            Mark::Counts(c) => incr::live_counts(&live.rules) == c,
         }
     }
 }
 
-/// One load of `json` (`before`: the ruleset generation just before),
+/// One load of the batch `json`, in pieces (`before`: the ruleset
+/// generation just before),
 /// recognised by `mark`: the run state to record (and nft's error when it
 /// failed but the transaction committed); an error when nothing committed
 /// or the kernel cannot tell.
 fn attempt(
     k: &mut dyn Kernel,
     plan: &Plan,
-    json: Vec<u8>,
+    json: Vec<&[u8]>,
     before: Option<u32>,
     mark: Mark,
 ) -> KResult<(RunState, Option<KernelError>)> {
@@ -392,14 +390,14 @@ fn attempt(
     }
 }
 
-/// Loads `json` and returns the run state to record: the generation
-/// after the load, and the table's digest when no other commit raced it
-/// (`before`: the generation before the load). The batch is freed before
-/// the table is read back: both are megabytes for 10,000 rules.
+/// Loads `json` (pieces) and returns the run state to record: the
+/// generation after the load, and the table's digest when no other commit
+/// raced it (`before`: the generation before the load). The list of pieces
+/// is freed before the table is read back (60,000 of them for 10,000 rules).
 fn load(
     k: &mut dyn Kernel,
     plan: &Plan,
-    json: Vec<u8>,
+    json: Vec<&[u8]>,
     before: Option<u32>,
     mark: Mark,
 ) -> KResult<RunState> {

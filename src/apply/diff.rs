@@ -197,7 +197,7 @@ pub fn table(
             TableChange::Replace("contents not verifiable: no record of the last load".into()),
             None,
         )),
-        _ => Ok((changed(plan, recorded, state, &live, generation), None)),
+        _ => Ok((changed(plan, recorded, state, live, generation), None)),
     }
 }
 
@@ -207,7 +207,7 @@ fn changed(
     plan: &Plan,
     recorded: Option<&RunState>,
     state: Option<&std::path::Path>,
-    live: &TableState,
+    live: TableState,
     generation: u32,
 ) -> TableChange {
     match state.and_then(|p| incremental(p, plan, recorded, live)) {
@@ -222,18 +222,19 @@ fn changed(
 /// The incremental update from the recorded batch to the plan's, when the
 /// live table is exactly what that batch loaded: the run state's digest is
 /// the live table's, the recorded batch is whole and of the run state's
-/// fingerprint, and its rules line up with the live handles.
+/// fingerprint, and its rules line up with the live handles (the live
+/// table is freed once they are taken).
 fn incremental(
     state: &std::path::Path,
     plan: &Plan,
     recorded: Option<&RunState>,
-    live: &TableState,
+    live: TableState,
 ) -> Option<Update> {
     let s = recorded?;
     if s.digest != Some(live.digest) {
         return None;
     }
-    let prev = Batch::read(state, &s.fingerprint)?;
-    let u = incr::diff(&prev.commands, plan.ruleset.objects(), &live.rules)?;
+    let prev = Batch::read_shape(state, &s.fingerprint)?;
+    let u = incr::diff_shapes(&prev, plan.ruleset.objects(), live.rules)?;
     (!u.commands.is_empty()).then_some(u)
 }

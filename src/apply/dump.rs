@@ -164,6 +164,23 @@ impl Collector {
     /// when the datagram is malformed, the kernel refused, or the dump was
     /// flagged inconsistent (reported at its end, so the stream is drained).
     pub fn feed(&mut self, datagram: &[u8]) -> Result<Progress, Fault> {
+        let mut got = Vec::new();
+        let r = self.feed_with(datagram, |b| {
+            got.push(b.to_vec());
+            Ok(())
+        });
+        self.bodies.append(&mut got);
+        r
+    }
+
+    /// [`Collector::feed`] handing each data message body to `each` as it
+    /// is read instead of keeping it (a table dump is digested message by
+    /// message); an error from `each` stops the dump.
+    pub fn feed_with(
+        &mut self,
+        datagram: &[u8],
+        mut each: impl FnMut(&[u8]) -> Result<(), Fault>,
+    ) -> Result<Progress, Fault> {
         let msgs = rtnl::replies(datagram)
             .ok_or_else(|| malformed("a message does not fit its datagram".into()))?;
         for m in msgs.into_iter().filter(|m| m.seq == self.seq) {
@@ -185,9 +202,9 @@ impl Collector {
                 }
                 k @ (kind::NEWROUTE | kind::NEWRULE) => {
                     validate(k, m.body)?;
-                    self.bodies.push(m.body.to_vec());
+                    each(m.body)?;
                 }
-                _ => self.bodies.push(m.body.to_vec()),
+                _ => each(m.body)?,
             }
         }
         Ok(Progress::More)

@@ -267,7 +267,8 @@ impl Kernel for Fake {
         Ok(self.table.is_some())
     }
 
-    fn load(&mut self, batch: &[u8]) -> KResult<()> {
+    fn load(&mut self, batch: &[&[u8]]) -> KResult<()> {
+        let batch = &batch.concat()[..];
         self.nft_runs += 1;
         self.batches.push(batch.to_vec());
         if self.injected(Op::Load) {

@@ -14,12 +14,15 @@
 //! interval set (prefixes, ranges). Any shape this does not know gives
 //! `None`: the caller replaces the whole table instead.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 #[path = "incr_align.rs"]
 mod align;
 pub use align::align;
+#[path = "incr_shape.rs"]
+mod shape;
+pub use shape::Shape;
+use shape::{CHAINS, COUNTERS, Rule, SETS, set_parts};
 
 /// How many objects of each kind the update touches.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -106,172 +109,114 @@ impl fmt::Display for Touched {
     }
 }
 
+/// One command of an update: its own text, or a text of the new batch
+/// (by position) with `head` in place of its first `skip` bytes. The new
+/// batch's texts are not copied: a changed verdict-map rule of 10,000
+/// rules is 370 KB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cmd {
+    /// Its own text.
+    Own(String),
+    /// A text of the new batch, `head` in place of its first `skip` bytes.
+    Batch {
+        /// Replaces the first `skip` bytes.
+        head: String,
+        /// Position in the new batch.
+        at: u32,
+        /// Bytes of the text replaced by `head`.
+        skip: u32,
+    },
+}
+
 /// The incremental batch and what it touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Update {
-    /// The commands, one compact JSON text each, in load order.
-    pub commands: Vec<String>,
+    /// The commands in load order; texts of the new batch are referred to
+    /// by position (see [`Update::texts`]).
+    pub commands: Vec<Cmd>,
     /// What they touch.
     pub touched: Touched,
     /// The ruleset generation the live table was read at (set by the
     /// caller): the update is loaded only while it has not moved.
     pub generation: Option<u32>,
+    /// [`rule_counts`] of the new batch: how the live table shows that an
+    /// add-only update committed.
+    pub counts: u64,
 }
 
 impl Update {
-    /// The batch as nft reads it: `{"nftables":[…]}`.
-    pub fn to_json(&self) -> Vec<u8> {
-        let mut out = b"{\"nftables\":[".to_vec();
+    /// The batch as nft reads it: `{"nftables":[…]}`; `next`: the new
+    /// batch the update was made for.
+    pub fn to_json<S: AsRef<str>>(&self, next: &[S]) -> Vec<u8> {
+        self.pieces(next).concat()
+    }
+
+    /// [`Update::to_json`] as pieces to write in order (no copy).
+    pub fn pieces<'a, S: AsRef<str>>(&'a self, next: &'a [S]) -> Vec<&'a [u8]> {
+        let mut out = vec![&b"{\"nftables\":["[..]];
         for (i, c) in self.commands.iter().enumerate() {
             if i > 0 {
-                out.push(b',');
+                out.push(b",");
             }
-            out.extend_from_slice(c.as_bytes());
+            match c {
+                Cmd::Own(t) => out.push(t.as_bytes()),
+                Cmd::Batch { head, at, skip } => {
+                    let text = next[*at as usize].as_ref().as_bytes();
+                    out.extend([head.as_bytes(), &text[*skip as usize..]]);
+                }
+            }
         }
-        out.extend_from_slice(b"]}");
+        out.push(b"]}");
         out
+    }
+
+    /// Each command's text.
+    pub fn texts<S: AsRef<str>>(&self, next: &[S]) -> Vec<String> {
+        let text = |c: &Cmd| match c {
+            Cmd::Own(t) => t.clone(),
+            Cmd::Batch { head, at, skip } => {
+                head.clone() + &next[*at as usize].as_ref()[*skip as usize..]
+            }
+        };
+        self.commands.iter().map(text).collect()
     }
 }
 
 const TABLE: &str = crate::plan::TABLE;
 
-/// One object of a full batch, as far as the diff needs it.
-enum Obj<'a> {
-    Table,
-    Counter(&'a str),
-    Set(&'a str),
-    Chain(&'a str),
-    Rule(&'a str),
-}
-
-/// The JSON string starting `s` up to its closing quote; `None` when it
-/// holds an escape (names connroute makes never do).
-fn name(s: &str) -> Option<&str> {
-    let end = s.find('"')?;
-    let n = &s[..end];
-    (!n.contains('\\') && !n.is_empty()).then_some(n)
-}
-
-fn head(kind: &str, key: &str) -> String {
-    format!("{{\"add\":{{\"{kind}\":{{\"family\":\"inet\",\"table\":\"{TABLE}\",\"{key}\":\"")
-}
-
-/// Classifies one command of a full batch; `None` for anything else.
-fn parse<'a>(text: &'a str, heads: &[(String, u8); 4]) -> Option<Obj<'a>> {
-    let table = format!("{{\"table\":{{\"family\":\"inet\",\"name\":\"{TABLE}\"}}}}}}");
-    if text
-        .strip_prefix("{\"add\":")
-        .or(text.strip_prefix("{\"delete\":"))
-        == Some(&table)
-    {
-        return Some(Obj::Table);
-    }
-    let (h, kind) = heads.iter().find(|(h, _)| text.starts_with(h.as_str()))?;
-    let n = name(&text[h.len()..])?;
-    Some(match kind {
-        0 => Obj::Counter(n),
-        1 => Obj::Set(n),
-        2 => Obj::Chain(n),
-        _ => Obj::Rule(n),
-    })
-}
-
-/// Named objects of one kind in batch order, indexed by name (a batch of
-/// 10,000 rules has as many chains and counters).
-#[derive(Default)]
-struct Named<'a> {
-    list: Vec<(&'a str, &'a str)>,
-    index: BTreeMap<String, usize>,
-}
-
-impl<'a> Named<'a> {
-    /// Adds object `n` (text `t`); `None` when the name repeats.
-    fn push(&mut self, n: &'a str, t: &'a str) -> Option<()> {
-        let fresh = self.index.insert(n.to_string(), self.list.len()).is_none();
-        self.list.push((n, t));
-        fresh.then_some(())
-    }
-
-    fn pos(&self, n: &str) -> Option<usize> {
-        self.index.get(n).copied()
-    }
-
-    fn get(&self, n: &str) -> Option<&'a str> {
-        self.pos(n).map(|i| self.list[i].1)
-    }
-
-    /// Names here that `other` does not have, in order.
-    fn gone(&self, other: &Named) -> Vec<&'a str> {
-        let names = self.list.iter().map(|(k, _)| *k);
-        names.filter(|k| other.pos(k).is_none()).collect()
-    }
-}
-
-/// A full batch by object: named objects with their texts, and the rules
-/// of each chain (by the chain's index).
-#[derive(Default)]
-struct Shape<'a> {
-    counters: Named<'a>,
-    sets: Named<'a>,
-    chains: Named<'a>,
-    rules: Vec<Vec<&'a str>>,
-}
-
-/// Splits a full batch (`add table; delete table; add table; …`).
-fn shape<'a, S: AsRef<str>>(batch: &'a [S]) -> Option<Shape<'a>> {
-    let heads = [
-        (head("counter", "name"), 0),
-        (head("set", "name"), 1),
-        (head("chain", "name"), 2),
-        (head("rule", "chain"), 3),
-    ];
-    let mut s = Shape::default();
-    let mut tables = 0;
-    for (i, t) in batch.iter().enumerate() {
-        let t = t.as_ref();
-        match parse(t, &heads)? {
-            Obj::Table if i == tables => tables += 1,
-            Obj::Table => return None,
-            Obj::Counter(n) => s.counters.push(n, t)?,
-            Obj::Set(n) => s.sets.push(n, t)?,
-            Obj::Chain(n) => {
-                s.chains.push(n, t)?;
-                s.rules.push(Vec::new());
-            }
-            Obj::Rule(c) => s.rules[s.chains.pos(c)?].push(t),
-        }
-    }
-    (tables == 3).then_some(s)
-}
-
-fn named(op: &str, kind: &str, n: &str) -> String {
-    format!(
+fn named(op: &str, kind: &str, n: &str) -> Cmd {
+    Cmd::Own(format!(
         "{{\"{op}\":{{\"{kind}\":{{\"family\":\"inet\",\"table\":\"{TABLE}\",\"name\":\"{n}\"}}}}}}"
-    )
+    ))
 }
 
-/// `{"OP":{"rule":{…,"chain":"C","handle":H,…}}}` from an added rule.
-fn with_handle(op: &str, text: &str, chain: &str, handle: u64) -> String {
-    let h = head("rule", "chain");
-    let rest = &text[h.len() + chain.len() + 1..];
-    format!(
-        "{{\"{op}\":{{\"rule\":{{\"family\":\"inet\",\"table\":\"{TABLE}\",\"chain\":\"{chain}\",\"handle\":{handle}{rest}"
-    )
+/// The new batch's text at `at`, unchanged.
+fn as_is(at: u32) -> Cmd {
+    Cmd::Batch {
+        head: String::new(),
+        at,
+        skip: 0,
+    }
 }
 
-fn delete_rule(chain: &str, handle: u64) -> String {
-    format!(
+/// `{"OP":{"rule":{…,"chain":"C","handle":H,…}}}` from the added rule at
+/// `at` of the new batch.
+fn with_handle(op: &str, at: u32, chain: &str, handle: u64) -> Cmd {
+    let h =
+        "{\"add\":{\"rule\":{\"family\":\"inet\",\"table\":\"\",\"chain\":\"".len() + TABLE.len();
+    Cmd::Batch {
+        head: format!(
+            "{{\"{op}\":{{\"rule\":{{\"family\":\"inet\",\"table\":\"{TABLE}\",\"chain\":\"{chain}\",\"handle\":{handle}"
+        ),
+        at,
+        skip: (h + chain.len() + 1) as u32,
+    }
+}
+
+fn delete_rule(chain: &str, handle: u64) -> Cmd {
+    Cmd::Own(format!(
         "{{\"delete\":{{\"rule\":{{\"family\":\"inet\",\"table\":\"{TABLE}\",\"chain\":\"{chain}\",\"handle\":{handle}}}}}}}"
-    )
-}
-
-/// A set's declaration without its elements, and the elements' array.
-fn set_parts(text: &str) -> Option<(String, &str)> {
-    let at = text.find(",\"elem\":[")?;
-    let elems = text.strip_suffix("}}}")?.get(at + 8..)?;
-    elems
-        .ends_with(']')
-        .then(|| (format!("{}}}}}}}", &text[..at]), elems))
+    ))
 }
 
 /// The batch that turns the table loaded from `prev` into `next`'s, given
@@ -282,127 +227,154 @@ pub fn diff<A: AsRef<str>, B: AsRef<str>>(
     next: &[B],
     live: &[(String, u64)],
 ) -> Option<Update> {
-    let (p, n) = (shape(prev)?, shape(next)?);
-    let handles = handles(&p, live)?;
-    let u = build(&p, &n, &handles, false)?;
+    diff_shapes(&Shape::of(prev)?, next, live.to_vec())
+}
+
+/// [`diff`] from the shape of the previous batch (see [`Shape`]: read from
+/// its record without holding its texts); `live` is freed once its
+/// handles are taken, before the new batch's shape is made.
+pub fn diff_shapes<B: AsRef<str>>(
+    p: &Shape,
+    next: &[B],
+    live: Vec<(String, u64)>,
+) -> Option<Update> {
+    let handles = handles(p, &live)?;
+    drop(live);
+    let n = Shape::of(next)?;
+    let b = Both { p, n: &n, next };
+    let u = build(&b, &handles, false)?;
     if u.touched.add_only() {
         return Some(u);
     }
-    build(&p, &n, &handles, true)
+    // Its commands hold the changed rules' texts: freed before the next.
+    drop(u);
+    build(&b, &handles, true)
 }
 
-/// The update from `p` (live `handles`) to `n`; `refresh`: kept rules
+/// The two shapes and the new batch's texts.
+struct Both<'a, 'p, 'n, B> {
+    p: &'a Shape<'p>,
+    n: &'a Shape<'n>,
+    next: &'a [B],
+}
+
+impl<B: AsRef<str>> Both<'_, '_, '_, B> {
+    fn text(&self, at: u32) -> &str {
+        self.next[at as usize].as_ref()
+    }
+}
+
+/// The update from `b.p` (live `handles`) to `b.n`; `refresh`: kept rules
 /// whose fingerprint changed are replaced too.
-fn build(p: &Shape, n: &Shape, handles: &[Vec<u64>], refresh: bool) -> Option<Update> {
+fn build<B: AsRef<str>>(b: &Both<'_, '_, '_, B>, handles: &[u64], refresh: bool) -> Option<Update> {
     let mut u = Update {
         commands: Vec::new(),
         touched: Touched::default(),
         generation: None,
+        counts: rule_counts(b.n),
     };
-    added(p, n, &mut u)?;
-    for (&(chain, _), new) in n.chains.list.iter().zip(&n.rules) {
-        let (old, hs) = match p.chains.pos(chain) {
-            Some(i) => (&p.rules[i][..], &handles[i][..]),
+    added(b, &mut u)?;
+    for (i, e) in b.n.named(CHAINS).iter().enumerate() {
+        let chain = b.n.name(e);
+        let (old, hs) = match b.p.pos(CHAINS, chain) {
+            Some(i) => (b.p.rules(i), &handles[b.p.start(i)..b.p.start(i + 1)]),
             None => (&[][..], &[][..]),
         };
-        edit(chain, (old, new), hs, refresh, &mut u);
+        edit(chain, (old, b.n.rules(i)), hs, refresh, &mut u);
     }
-    removed(p, n, &mut u);
+    removed(b.p, b.n, &mut u);
     Some(u)
 }
 
-/// Rules per chain (chains without rules left out) of the table a full
-/// batch loads: what the live table holds once an add-only update of it
-/// committed. `None` for a batch of a shape [`diff`] does not know.
-pub fn rule_counts<S: AsRef<str>>(batch: &[S]) -> Option<BTreeMap<String, usize>> {
-    let s = shape(batch)?;
-    let chains = s.chains.list.iter().zip(&s.rules);
-    let counts = chains.filter(|(_, r)| !r.is_empty());
-    Some(counts.map(|((c, _), r)| (c.to_string(), r.len())).collect())
+/// One chain's rule count in a [`rule_counts`] sum.
+fn count_sum(chain: &str, n: usize) -> u64 {
+    let h = chain.bytes().chain((n as u64).to_le_bytes());
+    h.fold(0xcbf2_9ce4_8422_2325u64, |h, c| {
+        (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
-/// Rules per chain of a live table's `(chain, handle)` list.
-pub fn live_counts(live: &[(String, u64)]) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for (c, _) in live {
-        *out.entry(c.clone()).or_insert(0) += 1;
-    }
-    out
+/// A sum of the rules per chain (chains without rules left out, in any
+/// order) of the table a full batch loads: what the live table shows once
+/// an add-only update of it committed ([`live_counts`] of it), from the
+/// batch's shape. A sum, not a map: 10,000 chain names would take 700 KB.
+pub fn rule_counts(s: &Shape) -> u64 {
+    let chains = s.named(CHAINS).iter().enumerate();
+    let counts = chains.filter(|(i, _)| !s.rules(*i).is_empty());
+    counts.fold(0u64, |sum, (i, e)| {
+        sum.wrapping_add(count_sum(s.name(e), s.rules(i).len()))
+    })
 }
 
-/// The live rules' handles by chain index of `p`: the kernel dumps them
+/// [`rule_counts`]' sum for a live table's `(chain, handle)` list (dumped
+/// chain by chain: a chain in two runs does not match).
+pub fn live_counts(live: &[(String, u64)]) -> u64 {
+    let runs = live.chunk_by(|a, b| a.0 == b.0);
+    runs.fold(0u64, |sum, r| sum.wrapping_add(count_sum(&r[0].0, r.len())))
+}
+
+/// The live rules' handles in `p`'s chain order (those of the chain at
+/// position `i` at `p.start(i)..p.start(i + 1)`): the kernel dumps them
 /// chain by chain, and each chain must hold as many rules as `p` says.
-fn handles(p: &Shape, live: &[(String, u64)]) -> Option<Vec<Vec<u64>>> {
-    let mut out = vec![Vec::new(); p.rules.len()];
+fn handles(p: &Shape, live: &[(String, u64)]) -> Option<Vec<u64>> {
+    let chains = p.named(CHAINS).len();
+    let mut out = vec![0; p.rule_count()];
+    let mut filled = vec![0u32; chains];
     let mut last = None;
     for (c, h) in live {
-        let i = p.chains.pos(c)?;
-        if last != Some(i) && !out[i].is_empty() {
+        let i = p.pos(CHAINS, c)?;
+        let n = filled[i] as usize;
+        if last != Some(i) && n > 0 || n >= p.rules(i).len() {
             return None;
         }
         last = Some(i);
-        out[i].push(*h);
+        out[p.start(i) + n] = *h;
+        filled[i] += 1;
     }
-    let same = out.iter().zip(&p.rules).all(|(h, r)| h.len() == r.len());
+    let same = (0..chains).all(|i| filled[i] as usize == p.rules(i).len());
     same.then_some(out)
 }
 
-const FP_KEY: &str = "\"comment\":\"connroute restore fp=";
-
-/// A rule's text with its fingerprint (if any) zeroed: rules that differ
-/// only there are the same rule.
-fn masked(text: &str) -> std::borrow::Cow<'_, str> {
-    let at = text.find(FP_KEY).map(|at| at + FP_KEY.len());
-    let hex = |at: usize| {
-        let fp = text.get(at..at + 16).unwrap_or("");
-        fp.len() == 16
-            && fp.bytes().all(|c| c.is_ascii_hexdigit())
-            && text[at + 16..].starts_with('"')
-    };
-    match at {
-        Some(at) if hex(at) => {
-            format!("{}{}{}", &text[..at], "0".repeat(16), &text[at + 16..]).into()
-        }
-        _ => text.into(),
-    }
-}
-
 /// New counters, sets and chains; changed sets' elements.
-fn added(p: &Shape, n: &Shape, u: &mut Update) -> Option<()> {
+fn added<B: AsRef<str>>(b: &Both<'_, '_, '_, B>, u: &mut Update) -> Option<()> {
+    let (p, n) = (b.p, b.n);
     let t = &mut u.touched;
-    for (name, text) in &n.counters.list {
-        if p.counters.pos(name).is_none() {
-            u.commands.push(text.to_string());
+    for e in n.named(COUNTERS) {
+        if p.pos(COUNTERS, n.name(e)).is_none() {
+            u.commands.push(as_is(e.at));
             t.counters_added += 1;
         }
     }
-    for (name, text) in &n.sets.list {
-        match p.sets.get(name) {
+    for e in n.named(SETS) {
+        let name = n.name(e);
+        match p.get(SETS, name) {
             None => {
-                u.commands.push(text.to_string());
+                u.commands.push(as_is(e.at));
                 t.sets_added += 1;
             }
-            Some(old) if old != *text => {
-                let ((d0, _), (d1, elems)) = (set_parts(old)?, set_parts(text)?);
-                if d0 != d1 {
+            Some(old) if old.full != e.full => {
+                if !(old.split && e.split) || p.decl(name) != n.decl(name) {
                     return None;
                 }
+                let (_, elems) = set_parts(b.text(e.at))?;
                 u.commands.push(named("flush", "set", name));
-                let add = named("add", "element", name);
-                let add = add.strip_suffix("}}}")?;
-                u.commands.push(format!("{add},\"elem\":{elems}}}}}}}"));
+                let add = format!(
+                    "{{\"add\":{{\"element\":{{\"family\":\"inet\",\"table\":\"{TABLE}\",\"name\":\"{name}\""
+                );
+                u.commands
+                    .push(Cmd::Own(format!("{add},\"elem\":{elems}}}}}}}")));
                 t.sets_changed += 1;
             }
             Some(_) => {}
         }
     }
-    for (name, text) in &n.chains.list {
-        match p.chains.get(name) {
+    for e in n.named(CHAINS) {
+        match p.get(CHAINS, n.name(e)) {
             None => {
-                u.commands.push(text.to_string());
+                u.commands.push(as_is(e.at));
                 t.chains_added += 1;
             }
-            Some(old) if old != *text => return None,
+            Some(old) if old.full != e.full => return None,
             Some(_) => {}
         }
     }
@@ -411,7 +383,7 @@ fn added(p: &Shape, n: &Shape, u: &mut Update) -> Option<()> {
 
 /// Removed chains (flushed, then deleted), then removed sets and counters.
 fn removed(p: &Shape, n: &Shape, u: &mut Update) {
-    let chains = p.chains.gone(&n.chains);
+    let chains = p.gone(CHAINS, n);
     for c in &chains {
         u.commands.push(named("flush", "chain", c));
     }
@@ -419,11 +391,11 @@ fn removed(p: &Shape, n: &Shape, u: &mut Update) {
         u.commands.push(named("delete", "chain", c));
     }
     u.touched.chains_removed = chains.len();
-    let sets = p.sets.gone(&n.sets);
+    let sets = p.gone(SETS, n);
     u.commands
         .extend(sets.iter().map(|s| named("delete", "set", s)));
     u.touched.sets_removed = sets.len();
-    let counters = p.counters.gone(&n.counters);
+    let counters = p.gone(COUNTERS, n);
     u.commands
         .extend(counters.iter().map(|c| named("delete", "counter", c)));
     u.touched.counters_removed = counters.len();
@@ -431,8 +403,8 @@ fn removed(p: &Shape, n: &Shape, u: &mut Update) {
 
 /// `text` in place of the rule `handle` of `chain`: inserted before it,
 /// then the old one deleted (never `replace`, see the module comment).
-fn replace(out: &mut Vec<String>, text: &str, chain: &str, handle: u64) {
-    out.push(with_handle("insert", text, chain, handle));
+fn replace(out: &mut Vec<Cmd>, at: u32, chain: &str, handle: u64) {
+    out.push(with_handle("insert", at, chain, handle));
     out.push(delete_rule(chain, handle));
 }
 
@@ -441,15 +413,11 @@ fn replace(out: &mut Vec<String>, text: &str, chain: &str, handle: u64) {
 /// rest deleted or inserted before the next kept rule (appended at the end
 /// when none follows). With `refresh`, kept rules whose fingerprint
 /// changed are replaced too, so the table carries the plan's fingerprint.
-fn edit(chain: &str, rules: (&[&str], &[&str]), handles: &[u64], refresh: bool, u: &mut Update) {
+fn edit(chain: &str, rules: (&[Rule], &[Rule]), handles: &[u64], refresh: bool, u: &mut Update) {
     let (old, new) = rules;
-    let (mo, mn): (Vec<_>, Vec<_>) = (
-        old.iter().map(|t| masked(t)).collect(),
-        new.iter().map(|t| masked(t)).collect(),
-    );
-    let mo: Vec<&str> = mo.iter().map(AsRef::as_ref).collect();
-    let mn: Vec<&str> = mn.iter().map(AsRef::as_ref).collect();
-    let mut kept = align(&mo, &mn);
+    let ko: Vec<u64> = old.iter().map(|r| r.1.key).collect();
+    let kn: Vec<u64> = new.iter().map(|r| r.1.key).collect();
+    let mut kept = align(&ko, &kn);
     kept.push((old.len(), new.len()));
     let (mut i, mut j) = (0, 0);
     let t = &mut u.touched;
@@ -457,20 +425,20 @@ fn edit(chain: &str, rules: (&[&str], &[&str]), handles: &[u64], refresh: bool, 
         let anchor = handles.get(ki).copied();
         let (olds, news) = (&handles[i..ki], &new[j..kj]);
         let pairs = olds.len().min(news.len());
-        for (h, text) in olds.iter().zip(news) {
-            replace(&mut u.commands, text, chain, *h);
+        for (h, r) in olds.iter().zip(news) {
+            replace(&mut u.commands, r.2, chain, *h);
         }
         for h in &olds[pairs..] {
             u.commands.push(delete_rule(chain, *h));
         }
-        for text in &news[pairs..] {
+        for r in &news[pairs..] {
             u.commands.push(match anchor {
-                Some(h) => with_handle("insert", text, chain, h),
-                None => text.to_string(),
+                Some(h) => with_handle("insert", r.2, chain, h),
+                None => as_is(r.2),
             });
         }
-        if let Some(h) = anchor.filter(|_| refresh && old[ki] != new[kj]) {
-            replace(&mut u.commands, new[kj], chain, h);
+        if let Some(h) = anchor.filter(|_| refresh && old[ki].1.full != new[kj].1.full) {
+            replace(&mut u.commands, new[kj].2, chain, h);
             t.rules_replaced += 1;
         }
         t.rules_replaced += pairs;

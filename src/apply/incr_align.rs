@@ -6,7 +6,7 @@ const ALIGN_MAX: usize = 1 << 18;
 
 /// Pairs `(i, j)` of equal rules kept from `old` to `new`, ascending: the
 /// common prefix and suffix, and a longest common subsequence between.
-pub fn align(old: &[&str], new: &[&str]) -> Vec<(usize, usize)> {
+pub fn align<T: PartialEq>(old: &[T], new: &[T]) -> Vec<(usize, usize)> {
     let pre = old.iter().zip(new).take_while(|(a, b)| a == b).count();
     let (o, n) = (&old[pre..], &new[pre..]);
     let suf = o
@@ -26,7 +26,7 @@ pub fn align(old: &[&str], new: &[&str]) -> Vec<(usize, usize)> {
 }
 
 /// A longest common subsequence of `o` and `n` as index pairs.
-fn lcs(o: &[&str], n: &[&str]) -> Vec<(usize, usize)> {
+fn lcs<T: PartialEq>(o: &[T], n: &[T]) -> Vec<(usize, usize)> {
     let w = n.len() + 1;
     let mut t = vec![0u32; (o.len() + 1) * w];
     for i in (0..o.len()).rev() {

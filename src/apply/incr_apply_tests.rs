@@ -121,7 +121,8 @@ fn a_then_b(name: &str, a: &Plan, b: &Plan) -> Fake {
         shown.contains(&format!("~ table inet connroute: {}", u.touched)),
         "{shown}"
     );
-    k.check(&u.to_json()).expect("the update checks");
+    k.check(&u.to_json(b.ruleset.objects()))
+        .expect("the update checks");
     let report = apply(&mut k, b, &run.sys, false).unwrap();
     let line = format!("updated table inet connroute ({}): ", b.fingerprint);
     assert!(
@@ -406,10 +407,10 @@ fn a_stale_handle_is_refused_whole_then_replaced() {
         panic!("no update");
     };
     // The rule the update inserts before is gone: nft refuses all of it.
-    let stale = u.to_json();
+    let stale = u.to_json(b.ruleset.objects());
     k.table.as_mut().unwrap().tamper();
     let changed = k.table.clone();
-    assert!(k.load(&stale).is_err());
+    assert!(k.load(&[&stale]).is_err());
     assert_eq!(k.table, changed, "nothing of a refused batch stays");
     k.table = before;
     apply(&mut k, &b, &run.sys, false).unwrap();

@@ -91,8 +91,18 @@ fn swap(rule: &str, chain: &str, h: u64) -> [String; 2] {
     [at("insert", rule, chain, h), del]
 }
 
-fn update(a: &[String], b: &[String]) -> Update {
-    diff(a, b, &live(a)).expect("an incremental update")
+/// An update's command texts and what it touches.
+struct Texts {
+    commands: Vec<String>,
+    touched: Touched,
+}
+
+fn update(a: &[String], b: &[String]) -> Texts {
+    let u = diff(a, b, &live(a)).expect("an incremental update");
+    Texts {
+        commands: u.texts(b),
+        touched: u.touched,
+    }
 }
 
 const GW: &[&str] = &["g1"];

@@ -127,8 +127,9 @@ pub trait Kernel {
     fn table(&mut self) -> KResult<Option<TableState>>;
     /// True when connroute's nft table exists (cheap: no nft process).
     fn table_exists(&mut self) -> KResult<bool>;
-    /// Loads a JSON batch in one transaction.
-    fn load(&mut self, batch: &[u8]) -> KResult<()>;
+    /// Loads a JSON batch, given as pieces written in order, in one
+    /// transaction.
+    fn load(&mut self, batch: &[&[u8]]) -> KResult<()>;
     /// Checks a JSON batch without loading it.
     fn check(&mut self, batch: &[u8]) -> KResult<()>;
     /// Deletes connroute's nft table.
@@ -205,16 +206,14 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The fingerprint stamped in a rule comment among `rules` (raw bodies).
-fn fingerprint(rules: &[Vec<u8>]) -> Option<String> {
+/// The fingerprint stamped in a rule comment of a raw rule body.
+pub(super) fn fingerprint(b: &[u8]) -> Option<String> {
     const TAG: &[u8] = b"connroute restore fp=";
-    rules.iter().find_map(|b| {
-        let at = b.windows(TAG.len()).position(|w| w == TAG)? + TAG.len();
-        let fp = std::str::from_utf8(b.get(at..at + 16)?).ok()?;
-        fp.bytes()
-            .all(|c| c.is_ascii_hexdigit())
-            .then(|| fp.to_string())
-    })
+    let at = b.windows(TAG.len()).position(|w| w == TAG)? + TAG.len();
+    let fp = std::str::from_utf8(b.get(at..at + 16)?).ok()?;
+    fp.bytes()
+        .all(|c| c.is_ascii_hexdigit())
+        .then(|| fp.to_string())
 }
 
 fn counters_of(v: &Value) -> Vec<(String, u64, u64)> {
@@ -351,11 +350,10 @@ impl Kernel for System {
         }
         let d = nfgen::table(plan::TABLE)
             .map_err(|e| KernelError::netlink("cannot read table inet connroute", e))?;
-        let handles: Option<Vec<_>> = d.rules.iter().map(|b| nfgen::rule_handle(b)).collect();
         Ok(Some(TableState {
-            fingerprint: fingerprint(&d.rules),
+            fingerprint: d.fingerprint,
             digest: d.digest,
-            rules: handles.unwrap_or_default(),
+            rules: d.rules,
         }))
     }
 
@@ -364,7 +362,7 @@ impl Kernel for System {
             .map_err(|e| KernelError::netlink("cannot read the nftables ruleset", e))
     }
 
-    fn load(&mut self, batch: &[u8]) -> KResult<()> {
+    fn load(&mut self, batch: &[&[u8]]) -> KResult<()> {
         self.nft.load(batch).map_err(KernelError::Nft)
     }
 
@@ -492,16 +490,11 @@ mod tests {
     #[test]
     fn fingerprint_is_found_in_a_rule_comment_only_when_whole() {
         let mut rule = b"\x01\x00\x00\x00....connroute restore fp=0ec28984c47e2c65\x00".to_vec();
-        assert_eq!(
-            fingerprint(&[b"other".to_vec(), rule.clone()]).as_deref(),
-            Some("0ec28984c47e2c65")
-        );
+        assert_eq!(fingerprint(b"other"), None);
+        assert_eq!(fingerprint(&rule).as_deref(), Some("0ec28984c47e2c65"));
         rule.truncate(rule.len() - 5);
-        assert_eq!(fingerprint(&[rule]), None);
-        assert_eq!(
-            fingerprint(&[b"connroute restore fp=zzzzzzzzzzzzzzzz".to_vec()]),
-            None
-        );
+        assert_eq!(fingerprint(&rule), None);
+        assert_eq!(fingerprint(b"connroute restore fp=zzzzzzzzzzzzzzzz"), None);
     }
 
     #[test]

@@ -192,49 +192,75 @@ pub fn dump_request(seq: u32, m: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
     )
 }
 
-/// The data message bodies answering request `seq`, one datagram per call
-/// of `next`; none when the kernel answers ENOENT.
-fn collect(
+/// One dump: `send` the request, then each data message body answering
+/// request `seq` (one datagram per call of `next`) goes to `each` with the
+/// state `st` as it arrives, nothing kept; restarted while the kernel
+/// flags it inconsistent (`NLM_F_DUMP_INTR`), [`DUMP_TRIES`] attempts in
+/// all, each from `reset(st)`. ENOENT (nothing to dump) leaves `reset(st)`.
+fn dump_into<S>(
     seq: u32,
-    mut next: impl FnMut() -> Result<Vec<u8>, Fault>,
-) -> Result<Vec<Vec<u8>>, Fault> {
-    let mut c = Collector::new(seq);
-    loop {
-        match c.feed(&next()?) {
-            Ok(Progress::Done) => return Ok(c.bodies),
-            Ok(Progress::More) => {}
-            Err(Fault::Kernel(libc::ENOENT)) => return Ok(Vec::new()),
-            Err(f) => return Err(f),
-        }
-    }
-}
-
-/// One dump: `send` the request, `collect` the replies; restarted while
-/// the kernel flags it inconsistent (`NLM_F_DUMP_INTR`), [`DUMP_TRIES`]
-/// attempts in all.
-fn dump_with(
-    seq: u32,
+    st: &mut S,
+    reset: impl Fn(&mut S),
     mut send: impl FnMut() -> Result<(), Fault>,
     mut next: impl FnMut() -> Result<Vec<u8>, Fault>,
-) -> io::Result<Vec<Vec<u8>>> {
+    mut each: impl FnMut(&mut S, &[u8]) -> Result<(), Fault>,
+) -> io::Result<()> {
     with_restarts("dumping nf_tables", DUMP_TRIES, || {
+        reset(st);
         send()?;
-        collect(seq, &mut next)
+        let mut c = Collector::new(seq);
+        loop {
+            match c.feed_with(&next()?, |b| each(st, b)) {
+                Ok(Progress::Done) => return Ok(()),
+                Ok(Progress::More) => {}
+                Err(Fault::Kernel(libc::ENOENT)) => {
+                    reset(st);
+                    return Ok(());
+                }
+                Err(f) => return Err(f),
+            }
+        }
     })
 }
 
-/// Every message body of one dump, under one deadline.
-fn dump(s: &Socket, seq: u32, req: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+/// [`dump_into`] keeping every message body.
+fn dump_with(
+    seq: u32,
+    send: impl FnMut() -> Result<(), Fault>,
+    next: impl FnMut() -> Result<Vec<u8>, Fault>,
+) -> io::Result<Vec<Vec<u8>>> {
+    let mut all = Vec::new();
+    let keep = |v: &mut Vec<Vec<u8>>, b: &[u8]| {
+        v.push(b.to_vec());
+        Ok(())
+    };
+    dump_into(seq, &mut all, Vec::clear, send, next, keep)?;
+    Ok(all)
+}
+
+/// The socket's `send` and `next` for one dump of `req`, under one deadline.
+fn over(
+    s: &Socket,
+    req: &[u8],
+) -> (
+    impl FnMut() -> Result<(), Fault>,
+    impl FnMut() -> Result<Vec<u8>, Fault>,
+) {
     let deadline = Instant::now() + DEADLINE;
     let fault = |e: io::Error| match e.kind() {
         io::ErrorKind::TimedOut => Fault::TimedOut(e.to_string()),
         _ => Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)),
     };
-    dump_with(
-        seq,
-        || s.send(req, 0).map(drop).map_err(fault),
-        || recv(s, deadline).map_err(fault),
+    (
+        move || s.send(req, 0).map(drop).map_err(fault),
+        move || recv(s, deadline).map_err(fault),
     )
+}
+
+/// Every message body of one dump, under one deadline.
+fn dump(s: &Socket, seq: u32, req: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+    let (send, next) = over(s, req);
+    dump_with(seq, send, next)
 }
 
 /// The top-level attributes of an nf_tables body (after `nfgenmsg`).
@@ -250,130 +276,10 @@ pub fn attrs(body: &[u8]) -> Option<Vec<(u16, &[u8])>> {
     Some(out)
 }
 
-/// Attributes that change without anyone changing the table: handles, use
-/// counts, rule positions, counter values (by message kind).
-fn volatile(m: u16, attr: u16) -> bool {
-    match m {
-        NFT_MSG_GETCHAIN => matches!(attr, 2 | 6 | 8), // HANDLE, USE, COUNTERS
-        NFT_MSG_GETRULE => matches!(attr, 3 | 6),      // HANDLE, POSITION
-        NFT_MSG_GETSET => attr == 16,                  // HANDLE
-        NFT_MSG_GETOBJ => (4..=6).contains(&attr),     // DATA, USE, HANDLE
-        _ => false,
-    }
-}
-
-fn feed(h: &mut u64, b: &[u8]) {
-    for &c in b {
-        *h = (*h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3);
-    }
-}
-
-/// Feeds one dumped object into the digest; false if malformed.
-fn absorb(h: &mut u64, m: u16, body: &[u8]) -> bool {
-    let Some(list) = attrs(body) else {
-        return false;
-    };
-    feed(h, &m.to_ne_bytes());
-    for (k, v) in list.into_iter().filter(|(k, _)| !volatile(m, *k)) {
-        feed(h, &k.to_ne_bytes());
-        feed(h, &(v.len() as u32).to_ne_bytes());
-        feed(h, v);
-    }
-    true
-}
-
-/// Feeds the table's flags (`NFTA_TABLE_FLAGS` of its `NFT_MSG_NEWTABLE`
-/// body) into the digest: a foreign `flags dormant` switches every hook
-/// off. No flag set feeds nothing, so a plain table digests as it always
-/// did. False if malformed.
-fn absorb_flags(h: &mut u64, body: &[u8]) -> bool {
-    let Some(list) = attrs(body) else {
-        return false;
-    };
-    let flags = list.iter().find(|(k, _)| *k == NFTA_TABLE_FLAGS);
-    if let Some((k, v)) = flags.filter(|(_, v)| v.iter().any(|&b| b != 0)) {
-        feed(h, &NFT_MSG_GETTABLE.to_ne_bytes());
-        feed(h, &k.to_ne_bytes());
-        feed(h, v);
-    }
-    true
-}
-
-/// The table's contents as the kernel has them: a digest (FNV-1a over
-/// every object without its volatile attributes) and the raw rule bodies
-/// (for the caller to find the fingerprint in).
-pub struct Dump {
-    /// The digest.
-    pub digest: u64,
-    /// Every rule message body, in dump order.
-    pub rules: Vec<Vec<u8>>,
-}
-
-/// A dumped rule's chain and handle (`NFTA_RULE_CHAIN`, `NFTA_RULE_HANDLE`).
-pub fn rule_handle(body: &[u8]) -> Option<(String, u64)> {
-    let list = attrs(body)?;
-    let chain = list.iter().find(|(k, _)| *k == 2)?.1;
-    let chain = std::str::from_utf8(chain.strip_suffix(&[0])?).ok()?;
-    let handle = list.iter().find(|(k, _)| *k == 3)?.1;
-    Some((
-        chain.to_string(),
-        u64::from_be_bytes(handle.try_into().ok()?),
-    ))
-}
-
-/// Dumps `table inet NAME` once.
-fn dump_table(s: &Socket, name: &str) -> io::Result<Dump> {
-    let mut n = name.as_bytes().to_vec();
-    n.push(0);
-    let table: &[(u16, &[u8])] = &[(ATTR_TABLE, &n)];
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    let mut rules = Vec::new();
-    let mut seq = 10;
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed nf_tables object");
-    if let Some(t) = ask(&table_request(seq, name), seq, NFT_MSG_NEWTABLE)? {
-        if !absorb_flags(&mut h, &t) {
-            return Err(bad());
-        }
-    }
-    for m in [
-        NFT_MSG_GETCHAIN,
-        NFT_MSG_GETRULE,
-        NFT_MSG_GETSET,
-        NFT_MSG_GETOBJ,
-    ] {
-        seq += 1;
-        for b in dump(s, seq, &dump_request(seq, m, table))? {
-            let list = attrs(&b).ok_or_else(bad)?;
-            // Chains are dumped for every table: keep ours.
-            if !list.iter().any(|(k, v)| *k == ATTR_TABLE && *v == &n[..]) {
-                continue;
-            }
-            if !absorb(&mut h, m, &b) {
-                return Err(bad());
-            }
-            if m == NFT_MSG_GETSET {
-                let set = list
-                    .iter()
-                    .find(|(k, _)| *k == ATTR_SET_NAME)
-                    .map(|(_, v)| v.to_vec())
-                    .ok_or_else(bad)?;
-                seq += 1;
-                let req = dump_request(
-                    seq,
-                    NFT_MSG_GETSETELEM,
-                    &[(ATTR_TABLE, &n), (ATTR_SET_NAME, &set)],
-                );
-                for e in dump(s, seq, &req)? {
-                    absorb(&mut h, NFT_MSG_GETSETELEM, &e);
-                }
-            }
-            if m == NFT_MSG_GETRULE {
-                rules.push(b);
-            }
-        }
-    }
-    Ok(Dump { digest: h, rules })
-}
+#[path = "nfgen_digest.rs"]
+mod digest;
+use digest::dump_table;
+pub use digest::{Dump, rule_handle};
 
 /// The contents of `table inet NAME`, read consistently: retried (up to
 /// 5 times) while another commit lands during the dump.

@@ -1,6 +1,7 @@
 //! The nfnetlink dump against crafted reply buffers: restarts while the
 //! kernel flags it inconsistent, bounded; what the table digest takes and leaves out.
 
+use super::digest::*;
 use super::*;
 
 #[test]
@@ -100,4 +101,43 @@ fn digest_ignores_handles_and_counter_values_only() {
     assert_ne!(d(&obj(1, 5, b"c1\0")), d(&obj(1, 5, b"c2\0")));
     let mut h = 0;
     assert!(!absorb(&mut h, NFT_MSG_GETOBJ, &obj(1, 5, b"c1\0")[..9]));
+}
+
+#[test]
+fn a_restarted_table_dump_starts_again_from_the_state_before_it() {
+    let mut d = Dump {
+        digest: 7,
+        ..Dump::default()
+    };
+    d.rules.push(("prerouting".into(), 1));
+    let before = d.clone();
+    let reset = restart_from(&d);
+    // What an interrupted attempt left: more rules, a digest, a fingerprint.
+    d.digest = 99;
+    d.rules.push(("classify".into(), 2));
+    d.fingerprint = Some("0123456789abcdef".into());
+    d.undecoded = true;
+    reset(&mut d);
+    assert_eq!(d, before);
+}
+
+#[test]
+fn dumped_rules_keep_chain_and_handle_only_while_all_decode() {
+    let rule = |chain: &[u8], handle: u64| {
+        let mut b = vec![NFPROTO_INET, 0, 0, 7];
+        for (k, v) in [(2u16, chain), (3, &handle.to_be_bytes()[..])] {
+            b.extend_from_slice(&((4 + v.len()) as u16).to_ne_bytes());
+            b.extend_from_slice(&k.to_ne_bytes());
+            b.extend_from_slice(v);
+            b.resize((b.len() + 3) & !3, 0);
+        }
+        b
+    };
+    let mut d = Dump::default();
+    d.rule(&rule(b"classify\0", 5));
+    assert_eq!(d.rules, vec![("classify".to_string(), 5)]);
+    // One rule without a readable chain: nothing is edited by handle.
+    d.rule(&rule(b"bad", 6));
+    d.rule(&rule(b"classify\0", 7));
+    assert!(d.rules.is_empty());
 }

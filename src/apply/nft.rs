@@ -2,7 +2,7 @@
 //! one deadline ([`super::child`]) so a wedged nft can neither hold the lock
 //! forever nor outlive connroute.
 
-use super::child::{self, ChildError, Request};
+use super::child::{self, ChildError};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -55,14 +55,13 @@ impl Nft {
             .saturating_add(PER_100_KIB.saturating_mul(blocks))
     }
 
-    fn call(&self, args: &[&str], stdin: &[u8], what: &str) -> Result<Output, ChildError> {
-        let out = child::run(&Request {
-            program: &self.program,
-            args,
-            input: stdin,
-            deadline: self.deadline(stdin.len()),
-            what,
-        })?;
+    /// Runs nft with stdin fed as `pieces`, written in order without
+    /// joining them (none: stdin is `/dev/null`); the deadline counts
+    /// their total length.
+    fn call(&self, args: &[&str], pieces: &[&[u8]], what: &str) -> Result<Output, ChildError> {
+        let len = pieces.iter().map(|p| p.len()).sum();
+        let running = child::start(&self.program, args, len > 0, what)?;
+        let out = running.finish(pieces, self.deadline(len))?;
         Ok(Output {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         })
@@ -70,18 +69,18 @@ impl Nft {
 
     /// Runs `nft ARGS`, feeding `stdin`; fails with nft's own error text.
     pub fn run(&self, args: &[&str], stdin: &[u8]) -> Result<Output, ChildError> {
-        self.call(args, stdin, &format!("running `nft {}`", args.join(" ")))
+        self.call(args, &[stdin], &format!("running `nft {}`", args.join(" ")))
     }
 
-    /// Loads a JSON batch (`nft -j -f -`).
-    pub fn load(&self, json: &[u8]) -> Result<(), ChildError> {
+    /// Loads a JSON batch (`nft -j -f -`) fed as pieces in order.
+    pub fn load(&self, json: &[&[u8]]) -> Result<(), ChildError> {
         self.call(&["-j", "-f", "-"], json, "loading the ruleset")
             .map(drop)
     }
 
     /// Checks a JSON batch without applying it (`nft -c -j -f -`).
     pub fn check(&self, json: &[u8]) -> Result<(), ChildError> {
-        self.call(&["-c", "-j", "-f", "-"], json, "checking the ruleset")
+        self.call(&["-c", "-j", "-f", "-"], &[json], "checking the ruleset")
             .map(drop)
     }
 
@@ -90,7 +89,7 @@ impl Nft {
         let mut all = vec!["-j"];
         all.extend_from_slice(args);
         let what = format!("running `nft -j {}`", args.join(" "));
-        let out = self.call(&all, b"", &what)?;
+        let out = self.call(&all, &[], &what)?;
         serde_json::from_str(&out.stdout).map_err(|e| ChildError::BadOutput {
             program: self.program.display().to_string(),
             what,
@@ -133,7 +132,7 @@ mod tests {
             scale: false,
         };
         let started = std::time::Instant::now();
-        let e = nft.load(&vec![b' '; 300 * 1024]).unwrap_err();
+        let e = nft.load(&[&vec![b' '; 300 * 1024]]).unwrap_err();
         let took = started.elapsed();
         let _ = std::fs::remove_dir_all(&dir);
         assert!(
@@ -156,7 +155,9 @@ mod tests {
             timeout: Duration::ZERO,
             scale: true,
         };
-        let e = nft.load(&vec![b' '; 128 * 1024]).unwrap_err();
+        let e = nft
+            .load(&[&[b' '; 100 * 1024], &[b' '; 28 * 1024]])
+            .unwrap_err();
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(
             e.to_string(),

@@ -5,6 +5,7 @@
 //! fingerprint and the hash of the table as listed right after the load
 //! (`-` when it could not be taken without a race).
 
+use super::incr::Shape;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
@@ -106,13 +107,17 @@ impl RunState {
                 path.display()
             )));
         }
-        write_atomically(path, &[self.line().as_bytes()])
+        write_atomically(path, |w| w.write_all(self.line().as_bytes()))
     }
 }
 
-/// Writes `parts` to `path` through a same-directory temporary file (no
-/// symlink followed), renamed over it.
-fn write_atomically(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+/// Writes what `fill` writes (buffered: a few large writes) to `path`
+/// through a same-directory temporary file (no symlink followed), renamed
+/// over it.
+fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -120,13 +125,14 @@ fn write_atomically(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
     tmp.push(format!(".tmp{}", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp);
     let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
+    let f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .custom_flags(libc::O_NOFOLLOW)
         .mode(0o644)
         .open(&tmp)?;
-    let res = parts.iter().try_for_each(|p| f.write_all(p));
+    let mut f = std::io::BufWriter::with_capacity(64 << 10, f);
+    let res = fill(&mut f).and_then(|()| f.flush());
     drop(f);
     match res.and_then(|()| std::fs::rename(&tmp, path)) {
         Ok(()) => Ok(()),
@@ -152,6 +158,7 @@ pub struct Batch {
 }
 
 const BATCH_TAG: &str = "connroute batch ";
+const FNV0: u64 = 0xcbf2_9ce4_8422_2325;
 
 impl Batch {
     /// Largest batch file kept (it lives in /var/run, RAM on a router).
@@ -165,13 +172,15 @@ impl Batch {
     }
 
     fn checksum<S: AsRef<str>>(commands: &[S]) -> u64 {
-        let mut h = 0xcbf2_9ce4_8422_2325u64;
-        for c in commands {
-            for &b in c.as_ref().as_bytes().iter().chain(b"\n") {
-                h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-            }
-        }
-        h
+        commands
+            .iter()
+            .fold(FNV0, |h, c| Batch::feed(h, c.as_ref()))
+    }
+
+    /// The checksum `h` after one more command.
+    fn feed(h: u64, command: &str) -> u64 {
+        let bytes = command.as_bytes().iter().chain(b"\n");
+        bytes.fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
     }
 
     /// Parses a batch file; `None` unless its header and checksum hold.
@@ -245,12 +254,53 @@ impl Batch {
             "{BATCH_TAG}{fingerprint} {:016x}\n",
             Batch::checksum(commands)
         );
-        let mut parts: Vec<&[u8]> = vec![head.as_bytes()];
-        for c in commands {
-            parts.push(c.as_ref().as_bytes());
-            parts.push(b"\n");
+        write_atomically(&path, |w| {
+            w.write_all(head.as_bytes())?;
+            commands.iter().try_for_each(|c| {
+                w.write_all(c.as_ref().as_bytes())?;
+                w.write_all(b"\n")
+            })
+        })
+    }
+
+    /// The shape of the batch recorded beside `state` for `fingerprint`
+    /// ([`Shape`]), read line by line: the record's texts are never held
+    /// whole, only their sums. `None` unless the record is whole (header,
+    /// checksum) and of a shape the incremental diff knows.
+    pub fn read_shape(state: &Path, fingerprint: &str) -> Option<Shape<'static>> {
+        use std::io::{BufRead, Read};
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(Batch::path(state))
+            .ok()?;
+        let meta = file.metadata().ok()?;
+        let max = Batch::MAX_BYTES as u64;
+        if !meta.is_file() || meta.len() > max {
+            return None;
         }
-        write_atomically(&path, &parts)
+        let mut r = std::io::BufReader::with_capacity(64 << 10, file.take(max + 1));
+        let mut line = String::new();
+        r.read_line(&mut line).ok()?;
+        let mut w = line.strip_suffix('\n')?.strip_prefix(BATCH_TAG)?.split(' ');
+        let ours = w.next()? == fingerprint;
+        let sum = u64::from_str_radix(w.next()?, 16).ok()?;
+        if !ours || w.next().is_some() {
+            return None;
+        }
+        let (mut h, mut shape) = (FNV0, Shape::default());
+        loop {
+            line.clear();
+            if r.read_line(&mut line).ok()? == 0 {
+                break;
+            }
+            let c = line.strip_suffix('\n').unwrap_or(&line);
+            let c = c.strip_suffix('\r').unwrap_or(c);
+            h = Batch::feed(h, c);
+            shape.push(c)?;
+        }
+        (h == sum).then_some(())?;
+        shape.finish()
     }
 
     /// Removes the batch recorded beside `state`, if it is connroute's.

@@ -39,7 +39,7 @@ pub fn run(cli: &Cli, diff: bool) -> Run {
     // `nft -c` on the batch apply would load: the incremental update (checked
     // against the live table, handles and all) when it would use one.
     let (json, update) = match changes.as_ref().and_then(|c| c.table.as_ref()) {
-        Some(TableChange::Update(u)) => (u.to_json(), true),
+        Some(TableChange::Update(u)) => (u.to_json(p.ruleset.objects()), true),
         t => (batch(&p, matches!(t, Some(TableChange::Create))), false),
     };
     let res = match k.check(&json) {

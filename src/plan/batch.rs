@@ -58,12 +58,6 @@ impl Ruleset {
     /// The batch as nft reads it: `{"nftables":[…]}`, compact, byte for
     /// byte what `serde_json::to_vec` writes for the typed batch.
     pub fn to_json(&self) -> Vec<u8> {
-        self.to_json_with(|_| None)
-    }
-
-    /// [`Ruleset::to_json`] with each command text for which `f` returns a
-    /// replacement replaced, written in one pass (no copy of the batch).
-    pub fn to_json_with(&self, f: impl Fn(&str) -> Option<String>) -> Vec<u8> {
         let len: usize = self.objects.iter().map(|o| o.len() + 1).sum();
         let mut out = Vec::with_capacity(len + 16);
         out.extend_from_slice(b"{\"nftables\":[");
@@ -71,12 +65,29 @@ impl Ruleset {
             if i > 0 {
                 out.push(b',');
             }
-            match f(o) {
-                Some(new) => out.extend_from_slice(new.as_bytes()),
-                None => out.extend_from_slice(o.as_bytes()),
-            }
+            out.extend_from_slice(o.as_bytes());
         }
         out.extend_from_slice(b"]}");
+        out
+    }
+
+    /// The batch as nft reads it, as pieces to write in order (the command
+    /// texts themselves, no copy of the batch): `{"nftables":[`, the
+    /// commands with `,` between them, `]}`. With `swap = (old, new)`, a
+    /// command starting with `old` starts with `new` instead.
+    pub fn pieces<'a>(&'a self, swap: Option<(&str, &'a str)>) -> Vec<&'a [u8]> {
+        let mut out = Vec::with_capacity(2 * self.objects.len() + 2);
+        out.push(&b"{\"nftables\":["[..]);
+        for (i, o) in self.objects.iter().enumerate() {
+            if i > 0 {
+                out.push(b",");
+            }
+            match swap.and_then(|(old, new)| Some((new, o.strip_prefix(old)?))) {
+                Some((new, rest)) => out.extend([new.as_bytes(), rest.as_bytes()]),
+                None => out.push(o.as_bytes()),
+            }
+        }
+        out.push(b"]}");
         out
     }
 
@@ -111,6 +122,12 @@ mod tests {
         let typed = serde_json::to_vec(&r.typed().unwrap()).unwrap();
         assert_eq!(r.to_json(), typed);
         assert_eq!(r.objects().len(), 2);
+        assert_eq!(r.pieces(None).concat(), r.to_json());
+        let swapped = r.pieces(Some(("{\"delete\":", "{\"flush\":"))).concat();
+        assert_eq!(
+            String::from_utf8(swapped).unwrap(),
+            r#"{"nftables":[{"add":{"table":{"family":"inet","name":"t"}}},{"flush":{"table":{"family":"inet","name":"t"}}}]}"#
+        );
         assert_eq!(
             &*r.objects()[1],
             r#"{"delete":{"table":{"family":"inet","name":"t"}}}"#
