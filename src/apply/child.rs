@@ -188,15 +188,12 @@ impl fmt::Display for ChildError {
                 after,
                 input,
             } => {
-                write!(
-                    f,
-                    "{program} timed out after {} while {what}",
-                    seconds(*after)
-                )?;
-                if *input > 0 {
-                    write!(f, " ({})", size(*input))?;
+                let (after, input) = (seconds(*after), *input);
+                write!(f, "{program} timed out after {after} while {what}")?;
+                match input {
+                    0 => Ok(()),
+                    n => write!(f, " ({})", size(n)),
                 }
-                Ok(())
             }
             ChildError::Refused {
                 program,
