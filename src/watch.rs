@@ -9,6 +9,7 @@
 pub mod guard;
 pub mod signals;
 
+use crate::apply::child;
 use crate::apply::monitor::{Monitor, Reason};
 use guard::{Guard, Limits};
 use signals::{Signal, Signals};
@@ -108,7 +109,12 @@ pub fn run(target: &mut dyn Target, signals: Signals, timing: Timing) -> Result<
         malformed_logged: None,
     };
     log::info!("watching links, routes, ip rules and nftables");
+    // SIGTERM or SIGINT during an apply kills its helper at once (an nft
+    // killed before the end of its input commits nothing; one that did
+    // commit is reconciled by the next start).
+    child::stop_when_readable(w.signals.stop_fd());
     w.run();
+    child::stop_when_readable(-1);
     log::info!("watch: stopping");
     Ok(())
 }
@@ -239,6 +245,8 @@ impl Watch<'_> {
         };
         let started = Instant::now();
         let result = self.target.apply(&mut stop);
+        // A stop that cut a helper short is still pending: take it.
+        stop();
         if stopping {
             return false;
         }

@@ -1,30 +1,38 @@
 //! Runs a helper program (nft, ubus) under one deadline that covers the
 //! whole exchange: writing its input, reading its output and waiting for it
-//! to exit. All three happen in one `poll` loop, so a child that never reads
-//! its stdin (a batch larger than the 64 KiB pipe buffer) or never exits
-//! cannot stall the caller past the deadline.
+//! to exit. All three happen in one `poll` loop (module `exchange`), so a child
+//! that never reads its stdin (a batch larger than the 64 KiB pipe buffer)
+//! or never exits cannot stall the caller past the deadline; the loop also
+//! sees the child exit while a grandchild still holds its output, and a
+//! stop request ([`stop_when_readable`]).
 //!
 //! The child cannot outlive connroute: it runs in its own process group,
 //! whose members are killed on every path out of [`run`] or
-//! [`Running::finish`], and when a [`Running`] is dropped unfinished
-//! (deadline, I/O error, unwinding: the guard's `Drop`; the child is then
-//! reaped, waiting at most 2 s), and it asks the kernel for `SIGKILL` when its
-//! parent dies (`PR_SET_PDEATHSIG`), so a `kill -9` of connroute does not
-//! leave an `nft` behind to commit a stale table later. The death signal is
-//! tied to the thread that started the child ([`super::spawn`], without
-//! copying connroute): [`start`] starts it from the calling thread, which
-//! must outlive the [`Running`] (connroute is single-threaded).
+//! [`Running::finish`], success included (before the child is reaped, so
+//! the group id is still its own), and when a [`Running`] is dropped
+//! unfinished (deadline, I/O error, unwinding: the guard's `Drop`; the
+//! child is then reaped, waiting at most 2 s), and it asks the kernel for
+//! `SIGKILL` when its parent dies (`PR_SET_PDEATHSIG`), so a `kill -9` of
+//! connroute does not leave an `nft` behind to commit a stale table later.
+//! The death signal is tied to the thread that started the child
+//! ([`super::spawn`], without copying connroute): [`start`] starts it from
+//! the calling thread, which must outlive the [`Running`] (connroute is
+//! single-threaded).
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, IoSlice, Read, Write};
-use std::os::fd::AsRawFd;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use super::spawn::spawn;
+
+#[path = "exchange.rs"]
+mod exchange;
+use exchange::{Cut, Guard, Pipes};
 
 /// One call of a helper program.
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +108,14 @@ pub enum ChildError {
         /// The error.
         error: io::Error,
     },
+    /// connroute was asked to stop ([`stop_when_readable`]); the program
+    /// was killed.
+    Stopped {
+        /// The program.
+        program: String,
+        /// What it was doing.
+        what: String,
+    },
     /// The program printed more than connroute keeps; it was killed.
     TooLong {
         /// The program.
@@ -134,9 +150,10 @@ impl ChildError {
         }
     }
 
-    /// Whether the program could not be found or executed at all.
+    /// Whether the program could not be found or executed at all (not: it
+    /// was started but did not reach exec in time).
     pub fn not_started(&self) -> bool {
-        matches!(self, ChildError::Spawn { .. })
+        matches!(self, ChildError::Spawn { error, .. } if error.kind() != io::ErrorKind::TimedOut)
     }
 }
 
@@ -171,15 +188,12 @@ impl fmt::Display for ChildError {
                 after,
                 input,
             } => {
-                write!(
-                    f,
-                    "{program} timed out after {} while {what}",
-                    seconds(*after)
-                )?;
-                if *input > 0 {
-                    write!(f, " ({})", size(*input))?;
+                let (after, input) = (seconds(*after), *input);
+                write!(f, "{program} timed out after {after} while {what}")?;
+                match input {
+                    0 => Ok(()),
+                    n => write!(f, " ({})", size(n)),
                 }
-                Ok(())
             }
             ChildError::Refused {
                 program,
@@ -200,6 +214,12 @@ impl fmt::Display for ChildError {
                 what,
                 error,
             } => write!(f, "{program}: I/O error while {what}: {error}"),
+            ChildError::Stopped { program, what } => {
+                write!(
+                    f,
+                    "{program} was killed while {what}: connroute is stopping"
+                )
+            }
             ChildError::TooLong {
                 program,
                 what,
@@ -230,58 +250,6 @@ impl From<ChildError> for String {
     }
 }
 
-/// Owns the running child: kills its process group and reaps it unless it
-/// was reaped already, whatever way [`run`] is left.
-struct Guard {
-    pid: libc::pid_t,
-    reaped: bool,
-}
-
-impl Guard {
-    /// The exit status if the child has exited (reaping it), else `None`.
-    fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
-        let mut status = 0;
-        loop {
-            // SAFETY: waits for our own child without blocking.
-            match unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) } {
-                0 => return Ok(None),
-                -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-                -1 => return Err(io::Error::last_os_error()),
-                _ => {
-                    self.reaped = true;
-                    return Ok(Some(ExitStatus::from_raw(status)));
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if self.reaped {
-            return;
-        }
-        // Unreaped, the child's pid still names its process group.
-        // SAFETY: kill has no memory effects; group and pid are our child's.
-        unsafe {
-            libc::kill(-self.pid, libc::SIGKILL);
-            libc::kill(self.pid, libc::SIGKILL);
-        }
-        // SIGKILL lands at once unless the child is stuck in the kernel
-        // (D state); do not wait for that forever: it is reaped by init
-        // once connroute exits.
-        let mut pause = Duration::from_millis(1);
-        let give_up = Instant::now() + KILL_GRACE;
-        while matches!(self.try_wait(), Ok(None)) && Instant::now() < give_up {
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(50));
-        }
-    }
-}
-
-/// How long a killed child is waited for before it is left to init.
-const KILL_GRACE: Duration = Duration::from_secs(2);
-
 fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
     let fd = fd.as_raw_fd();
     // SAFETY: fcntl on a descriptor the caller owns.
@@ -297,168 +265,6 @@ fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
 pub const MAX_STDOUT: usize = 16 << 20;
 /// Most standard error kept from one child.
 pub const MAX_STDERR: usize = 64 << 10;
-
-/// Pipes still open towards and from the child, with what was read.
-struct Pipes<'a> {
-    stdin: Option<File>,
-    /// Input not yet written: the pieces left, the first from `at` on.
-    input: &'a [&'a [u8]],
-    at: usize,
-    stdout: Option<File>,
-    stderr: Option<File>,
-    out: Output,
-    /// The stream that went over its cap, if any.
-    overflow: Option<(&'static str, usize)>,
-}
-
-/// Reads what is there, at most `limit` bytes in all; `false` at end of
-/// file, `Err(None)` past the limit.
-fn drain(r: &mut impl Read, into: &mut Vec<u8>, limit: usize) -> Result<bool, Option<io::Error>> {
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => return Ok(false),
-            Ok(n) if into.len() + n > limit => return Err(None),
-            Ok(n) => into.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Some(e)),
-        }
-    }
-}
-
-/// Drains `r` into `into`; closes it at end of file; records `cap` in
-/// `over` when the stream went past it.
-fn read_into<R: Read>(
-    r: &mut Option<R>,
-    into: &mut Vec<u8>,
-    cap: (usize, &'static str),
-    over: &mut Option<(&'static str, usize)>,
-) -> io::Result<()> {
-    match r.as_mut().map(|r| drain(r, into, cap.0)) {
-        Some(Ok(false)) => *r = None,
-        Some(Err(Some(e))) => return Err(e),
-        Some(Err(None)) => *over = Some((cap.1, cap.0)),
-        _ => {}
-    }
-    Ok(())
-}
-
-impl Pipes<'_> {
-    fn open(&self) -> bool {
-        self.stdin.is_some() || self.stdout.is_some() || self.stderr.is_some()
-    }
-
-    /// One `poll` round, waiting at most `left`; `Ok(false)` when it timed out.
-    fn step(&mut self, left: Duration) -> io::Result<bool> {
-        let fd = |f: Option<i32>, events| libc::pollfd {
-            fd: f.unwrap_or(-1), // negative: ignored by poll
-            events,
-            revents: 0,
-        };
-        let mut fds = [
-            fd(self.stdin.as_ref().map(AsRawFd::as_raw_fd), libc::POLLOUT),
-            fd(self.stdout.as_ref().map(AsRawFd::as_raw_fd), libc::POLLIN),
-            fd(self.stderr.as_ref().map(AsRawFd::as_raw_fd), libc::POLLIN),
-        ];
-        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: `fds` is a valid array of 3 pollfd for the whole call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(true)
-            } else {
-                Err(e)
-            };
-        }
-        if n == 0 {
-            return Ok(false);
-        }
-        if fds[0].revents != 0 {
-            self.write_some()?;
-        }
-        let over = &mut self.overflow;
-        if fds[1].revents != 0 {
-            let out = &mut self.out.stdout;
-            read_into(&mut self.stdout, out, (MAX_STDOUT, "output"), over)?;
-        }
-        if fds[2].revents != 0 {
-            let out = &mut self.out.stderr;
-            read_into(&mut self.stderr, out, (MAX_STDERR, "error output"), over)?;
-        }
-        Ok(true)
-    }
-
-    /// Writes as much input as the pipe takes, up to [`IOV`] pieces per
-    /// system call; closes stdin when all is written or the child closed
-    /// its end (its exit status tells why).
-    fn write_some(&mut self) -> io::Result<()> {
-        let Some(mut w) = self.stdin.take() else {
-            return Ok(());
-        };
-        loop {
-            while self.input.first().is_some_and(|p| self.at == p.len()) {
-                self.input = &self.input[1..];
-                self.at = 0;
-            }
-            let Some(first) = self.input.first() else {
-                break;
-            };
-            let rest = self.input[1..].iter().take(IOV - 1);
-            let slices: Vec<IoSlice> = std::iter::once(IoSlice::new(&first[self.at..]))
-                .chain(rest.map(|p| IoSlice::new(p)))
-                .collect();
-            match w.write_vectored(&slices) {
-                Ok(n) => self.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.stdin = Some(w);
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    /// Moves past `n` written bytes.
-    fn advance(&mut self, mut n: usize) {
-        while n > 0 {
-            let left = self.input[0].len() - self.at;
-            if n < left {
-                self.at += n;
-                return;
-            }
-            n -= left;
-            self.input = &self.input[1..];
-            self.at = 0;
-        }
-    }
-}
-
-/// Most input pieces handed to one `writev`.
-const IOV: usize = 256;
-
-/// Waits for the exit of a child whose pipes are closed, until `deadline`.
-/// A child that closed them by exiting is a zombie within microseconds:
-/// the first pauses are short, so connroute does not sleep a whole
-/// millisecond (or two) after nearly every nft run.
-fn wait(g: &mut Guard, deadline: Instant) -> io::Result<Option<ExitStatus>> {
-    let mut pause = Duration::from_micros(25);
-    loop {
-        if let Some(status) = g.try_wait()? {
-            return Ok(Some(status));
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(None);
-        }
-        std::thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
-}
 
 /// A helper program started ahead of its input: [`start`] it as soon as
 /// it is known to be needed, [`Running::finish`] it once its input is
@@ -478,8 +284,13 @@ pub struct Running {
     stderr: File,
 }
 
+/// Longest wait for a child started by [`start`] to reach exec (it takes
+/// microseconds; the exchange's own deadline is not known yet).
+const EXEC_LIMIT: Duration = Duration::from_secs(10);
+
 /// Starts `program` with `args` (stdin a pipe when `piped_stdin`, else
-/// `/dev/null`) for `what` (error messages); see [`Running`].
+/// `/dev/null`) for `what` (error messages); see [`Running`]. A child that
+/// does not reach exec within 10 s is killed.
 pub fn start(
     program: &Path,
     args: &[&str],
@@ -487,8 +298,20 @@ pub fn start(
     what: &str,
 ) -> Result<Running, ChildError> {
     let started = Instant::now();
+    start_by(program, args, piped_stdin, what, started + EXEC_LIMIT)
+}
+
+/// [`start`], killing a child that has not reached exec by `exec_by`.
+fn start_by(
+    program: &Path,
+    args: &[&str],
+    piped_stdin: bool,
+    what: &str,
+    exec_by: Instant,
+) -> Result<Running, ChildError> {
+    let started = Instant::now();
     let name = program.display().to_string();
-    let child = spawn(program, args, piped_stdin).map_err(|error| ChildError::Spawn {
+    let child = spawn(program, args, piped_stdin, exec_by).map_err(|error| ChildError::Spawn {
         program: name.clone(),
         error,
     })?;
@@ -499,10 +322,7 @@ pub fn start(
         stdin: child.stdin,
         stdout: child.stdout,
         stderr: child.stderr,
-        guard: Guard {
-            pid: child.pid,
-            reaped: false,
-        },
+        guard: Guard::new(child.pid),
     };
     let nonblocking = [
         running.stdin.as_ref().map(set_nonblocking),
@@ -547,28 +367,20 @@ impl Running {
         let end = started
             .checked_add(deadline)
             .unwrap_or(started + Duration::from_secs(1 << 30));
-        let mut pipes = Pipes {
-            stdin,
-            input,
-            at: 0,
-            stdout: Some(stdout),
-            stderr: Some(stderr),
-            out: Output::default(),
-            overflow: None,
-        };
-        let timed_out = || ChildError::TimedOut {
-            program: program.clone(),
-            what: what.clone(),
-            after: deadline,
-            input: len,
-        };
-        while pipes.open() {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() || !pipes.step(left).map_err(io_err)? {
-                return Err(timed_out());
+        let mut pipes = Pipes::new(stdin, input, stdout, stderr);
+        let status = match pipes.run(&mut guard, end) {
+            Ok(status) => status,
+            Err(Cut::Io(error)) => return Err(io_err(error)),
+            Err(Cut::TimedOut) => {
+                return Err(ChildError::TimedOut {
+                    program,
+                    what,
+                    after: deadline,
+                    input: len,
+                });
             }
-            if let Some((stream, limit)) = pipes.overflow {
-                // The guard kills and reaps the child.
+            Err(Cut::Stopped) => return Err(ChildError::Stopped { program, what }),
+            Err(Cut::TooLong(stream, limit)) => {
                 return Err(ChildError::TooLong {
                     program,
                     what,
@@ -576,19 +388,26 @@ impl Running {
                     limit,
                 });
             }
-        }
-        let Some(status) = wait(&mut guard, end).map_err(io_err)? else {
-            return Err(timed_out());
         };
         outcome(status, pipes.out, program, &what)
     }
+}
+
+/// Makes every helper this thread runs end early while `fd` is readable
+/// (-1: never): its process group is killed and the call fails with
+/// [`ChildError::Stopped`]. `connroute watch` passes a signalfd of SIGTERM
+/// and SIGINT, readable while one is pending (nothing here reads it).
+pub fn stop_when_readable(fd: RawFd) {
+    exchange::set_stop(fd);
 }
 
 /// Runs `req` to completion or to its deadline: [`start`], then
 /// [`Running::finish`] with its input as one piece.
 pub fn run(req: &Request) -> Result<Output, ChildError> {
     let piped = !req.input.is_empty();
-    start(req.program, req.args, piped, req.what)?.finish(&[req.input], req.deadline)
+    let now = Instant::now();
+    let exec_by = now.checked_add(req.deadline).unwrap_or(now + EXEC_LIMIT);
+    start_by(req.program, req.args, piped, req.what, exec_by)?.finish(&[req.input], req.deadline)
 }
 
 /// The result of a call from the child's exit status and output.

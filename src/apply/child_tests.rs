@@ -1,8 +1,45 @@
 //! Unit tests of the bounded child runner, with `sh`/`bash` stand-ins.
 
 use super::*;
+use std::cell::Cell;
+use std::io::Write;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+
+thread_local! {
+    static NO_PIDFD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether children started from this thread are watched without a pidfd
+/// (as on kernels before 5.3).
+pub(crate) fn without_pidfd() -> bool {
+    NO_PIDFD.with(Cell::get)
+}
+
+/// Runs `f` with a pidfd, then without; `f` gets which, for messages.
+fn both_ways(f: impl Fn(&str)) {
+    for (no, how) in [(false, "with a pidfd"), (true, "without a pidfd")] {
+        NO_PIDFD.with(|c| c.set(no));
+        f(how);
+    }
+    NO_PIDFD.with(|c| c.set(false));
+}
+
+/// Live (non-zombie) processes in process group `pgid`.
+fn group(pgid: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // After the command name in parentheses: state, ppid, pgrp.
+            let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            f.len() > 2 && f[0] != "Z" && f[2] == pgid
+        })
+        .collect()
+}
 
 /// A command-line marker unique to this test process and call.
 fn marker() -> String {
@@ -246,4 +283,73 @@ fn input_for_a_child_without_a_stdin_pipe_is_refused() {
         .finish(&[b"x"], Duration::from_secs(10))
         .unwrap_err();
     assert!(matches!(e, ChildError::Io { .. }), "{e}");
+}
+
+#[test]
+fn a_grandchild_holding_the_output_does_not_turn_success_into_a_timeout() {
+    both_ways(|how| {
+        let m = marker();
+        // The sleeper keeps stdout and stderr open after bash exited 0.
+        let script = format!("(exec -a {m} sleep 600) & echo $$; exit 0");
+        let out = bash(&script, b"", Duration::from_secs(20));
+        let out = out.unwrap_or_else(|e| panic!("{how}: {e}"));
+        let pgid = String::from_utf8(out.stdout).unwrap();
+        assert!(gone(&m), "{how}: {m} still running");
+        assert_eq!(group(pgid.trim()), Vec::<String>::new(), "{how}");
+    });
+}
+
+#[test]
+fn a_successful_child_leaves_no_process_of_its_group_behind() {
+    both_ways(|how| {
+        let m = marker();
+        // Detached from the pipes, but in the child's process group.
+        let script = format!("(exec -a {m} sleep 600 </dev/null >/dev/null 2>&1 &); echo $$");
+        let out = bash(&script, b"", Duration::from_secs(20));
+        let pgid = String::from_utf8(out.unwrap().stdout).unwrap();
+        assert!(gone(&m), "{how}: {m} still running");
+        assert_eq!(group(pgid.trim()), Vec::<String>::new(), "{how}");
+    });
+}
+
+#[test]
+fn a_child_that_exits_late_after_closing_its_output_is_waited_for() {
+    both_ways(|how| {
+        let out = bash(
+            "exec >&- 2>&-; sleep 0.3; exit 5",
+            b"",
+            Duration::from_secs(20),
+        );
+        let e = out.unwrap_err();
+        assert!(
+            matches!(e, ChildError::Refused { code: 5, .. }),
+            "{how}: {e}"
+        );
+    });
+}
+
+#[test]
+fn a_stop_request_kills_the_running_child_at_once() {
+    let m = marker();
+    let (r, mut w) = std::io::pipe().unwrap();
+    stop_when_readable(r.as_raw_fd());
+    let script = format!("exec -a {m} sleep 600");
+    let running = start(Path::new("bash"), &["-c", &script], true, "testing").unwrap();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        w.write_all(b"x").unwrap();
+        w
+    });
+    let e = running
+        .finish(&[b"x"], Duration::from_secs(60))
+        .unwrap_err();
+    stop_when_readable(-1);
+    drop(stopper.join());
+    assert!(matches!(e, ChildError::Stopped { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "bash was killed while testing: connroute is stopping"
+    );
+    assert_eq!(e.exit_code(), 1);
+    assert!(gone(&m), "{m} still running");
 }

@@ -8,23 +8,28 @@
 //! process group and `SIGKILL` when connroute dies (`PR_SET_PDEATHSIG`).
 //!
 //! The child runs on a stack of its own in connroute's memory until it
-//! execs; it calls only async-signal-safe system calls on data prepared
-//! beforehand and allocates nothing. All signals stay blocked from before
-//! the clone until the child has reset every handler to the default, so no
-//! handler of connroute's ever runs in it; then, as `Command` does, it
-//! execs with an empty signal mask and `SIGPIPE` at its default. An exec
-//! failure comes back through a close-on-exec pipe (as musl's
-//! `posix_spawn` does), which also works where `CLONE_VFORK` is emulated
-//! by a plain fork (qemu-user).
+//! execs. It makes raw system calls only (`libc::syscall`, never a libc
+//! wrapper that may take a lock: musl's `sigaction` locks for `SIGABRT`)
+//! on data the parent prepared, and allocates nothing: under qemu-user,
+//! `CLONE_VFORK` is a plain fork, and a fork taken while another thread
+//! holds a libc lock would leave the child waiting for it forever. All
+//! signals stay blocked from before the clone until the child has reset to
+//! the default every signal the parent found handled (plus `SIGPIPE`, as
+//! `Command` does), so no handler of connroute's ever runs in it; it execs
+//! with an empty signal mask. An exec failure comes back through a
+//! close-on-exec pipe (as musl's `posix_spawn` does); the parent waits for
+//! that report until the caller's deadline (it only ever waits where
+//! `CLONE_VFORK` is emulated by a fork), then kills and reaps the child.
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::raw::{c_char, c_int, c_void};
+use std::os::raw::{c_char, c_int, c_long, c_void};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::ptr;
+use std::time::{Duration, Instant};
 
 /// A started child: its pid and the parent's ends of its pipes.
 pub struct Spawned {
@@ -43,6 +48,22 @@ const DEFAULT_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Bytes of stack the child runs on until it execs.
 const STACK: usize = 64 * 1024;
+
+/// The kernel's signal set size (`_NSIG / 8`), the last argument of
+/// `rt_sigaction` and `rt_sigprocmask`: 128 signals on MIPS, 64 elsewhere.
+#[cfg(any(target_arch = "mips", target_arch = "mips64"))]
+const SIGSET_SIZE: c_long = 16;
+#[cfg(not(any(target_arch = "mips", target_arch = "mips64")))]
+const SIGSET_SIZE: c_long = 8;
+
+/// Highest signal number the kernel has (`_NSIG`).
+const NSIG: usize = SIGSET_SIZE as usize * 8;
+
+/// All zero: an empty kernel signal set, and a kernel `struct sigaction`
+/// meaning `SIG_DFL`, no flags, empty mask whatever the field order (MIPS
+/// puts `sa_flags` first). 64 bytes, more than either is on any target
+/// (x86_64 and mips64: 32).
+static ZEROES: [u64; 8] = [0; 8];
 
 /// `program` as exec will find it: as given when it has a slash, else the
 /// first executable regular file of that name in `PATH` (looked up once
@@ -86,6 +107,30 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// The signals the child must set to the default before it unblocks
+/// signals: every one with a handler, those libc will not tell about (its
+/// own, 32-34), and `SIGPIPE` (ignored by Rust's runtime; an ignored
+/// signal stays ignored across exec). Bit `n - 1` is signal `n`. Asked in
+/// the parent, through libc, before the clone.
+fn handled_signals() -> [u64; 2] {
+    let mut set = [0u64; 2];
+    for sig in 1..=NSIG.min(libc::SIGRTMAX() as usize) {
+        let s = sig as c_int;
+        if s == libc::SIGKILL || s == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: sigaction only fills `old`, plain data.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        let known = unsafe { libc::sigaction(s, ptr::null(), &mut old) } == 0;
+        let default = old.sa_sigaction == libc::SIG_DFL;
+        let ignored = old.sa_sigaction == libc::SIG_IGN && s != libc::SIGPIPE;
+        if !known || !(default || ignored) {
+            set[(sig - 1) / 64] |= 1 << ((sig - 1) % 64);
+        }
+    }
+    set
+}
+
 /// What the child needs, prepared by the parent (no allocation after clone).
 struct Ctx {
     path: *const c_char,
@@ -96,6 +141,12 @@ struct Ctx {
     /// Write end of the error pipe (close-on-exec).
     report: c_int,
     parent: libc::pid_t,
+    /// Signals to reset to the default ([`handled_signals`]).
+    reset: [u64; 2],
+    /// Test only: block before exec (reading stdin) so the deadline ends
+    /// the wait.
+    #[cfg(test)]
+    stall: bool,
 }
 
 /// The child: prepares and execs; on failure reports errno and exits 127.
@@ -106,11 +157,25 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
     // SAFETY: see `exec`.
     let err = unsafe { exec(c) };
     let bytes = err.to_ne_bytes();
-    // SAFETY: writes 4 bytes from a local buffer, then exits.
+    // SAFETY: writes 4 bytes from a local buffer, then exits (`_exit` is
+    // the exit_group system call on musl and glibc).
     unsafe {
-        libc::write(c.report, bytes.as_ptr() as *const c_void, 4);
+        sys(
+            libc::SYS_write,
+            [c.report as c_long, bytes.as_ptr() as c_long, 4],
+        );
         libc::_exit(127)
     }
+}
+
+/// A raw system call (no lock, no cancellation point); sets errno on error.
+///
+/// # Safety
+/// The arguments must be valid for system call `nr`.
+unsafe fn sys<const N: usize>(nr: c_long, a: [c_long; N]) -> c_long {
+    let a = |i: usize| a.get(i).copied().unwrap_or(0);
+    // SAFETY: the caller's.
+    unsafe { libc::syscall(nr, a(0), a(1), a(2), a(3), a(4)) }
 }
 
 fn errno() -> c_int {
@@ -121,83 +186,103 @@ fn errno() -> c_int {
 
 /// Runs in the child with every signal blocked: default handlers, own
 /// process group, death signal, descriptors 0-2, empty mask, exec. Returns
-/// errno when a step fails.
+/// errno when a step fails. Raw system calls only (see the module docs).
 ///
 /// # Safety
 /// Only from [`child`], on the context the parent prepared.
 unsafe fn exec(c: &Ctx) -> c_int {
-    // SAFETY (whole body): plain system calls on the prepared context.
+    let zero = ZEROES.as_ptr() as c_long;
+    // SAFETY (whole body): system calls on the prepared context and on
+    // `ZEROES`, which the kernel only reads.
     unsafe {
-        for sig in 1..=libc::SIGRTMAX() {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if sig == libc::SIGKILL
-                || sig == libc::SIGSTOP
-                || libc::sigaction(sig, ptr::null(), &mut old) != 0
-            {
-                continue;
-            }
-            let handled = old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN;
-            if handled || sig == libc::SIGPIPE {
-                let mut dfl: libc::sigaction = std::mem::zeroed();
-                dfl.sa_sigaction = libc::SIG_DFL;
-                libc::sigaction(sig, &dfl, ptr::null_mut());
+        for sig in 1..=NSIG {
+            if c.reset[(sig - 1) / 64] >> ((sig - 1) % 64) & 1 != 0 {
+                sys(
+                    libc::SYS_rt_sigaction,
+                    [sig as c_long, zero, 0, SIGSET_SIZE],
+                );
             }
         }
-        if libc::setpgid(0, 0) != 0
-            || libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-        {
+        let death = [libc::PR_SET_PDEATHSIG as c_long, libc::SIGKILL as c_long];
+        if sys(libc::SYS_setpgid, [0, 0]) != 0 || sys(libc::SYS_prctl, death) != 0 {
             return errno();
         }
         // The parent may have died before the death signal was armed.
-        if libc::getppid() != c.parent {
+        if sys(libc::SYS_getppid, []) != c.parent as c_long {
             return libc::ESRCH;
         }
+        #[cfg(test)]
+        if c.stall {
+            let mut b = 0u8;
+            sys(
+                libc::SYS_read,
+                [c.fds[0] as c_long, &raw mut b as c_long, 1],
+            );
+        }
         for (to, &fd) in c.fds.iter().enumerate() {
-            let to = to as c_int;
+            let (fd, to) = (fd as c_long, to as c_long);
             let ok = if fd == to {
-                libc::fcntl(fd, libc::F_SETFD, 0) == 0
+                sys(libc::SYS_fcntl, [fd, libc::F_SETFD as c_long, 0]) == 0
             } else {
-                libc::dup2(fd, to) == to
+                sys(libc::SYS_dup3, [fd, to, 0]) == to
             };
             if !ok {
                 return errno();
             }
         }
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &none, ptr::null_mut());
-        libc::execve(c.path, c.argv, c.envp);
+        let unblock = [libc::SIG_SETMASK as c_long, zero, 0, SIGSET_SIZE];
+        sys(libc::SYS_rt_sigprocmask, unblock);
+        let (path, argv, envp) = (c.path as c_long, c.argv as c_long, c.envp as c_long);
+        sys(libc::SYS_execve, [path, argv, envp]);
         errno()
     }
 }
 
-/// Starts `program` with `args`; stdin is a pipe when `piped_stdin`, else
-/// `/dev/null`; stdout and stderr are pipes. Errors: the program cannot be
-/// found or executed (the exec's errno), or pipes/clone failed.
-pub fn spawn(program: &Path, args: &[&str], piped_stdin: bool) -> io::Result<Spawned> {
+/// Program path, argv and environment as C strings, with the
+/// null-terminated pointer arrays exec takes (pointing into them).
+struct Exec {
+    path: CString,
+    _strings: Vec<CString>,
+    argv: Vec<*const c_char>,
+    envp: Vec<*const c_char>,
+}
+
+fn prepare(program: &Path, args: &[&str]) -> io::Result<Exec> {
     let path = cstring(resolve(program)?.as_os_str())?;
     let mut strings = vec![cstring(program.as_os_str())?];
     for a in args {
         strings.push(cstring(OsStr::new(a))?);
     }
-    let env: Vec<CString> = std::env::vars_os()
-        .filter_map(|(k, v)| {
-            let mut b = k.into_encoded_bytes();
-            b.push(b'=');
-            b.extend_from_slice(v.as_bytes());
-            CString::new(b).ok()
-        })
-        .collect();
+    let argc = strings.len();
+    strings.extend(std::env::vars_os().filter_map(|(k, v)| {
+        let mut b = k.into_encoded_bytes();
+        b.push(b'=');
+        b.extend_from_slice(v.as_bytes());
+        CString::new(b).ok()
+    }));
     let ptrs = |v: &[CString]| -> Vec<*const c_char> {
         v.iter().map(|s| s.as_ptr()).chain([ptr::null()]).collect()
     };
-    let (argv, envp) = (ptrs(&strings), ptrs(&env));
+    let (argv, envp) = (ptrs(&strings[..argc]), ptrs(&strings[argc..]));
+    Ok(Exec {
+        path,
+        _strings: strings,
+        argv,
+        envp,
+    })
+}
+
+/// Starts `program` with `args`; stdin is a pipe when `piped_stdin`, else
+/// `/dev/null`; stdout and stderr are pipes. Errors: the program cannot be
+/// found or executed (the exec's errno), pipes/clone failed, or the child
+/// did not reach exec by `deadline` (`TimedOut`; it was killed and reaped).
+pub fn spawn(
+    program: &Path,
+    args: &[&str],
+    piped_stdin: bool,
+    deadline: Instant,
+) -> io::Result<Spawned> {
+    let exec = prepare(program, args)?;
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (in_r, in_w) = if piped_stdin {
@@ -208,36 +293,20 @@ pub fn spawn(program: &Path, args: &[&str], piped_stdin: bool) -> io::Result<Spa
     };
     let (report_r, report_w) = pipe()?;
     let ctx = Ctx {
-        path: path.as_ptr(),
-        argv: argv.as_ptr(),
-        envp: envp.as_ptr(),
+        path: exec.path.as_ptr(),
+        argv: exec.argv.as_ptr(),
+        envp: exec.envp.as_ptr(),
         fds: [in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
         report: report_w.as_raw_fd(),
         // SAFETY: getpid has no preconditions.
         parent: unsafe { libc::getpid() },
+        reset: handled_signals(),
+        #[cfg(test)]
+        stall: tests::stalling(),
     };
     let pid = clone_child(&ctx)?;
     drop((in_r, out_w, err_w, report_w));
-    // Exec closed the error pipe (close-on-exec) unless it failed.
-    let mut buf = [0u8; 4];
-    let mut report = File::from(report_r);
-    let n = loop {
-        match report.read(&mut buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            r => break r.unwrap_or(0),
-        }
-    };
-    if n > 0 {
-        let mut status = 0;
-        // SAFETY: reaps our own child, which has exited (or is exiting).
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        let code = if n == 4 {
-            i32::from_ne_bytes(buf)
-        } else {
-            libc::EIO
-        };
-        return Err(io::Error::from_raw_os_error(code));
-    }
+    await_exec(report_r, pid, deadline)?;
     Ok(Spawned {
         pid,
         stdin: in_w.map(File::from),
@@ -246,11 +315,90 @@ pub fn spawn(program: &Path, args: &[&str], piped_stdin: bool) -> io::Result<Spa
     })
 }
 
+/// Waits for the child's exec report: end of file when it exec'd (the
+/// pipe is close-on-exec), or its errno when it failed. Kills and reaps
+/// the child on failure and when `deadline` passes first.
+fn await_exec(report: OwnedFd, pid: libc::pid_t, deadline: Instant) -> io::Result<()> {
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    let err = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let why = "did not reach exec before the deadline (killed)";
+            break io::Error::new(io::ErrorKind::TimedOut, why);
+        }
+        let mut fd = libc::pollfd {
+            fd: report.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as c_int;
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut fd, 1, ms) } <= 0 {
+            continue; // timeout, EINTR: the deadline is checked above
+        }
+        // SAFETY: reads into the rest of a local buffer.
+        let n = unsafe { libc::read(fd.fd, buf[got..].as_mut_ptr().cast(), 4 - got) };
+        match n {
+            0 if got == 0 => return Ok(()),
+            0 => break io::Error::from_raw_os_error(libc::EIO),
+            n if n > 0 => got += n as usize,
+            _ if errno() == libc::EINTR => {}
+            _ => break io::Error::last_os_error(),
+        }
+        if got == 4 {
+            break io::Error::from_raw_os_error(i32::from_ne_bytes(buf));
+        }
+    };
+    kill_and_reap(pid, KILL_GRACE);
+    Err(err)
+}
+
+/// How long a killed child is waited for before it is left to init.
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// Kills the process group led by our child `pid` and the child itself,
+/// then reaps it, waiting at most `grace` (SIGKILL lands at once unless
+/// the child is stuck in the kernel; then init reaps it once connroute
+/// exits). The group id is safe to use until the child is reaped: the
+/// kernel does not reuse a pid that still names a process or a group.
+/// Returns the wait status, `None` when it was not reaped.
+pub fn kill_and_reap(pid: libc::pid_t, grace: Duration) -> Option<c_int> {
+    // SAFETY: kill has no memory effects; group and pid are our child's.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+        libc::kill(pid, libc::SIGKILL);
+    }
+    let mut pause = Duration::from_micros(50);
+    let give_up = Instant::now() + grace;
+    loop {
+        let mut status = 0;
+        // SAFETY: waits for our own child without blocking.
+        match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+            0 if Instant::now() < give_up => {}
+            -1 if errno() == libc::EINTR => continue,
+            p if p == pid => return Some(status),
+            _ => return None,
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
 /// Clones the child with every signal blocked in this thread meanwhile.
 fn clone_child(ctx: &Ctx) -> io::Result<libc::pid_t> {
     let mut stack = vec![0u8; STACK];
     // The stack grows down on every Linux target connroute builds for.
     let top = (stack.as_mut_ptr() as usize + STACK) & !15;
+    #[cfg(not(test))]
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+    // A stalling test child is forked, as qemu-user does: with
+    // CLONE_VFORK this thread would wait for it inside clone.
+    #[cfg(test)]
+    let flags = match ctx.stall {
+        true => libc::SIGCHLD,
+        false => libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+    };
     // SAFETY: sigset_t is plain data; the masks are valid for the calls.
     let (mut all, mut old): (libc::sigset_t, libc::sigset_t) =
         unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
@@ -263,7 +411,7 @@ fn clone_child(ctx: &Ctx) -> io::Result<libc::pid_t> {
         let pid = libc::clone(
             child,
             top as *mut c_void,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            flags,
             ctx as *const Ctx as *mut c_void,
         );
         let err = io::Error::last_os_error();
@@ -278,45 +426,5 @@ fn clone_child(ctx: &Ctx) -> io::Result<libc::pid_t> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bare_names_are_looked_up_in_path_once() {
-        let sh = resolve(Path::new("sh")).unwrap();
-        assert!(sh.is_absolute() && sh.ends_with("sh"), "{}", sh.display());
-        let given = Path::new("./relative/nft");
-        assert_eq!(resolve(given).unwrap(), given);
-        let e = resolve(Path::new("connroute-no-such-program")).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::NotFound);
-        let e = spawn(Path::new("connroute-no-such-program"), &[], false).err();
-        assert_eq!(e.map(|e| e.kind()), Some(io::ErrorKind::NotFound));
-    }
-
-    #[test]
-    fn the_child_starts_with_no_blocked_signals_and_default_sigpipe() {
-        // This thread blocks SIGUSR1 (the test harness ignores SIGPIPE):
-        // neither may reach the program.
-        // SAFETY: sigset_t is plain data; only this thread's mask changes.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGUSR1);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, ptr::null_mut());
-        }
-        let mut c = spawn(Path::new("cat"), &["/proc/self/status"], false).unwrap();
-        let mut text = String::new();
-        c.stdout.read_to_string(&mut text).unwrap();
-        let mut status = 0;
-        // SAFETY: reaps our own child.
-        assert_eq!(unsafe { libc::waitpid(c.pid, &mut status, 0) }, c.pid);
-        assert_eq!(status, 0);
-        let field = |name: &str| {
-            let hex = text.lines().find_map(|l| l.strip_prefix(name)).unwrap();
-            u64::from_str_radix(hex.trim(), 16).unwrap()
-        };
-        assert_eq!(field("SigBlk:"), 0, "{text}");
-        assert_eq!(field("SigIgn:") & (1 << (libc::SIGPIPE - 1)), 0, "{text}");
-        assert!(text.contains(&format!("PPid:\t{}\n", std::process::id())));
-    }
-}
+#[path = "spawn_tests.rs"]
+mod tests;

@@ -17,34 +17,60 @@ pub enum Signal {
 /// The blocked signals, readable from a descriptor.
 pub struct Signals {
     fd: OwnedFd,
+    /// Readable while SIGTERM or SIGINT is pending; never read (reading
+    /// `fd` takes the signal).
+    stop: OwnedFd,
+}
+
+/// The set of `signals`.
+fn sigset(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data, filled by the libc calls.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// A non-blocking signalfd for `signals` (which must be blocked).
+fn signalfd(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
+    // SAFETY: signalfd returns a new descriptor, ours on success.
+    unsafe {
+        let fd = libc::signalfd(-1, &sigset(signals), libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
 }
 
 impl Signals {
     /// Blocks SIGHUP, SIGTERM and SIGINT in the calling thread (threads
-    /// started later inherit the mask; child processes get a clean one from
-    /// std's spawn) and opens a non-blocking signalfd for them. Call it
-    /// before any thread is started.
+    /// started later inherit the mask; helper programs start with an empty
+    /// one) and opens non-blocking signalfds: one for all three, one for
+    /// SIGTERM and SIGINT alone ([`Self::stop_fd`]). Call it before any
+    /// thread is started.
     pub fn install() -> io::Result<Signals> {
-        // SAFETY: plain libc calls on a sigset we own; signalfd returns a
-        // new descriptor that we take ownership of on success.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for s in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT] {
-                libc::sigaddset(&mut set, s);
-            }
-            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            if rc != 0 {
-                return Err(io::Error::from_raw_os_error(rc));
-            }
-            let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(Signals {
-                fd: OwnedFd::from_raw_fd(fd),
-            })
+        let all = [libc::SIGHUP, libc::SIGTERM, libc::SIGINT];
+        // SAFETY: changes this thread's mask only.
+        let rc =
+            unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &sigset(&all), std::ptr::null_mut()) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
         }
+        Ok(Signals {
+            fd: signalfd(&all)?,
+            stop: signalfd(&[libc::SIGTERM, libc::SIGINT])?,
+        })
+    }
+
+    /// Readable while a stop (SIGTERM, SIGINT) is pending, until [`Self::read`]
+    /// takes it: for a helper program's poll loop to end early.
+    pub fn stop_fd(&self) -> RawFd {
+        self.stop.as_raw_fd()
     }
 
     /// The descriptor to poll.

@@ -2,9 +2,10 @@
 # Child processes and the files connroute writes, on host H of a one-link
 # topology with connroute's state installed. Every external call is bounded
 # and leaves no process behind; a kill -9 of connroute takes its nft with
-# it; a timeout exits 1 (never 2) naming what timed out; the lock and names
-# file never follow a planted symlink, never hang on a FIFO, and a foreign
-# names file is neither rewritten nor removed.
+# it; SIGTERM to watch kills its hanging nft at once; a timeout exits 1
+# (never 2) naming what timed out; the lock and names file never follow a
+# planted symlink, never hang on a FIFO, and a foreign names file is neither
+# rewritten nor removed.
 #   Stand-ins are named after a marker unique to this run, and their long
 #   waits carry it in argv[0], so `pgrep -f` finds any survivor.
 . "$(dirname "$0")/lib.sh"
@@ -115,6 +116,25 @@ if [ -z "$child" ]; then fail "stand-in nft never got the batch"; else
 	unchanged "kill -9 of connroute"
 fi
 wait 2>/dev/null || true
+
+# SIGTERM to watch while its nft hangs: watch ends at once (not at the 30 s
+# timeout), exit 0, its nft killed (before the end of its input: nothing
+# committed), the lock released. (ip netns exec execs connroute: $! is its
+# pid.)
+ip netns exec "$(ns h)" "$CONNROUTE" --lock "$WORK/lock-h" --ids "$WORK/ids-h" --state "$WORK/state-h" \
+	--no-rt-tables --syslog "$WORK/no-syslog" -c "$WORK/moved.conf" --nft "$WORK/$MARK-slow" watch 2> "$WORK/watch.log" &
+watcher=$!
+for _ in $(seq 1 100); do pgrep -f "$MARK-slow-wait" >/dev/null && break; sleep 0.1; done
+if ! pgrep -f "$MARK-slow-wait" >/dev/null; then fail "watch never started its nft: $(cat "$WORK/watch.log")"; else
+	kill -TERM "$watcher"
+	for _ in $(seq 1 30); do kill -0 "$watcher" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$watcher" 2>/dev/null; then fail "watch still running 3 s after SIGTERM"; kill -9 "$watcher"; fi
+	rc=0; wait "$watcher" || rc=$?
+	expect_eq "watch exits 0 on SIGTERM while nft hangs" 0 "$rc"
+	no_survivor "SIGTERM to watch"
+	unchanged "SIGTERM to watch"
+	if in_ns h flock -n "$WORK/lock-h" true; then ok "lock released after SIGTERM to watch"; else fail "lock still held"; fi
+fi
 
 # The lock path: a dangling symlink is not followed, a FIFO is no hang.
 ln -s "$WORK/lock-target" "$WORK/lock-link"
