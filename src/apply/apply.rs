@@ -7,6 +7,7 @@
 //! whether the transaction committed before anything is undone.
 
 use super::banks::RuleStep;
+use super::child::ChildError;
 use super::diff::{self, Changes, TableChange};
 use super::error::ApplyError;
 use super::flush;
@@ -375,6 +376,8 @@ fn load_table(
                     report.changes.push(line);
                     return Ok(r);
                 }
+                // Asked to stop (watch got SIGTERM): no second nft.
+                Err(e @ KernelError::Nft(ChildError::Stopped { .. })) => return Err(e),
                 Err(e) => log::warn!("incremental update failed ({e}); replacing the whole table"),
             }
         }

@@ -352,7 +352,7 @@ impl Running {
             stdin,
             stdout,
             stderr,
-            mut guard,
+            guard,
         } = self;
         let len: usize = input.iter().map(|p| p.len()).sum();
         let io_err = |error| ChildError::Io {
@@ -368,6 +368,10 @@ impl Running {
             .checked_add(deadline)
             .unwrap_or(started + Duration::from_secs(1 << 30));
         let mut pipes = Pipes::new(stdin, input, stdout, stderr);
+        // Bound after the pipes, so dropped before them on every way out:
+        // the child is killed before its stdin closes (a cut input must not
+        // reach it as a complete one).
+        let mut guard = guard;
         let status = match pipes.run(&mut guard, end) {
             Ok(status) => status,
             Err(Cut::Io(error)) => return Err(io_err(error)),

@@ -28,6 +28,8 @@ pub enum Op {
     DeleteRule,
     /// nft refuses the batch; nothing commits.
     Load,
+    /// nft is killed unfed (watch asked to stop); nothing commits.
+    LoadStopped,
     /// nft commits the batch, then reports a failure.
     LoadCommits,
     /// nft refuses the batch, and another commit moves the generation.
@@ -300,6 +302,12 @@ impl Kernel for Fake {
         self.calls.push(if prepared { "load*" } else { "load" });
         self.nft_runs += 1;
         self.batches.push(batch.to_vec());
+        if self.injected(Op::LoadStopped) {
+            return Err(KernelError::Nft(ChildError::Stopped {
+                program: "nft".into(),
+                what: "loading the ruleset".into(),
+            }));
+        }
         if self.injected(Op::Load) {
             return Err(nft_refused("injected: nft refused the batch"));
         }

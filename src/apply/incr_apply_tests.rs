@@ -302,6 +302,20 @@ fn a_refused_update_falls_back_to_a_full_replace() {
     a_then_b_again(&mut k, &run, &b, &plan_of(&["n"], ""));
 }
 
+#[test]
+fn a_stopped_update_is_not_followed_by_a_full_replace() {
+    let run = Run::new("stopped");
+    let (a, b) = (plan_of(&["a"], ""), plan_of(&["a", "n"], ""));
+    let mut k = Fake::default();
+    apply(&mut k, &a, &run.sys, false).unwrap();
+    let before = k.table.as_ref().unwrap().listing();
+    k.fail.push(Op::LoadStopped);
+    let e = apply(&mut k, &b, &run.sys, false).unwrap_err();
+    assert!(e.to_string().contains("stop"), "{e}");
+    assert_eq!(k.batches.len(), 2, "load of a, the stopped update only");
+    assert_eq!(k.table.as_ref().unwrap().listing(), before);
+}
+
 fn a_then_b_again(k: &mut Fake, run: &Run, b: &Plan, c: &Plan) {
     let d = decide(k, c, &run.sys, false).unwrap();
     assert!(
