@@ -158,7 +158,7 @@ pub const OPTIONS: &[OptSpec] = &[
     opt("globals", "mark_mask", Value, P::MarkMask, "0xff000000",
         "the mark bits connroute owns (one contiguous run)", "0xff000000"),
     opt("globals", "rule_priority", Value, P::RulePriority, "5000",
-        "first ip rule priority: connroute's rules take P to P+4C+3 (C = gateways rounded up to a power of two, at least 8: P+35); keep other ip rules out", "5000"),
+        "first ip rule priority: connroute's rules take P to P+4C+3 (C = gateways rounded up to a power of two, at least 8: P+35; it grows with the gateways and shrinks only at `flush`); keep other ip rules out", "5000"),
     opt("globals", "table_base", Value, P::TableBase, "5000",
         "first routing table id handed out", "5000"),
     opt("globals", "log_level", Value, P::LogLevel, "info",
