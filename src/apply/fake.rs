@@ -184,6 +184,10 @@ impl Kernel for Fake {
         Ok(self.foreign_rules.clone())
     }
 
+    fn dumped_rules(&mut self) -> KResult<Vec<IpRule>> {
+        Ok(self.rules.clone())
+    }
+
     fn strays(&mut self) -> KResult<Vec<String>> {
         Ok(self.strays.clone())
     }

@@ -111,6 +111,9 @@ pub trait Kernel {
     /// The family and priority of every ip rule others own (not 197), as
     /// the last [`Kernel::rules`] dump saw them (one dump if none yet).
     fn foreign_rules(&mut self) -> KResult<Vec<(Family, u32)>>;
+    /// connroute's ip rules as the last [`Kernel::rules`] dump saw them
+    /// (one dump if none yet).
+    fn dumped_rules(&mut self) -> KResult<Vec<IpRule>>;
     /// Adds a route; fails if the table already has that default route.
     fn add_route(&mut self, r: &Route) -> KResult<()>;
     /// Replaces connroute's own default route of `r.table` with `r`.
@@ -333,6 +336,13 @@ impl Kernel for System {
             self.rules()?;
         }
         Ok(self.foreign.clone().unwrap_or_default())
+    }
+
+    fn dumped_rules(&mut self) -> KResult<Vec<IpRule>> {
+        if self.foreign.is_none() {
+            return self.rules();
+        }
+        Ok(self.rules.iter().map(|k| k.rule.clone()).collect())
     }
 
     fn add_route(&mut self, r: &Route) -> KResult<()> {

@@ -8,7 +8,9 @@ use super::error::ApplyError;
 use super::kernel::{KResult, Kernel};
 use super::runstate;
 use crate::config::Family;
-use crate::plan::{self, GatewayState, IpRule, Layout, MAIN_TABLE, Plan, Route, RuleAction};
+use crate::plan::{
+    self, GatewayState, IpRule, Layout, MAIN_TABLE, MAX_BANK, Plan, Route, RuleAction,
+};
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -276,10 +278,12 @@ fn present_rules(g: &GatewayState, placed: &[IpRule], rules: &[IpRule]) -> bool 
 }
 
 /// One line per other owner's ip rule inside the priorities the plan's
-/// block spans in its family (P … END): the entry's goto jumps every
+/// block spans in its family (P … END, END as far as the live block
+/// reaches: its banks do not shrink): the entry's goto jumps every
 /// unmarked packet over it. Such a rule is never touched, only reported.
 pub fn foreign_in_range(k: &mut dyn Kernel, plan: &Plan) -> KResult<Vec<String>> {
     let foreign = k.foreign_rules()?;
+    let live = k.dumped_rules()?;
     let mut out = Vec::new();
     for f in Family::ALL {
         let block: Vec<IpRule> = plan
@@ -291,15 +295,20 @@ pub fn foreign_in_range(k: &mut dyn Kernel, plan: &Plan) -> KResult<Vec<String>>
         let Some(l) = Layout::of(&block) else {
             continue;
         };
+        let most = l.base + 4 * MAX_BANK + 3;
+        let end = live
+            .iter()
+            .filter(|r| r.family == f && (l.base..=most).contains(&r.priority))
+            .map(|r| r.priority)
+            .fold(l.end(), u32::max);
         for &(_, p) in foreign
             .iter()
-            .filter(|(g, p)| *g == f && (l.base..=l.end()).contains(p))
+            .filter(|(g, p)| *g == f && (l.base..=end).contains(p))
         {
             out.push(format!(
-                "another owner's {f} ip rule at priority {p} is inside connroute's range {}-{}: \
+                "another owner's {f} ip rule at priority {p} is inside connroute's range {}-{end}: \
                  unmarked packets jump over it; move it or set globals.rule_priority outside it",
                 l.base,
-                l.end()
             ));
         }
     }

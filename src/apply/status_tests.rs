@@ -93,4 +93,13 @@ fn foreign_rules_inside_the_block_are_reported() {
         lines[0]
     );
     assert!(lines[0].contains("rule_priority"), "{}", lines[0]);
+    // A live block kept larger (64 gateways' banks: END 5259) reaches over
+    // Tailscale's first rule.
+    k.rules.push(IpRule {
+        priority: 5259,
+        ..p.ip_rules.last().unwrap().clone()
+    });
+    let lines = super::foreign_in_range(&mut k, &p).unwrap();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[1].contains("priority 5210") && lines[1].contains("5000-5259"));
 }
