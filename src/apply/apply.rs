@@ -68,11 +68,12 @@ fn read_live(
 /// The earliest load hint, before the plan: an absent table of an enabled
 /// config will be loaded, so nft starts while the facts (netifd's) are
 /// gathered and the plan made. [`apply`] drops it if not needed after all.
-pub fn prepare_if_absent(k: &mut dyn Kernel, enabled: bool) -> KResult<()> {
-    if enabled && !k.table_exists()? {
+/// Only a hint: a ruleset that cannot be read here is not an error yet
+/// (the facts' own errors come first; apply reports it in its turn).
+pub fn prepare_if_absent(k: &mut dyn Kernel, enabled: bool) {
+    if enabled && matches!(k.table_exists(), Ok(false)) {
         k.prepare_load();
     }
-    Ok(())
 }
 
 /// Makes the system match `plan`. On failure before the new nft table is

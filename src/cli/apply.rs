@@ -104,7 +104,7 @@ fn locked_from(
         _ => parse_config(cli, bytes, &previous)?,
     };
     let mut k = open_kernel(cli)?;
-    prepare_if_absent(&mut k, config.globals.enabled).map_err(|e| runtime(e.to_string()))?;
+    prepare_if_absent(&mut k, config.globals.enabled);
     let mut f = live_facts(cli, &config, &mut k, true)?;
     let mut p = plan(&config, &f);
     table_names_free(cli, &p)?;
