@@ -453,6 +453,12 @@ fn load(
         Some(t) => Some(t.generation),
         None => k.generation().ok(),
     };
+    if before.is_some() && after == before {
+        // Every batch connroute loads makes at least one change.
+        let why = "nft exited 0, but the nf_tables generation did not move: nothing was committed";
+        let err = std::io::Error::other(why);
+        return Err(KernelError::netlink("loading table inet connroute", err));
+    }
     Ok(record(plan, live, before, after, mark))
 }
 

@@ -30,6 +30,8 @@ pub enum Op {
     Load,
     /// nft is killed unfed (watch asked to stop); nothing commits.
     LoadStopped,
+    /// nft exits 0 without committing anything.
+    LoadNothing,
     /// nft commits the batch, then reports a failure.
     LoadCommits,
     /// nft refuses the batch, and another commit moves the generation.
@@ -306,6 +308,9 @@ impl Kernel for Fake {
         self.calls.push(if prepared { "load*" } else { "load" });
         self.nft_runs += 1;
         self.batches.push(batch.to_vec());
+        if self.injected(Op::LoadNothing) {
+            return Ok(());
+        }
         if self.injected(Op::LoadStopped) {
             return Err(KernelError::Nft(ChildError::Stopped {
                 program: "nft".into(),

@@ -130,6 +130,18 @@ fn open(path: &Path) -> Result<File, LockError> {
 impl Lock {
     /// Takes the lock, waiting at most `timeout` for another run to finish.
     pub fn acquire(path: &Path, timeout: Duration) -> Result<Lock, LockError> {
+        let held = Lock::acquire_unless(path, timeout, &mut || false)?;
+        Ok(held.expect("never asked to stop"))
+    }
+
+    /// [`Lock::acquire`], giving up (`None`) as soon as `stop()` says so
+    /// while it waits: `connroute watch` asked to stop does not wait out
+    /// another run's lock (asked at every retry, at most 200 ms apart).
+    pub fn acquire_unless(
+        path: &Path,
+        timeout: Duration,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<Lock>, LockError> {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
@@ -144,7 +156,7 @@ impl Lock {
             // SAFETY: flock on a file descriptor we own.
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
             if rc == 0 {
-                return Ok(Lock { _file: file });
+                return Ok(Some(Lock { _file: file }));
             }
             let err = io::Error::last_os_error();
             match err.raw_os_error() {
@@ -155,6 +167,9 @@ impl Lock {
             let now = Instant::now();
             if now >= deadline {
                 return Err(LockError::TimedOut(path.into(), timeout));
+            }
+            if stop() {
+                return Ok(None);
             }
             thread::sleep(pause.min(deadline - now));
             pause = (pause * 2).min(Duration::from_millis(200));
@@ -201,6 +216,22 @@ mod tests {
             format!("lock file {} is a FIFO, not a regular file", fifo.display())
         );
         assert_eq!(e.exit_code(), 1);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_stop_request_ends_the_wait_at_the_next_retry() {
+        let d = dir("stop");
+        let path = d.join("lock");
+        let _held = Lock::acquire(&path, Duration::ZERO).unwrap();
+        let mut asked = 0;
+        let mut stop = || {
+            asked += 1;
+            asked == 3
+        };
+        let got = Lock::acquire_unless(&path, Duration::from_secs(600), &mut stop).unwrap();
+        assert!(got.is_none());
+        assert_eq!(asked, 3, "asked at every retry, given up at once");
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -336,6 +336,15 @@ fn nft_load_fails_routes_and_rules_rolled_back() {
 }
 
 #[test]
+fn nft_that_exits_0_without_committing_is_a_failure_rolled_back() {
+    // The incremental update, then the full replace: neither commits.
+    let (k, e) = rolled_back("nothing", &[Op::LoadNothing, Op::LoadNothing]);
+    assert_eq!(k.batches.len(), 3, "seed, update, replace");
+    assert_eq!(e.exit_code(), 1);
+    assert!(e.to_string().contains("nothing was committed"), "{e}");
+}
+
+#[test]
 fn nft_commits_then_fails_new_state_kept_consistent() {
     let run = Run::new("commits");
     let mut k = applied(&run);

@@ -83,7 +83,10 @@ fn locked_from(
     stop: &mut dyn FnMut() -> bool,
     early: Option<Early>,
 ) -> Result<Applied, Error> {
-    let _lock = Lock::acquire(&cli.lock, Duration::from_secs(cli.lock_timeout)).map_err(runtime)?;
+    let wait = Duration::from_secs(cli.lock_timeout);
+    let Some(_lock) = Lock::acquire_unless(&cli.lock, wait, stop).map_err(runtime)? else {
+        return Ok(Applied::Skipped);
+    };
     if stop() {
         return Ok(Applied::Skipped);
     }

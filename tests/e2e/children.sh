@@ -136,6 +136,23 @@ if ! pgrep -f "$MARK-slow-wait" >/dev/null; then fail "watch never started its n
 	if in_ns h flock -n "$WORK/lock-h" true; then ok "lock released after SIGTERM to watch"; else fail "lock still held"; fi
 fi
 
+# SIGTERM to watch while another run holds the lock: watch gives up the
+# wait at once (not when the lock frees or after --lock-timeout), exit 0.
+flock "$WORK/lock-h" sleep 20 &
+holder=$!
+sleep 0.2
+ip netns exec "$(ns h)" "$CONNROUTE" --lock "$WORK/lock-h" --ids "$WORK/ids-h" --state "$WORK/state-h" \
+	--no-rt-tables --syslog "$WORK/no-syslog" -c "$WORK/moved.conf" watch 2> "$WORK/watch2.log" &
+watcher=$!
+sleep 1
+kill -TERM "$watcher"
+for _ in $(seq 1 30); do kill -0 "$watcher" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$watcher" 2>/dev/null; then fail "watch still waiting for the lock 3 s after SIGTERM"; kill -9 "$watcher"; fi
+rc=0; wait "$watcher" || rc=$?
+expect_eq "watch exits 0 on SIGTERM while it waits for the lock" 0 "$rc"
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null || true
+unchanged "SIGTERM to watch waiting for the lock"
+
 # The lock path: a dangling symlink is not followed, a FIFO is no hang.
 ln -s "$WORK/lock-target" "$WORK/lock-link"
 expect_exit "lock is a dangling symlink" 1 "symbolic link" \
