@@ -4,7 +4,8 @@
 # bench/results.md. Timings are medians of repeated runs in namespaces of
 # this machine, each compared with its baseline in the same run (ratios:
 # machines are noisy). Nothing here asserts on time; not run in CI.
-# BENCH_RUNS (default 15), BENCH_SECONDS (iperf3, default 3), BENCH_OUT.
+# BENCH_RUNS (default 15), BENCH_SECONDS (iperf3, default 3), BENCH_IPERF_ROUNDS
+# (default 7), BENCH_OUT.
 . "$(dirname "$0")/../tests/e2e/lib.sh"
 setup_cleanup
 TOP=$(cd "$HERE/../.." && pwd)
@@ -275,7 +276,7 @@ declare -A tput
 cases="none p1 u250 p250"
 for c in $cases; do tput[$c]=""; done
 tput_conf 1 5201 > "$WORK/p1.conf"; tput_conf 250 5202 > "$WORK/u250.conf"; tput_conf 250 5201 > "$WORK/p250.conf"
-for round in 1 2 3; do
+for round in $(seq 1 "${BENCH_IPERF_ROUNDS:-7}"); do
 	for c in $cases; do
 		if [ "$c" = none ]; then cr tr -c /dev/null flush >/dev/null 2>&1 || true
 		else cr tr -c "$WORK/$c.conf" apply >/dev/null 2>&1; fi
@@ -302,6 +303,11 @@ if [ -x "$STATIC" ]; then
 	r10k=$(self_rss "$STATIC" -c "$WORK/r10000.conf" --syslog /x render)
 	static_rss="render $r KiB, apply $a KiB; 10,000-rule render $r10k KiB"
 fi
+# Apply at 10,000 rules (cold, unchanged, a rule added, removed): bench/memory.sh.
+apply10k() { bash "$TOP/bench/memory.sh" "$1" 100 10000 | awk '/apply,/ { sub(/^rules +apply, /, ""); printf "%s%s %s KiB", sep, $1, $4; sep = ", " }'; }
+mem_glibc=$(apply10k "$CONNROUTE")
+mem_static="(no static build)"
+[ -x "$STATIC" ] && mem_static=$(apply10k "$STATIC")
 sizes="(run \`make cross\` first for the router targets)"
 [ -f "$TOP/dist/sizes.md" ] && sizes=$(cat "$TOP/dist/sizes.md")
 
@@ -368,7 +374,7 @@ sizes="(run \`make cross\` first for the router targets)"
 	echo "|---:|---:|---:|---:|---:|---:|---:|"
 	printf '%s' "$scaling"
 	echo
-	echo "Bulk TCP through a router namespace (iperf3, 3 × ${BENCH_SECONDS:-3} s, medians); baseline and floor: no ruleset."
+	echo "Bulk TCP through a router namespace (iperf3, ${BENCH_IPERF_ROUNDS:-7} rounds × ${BENCH_SECONDS:-3} s, the rulesets interleaved within a round, medians); baseline and floor: no ruleset. Single runs on this VM vary by ±15%."
 	echo
 	echo "| router ruleset | Gbit/s | ratio to none | target | runs |"
 	echo "|---|---:|---:|---:|---|"
@@ -400,6 +406,11 @@ sizes="(run \`make cross\` first for the router targets)"
 	echo "- host glibc build: render $rss_render KiB, apply $rss_apply KiB"
 	echo
 	echo "With its \`nft\` child (\`/usr/bin/time -f %M\`, the largest process of the run): $rss_tree KiB."
+	echo
+	echo "Apply with the 10,000-rule config (\`bench/memory.sh\`: cold, unchanged, one rule added, removed), connroute's own peak RSS:"
+	echo
+	echo "- static musl build: $mem_static"
+	echo "- host glibc build: $mem_glibc"
 	echo
 	echo "Host binary: $(wc -c < "$CONNROUTE") bytes. Router targets (\`make cross\`):"
 	echo
