@@ -3,19 +3,17 @@
 //! with no table or base chain deleted; a refused update falls back to a
 //! full replace; anything unverifiable replaces the whole table.
 
-use super::System;
 use super::apply::{apply, decide};
 use super::diff::TableChange;
 use super::error::ApplyError;
 use super::fake::{Fake, Op};
 use super::kernel::Kernel;
-use super::nft::Nft;
 use super::runstate::Batch;
 use super::status::status;
+use super::tests::Run;
 use crate::config::Config;
 use crate::facts::Facts;
 use crate::plan::{self, Plan};
-use std::path::PathBuf;
 
 const HEAD: &str = "config globals 'globals'
 	option mark_mask '0xff000000'
@@ -52,38 +50,9 @@ fn plan_of(rules: &[&str], extra: &str) -> Plan {
     )
 }
 
-struct Run {
-    sys: System,
-    dir: PathBuf,
-}
-
-impl Run {
-    fn new(name: &str) -> Run {
-        let dir = std::env::temp_dir().join(format!("cr-incr-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let sys = System {
-            nft: Nft::default(),
-            rt_tables: None,
-            state: Some(dir.join("state")),
-        };
-        Run { sys, dir }
-    }
-
-    fn state(&self) -> &std::path::Path {
-        self.sys.state.as_deref().unwrap()
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// The table listing (no handles) a fresh load of `p` gives.
 fn fresh(p: &Plan) -> String {
-    let run = Run::new("fresh");
+    let run = Run::new("incr-fresh");
     let mut k = Fake::default();
     apply(&mut k, p, &run.sys, false).unwrap();
     k.table.unwrap().listing()
@@ -108,7 +77,7 @@ fn unstamped(listing: &str) -> String {
 /// was add-only: then it deletes nothing and keeps `a`'s comments), and
 /// that nothing is left to do.
 fn a_then_b(name: &str, a: &Plan, b: &Plan) -> Fake {
-    let run = Run::new(name);
+    let run = Run::new(&format!("incr-{name}"));
     let mut k = Fake::default();
     apply(&mut k, a, &run.sys, false).unwrap();
     let d = decide(&mut k, b, &run.sys, false).unwrap();
@@ -262,7 +231,7 @@ fn interval_sets_are_edited_without_replace() {
 
 #[test]
 fn a_dormant_table_is_drift_and_replaced_whole() {
-    let run = Run::new("dormant");
+    let run = Run::new("incr-dormant");
     let (a, b) = (plan_of(&["a"], ""), plan_of(&["a", "n"], ""));
     let mut k = Fake::default();
     apply(&mut k, &a, &run.sys, false).unwrap();
@@ -284,7 +253,7 @@ fn a_dormant_table_is_drift_and_replaced_whole() {
 
 #[test]
 fn a_refused_update_falls_back_to_a_full_replace() {
-    let run = Run::new("refused");
+    let run = Run::new("incr-refused");
     let (a, b) = (plan_of(&["a"], ""), plan_of(&["a", "n"], ""));
     let mut k = Fake::default();
     apply(&mut k, &a, &run.sys, false).unwrap();
@@ -304,7 +273,7 @@ fn a_refused_update_falls_back_to_a_full_replace() {
 
 #[test]
 fn a_stopped_update_is_not_followed_by_a_full_replace() {
-    let run = Run::new("stopped");
+    let run = Run::new("incr-stopped");
     let (a, b) = (plan_of(&["a"], ""), plan_of(&["a", "n"], ""));
     let mut k = Fake::default();
     apply(&mut k, &a, &run.sys, false).unwrap();
@@ -334,7 +303,7 @@ fn a_then_b_again(k: &mut Fake, run: &Run, b: &Plan, c: &Plan) {
 
 #[test]
 fn an_update_that_commits_then_fails_is_kept_and_recorded() {
-    let run = Run::new("commits");
+    let run = Run::new("incr-commits");
     let (a, b) = (plan_of(&["a", "c"], ""), plan_of(&["b", "a"], ""));
     let mut k = Fake::default();
     apply(&mut k, &a, &run.sys, false).unwrap();
@@ -387,7 +356,7 @@ fn an_update_that_commits_then_fails_is_kept_and_recorded() {
 
 #[test]
 fn an_add_only_update_that_failed_is_not_taken_for_committed() {
-    let run = Run::new("notcommitted");
+    let run = Run::new("incr-notcommitted");
     let (a, b) = (plan_of(&["a"], ""), plan_of(&["a", "n"], ""));
     let mut k = Fake::default();
     apply(&mut k, &a, &run.sys, false).unwrap();
@@ -411,7 +380,7 @@ fn an_add_only_update_that_failed_is_not_taken_for_committed() {
 
 #[test]
 fn a_stale_handle_is_refused_whole_then_replaced() {
-    let run = Run::new("stale");
+    let run = Run::new("incr-stale");
     let (a, b) = (plan_of(&["a", "b"], ""), plan_of(&["a", "n", "b"], ""));
     let mut k = Fake::default();
     apply(&mut k, &a, &run.sys, false).unwrap();
@@ -448,7 +417,7 @@ fn unverifiable_tables_are_replaced_whole() {
         );
     };
     // No batch recorded, a foreign or damaged record, drift, --force.
-    let run = Run::new("unverifiable");
+    let run = Run::new("incr-unverifiable");
     let mut k = Fake::default();
     apply(&mut k, &a, &run.sys, false).unwrap();
     let record = Batch::path(run.state());
@@ -491,7 +460,7 @@ impl Damage for Vec<u8> {
 
 #[test]
 fn a_table_changed_after_it_was_read_is_replaced_whole() {
-    let run = Run::new("raced");
+    let run = Run::new("incr-raced");
     let (a, b) = (plan_of(&["a"], ""), plan_of(&["a", "n"], ""));
     let mut k = Fake::default();
     apply(&mut k, &a, &run.sys, false).unwrap();

@@ -3,58 +3,12 @@
 //! rule is read or changed; never when nothing changes; and the waiting
 //! nft is dropped on every way out that does not feed it.
 
-use super::System;
 use super::apply::{apply, decide, prepare_if_absent};
 use super::fake::{Fake, FakeRoute, Op};
 use super::kernel::Kernel;
-use super::nft::Nft;
-use crate::config::{Config, Family};
-use crate::facts::Facts;
-use crate::plan::{self, Plan, Route};
-use std::path::PathBuf;
-
-const SEED: &str = "config globals 'globals'
-	option mark_mask '0xff000000'
-	option rule_priority '5000'
-	option table_base '5000'
-config gateway 'router2'
-	option gateway '192.168.1.2'
-config rule 'http_via_router2'
-	option gateway 'router2'
-	list proto 'tcp'
-	list dest_port '80'
-";
-
-fn plan_of(extra: &str) -> Plan {
-    let c = Config::parse(format!("{SEED}{extra}").as_bytes(), "t.conf").unwrap();
-    plan::plan(&c, &Facts::default())
-}
-
-/// A state file in a directory of its own, removed at the end.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("cr-prepare-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-
-    fn sys(&self) -> System {
-        System {
-            nft: Nft::default(),
-            rt_tables: None,
-            state: Some(self.0.join("state")),
-        }
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use super::tests::{Run, plan_of};
+use crate::config::Family;
+use crate::plan::Route;
 
 fn pos(k: &Fake, call: &str) -> usize {
     let p = k.calls.iter().position(|c| *c == call);
@@ -63,9 +17,9 @@ fn pos(k: &Fake, call: &str) -> usize {
 
 #[test]
 fn a_cold_apply_starts_nft_before_any_route_or_rule_work_and_feeds_it() {
-    let d = Dir::new("cold");
+    let d = Run::new("prepare-cold");
     let mut k = Fake::default();
-    apply(&mut k, &plan_of(""), &d.sys(), false).unwrap();
+    apply(&mut k, &plan_of(""), &d.sys, false).unwrap();
     assert_eq!(k.calls[0], "prepare", "{:?}", k.calls);
     assert!(pos(&k, "routes") > 0 && pos(&k, "route+") > 0 && pos(&k, "rule+") > 0);
     // The prepared nft gets the batch, after every route and rule change:
@@ -82,16 +36,16 @@ fn a_cold_apply_starts_nft_before_any_route_or_rule_work_and_feeds_it() {
 
 #[test]
 fn an_unchanged_apply_starts_no_nft() {
-    let d = Dir::new("same");
+    let d = Run::new("prepare-same");
     let mut k = Fake::default();
-    apply(&mut k, &plan_of(""), &d.sys(), false).unwrap();
+    apply(&mut k, &plan_of(""), &d.sys, false).unwrap();
     k.calls.clear();
-    apply(&mut k, &plan_of(""), &d.sys(), false).unwrap();
+    apply(&mut k, &plan_of(""), &d.sys, false).unwrap();
     assert!(!k.calls.contains(&"prepare"), "{:?}", k.calls);
     // A changed route with the table current: no nft either.
     k.calls.clear();
     k.routes[0].route.via = Some("192.168.1.9".parse().unwrap());
-    apply(&mut k, &plan_of(""), &d.sys(), false).unwrap();
+    apply(&mut k, &plan_of(""), &d.sys, false).unwrap();
     assert_eq!(k.calls.iter().filter(|c| **c == "route~").count(), 1);
     assert!(
         !k.calls
@@ -102,9 +56,9 @@ fn an_unchanged_apply_starts_no_nft() {
 
 #[test]
 fn check_diff_decides_without_starting_nft() {
-    let d = Dir::new("check");
+    let d = Run::new("prepare-check");
     let mut k = Fake::default();
-    let dec = decide(&mut k, &plan_of(""), &d.sys(), false).unwrap();
+    let dec = decide(&mut k, &plan_of(""), &d.sys, false).unwrap();
     assert!(!dec.changes.is_empty());
     assert!(
         !k.prepared && !k.calls.contains(&"prepare"),
@@ -136,10 +90,10 @@ fn an_error_after_the_hint_drops_the_waiting_nft() {
         }),
     ];
     for (name, setup) in cases {
-        let d = Dir::new(name);
+        let d = Run::new(&format!("prepare-{name}"));
         let mut k = Fake::default();
         setup(&mut k);
-        apply(&mut k, &plan_of(""), &d.sys(), false).unwrap_err();
+        apply(&mut k, &plan_of(""), &d.sys, false).unwrap_err();
         assert_eq!(k.calls.first(), Some(&"prepare"), "{name}: {:?}", k.calls);
         assert_eq!(k.calls.last(), Some(&"discard"), "{name}: {:?}", k.calls);
         assert!(
@@ -151,10 +105,10 @@ fn an_error_after_the_hint_drops_the_waiting_nft() {
 
 #[test]
 fn a_refused_load_and_its_fallback_leave_no_nft_waiting() {
-    let d = Dir::new("refused");
+    let d = Run::new("prepare-refused");
     let mut k = Fake::default();
     k.fail.push(Op::Load);
-    apply(&mut k, &plan_of(""), &d.sys(), false).unwrap_err();
+    apply(&mut k, &plan_of(""), &d.sys, false).unwrap_err();
     assert!(k.calls.contains(&"load*"), "{:?}", k.calls);
     assert!(
         !k.prepared && !k.calls.contains(&"discard"),
@@ -166,14 +120,14 @@ fn a_refused_load_and_its_fallback_leave_no_nft_waiting() {
 
 #[test]
 fn before_the_plan_only_an_absent_table_of_an_enabled_config_starts_nft() {
-    let d = Dir::new("early");
+    let d = Run::new("prepare-early");
     let mut k = Fake::default();
     prepare_if_absent(&mut k, false);
     assert!(!k.prepared, "disabled: no table to load");
     prepare_if_absent(&mut k, true);
     assert!(k.prepared);
     // apply uses that nft; it does not start a second one.
-    apply(&mut k, &plan_of(""), &d.sys(), false).unwrap();
+    apply(&mut k, &plan_of(""), &d.sys, false).unwrap();
     assert_eq!(k.calls.iter().filter(|c| **c == "prepare").count(), 1);
     assert!(k.calls.contains(&"load*") && !k.prepared, "{:?}", k.calls);
     // The table is there now: nothing started before the plan.
@@ -183,6 +137,6 @@ fn before_the_plan_only_an_absent_table_of_an_enabled_config_starts_nft() {
     // Started before the plan, but apply finds nothing to load (the table
     // was made meanwhile): the waiting nft is dropped.
     k.prepare_load();
-    apply(&mut k, &plan_of(""), &d.sys(), false).unwrap();
+    apply(&mut k, &plan_of(""), &d.sys, false).unwrap();
     assert_eq!(k.calls, ["prepare", "routes", "rules", "discard"]);
 }

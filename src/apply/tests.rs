@@ -32,7 +32,8 @@ fn config(extra: &str) -> Config {
     Config::parse(format!("{SEED}{extra}").as_bytes(), "test.conf").unwrap()
 }
 
-fn plan_of(extra: &str) -> Plan {
+/// The seed config with `extra` appended, planned without live facts.
+pub(super) fn plan_of(extra: &str) -> Plan {
     plan::plan(&config(extra), &Facts::default())
 }
 
@@ -43,13 +44,15 @@ fn changed() -> Plan {
     p
 }
 
-struct Run {
-    sys: System,
+/// A run state in a directory of its own (`name`: unique among all the
+/// engine's tests), removed at the end.
+pub(super) struct Run {
+    pub(super) sys: System,
     dir: PathBuf,
 }
 
 impl Run {
-    fn new(name: &str) -> Run {
+    pub(super) fn new(name: &str) -> Run {
         let dir = std::env::temp_dir().join(format!("cr-engine-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -61,6 +64,11 @@ impl Run {
             },
             dir,
         }
+    }
+
+    /// The run state's path.
+    pub(super) fn state(&self) -> &std::path::Path {
+        self.sys.state.as_deref().unwrap()
     }
 }
 
