@@ -77,17 +77,23 @@ fn live_capacity(want: &[IpRule], live: &[IpRule]) -> Option<u32> {
     if !live.iter().any(ours) {
         return None;
     }
-    let end = |r: &IpRule| match r.action {
-        RuleAction::Goto(t) if r.priority != w.selector() && (r.mask == 0 || ours(r)) => Some(t),
+    let ends = live.iter().filter_map(|r| end_of(r, w, mask));
+    let sizes = ends.filter_map(|e| Layout::ending_at(w.base, e));
+    let most = sizes.map(|l| l.capacity).max()?;
+    (most > w.capacity).then_some(most)
+}
+
+/// The END a rule of the block laid out as `w` (entry mask `mask`) refers
+/// to: the target of the entry or of a bank's exit, or END itself (its
+/// `nop`).
+fn end_of(r: &IpRule, w: Layout, mask: u32) -> Option<u32> {
+    let exit = r.mask == 0 && r.priority != w.selector();
+    let entry = r.priority == w.base && r.mask == mask && r.mark == 0 && !r.invert;
+    match r.action {
+        RuleAction::Goto(t) if exit || entry => Some(t),
         RuleAction::Nop if r.mask == 0 => Some(r.priority),
         _ => None,
-    };
-    let capacity = |e: u32| {
-        let c = e.checked_sub(w.base + 3)? / 4;
-        (c.is_power_of_two() && e == w.base + 3 + 4 * c).then_some(c)
-    };
-    let most = live.iter().filter_map(end).filter_map(capacity).max()?;
-    (most > w.capacity).then_some(most)
+    }
 }
 
 /// A block's entry rule (`P fwmark 0/MASK goto END`), as `Layout::of`
@@ -111,21 +117,14 @@ fn growth(want: &[IpRule], live: &[IpRule]) -> Vec<RuleStep> {
     let (Some(w), Some(we)) = (Layout::of(want), entry(want)) else {
         return Vec::new();
     };
-    let smaller_end = |t: u32| {
-        let c = t.saturating_sub(w.base + 3) / 4;
-        t < w.end() && c.is_power_of_two() && t == w.base + 3 + 4 * c
+    let to_smaller = |r: &&IpRule| {
+        let end = end_of(r, w, we.mask);
+        end.is_some_and(|t| t < w.end() && Layout::ending_at(w.base, t).is_some())
     };
-    let jumps_short = |r: &&IpRule| {
-        let exit = r.mask == 0 && r.priority != w.selector();
-        let entry = r.priority == w.base && r.mask == we.mask && r.mark == 0 && !r.invert;
-        (exit || entry) && matches!(r.action, RuleAction::Goto(t) if smaller_end(t))
-    };
-    let short: Vec<&IpRule> = live.iter().filter(jumps_short).collect();
-    let is_end = |r: &&IpRule| r.mask == 0 && r.action == RuleAction::Nop;
-    let ends: Vec<&IpRule> = live
+    let (ends, short): (Vec<&IpRule>, Vec<&IpRule>) = live
         .iter()
-        .filter(|r| is_end(r) && smaller_end(r.priority))
-        .collect();
+        .filter(to_smaller)
+        .partition(|r| r.action == RuleAction::Nop);
     if short.is_empty() && ends.is_empty() {
         return Vec::new();
     }

@@ -128,6 +128,12 @@ pub(super) fn dump_into<S>(
     })
 }
 
+/// The `each` of a [`dump_into`] that keeps every message body.
+pub(super) fn keep(all: &mut Vec<Vec<u8>>, body: &[u8]) -> Result<(), Fault> {
+    all.push(body.to_vec());
+    Ok(())
+}
+
 /// [`dump_into`] keeping every message body.
 #[cfg(test)]
 pub(super) fn dump_with(
@@ -136,10 +142,6 @@ pub(super) fn dump_with(
     next: impl FnMut() -> Result<Vec<u8>, Fault>,
 ) -> io::Result<Vec<Vec<u8>>> {
     let mut all = Vec::new();
-    let keep = |v: &mut Vec<Vec<u8>>, b: &[u8]| {
-        v.push(b.to_vec());
-        Ok(())
-    };
     dump_into(seq, &mut all, Vec::clear, send, next, keep)?;
     Ok(all)
 }

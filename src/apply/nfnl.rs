@@ -7,7 +7,8 @@
 use super::dump::Fault;
 use super::netlink::{DEADLINE, RECV_TIMEOUT, recv_datagram};
 use super::nfgen::{
-    NFT_MSG_NEWGEN, NFT_MSG_NEWTABLE, decode_gen, dump_into, gen_request, msg_type, table_request,
+    NFT_MSG_NEWGEN, NFT_MSG_NEWTABLE, decode_gen, dump_into, gen_request, keep, msg_type,
+    table_request,
 };
 use super::rtnl::{self, kind};
 use netlink_sys::{Socket, SocketAddr};
@@ -118,10 +119,6 @@ impl Nfnl {
     /// Every message body of one dump (`build(seq)`), under one deadline.
     pub(super) fn dump(&mut self, build: impl Fn(u32) -> Vec<u8>) -> io::Result<Vec<Vec<u8>>> {
         let mut all = Vec::new();
-        let keep = |v: &mut Vec<Vec<u8>>, b: &[u8]| {
-            v.push(b.to_vec());
-            Ok(())
-        };
         self.dump_into(build, &mut all, Vec::clear, keep)?;
         Ok(all)
     }

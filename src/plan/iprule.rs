@@ -150,6 +150,14 @@ impl Layout {
         }
     }
 
+    /// The layout from `base` whose END is `end`, if there is one (its
+    /// capacity a power of two).
+    pub fn ending_at(base: u32, end: u32) -> Option<Layout> {
+        let capacity = end.checked_sub(base + 3)? / 4;
+        let exact = capacity.is_power_of_two() && end == base + 3 + 4 * capacity;
+        exact.then_some(Layout { base, capacity })
+    }
+
     /// The selector's priority: `goto B1` while bank 1 is live.
     pub fn selector(&self) -> u32 {
         self.base + 2
