@@ -113,24 +113,38 @@ impl RunState {
 
 /// Writes what `fill` writes (buffered: a few large writes) to `path`
 /// through a same-directory temporary file (no symlink followed), renamed
-/// over it.
+/// over it. The directory is made, and a temporary file left by a killed
+/// run that had this pid removed, only when the first create says so:
+/// every apply that loads writes two of these files.
 fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    use std::io::ErrorKind;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp{}", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp);
-    let _ = std::fs::remove_file(&tmp);
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o644)
-        .open(&tmp)?;
+    let create = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o644)
+            .open(&tmp)
+    };
+    let f = match create() {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            create()?
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            std::fs::remove_file(&tmp)?;
+            create()?
+        }
+        r => r?,
+    };
     let mut f = std::io::BufWriter::with_capacity(64 << 10, f);
     let res = fill(&mut f).and_then(|()| f.flush());
     drop(f);
@@ -355,6 +369,45 @@ mod tests {
         RunState::remove(&p);
         assert!(!p.exists());
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_directory_is_made_and_a_killed_runs_temporary_file_replaced() {
+        use std::os::unix::fs::symlink;
+        let dir = std::env::temp_dir().join(format!("cr-tmpfile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let p = dir.join("run").join("state");
+        let s = RunState {
+            netns: 1,
+            generation: 2,
+            fingerprint: "f".into(),
+            digest: None,
+        };
+        s.write(&p).unwrap();
+        assert_eq!(RunState::read(&p), Some(s.clone()));
+        // What a run with this pid left when killed mid-write: a stale
+        // file, then a symlink (removed, never written through).
+        let tmp = dir
+            .join("run")
+            .join(format!("state.tmp{}", std::process::id()));
+        let target = dir.join("target");
+        std::fs::write(&tmp, "half a line").unwrap();
+        let s2 = RunState {
+            generation: 3,
+            ..s.clone()
+        };
+        s2.write(&p).unwrap();
+        assert_eq!(RunState::read(&p), Some(s2.clone()));
+        std::fs::write(&target, "keep\n").unwrap();
+        symlink(&target, &tmp).unwrap();
+        s.write(&p).unwrap();
+        assert_eq!(RunState::read(&p), Some(s));
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
+        assert!(
+            std::fs::symlink_metadata(&tmp).is_err(),
+            "temporary file left"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

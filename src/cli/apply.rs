@@ -6,7 +6,7 @@ use super::{
     system, table_names_free,
 };
 use crate::apply::apply::{apply, prepare_if_absent};
-use crate::apply::{error::ApplyError, kernel::fnv1a, lock::Lock};
+use crate::apply::{error::ApplyError, kernel, kernel::fnv1a, lock::Lock};
 use crate::config::Config;
 use crate::ids::{self, Ids};
 use crate::plan::plan;
@@ -54,9 +54,16 @@ pub fn run(cli: &Cli, force: bool) -> Run {
     run_early(cli, force, early)
 }
 
-/// [`run`] with the ids and config already read (and root checked).
+/// [`run`] with the ids and config already read (and root checked). When
+/// the table is absent, nft is started here, before the lock: it loads its
+/// libraries while this run waits for the lock, reads the files again and
+/// gathers the facts. Unfed, it commits nothing; a run that turns out not
+/// to need it (another run created the table meanwhile, the config changed
+/// under the lock) kills it.
 pub(super) fn run_early(cli: &Cli, force: bool, early: Early) -> Run {
-    locked_from(cli, force, &mut || false, Some(early)).map(drop)
+    let mut k = open_kernel(cli)?;
+    prepare_if_absent(&mut k, early.config.globals.enabled);
+    locked_from(cli, force, &mut || false, Some((early, k))).map(drop)
 }
 
 /// Takes the lock, then — unless `stop()` reports a stop request or the
@@ -73,15 +80,15 @@ pub(super) fn locked(
 }
 
 /// [`locked`], reusing what was read before the lock if it is still
-/// current. With `early` (a one-shot run: the process exits next), the
-/// config, facts and plan are not freed object by object: the kernel takes
-/// the memory back at exit at once (freeing them took 17 ms of an unchanged
-/// 250-gateway apply).
+/// current, and the kernel connection opened then. With `early` (a one-shot
+/// run: the process exits next), the config, facts and plan are not freed
+/// object by object: the kernel takes the memory back at exit at once
+/// (freeing them took 17 ms of an unchanged 250-gateway apply).
 fn locked_from(
     cli: &Cli,
     force: bool,
     stop: &mut dyn FnMut() -> bool,
-    early: Option<Early>,
+    early: Option<(Early, kernel::System)>,
 ) -> Result<Applied, Error> {
     let wait = Duration::from_secs(cli.lock_timeout);
     let Some(_lock) = Lock::acquire_unless(&cli.lock, wait, stop).map_err(runtime)? else {
@@ -99,15 +106,22 @@ fn locked_from(
     let once = early.is_some();
     let previous = read_ids(cli)?;
     let bytes = read_config(cli)?;
-    let config = match early {
+    let (early, kernel) = early.unzip();
+    let (config, hinted) = match early {
         Some(e) if e.ids == previous && e.digest == digest(&bytes) => {
             drop(bytes);
-            e.config
+            (e.config, true)
         }
-        _ => parse_config(cli, bytes, &previous)?,
+        _ => (parse_config(cli, bytes, &previous)?, false),
     };
-    let mut k = open_kernel(cli)?;
-    prepare_if_absent(&mut k, config.globals.enabled);
+    let mut k = match kernel {
+        Some(k) => k,
+        None => open_kernel(cli)?,
+    };
+    // Again only for a config other than the one the early hint was for.
+    if !hinted {
+        prepare_if_absent(&mut k, config.globals.enabled);
+    }
     let mut f = live_facts(cli, &config, &mut k, true)?;
     let mut p = plan(&config, &f);
     table_names_free(cli, &p)?;
