@@ -126,7 +126,11 @@ fn locked_from(
     let mut p = plan(&config, &f);
     table_names_free(cli, &p)?;
     for g in p.gateways.iter().filter(|g| !g.active) {
-        log::info!("gateway {} inactive: {}", g.name, g.reason);
+        // A device missing or down was warned about when it was found.
+        let device = |(d, why): (&String, &String)| g.reason == format!("device {d} {why}");
+        if !f.unusable_devices.iter().any(device) {
+            log::info!("gateway {} inactive: {}", g.name, g.reason);
+        }
     }
     // A gateway whose next hop the kernel refuses becomes inactive; the
     // run is then applied without it (once per gateway: bounded).
