@@ -11,6 +11,8 @@ setup_cleanup
 TOP=$(cd "$HERE/../.." && pwd)
 OUT=${BENCH_OUT:-$TOP/bench/results.md}
 RUNS=${BENCH_RUNS:-15}
+# The seed table (targets 1-3): more rounds, it is the closest call.
+SEED_RUNS=${BENCH_SEED_RUNS:-31}
 
 now_us() { local t=${EPOCHREALTIME/./}; echo "$t"; }
 median() { sort -n | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; print m}'; }
@@ -52,9 +54,22 @@ ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 self_rss() { "$@" -v 2>&1 >/dev/null | sed -n 's/.*peak RSS \([0-9]*\) KiB.*/\1/p' | tail -1; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
-# connroute's command line inside namespace NS (state files in $WORK): a
-# string for ns_bench. BIN defaults to $CONNROUTE.
-crc() { echo "${BIN:-$CONNROUTE} --lock $WORK/lock-$1 --ids $WORK/ids-$1 --state $WORK/state-$1 --no-rt-tables --syslog $WORK/no-syslog"; }
+# The lock and the run state live where they do on a router or a Debian
+# host: in a tmpfs (/var/run, /run), here /dev/shm when it is one, else
+# $WORK (a disk here: ext4 starts writeback of a file renamed over another).
+if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
+	RUN=$(mktemp -d /dev/shm/connroute-bench.XXXXXX)
+	trap 'cleanup; rm -rf "$RUN"' EXIT INT TERM
+else
+	RUN=$WORK
+fi
+# connroute's command line inside namespace NS (lock and run state in
+# $RUN, allocations in $WORK): a string for ns_bench. BIN defaults to
+# $CONNROUTE.
+crc() { echo "${BIN:-$CONNROUTE} --lock $RUN/lock-$1 --ids $WORK/ids-$1 --state $RUN/state-$1 --no-rt-tables --syslog $WORK/no-syslog"; }
+# lib.sh's `cr` with the same files.
+# shellcheck disable=SC2046
+cr() { local n=$1; shift; in_ns "$n" $(crc "$n") "$@"; }
 # recipe_of CONF DIR: the hand-written equivalent of what connroute installs
 # for CONF, one command per object as an admin's script would do it
 # (`ip route replace` per route, `ip rule add fwmark … lookup` per gateway
@@ -119,7 +134,7 @@ if [ -x "${CONNROUTE_STATIC:-}" ]; then
 		ws "$(BIN=$CONNROUTE_STATIC crc h) -c $CONF apply" "$(BIN=$CONNROUTE_STATIC crc h) -c $CONF apply")
 fi
 load_seed=$(loadavg)
-ns_bench h "$RUNS" \
+ns_bench h "$SEED_RUNS" \
 	recipe "$clean" "$recipe" \
 	cold "$clean" "$connroute" \
 	warm "$connroute" "$connroute" \
@@ -324,7 +339,8 @@ sizes="(run \`make cross\` first for the router targets)"
 	echo "include starting the processes (connroute and its \`nft\`; the recipe's \`sh\`,"
 	echo "\`ip\` and \`nft\`). Entering the namespace is not included: it is test"
 	echo "scaffolding no router pays (\`ip netns exec NS true\`, timed from outside:"
-	echo "$(ms "$floor_exec") ms here)."
+	echo "$(ms "$floor_exec") ms here). connroute's lock and run state are in a tmpfs"
+	echo "($([ "$RUN" = "$WORK" ] && echo "not here: none found; on disk" || echo "/dev/shm")), as /var/run is on OpenWrt and /run on Debian."
 	echo
 	echo "## Targets 1-3. Apply latency, seed config"
 	echo
@@ -332,7 +348,7 @@ sizes="(run \`make cross\` first for the router targets)"
 	echo "\`ip rule add fwmark …\`, one \`nft -f\` of the same ruleset). Floors: one \`nft -f\`"
 	echo "adding the recipe's table (the one transaction any way of doing it pays):"
 	echo "$(ms "$t_nft") ms; starting a process that does nothing (\`/bin/true\`): $(ms "$t_true") ms."
-	echo "Medians of $RUNS rounds; load $load_seed."
+	echo "Medians of $SEED_RUNS rounds; load $load_seed."
 	echo
 	echo "| | connroute | baseline | ratio | floor | target |"
 	echo "|---|---:|---:|---:|---:|---:|"
