@@ -90,12 +90,14 @@ impl RunState {
     }
 
     /// Removes the file if it is connroute's (see [`Self::is_ours_or_absent`]),
-    /// and the batch recorded beside it.
+    /// the batch recorded beside it, and what runs killed while writing
+    /// either left ([`remove_temporaries`]).
     pub fn remove(path: &Path) {
         if path.exists() && Self::is_ours_or_absent(path) {
             let _ = std::fs::remove_file(path);
         }
         Batch::remove(path);
+        remove_temporaries(path);
     }
 
     /// Writes the file atomically (same-dir temp, no symlink followed);
@@ -108,6 +110,41 @@ impl RunState {
             )));
         }
         write_atomically(path, |w| w.write_all(self.line().as_bytes()))
+    }
+}
+
+/// Removes the temporary files [`write_atomically`] makes for the run
+/// state at `state` and for its batch record (`STATE.tmpPID`,
+/// `STATE.batch.tmpPID`) that runs killed mid-write left behind: every
+/// writer holds the lock, so under it each one is stale. Only names of
+/// that exact form, and only files or symlinks (a symlink is removed, not
+/// followed).
+fn remove_temporaries(state: &Path) {
+    let (Some(dir), Some(name)) = (state.parent(), state.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let name = name.as_encoded_bytes();
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(rest) = file.as_encoded_bytes().strip_prefix(name) else {
+            continue;
+        };
+        let pid = rest
+            .strip_prefix(b".tmp")
+            .or_else(|| rest.strip_prefix(b".batch.tmp"));
+        let temporary = pid.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
+        let plain = e.file_type().is_ok_and(|t| t.is_file() || t.is_symlink());
+        if temporary && plain {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 
@@ -408,6 +445,51 @@ mod tests {
             std::fs::symlink_metadata(&tmp).is_err(),
             "temporary file left"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn removing_the_state_removes_what_killed_writers_left_and_nothing_else() {
+        use std::os::unix::fs::symlink;
+        let dir = std::env::temp_dir().join(format!("cr-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("state.tmp4")).unwrap();
+        let p = dir.join("state");
+        let s = RunState {
+            netns: 1,
+            generation: 2,
+            fingerprint: "f".into(),
+            digest: None,
+        };
+        s.write(&p).unwrap();
+        let target = dir.join("target");
+        std::fs::write(&target, "keep\n").unwrap();
+        for stale in ["state.tmp123", "state.batch.tmp77"] {
+            std::fs::write(dir.join(stale), "half").unwrap();
+        }
+        symlink(&target, dir.join("state.tmp9")).unwrap();
+        let kept = [
+            "state.tmp",
+            "state.tmp12x",
+            "state.batch.tmp",
+            "state.old",
+            "other.tmp5",
+            "xstate.tmp5",
+        ];
+        for k in kept {
+            std::fs::write(dir.join(k), "keep\n").unwrap();
+        }
+        RunState::remove(&p);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut want: Vec<String> = kept.iter().map(|k| k.to_string()).collect();
+        want.extend(["state.tmp4".into(), "target".into()]);
+        want.sort();
+        assert_eq!(left, want);
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
