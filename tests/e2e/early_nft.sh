@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # nft started early, and connroute's own system calls, on a real kernel
-# (strace): a cold apply starts nft before it reads any route and
+# (strace): a cold apply starts nft before it takes the lock or reads any route and
 # feeds it only after its last rule change; an unchanged apply starts no
 # nft; an apply refused after nft was started leaves no process behind and
 # nothing committed. One socket per netlink family, one rule dump per
@@ -21,7 +21,7 @@ traced() {
 	local name=$1; shift
 	local rc=0
 	in_ns h strace -f -qq -o "$WORK/$name.trace" -s 64 \
-		-e trace=socket,sendto,clone,clone3,vfork,open,openat,write,writev,kill \
+		-e trace=socket,sendto,clone,clone3,vfork,open,openat,write,writev,kill,flock \
 		"$CONNROUTE" --lock "$WORK/lock" --ids "$WORK/ids" --state "$WORK/state" \
 		--no-rt-tables --syslog "$WORK/no-syslog" "$@" >/dev/null 2>&1 || rc=$?
 	local pid
@@ -44,6 +44,9 @@ fed=$(line cold 'writev?\([0-9]+, .*\{\\"nftables\\"')
 echo "# nft started at line $started, route dump $first_dump, first route $first_route, last rule $last_rule, fed at $fed"
 [ -n "$started" ] && [ -n "$first_dump" ] && [ "$started" -lt "$first_dump" ] &&
 	ok "nft started before the routes were read" || fail "nft not started before the route dump"
+locked=$(line cold 'flock\(')
+[ -n "$locked" ] && [ "$started" -lt "$locked" ] &&
+	ok "nft started before the lock was taken" || fail "nft started at line $started, the lock at ${locked:-none}"
 [ -n "$fed" ] && [ -n "$last_rule" ] && [ "$last_rule" -lt "$fed" ] &&
 	ok "nft fed after the last rule change" || fail "nft fed before the rules were in place"
 expect_eq "one NETLINK_ROUTE socket" 1 "$(count cold 'socket\(AF_NETLINK, [^)]*NETLINK_ROUTE')"
