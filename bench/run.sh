@@ -271,7 +271,13 @@ link tr out0 ts eth0
 in_ns tc ip addr add 10.10.0.2/24 dev eth0; in_ns tc ip route add default via 10.10.0.1
 in_ns tr ip addr add 10.10.0.1/24 dev in0; in_ns tr ip addr add 10.20.0.1/16 dev out0
 in_ns ts ip addr add 10.20.0.2/16 dev eth0; in_ns ts ip route add default via 10.20.0.1
-in_ns ts iperf3 -s -D >/dev/null
+# Client and server each on a core of their own (when there are two): the
+# forwarding runs in the sender's softirq, on the client's core.
+pin_server=() pin_client=()
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+	pin_server=(taskset -c 1) pin_client=(taskset -c 0)
+fi
+in_ns ts "${pin_server[@]}" iperf3 -s -D >/dev/null
 sleep 0.5
 tput_conf() { # N PORT: N gateways; the last one's rule pins tcp/PORT (5201: the test's traffic)
 	local n=$1 port=$2 i
@@ -286,22 +292,28 @@ tput_conf() { # N PORT: N gateways; the last one's rule pins tcp/PORT (5201: the
 }
 # Pinned packets still reach the server: its /16 is connected in the main
 # table, which the shared suppress_prefixlength rule consults first.
-gbps() { in_ns tc iperf3 -c 10.20.0.2 -t "${BENCH_SECONDS:-3}" -J | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'; }
-declare -A tput
+gbps() { in_ns tc "${pin_client[@]}" iperf3 -c 10.20.0.2 -t "${BENCH_SECONDS:-3}" -J | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'; }
+declare -A tput rel
 cases="none p1 u250 p250"
-for c in $cases; do tput[$c]=""; done
+for c in $cases; do tput[$c]="" rel[$c]=""; done
 tput_conf 1 5201 > "$WORK/p1.conf"; tput_conf 250 5202 > "$WORK/u250.conf"; tput_conf 250 5201 > "$WORK/p250.conf"
 for round in $(seq 1 "${BENCH_IPERF_ROUNDS:-7}"); do
 	for c in $cases; do
 		if [ "$c" = none ]; then cr tr -c /dev/null flush >/dev/null 2>&1 || true
 		else cr tr -c "$WORK/$c.conf" apply >/dev/null 2>&1; fi
-		tput[$c]+="$(gbps) "
+		g=$(gbps)
+		tput[$c]+="$g "
+		[ "$c" = none ] && base=$g
+		rel[$c]+="$(ratio "$g" "$base") "
 	done
 	cr tr -c /dev/null flush >/dev/null 2>&1 || true
 done
 tmed() { tr ' ' '\n' <<<"${tput[$1]}" | grep . | median; }
+# The ratio to no ruleset: the median over rounds of each round's own
+# ratio (a slow round slows its baseline too).
+rmed() { tr ' ' '\n' <<<"${rel[$1]}" | grep . | median; }
 t0=$(tmed none)
-echo "throughput: none $t0, 250 gw unmarked $(tmed u250), pinned $(tmed p250) Gbit/s" >&2
+echo "throughput: none $t0, 250 gw unmarked $(tmed u250) ($(rmed u250)), pinned $(tmed p250) ($(rmed p250)) Gbit/s" >&2
 
 # ---- Footprint ----------------------------------------------------------------
 gen 50 > "$WORK/gw50.conf"
@@ -390,14 +402,14 @@ sizes="(run \`make cross\` first for the router targets)"
 	echo "|---:|---:|---:|---:|---:|---:|---:|"
 	printf '%s' "$scaling"
 	echo
-	echo "Bulk TCP through a router namespace (iperf3, ${BENCH_IPERF_ROUNDS:-7} rounds × ${BENCH_SECONDS:-3} s, the rulesets interleaved within a round, medians); baseline and floor: no ruleset. Single runs on this VM vary by ±15%."
+	echo "Bulk TCP through a router namespace (iperf3, ${BENCH_IPERF_ROUNDS:-7} rounds × ${BENCH_SECONDS:-3} s, the rulesets interleaved within a round$([ ${#pin_client[@]} -gt 0 ] && echo ", client and server on cores of their own")); baseline and floor: no ruleset. Ratio: the median of each round's ratio to that round's run without a ruleset. Single runs on this VM vary by ±15%."
 	echo
-	echo "| router ruleset | Gbit/s | ratio to none | target | runs |"
-	echo "|---|---:|---:|---:|---|"
-	echo "| none | $t0 | 1.00 | | ${tput[none]}|"
-	echo "| 1 gateway, traffic pinned | $(tmed p1) | $(ratio "$(tmed p1)" "$t0") | | ${tput[p1]}|"
-	echo "| 250 gateways, traffic unmarked | $(tmed u250) | $(ratio "$(tmed u250)" "$t0") | ≥ 0.95 | ${tput[u250]}|"
-	echo "| 250 gateways, traffic pinned to the last | $(tmed p250) | $(ratio "$(tmed p250)" "$t0") | ≥ 0.9 | ${tput[p250]}|"
+	echo "| router ruleset | Gbit/s (median) | ratio to none | target | runs | ratios per round |"
+	echo "|---|---:|---:|---:|---|---|"
+	echo "| none | $t0 | 1.00 | | ${tput[none]}| |"
+	echo "| 1 gateway, traffic pinned | $(tmed p1) | $(rmed p1) | | ${tput[p1]}| ${rel[p1]}|"
+	echo "| 250 gateways, traffic unmarked | $(tmed u250) | $(rmed u250) | ≥ 0.95 | ${tput[u250]}| ${rel[u250]}|"
+	echo "| 250 gateways, traffic pinned to the last | $(tmed p250) | $(rmed p250) | ≥ 0.9 | ${tput[p250]}| ${rel[p250]}|"
 	echo
 	echo "## Target 5. Rules at scale: N same-shape config rules (host address + tcp port, 2 gateways)"
 	echo
