@@ -294,17 +294,23 @@ tput_conf() { # N PORT: N gateways; the last one's rule pins tcp/PORT (5201: the
 # table, which the shared suppress_prefixlength rule consults first.
 gbps() { in_ns tc "${pin_client[@]}" iperf3 -c 10.20.0.2 -t "${BENCH_SECONDS:-3}" -J | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'; }
 declare -A tput rel
-cases="none p1 u250 p250"
+cases="none ct p1 u250 p250"
+# ct: conntrack on and nothing else (one `ct state` rule), as on any
+# router that NATs: connroute's restore needs the connection's mark.
+ct_table='table inet ctonly { chain pre { type filter hook prerouting priority -150; policy accept; ct state new counter; }; }'
+
 for c in $cases; do tput[$c]="" rel[$c]=""; done
 tput_conf 1 5201 > "$WORK/p1.conf"; tput_conf 250 5202 > "$WORK/u250.conf"; tput_conf 250 5201 > "$WORK/p250.conf"
 for round in $(seq 1 "${BENCH_IPERF_ROUNDS:-7}"); do
 	for c in $cases; do
 		if [ "$c" = none ]; then cr tr -c /dev/null flush >/dev/null 2>&1 || true
+		elif [ "$c" = ct ]; then in_ns tr nft -f - <<<"$ct_table"
 		else cr tr -c "$WORK/$c.conf" apply >/dev/null 2>&1; fi
 		g=$(gbps)
 		tput[$c]+="$g "
 		[ "$c" = none ] && base=$g
 		rel[$c]+="$(ratio "$g" "$base") "
+		[ "$c" != ct ] || in_ns tr nft delete table inet ctonly
 	done
 	cr tr -c /dev/null flush >/dev/null 2>&1 || true
 done
@@ -407,6 +413,7 @@ sizes="(run \`make cross\` first for the router targets)"
 	echo "| router ruleset | Gbit/s (median) | ratio to none | target | runs | ratios per round |"
 	echo "|---|---:|---:|---:|---|---|"
 	echo "| none | $t0 | 1.00 | | ${tput[none]}| |"
+	echo "| conntrack only (one \`ct state\` rule) | $(tmed ct) | $(rmed ct) | | ${tput[ct]}| ${rel[ct]}|"
 	echo "| 1 gateway, traffic pinned | $(tmed p1) | $(rmed p1) | | ${tput[p1]}| ${rel[p1]}|"
 	echo "| 250 gateways, traffic unmarked | $(tmed u250) | $(rmed u250) | ≥ 0.95 | ${tput[u250]}| ${rel[u250]}|"
 	echo "| 250 gateways, traffic pinned to the last | $(tmed p250) | $(rmed p250) | ≥ 0.9 | ${tput[p250]}| ${rel[p250]}|"
