@@ -17,9 +17,14 @@
 //! the default every signal the parent found handled (plus `SIGPIPE`, as
 //! `Command` does), so no handler of connroute's ever runs in it; it execs
 //! with an empty signal mask. An exec failure comes back through a
-//! close-on-exec pipe (as musl's `posix_spawn` does); the parent waits for
-//! that report until the caller's deadline (it only ever waits where
-//! `CLONE_VFORK` is emulated by a fork), then kills and reaps the child.
+//! close-on-exec pipe (as musl's `posix_spawn` does). Where the clone was
+//! a real `CLONE_VM | CLONE_VFORK` (the child marks the shared context just
+//! before its exec), the parent resumes only once the exec is past its
+//! point of no return or the child has written its errno and exited: one
+//! look at the pipe tells which, and the parent goes on while the kernel
+//! finishes loading the program. Where `CLONE_VFORK` is emulated by a fork
+//! (qemu-user: the mark never reaches the parent), the parent waits for the
+//! report until the caller's deadline, then kills and reaps the child.
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
@@ -29,6 +34,7 @@ use std::os::raw::{c_char, c_int, c_long, c_void};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A started child: its pid and the parent's ends of its pipes.
@@ -143,6 +149,9 @@ struct Ctx {
     parent: libc::pid_t,
     /// Signals to reset to the default ([`handled_signals`]).
     reset: [u64; 2],
+    /// Set by the child just before its exec; seen by the parent only when
+    /// the two share memory (a real `CLONE_VM`).
+    execing: AtomicBool,
     /// Test only: block before exec (reading stdin) so the deadline ends
     /// the wait.
     #[cfg(test)]
@@ -233,6 +242,7 @@ unsafe fn exec(c: &Ctx) -> c_int {
         let unblock = [libc::SIG_SETMASK as c_long, zero, 0, SIGSET_SIZE];
         sys(libc::SYS_rt_sigprocmask, unblock);
         let (path, argv, envp) = (c.path as c_long, c.argv as c_long, c.envp as c_long);
+        c.execing.store(true, Ordering::Release);
         sys(libc::SYS_execve, [path, argv, envp]);
         errno()
     }
@@ -301,18 +311,50 @@ pub fn spawn(
         // SAFETY: getpid has no preconditions.
         parent: unsafe { libc::getpid() },
         reset: handled_signals(),
+        execing: AtomicBool::new(false),
         #[cfg(test)]
         stall: tests::stalling(),
     };
     let pid = clone_child(&ctx)?;
     drop((in_r, out_w, err_w, report_w));
-    await_exec(report_r, pid, deadline)?;
+    match ctx.execing.load(Ordering::Acquire) {
+        true => exec_outcome(report_r, pid)?,
+        false => await_exec(report_r, pid, deadline)?,
+    }
     Ok(Spawned {
         pid,
         stdin: in_w.map(File::from),
         stdout: File::from(out_r),
         stderr: File::from(err_r),
     })
+}
+
+/// After a real `CLONE_VFORK` of a child that reached its exec: the exec
+/// failed when the child's errno is in the pipe (written before it
+/// exited, which is what let this thread resume); else it is past its
+/// point of no return. Kills and reaps the child on failure.
+fn exec_outcome(report: OwnedFd, pid: libc::pid_t) -> io::Result<()> {
+    #[cfg(test)]
+    tests::FAST_PATH.with(|n| n.set(n.get() + 1));
+    let mut fd = libc::pollfd {
+        fd: report.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    if unsafe { libc::poll(&mut fd, 1, 0) } <= 0 || fd.revents & libc::POLLIN == 0 {
+        return Ok(());
+    }
+    let mut buf = [0u8; 4];
+    // SAFETY: reads into a local buffer; the pipe holds all it will.
+    let n = unsafe { libc::read(fd.fd, buf.as_mut_ptr().cast(), 4) };
+    let err = match n {
+        0 => return Ok(()),
+        4 => io::Error::from_raw_os_error(i32::from_ne_bytes(buf)),
+        _ => io::Error::from_raw_os_error(libc::EIO),
+    };
+    kill_and_reap(pid, KILL_GRACE);
+    Err(err)
 }
 
 /// Waits for the child's exec report: end of file when it exec'd (the
