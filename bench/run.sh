@@ -57,9 +57,10 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 # The lock and the run state live where they do on a router or a Debian
 # host: in a tmpfs (/var/run, /run), here /dev/shm when it is one, else
 # $WORK (a disk here: ext4 starts writeback of a file renamed over another).
-if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
-	RUN=$(mktemp -d /dev/shm/connroute-bench.XXXXXX)
-	trap 'cleanup; rm -rf "$RUN"' EXIT INT TERM
+RUN=$WORK
+if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] &&
+	RUN=$(mktemp -d /dev/shm/connroute-bench.XXXXXX 2>/dev/null); then
+	trap 'cleanup; rm -rf "$RUN"' EXIT
 else
 	RUN=$WORK
 fi
@@ -274,8 +275,11 @@ in_ns ts ip addr add 10.20.0.2/16 dev eth0; in_ns ts ip route add default via 10
 # Client and server each on a core of their own (when there are two): the
 # forwarding runs in the sender's softirq, on the client's core.
 pin_server=() pin_client=()
-if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-	pin_server=(taskset -c 1) pin_client=(taskset -c 0)
+# The first two CPUs this process may use (a cpuset may leave out 0 or 1).
+read -r cpu_a cpu_b < <(awk '/^Cpus_allowed_list:/ { n = split($2, r, ","); for (i = 1; i <= n; i++) {
+	m = split(r[i], b, "-"); for (c = b[1]; c <= (m > 1 ? b[2] : b[1]); c++) printf "%d ", c } }' /proc/self/status)
+if [ -n "${cpu_b:-}" ] && command -v taskset >/dev/null; then
+	pin_server=(taskset -c "$cpu_b") pin_client=(taskset -c "$cpu_a")
 fi
 in_ns ts "${pin_server[@]}" iperf3 -s -D >/dev/null
 sleep 0.5
@@ -309,7 +313,7 @@ for round in $(seq 1 "${BENCH_IPERF_ROUNDS:-7}"); do
 		g=$(gbps)
 		tput[$c]+="$g "
 		[ "$c" = none ] && base=$g
-		rel[$c]+="$(ratio "$g" "$base") "
+		rel[$c]+="$(awk -v a="$g" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }') "
 		[ "$c" != ct ] || in_ns tr nft delete table inet ctonly
 	done
 	cr tr -c /dev/null flush >/dev/null 2>&1 || true

@@ -340,6 +340,18 @@ fn start_by(
 }
 
 impl Running {
+    /// Whether the child has already exited (or cannot be asked): one
+    /// started ahead of its input that died while it waited.
+    pub fn exited(&self) -> bool {
+        self.guard.exited().unwrap_or(true)
+    }
+
+    /// Counts [`Running::finish`]'s deadline from now instead of from the
+    /// start: for a child started ahead that waited for its input.
+    pub fn restart_clock(&mut self) {
+        self.started = Instant::now();
+    }
+
     /// Feeds `input` (its pieces in order, then end of file), reads the
     /// output and waits for the exit, all within `deadline` counted from
     /// [`start`]; see the module docs. Input for a child started without

@@ -57,7 +57,7 @@ impl Guard {
     }
 
     /// Whether the child has exited, leaving it unreaped (a zombie).
-    fn exited(&self) -> io::Result<bool> {
+    pub(super) fn exited(&self) -> io::Result<bool> {
         loop {
             // SAFETY: siginfo_t is plain data that waitid fills.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };

@@ -419,11 +419,14 @@ impl Kernel for System {
     }
 
     fn load(&mut self, batch: &[&[u8]]) -> KResult<()> {
-        // Its deadline counts from its start: one that waited through most
-        // of it (a slow netifd, say) is replaced by a fresh one.
+        // One that died while it waited (killed by someone) is reaped
+        // before a fresh one starts.
         let r = match self.prepared.take() {
-            Some(l) if l.waited() < self.nft.timeout / 2 => l.feed(&self.nft, batch),
-            _ => self.nft.load(batch),
+            Some(l) if !l.exited() => l.feed(&self.nft, batch),
+            stale => {
+                drop(stale);
+                self.nft.load(batch)
+            }
         };
         r.map_err(KernelError::Nft)
     }

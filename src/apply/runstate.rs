@@ -120,18 +120,21 @@ impl RunState {
 /// that exact form, and only files or symlinks (a symlink is removed, not
 /// followed).
 fn remove_temporaries(state: &Path) {
-    let (Some(dir), Some(name)) = (state.parent(), state.file_name()) else {
+    use std::os::unix::ffi::OsStrExt;
+    // Split as written, as the temporary names are made (`Path` would
+    // read `D/sub/.` as `D/sub`, whose temporaries live in `D`).
+    let raw = state.as_os_str().as_bytes();
+    let (dir, name) = match raw.iter().rposition(|&b| b == b'/') {
+        Some(0) => (&b"/"[..], &raw[1..]),
+        Some(i) => (&raw[..i], &raw[i + 1..]),
+        None => (&b"."[..], raw),
+    };
+    if name.is_empty() || name == b"." || name == b".." {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::ffi::OsStr::from_bytes(dir)) else {
         return;
     };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let name = name.as_encoded_bytes();
     for e in entries.flatten() {
         let file = e.file_name();
         let Some(rest) = file.as_encoded_bytes().strip_prefix(name) else {
@@ -479,6 +482,14 @@ mod tests {
         for k in kept {
             std::fs::write(dir.join(k), "keep\n").unwrap();
         }
+        // Written as `D/sub/.`: its temporaries would be `D/sub/..tmpN`,
+        // never `D/sub.tmpN`.
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub.tmp42"), "keep\n").unwrap();
+        RunState::remove(&dir.join("sub").join("."));
+        assert!(dir.join("sub.tmp42").exists(), "removed through D/sub/.");
+        std::fs::remove_file(dir.join("sub.tmp42")).unwrap();
+        std::fs::remove_dir(dir.join("sub")).unwrap();
         RunState::remove(&p);
         let mut left: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()

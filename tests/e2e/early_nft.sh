@@ -3,7 +3,8 @@
 # (strace): a cold apply starts nft before it takes the lock or reads any route and
 # feeds it only after its last rule change; an unchanged apply starts no
 # nft; an apply refused after nft was started leaves no process behind and
-# nothing committed. One socket per netlink family, one rule dump per
+# nothing committed; one that waited long for the lock still has its whole
+# deadline, and one killed while it waited is replaced. One socket per netlink family, one rule dump per
 # family, no /proc/self/status read.
 . "$(dirname "$0")/lib.sh"
 setup_cleanup
@@ -82,5 +83,45 @@ in_ns h ip route del default via 192.168.1.1 table 5000
 # The same script as nft works when fed: the refusal above was not its fault.
 expect_ok "apply through the script" cr h --nft "$WORK/nft" -c "$CONF" apply
 expect_eq "script fed once" fed "$(cat "$WORK/nft.log")"
+expect_ok "flush" cr h -c "$CONF" flush
+
+# nft started before the lock waits as long as the lock is held: its
+# deadline counts from the feed. Lock held 1.8 s, --timeout 4, an nft
+# that takes 2.5 s once fed: loads (from its start it would be 4.3 s).
+cat > "$WORK/slow-nft" <<SH
+#!/bin/sh
+cat > "$WORK/slow.in.\$\$"
+[ -s "$WORK/slow.in.\$\$" ] && sleep 2.5
+exec nft "\$@" < "$WORK/slow.in.\$\$"
+SH
+chmod +x "$WORK/slow-nft"
+flock "$WORK/lock-h" sleep 1.8 & holder=$!
+sleep 0.1
+rc=0; out=$(cr h --nft "$WORK/slow-nft" --timeout 4 -c "$CONF" apply 2>&1) || rc=$?
+wait "$holder"
+expect_eq "after a long lock wait the load has its whole deadline ($out)" 0 "$rc"
+expect_eq "table loaded after the lock wait" 1 "$(in_ns h nft list tables | grep -c 'inet connroute' || true)"
+expect_ok "flush" cr h -c "$CONF" flush
+
+# An nft killed while it waited for the lock is replaced, not reported.
+flock "$WORK/lock-h" sleep 1.5 & holder=$!
+sleep 0.1
+rc=0
+cr h -c "$CONF" apply >"$WORK/killed.out" 2>&1 & applier=$!
+early=""
+for _ in $(seq 1 100); do
+	for p in $(ip netns pids "$(ns h)"); do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = nft ] && early=$p
+	done
+	[ -n "$early" ] && break
+	sleep 0.01
+done
+[ -n "$early" ] && kill -9 "$early"
+wait "$applier" || rc=$?
+wait "$holder"
+[ -n "$early" ] && ok "the early nft was killed while it waited" || fail "no early nft seen"
+expect_eq "apply after its early nft died: exit 0 ($(tail -1 "$WORK/killed.out"))" 0 "$rc"
+expect_eq "table loaded by a fresh nft" 1 "$(in_ns h nft list tables | grep -c 'inet connroute' || true)"
+expect_eq "no process left in the namespace" "" "$(ip netns pids "$(ns h)")"
 expect_ok "flush" cr h -c "$CONF" flush
 finish

@@ -21,7 +21,10 @@ cleanup() {
 	rm -rf "$WORK"
 }
 
-setup_cleanup() { trap cleanup EXIT INT TERM; }
+# Interrupted or terminated: exit (128+signal), which runs the cleanup once;
+# a trap that only cleaned up would let the script run on without its
+# namespaces.
+setup_cleanup() { trap cleanup EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; }
 
 add_ns() {
 	local n
