@@ -41,7 +41,12 @@ pub(super) struct Placed<'a> {
 
 /// Name of a rule's counter (connections it pinned: first packets).
 pub fn counter_name(rule: &Rule) -> String {
-    format!("rule_{}", rule.name)
+    rule_counter_name(&rule.name)
+}
+
+/// Name of the counter of the rule named `name`.
+pub fn rule_counter_name(name: &str) -> String {
+    format!("rule_{name}")
 }
 
 /// Name of a gateway's counter: every packet and byte of the connections
