@@ -130,10 +130,10 @@ fn phase(base: usize) -> (usize, usize) {
 /// 6.5 MB, plan 10.4 MB (9.0 MB kept: model 2.8, batch texts 4.8, rule
 /// states 1.4), whole text 13.3 MB; before: parse 11.1 MB, validate
 /// 12.8 MB, plan 34.4 MB (main with the batch held as text). Live blocks
-/// after the plan are bounded too: 5 per rule (the name in the model, the
-/// name in the rule state, three texts in the batch; 7 when the rule
-/// state held its gateway's and counter's names too, 13 before that),
-/// asserted below 6.
+/// after the plan are bounded too: 2 per rule (the name in the model and
+/// in the rule state; the batch's texts are one block), asserted below 3;
+/// 7 when the rule state held its gateway's and counter's names too and
+/// each command's text was a block of its own, 13 before that.
 #[test]
 fn ten_thousand_rules_stay_within_the_heap_budget() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -163,7 +163,7 @@ fn ten_thousand_rules_stay_within_the_heap_budget() {
     let peak = [parse, validate, plan_peak].into_iter().max().unwrap();
     assert!(peak < 12 << 20, "heap peak {peak} B up to the plan");
     assert!(whole < 14 << 20, "heap peak {whole} B with the whole text");
-    assert!(live < 6 * 10_000, "{live} blocks live after the plan");
+    assert!(live < 3 * 10_000, "{live} blocks live after the plan");
 }
 
 /// The whole program (read, validate, plan, print) on the 100,000-address
@@ -217,7 +217,7 @@ fn render_of_the_100k_address_rule_stays_under_24_mb() {
 /// connroute's rules' `(chain, handle)` as the kernel would dump the table
 /// `objects` loads: chain by chain in declaration order, handles counting
 /// up in batch order.
-fn live_rules(objects: &[Box<str>]) -> Vec<(String, u64)> {
+fn live_rules(objects: &connroute::plan::Texts) -> Vec<(String, u64)> {
     let chain = |o: &str, kind: &str, key: &str| {
         let head = format!(
             "{{\"add\":{{\"{kind}\":{{\"family\":\"inet\",\"table\":\"connroute\",\"{key}\":\""

@@ -43,11 +43,12 @@ pub(super) fn fill_last<T: Serialize>(
     empty: &str,
     items: impl Iterator<Item = T>,
 ) -> Range<usize> {
-    let Some(obj) = bd.batch().objects_mut().last_mut() else {
+    let objects = bd.batch().objects_mut();
+    let Some(obj) = objects.last() else {
         return 0..0;
     };
     let (text, at) = fill(obj, empty, |out| write_texts(out, items));
-    *obj = text;
+    objects.set_last(&text);
     at
 }
 
@@ -55,9 +56,13 @@ pub(super) fn fill_last<T: Serialize>(
 /// object's last `empty` list (a rule added to both classify chains).
 fn copy_to_last(bd: &mut Builder, empty: &str, at: Range<usize>) {
     let objects = bd.batch().objects_mut();
-    if let [.., from, to] = objects {
-        let items = from.as_bytes().get(at).unwrap_or_default();
-        *to = fill(to, empty, |out| out.extend_from_slice(items)).0;
+    let Some(to) = objects.len().checked_sub(1) else {
+        return;
+    };
+    if let Some(from) = to.checked_sub(1) {
+        let items = objects[from].as_bytes().get(at).unwrap_or_default();
+        let text = fill(&objects[to], empty, |out| out.extend_from_slice(items)).0;
+        objects.set_last(&text);
     }
 }
 

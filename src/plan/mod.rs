@@ -14,7 +14,7 @@ use crate::facts::Facts;
 use std::fmt;
 use std::net::IpAddr;
 
-pub use batch::Ruleset;
+pub use batch::{Commands, Ruleset, Texts};
 pub use iprule::{IpRule, Layout, MAX_BANK, RuleAction, with_capacity};
 pub use ruleset::{
     CHAIN_PREROUTING, TABLE, fingerprint_in_comment, fingerprint_of, gateway_counter_name,
@@ -297,7 +297,9 @@ fn plan_with(config: &Config, facts: &Facts, typed: bool) -> Plan {
         })
         .collect();
     let (rules, placed) = place_rules(config, &gateways, facts);
-    let ruleset = ruleset::build(g.mark_mask, &gateways, &placed, typed);
+    let mut ruleset = ruleset::build(g.mark_mask, &gateways, &placed, typed);
+    // Final: the capacity grown while the texts were added goes back.
+    ruleset.objects_mut().shrink_to_fit();
     let fingerprint = fingerprint_of(&ruleset);
     let table_names = config
         .gateways
