@@ -96,25 +96,47 @@ impl Texts {
         self.ends.push(self.all.len());
     }
 
-    /// Replaces the last text (none: nothing happens).
-    pub(super) fn set_last(&mut self, text: &str) {
-        if let Some(i) = self.len().checked_sub(1) {
-            self.all.truncate(self.span(i).start);
-            self.append(text);
-            self.ends[i] = self.all.len();
-        }
-    }
-
-    /// Appends `text` to `all`, growing it by a quarter when full, not
-    /// doubling it: the spare capacity of a 4 MB batch would be up to 4 MB
-    /// (a big block is moved by remapping its pages, not copied, so this
-    /// costs no time where it counts).
+    /// Appends `text` to `all` (growing it as [`Appender`] does).
     fn append(&mut self, text: &str) {
-        if self.all.capacity() - self.all.len() < text.len() {
-            self.all
-                .reserve_exact(text.len().max(self.all.len() / 4).max(256));
+        if let Some(n) = reserve(self.all.len(), self.all.capacity(), text.len()) {
+            self.all.reserve_exact(n);
         }
         self.all.push_str(text);
+    }
+
+    /// Where text `i` starts among the bytes an [`Appender`] sees.
+    pub(super) fn start(&self, i: usize) -> usize {
+        self.span(i).start
+    }
+
+    /// Inserts at byte `at` of the last text what `write` appends (the
+    /// rest of that text moved after it), in place: a list of 100,000
+    /// elements is written once, not written and then copied in. Returns
+    /// where the inserted bytes are in the last text; nothing is inserted
+    /// when `at` is not a character boundary within it.
+    pub(super) fn insert_in_last(
+        &mut self,
+        at: usize,
+        write: impl FnOnce(&mut Appender<'_>),
+    ) -> Range<usize> {
+        let Some(i) = self.len().checked_sub(1) else {
+            return 0..0;
+        };
+        let start = self.span(i).start;
+        if at > self.span(i).len() || !self.all.is_char_boundary(start + at) {
+            return 0..0;
+        }
+        let mut bytes = std::mem::take(&mut self.all).into_bytes();
+        let rest = bytes.split_off(start + at);
+        write(&mut Appender { bytes: &mut bytes });
+        let end = bytes.len() - start;
+        Appender { bytes: &mut bytes }.extend(&rest);
+        // The writers write JSON text; anything else would be replaced,
+        // never shift another command's text.
+        self.all = String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        self.ends[i] = self.all.len();
+        at..end
     }
 
     /// Overwrites the bytes at `at` of text `i` with `with`, as long (the
@@ -137,6 +159,49 @@ impl Texts {
     pub(super) fn shrink_to_fit(&mut self) {
         self.all.shrink_to_fit();
         self.ends.shrink_to_fit();
+    }
+}
+
+/// How much to reserve for `n` more bytes after `len` of `cap`, if any:
+/// growth by a quarter, not doubling, as the texts of a 10,000-rule batch
+/// (4 MB) would otherwise hold up to 4 MB of spare capacity (a big block
+/// grows by remapping its pages, not by copying them).
+fn reserve(len: usize, cap: usize, n: usize) -> Option<usize> {
+    (cap - len < n).then(|| n.max(len / 4).max(256))
+}
+
+/// Appends to the bytes of a [`Texts`] ([`Texts::insert_in_last`]).
+pub(super) struct Appender<'a> {
+    bytes: &'a mut Vec<u8>,
+}
+
+impl Appender<'_> {
+    fn extend(&mut self, b: &[u8]) {
+        if let Some(n) = reserve(self.bytes.len(), self.bytes.capacity(), b.len()) {
+            self.bytes.reserve_exact(n);
+        }
+        self.bytes.extend_from_slice(b);
+    }
+
+    /// Appends bytes `r` of those already there (from [`Texts::start`]);
+    /// the part of `r` past them is left out.
+    pub(super) fn copy_within(&mut self, r: Range<usize>) {
+        let r = r.start.min(self.bytes.len())..r.end.min(self.bytes.len());
+        if let Some(n) = reserve(self.bytes.len(), self.bytes.capacity(), r.len()) {
+            self.bytes.reserve_exact(n);
+        }
+        self.bytes.extend_from_within(r);
+    }
+}
+
+impl std::io::Write for Appender<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.extend(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -300,10 +365,11 @@ mod tests {
         let mut t: Texts = ["ab", "", "cde"].into_iter().collect();
         assert_eq!(t.iter().collect::<Vec<_>>(), ["ab", "", "cde"]);
         assert_eq!((t.len(), t.get(3), t.last()), (3, None, Some("cde")));
-        t.set_last("xy");
+        assert_eq!(t.insert_in_last(1, |out| out.copy_within(0..1)), 1..2);
+        assert_eq!(t.insert_in_last(9, |out| out.copy_within(0..1)), 0..0);
         assert!(t.overwrite(0, 1..2, "Z"));
         assert!(!t.overwrite(0, 1..2, "ZZ") && !t.overwrite(0, 1..3, "ZZ"));
-        assert_eq!((&t[0], &t[1], &t[2]), ("aZ", "", "xy"));
+        assert_eq!((&t[0], &t[1], &t[2]), ("aZ", "", "cade"));
         t.push("é");
         assert!(!t.overwrite(3, 0..1, "e"), "not at a character boundary");
         t.shrink_to_fit();
