@@ -112,8 +112,9 @@ impl<T> Criterion<T> {
 
 /// `config rule`: which new connections are pinned to which gateway.
 /// Lists are boxed slices, not `Vec`s, and those most rules leave empty
-/// one word ([`Rare`]): 10,000 rules are kept through the whole plan and
-/// apply, and every spare word counts (see tests/config_memory.rs).
+/// one word ([`Rare`]): 10,000 rules are kept through the whole plan, at
+/// the peak of every command, and every spare word counts (see
+/// tests/config_memory.rs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// Section name, or libuci's generated id for an anonymous section.
