@@ -80,7 +80,8 @@ fn rule_matches(r: &Rule, families: &[Family], pk: &Packet) -> bool {
 /// (counter, gateway) of the first matching rule.
 fn naive(c: &Config, p: &plan::Plan, pk: &Packet) -> Option<(String, String)> {
     c.rules.iter().zip(&p.rules).find_map(|(r, st)| {
-        rule_matches(r, st.families, pk).then(|| (st.counter.clone(), st.gateway.clone()))
+        let gateway = &p.gateways[st.gateway].name;
+        rule_matches(r, st.families, pk).then(|| (st.counter(), gateway.clone()))
     })
 }
 

@@ -14,6 +14,7 @@
 //! interval set (prefixes, ranges). Any shape this does not know gives
 //! `None`: the caller replaces the whole table instead.
 
+use crate::plan::Commands;
 use std::fmt;
 
 #[path = "incr_align.rs"]
@@ -147,12 +148,12 @@ pub struct Update {
 impl Update {
     /// The batch as nft reads it: `{"nftables":[…]}`; `next`: the new
     /// batch the update was made for.
-    pub fn to_json<S: AsRef<str>>(&self, next: &[S]) -> Vec<u8> {
+    pub fn to_json<S: Commands + ?Sized>(&self, next: &S) -> Vec<u8> {
         self.pieces(next).concat()
     }
 
     /// [`Update::to_json`] as pieces to write in order (no copy).
-    pub fn pieces<'a, S: AsRef<str>>(&'a self, next: &'a [S]) -> Vec<&'a [u8]> {
+    pub fn pieces<'a, S: Commands + ?Sized>(&'a self, next: &'a S) -> Vec<&'a [u8]> {
         let mut out = vec![&b"{\"nftables\":["[..]];
         for (i, c) in self.commands.iter().enumerate() {
             if i > 0 {
@@ -161,7 +162,7 @@ impl Update {
             match c {
                 Cmd::Own(t) => out.push(t.as_bytes()),
                 Cmd::Batch { head, at, skip } => {
-                    let text = next[*at as usize].as_ref().as_bytes();
+                    let text = next.text(*at as usize).as_bytes();
                     out.extend([head.as_bytes(), &text[*skip as usize..]]);
                 }
             }
@@ -171,11 +172,11 @@ impl Update {
     }
 
     /// Each command's text.
-    pub fn texts<S: AsRef<str>>(&self, next: &[S]) -> Vec<String> {
+    pub fn texts<S: Commands + ?Sized>(&self, next: &S) -> Vec<String> {
         let text = |c: &Cmd| match c {
             Cmd::Own(t) => t.clone(),
             Cmd::Batch { head, at, skip } => {
-                head.clone() + &next[*at as usize].as_ref()[*skip as usize..]
+                head.clone() + &next.text(*at as usize)[*skip as usize..]
             }
         };
         self.commands.iter().map(text).collect()
@@ -222,9 +223,9 @@ fn delete_rule(chain: &str, handle: u64) -> Cmd {
 /// The batch that turns the table loaded from `prev` into `next`'s, given
 /// the live rules' `(chain, handle)` in the kernel's order (which must
 /// match `prev` rule for rule). `None` when it cannot be done safely.
-pub fn diff<A: AsRef<str>, B: AsRef<str>>(
-    prev: &[A],
-    next: &[B],
+pub fn diff<A: Commands + ?Sized, B: Commands + ?Sized>(
+    prev: &A,
+    next: &B,
     live: &[(String, u64)],
 ) -> Option<Update> {
     diff_shapes(&Shape::of(prev)?, next, live.to_vec())
@@ -233,9 +234,9 @@ pub fn diff<A: AsRef<str>, B: AsRef<str>>(
 /// [`diff`] from the shape of the previous batch (see [`Shape`]: read from
 /// its record without holding its texts); `live` is freed once its
 /// handles are taken, before the new batch's shape is made.
-pub fn diff_shapes<B: AsRef<str>>(
+pub fn diff_shapes<B: Commands + ?Sized>(
     p: &Shape,
-    next: &[B],
+    next: &B,
     live: Vec<(String, u64)>,
 ) -> Option<Update> {
     let handles = handles(p, &live)?;
@@ -252,21 +253,25 @@ pub fn diff_shapes<B: AsRef<str>>(
 }
 
 /// The two shapes and the new batch's texts.
-struct Both<'a, 'p, 'n, B> {
+struct Both<'a, 'p, 'n, B: ?Sized> {
     p: &'a Shape<'p>,
     n: &'a Shape<'n>,
-    next: &'a [B],
+    next: &'a B,
 }
 
-impl<B: AsRef<str>> Both<'_, '_, '_, B> {
+impl<B: Commands + ?Sized> Both<'_, '_, '_, B> {
     fn text(&self, at: u32) -> &str {
-        self.next[at as usize].as_ref()
+        self.next.text(at as usize)
     }
 }
 
 /// The update from `b.p` (live `handles`) to `b.n`; `refresh`: kept rules
 /// whose fingerprint changed are replaced too.
-fn build<B: AsRef<str>>(b: &Both<'_, '_, '_, B>, handles: &[u64], refresh: bool) -> Option<Update> {
+fn build<B: Commands + ?Sized>(
+    b: &Both<'_, '_, '_, B>,
+    handles: &[u64],
+    refresh: bool,
+) -> Option<Update> {
     let mut u = Update {
         commands: Vec::new(),
         touched: Touched::default(),
@@ -336,7 +341,7 @@ fn handles(p: &Shape, live: &[(String, u64)]) -> Option<Vec<u64>> {
 }
 
 /// New counters, sets and chains; changed sets' elements.
-fn added<B: AsRef<str>>(b: &Both<'_, '_, '_, B>, u: &mut Update) -> Option<()> {
+fn added<B: Commands + ?Sized>(b: &Both<'_, '_, '_, B>, u: &mut Update) -> Option<()> {
     let (p, n) = (b.p, b.n);
     let t = &mut u.touched;
     for e in n.named(COUNTERS) {

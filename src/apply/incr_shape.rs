@@ -5,6 +5,8 @@
 //! and sums. No text is kept: the plan's are found again by position.
 //! For 10,000 rules this is about 1 MB where the texts are 4 MB.
 
+use crate::plan::Commands;
+
 const TABLE: &str = crate::plan::TABLE;
 
 /// Counters, in [`Shape::named`].
@@ -148,13 +150,13 @@ type Texts<'a> = Box<dyn Fn(u32) -> &'a str + 'a>;
 impl<'a> Shape<'a> {
     /// The shape of a whole batch in memory (names are not copied: they
     /// are found in `batch`); `None` for one the diff does not know.
-    pub fn of<S: AsRef<str>>(batch: &'a [S]) -> Option<Shape<'a>> {
+    pub fn of<S: Commands + ?Sized>(batch: &'a S) -> Option<Shape<'a>> {
         let mut s = Shape {
-            texts: Some(Box::new(|at| batch[at as usize].as_ref())),
+            texts: Some(Box::new(|at| batch.text(at as usize))),
             ..Shape::default()
         };
-        for t in batch {
-            s.push(t.as_ref())?;
+        for i in 0..batch.count() {
+            s.push(batch.text(i))?;
         }
         s.finish()
     }

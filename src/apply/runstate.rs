@@ -6,6 +6,7 @@
 //! (`-` when it could not be taken without a race).
 
 use super::incr::Shape;
+use crate::plan::Commands;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
@@ -225,10 +226,8 @@ impl Batch {
         p.into()
     }
 
-    fn checksum<S: AsRef<str>>(commands: &[S]) -> u64 {
-        commands
-            .iter()
-            .fold(FNV0, |h, c| Batch::feed(h, c.as_ref()))
+    fn checksum<S: Commands + ?Sized>(commands: &S) -> u64 {
+        (0..commands.count()).fold(FNV0, |h, i| Batch::feed(h, commands.text(i)))
     }
 
     /// The checksum `h` after one more command.
@@ -283,10 +282,10 @@ impl Batch {
     /// Records `commands` (of the plan `fingerprint`) beside `state`; a
     /// batch over the size limit removes the old record instead. A file
     /// there that is not connroute's is left alone (an error).
-    pub fn write<S: AsRef<str>>(
+    pub fn write<S: Commands + ?Sized>(
         state: &Path,
         fingerprint: &str,
-        commands: &[S],
+        commands: &S,
     ) -> std::io::Result<()> {
         let path = Batch::path(state);
         if !Batch::ours_or_absent(&path) {
@@ -295,8 +294,9 @@ impl Batch {
                 path.display()
             )));
         }
-        let size: usize = commands.iter().map(|c| c.as_ref().len() + 1).sum();
-        if size + 64 > Batch::MAX_BYTES || commands.iter().any(|c| c.as_ref().contains('\n')) {
+        let texts = || (0..commands.count()).map(|i| commands.text(i));
+        let size: usize = texts().map(|c| c.len() + 1).sum();
+        if size + 64 > Batch::MAX_BYTES || texts().any(|c| c.contains('\n')) {
             log::info!(
                 "batch of {size} bytes not kept (over {} MiB): the next change replaces the whole table",
                 Batch::MAX_BYTES >> 20
@@ -310,8 +310,8 @@ impl Batch {
         );
         write_atomically(&path, |w| {
             w.write_all(head.as_bytes())?;
-            commands.iter().try_for_each(|c| {
-                w.write_all(c.as_ref().as_bytes())?;
+            texts().try_for_each(|c| {
+                w.write_all(c.as_bytes())?;
                 w.write_all(b"\n")
             })
         })

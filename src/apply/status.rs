@@ -142,13 +142,14 @@ pub fn status(
         .rules
         .iter()
         .map(|r| {
-            let c = counters.iter().find(|c| c.0 == r.counter);
+            let counter = r.counter();
+            let c = counters.iter().find(|c| c.0 == counter);
             RuleStatus {
-                name: r.name.clone(),
-                gateway: r.gateway.clone(),
+                name: r.name.to_string(),
+                gateway: plan.gateways[r.gateway].name.clone(),
                 families: r.families.iter().map(ToString::to_string).collect(),
                 installed: !r.families.is_empty(),
-                reason: r.reason.clone(),
+                reason: r.reason.to_string(),
                 packets: c.map_or(0, |c| c.1),
                 bytes: c.map_or(0, |c| c.2),
             }

@@ -50,9 +50,46 @@ impl<T> DerefMut for List<T> {
     }
 }
 
+/// Values of an option most rules leave empty (negated values, input
+/// matches): one word, no heap block, when empty; a block holding the
+/// slice otherwise. A boxed slice is two words: 10,000 rules with seven
+/// such options held 560 KB of empty ones.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Rare<T>(Option<Box<Box<[T]>>>);
+
+impl<T> From<Vec<T>> for Rare<T> {
+    fn from(v: Vec<T>) -> Self {
+        Rare((!v.is_empty()).then(|| Box::new(v.into_boxed_slice())))
+    }
+}
+
+impl<T> Deref for Rare<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        self.0.as_deref().map_or(&[], |v| v)
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Rare<T> {
+    /// As the slice.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.deref().fmt(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::List;
+    use super::{List, Rare};
+
+    #[test]
+    fn rare_is_one_word_and_reads_as_its_slice() {
+        assert_eq!(size_of::<Rare<String>>(), size_of::<usize>());
+        let r = Rare::from(vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(*r, ["a", "b"]);
+        assert_eq!(format!("{r:?}"), r#"["a", "b"]"#);
+        assert!(Rare::<u8>::from(Vec::new()).is_empty() && Rare::<u8>::default().0.is_none());
+    }
 
     #[test]
     fn reads_as_the_slice_it_was_made_from() {

@@ -22,7 +22,7 @@ use crate::ids::Ids;
 use crate::uci::{self, Document};
 pub use fields::MAX_VALUE;
 use fields::{Context, Loader};
-pub use list::List;
+pub use list::{List, Rare};
 pub use model::{Config, Criterion, Gateway, Globals, LogLevel, Rule};
 use std::fmt;
 pub use values::{Family, PortRange, Prefix, Proto};

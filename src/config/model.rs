@@ -1,7 +1,7 @@
 //! The validated configuration model: what the planner consumes.
 
 use super::Diagnostic;
-use super::list::List;
+use super::list::{List, Rare};
 use super::values::{Family, PortRange, Prefix, Proto};
 use crate::ids::Ids;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -99,8 +99,8 @@ pub struct Gateway {
 pub struct Criterion<T> {
     /// Any of these must match (empty: no constraint).
     pub any: List<T>,
-    /// None of these may match.
-    pub none: Box<[T]>,
+    /// None of these may match (rarely any).
+    pub none: Rare<T>,
 }
 
 impl<T> Criterion<T> {
@@ -111,8 +111,10 @@ impl<T> Criterion<T> {
 }
 
 /// `config rule`: which new connections are pinned to which gateway.
-/// Lists are boxed slices, not `Vec`s: 10,000 rules are kept through the
-/// whole plan, and every spare word counts (see tests/config_memory.rs).
+/// Lists are boxed slices, not `Vec`s, and those most rules leave empty
+/// one word ([`Rare`]): 10,000 rules are kept through the whole plan, at
+/// the peak of every command, and every spare word counts (see
+/// tests/config_memory.rs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// Section name, or libuci's generated id for an anonymous section.
@@ -122,11 +124,11 @@ pub struct Rule {
     /// Families the rule may match (from `family`, addresses and icmp).
     pub families: &'static [Family],
     /// Source MACs.
-    pub src_mac: Box<[String]>,
+    pub src_mac: Rare<String>,
     /// Input devices.
-    pub in_device: Box<[String]>,
+    pub in_device: Rare<String>,
     /// Input OpenWrt interfaces, resolved to devices at plan time.
-    pub in_interface: Box<[String]>,
+    pub in_interface: Rare<String>,
     /// Protocols (empty: any).
     pub proto: List<Proto>,
     /// Source addresses.

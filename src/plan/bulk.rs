@@ -13,6 +13,7 @@ use super::ruleset::Builder;
 use crate::nft::build::{self as b, Expr, Stmt};
 use nftables::expr::SetItem;
 use serde::Serialize;
+use std::io::Write;
 use std::ops::Range;
 
 /// What an empty map's data serializes to; the elements go inside.
@@ -26,14 +27,21 @@ pub(super) fn typed(bd: &mut Builder) -> bool {
 }
 
 /// Writes the JSON texts of `items`, comma-separated, made one at a time.
-fn write_texts<T: Serialize>(out: &mut Vec<u8>, items: impl Iterator<Item = T>) {
+fn write_texts<T: Serialize>(out: &mut impl Write, items: impl Iterator<Item = T>) {
     for (i, item) in items.enumerate() {
+        // Writing to memory and serializing these types cannot fail
+        // (string keys, no floats).
         if i > 0 {
-            out.push(b',');
+            let _ = out.write_all(b",");
         }
-        // Serializing these types cannot fail (string keys, no floats).
         let _ = serde_json::to_writer(&mut *out, &item);
     }
+}
+
+/// Where items go in `obj`'s last `empty` list.
+fn inside(obj: &str, empty: &str) -> Option<usize> {
+    let at = obj.rfind(empty)?;
+    Some(at + empty.len() - 1 - usize::from(empty.ends_with('}')))
 }
 
 /// Writes `items` into the last `empty` list of the batch's last object;
@@ -43,21 +51,24 @@ pub(super) fn fill_last<T: Serialize>(
     empty: &str,
     items: impl Iterator<Item = T>,
 ) -> Range<usize> {
-    let Some(obj) = bd.batch().objects_mut().last_mut() else {
-        return 0..0;
-    };
-    let (text, at) = fill(obj, empty, |out| write_texts(out, items));
-    *obj = text;
-    at
+    let objects = bd.batch().objects_mut();
+    match objects.last().and_then(|obj| inside(obj, empty)) {
+        Some(at) => objects.insert_in_last(at, |out| write_texts(out, items)),
+        None => 0..0,
+    }
 }
 
 /// Copies the items at `at` of the object before the last into the last
 /// object's last `empty` list (a rule added to both classify chains).
 fn copy_to_last(bd: &mut Builder, empty: &str, at: Range<usize>) {
     let objects = bd.batch().objects_mut();
-    if let [.., from, to] = objects {
-        let items = from.as_bytes().get(at).unwrap_or_default();
-        *to = fill(to, empty, |out| out.extend_from_slice(items)).0;
+    let Some(from) = objects.len().checked_sub(2) else {
+        return;
+    };
+    let (start, end) = (objects.start(from), objects.start(from + 1));
+    let items = (start + at.start).min(end)..(start + at.end).min(end);
+    if let Some(at) = objects.last().and_then(|obj| inside(obj, empty)) {
+        objects.insert_in_last(at, |out| out.copy_within(items));
     }
 }
 
@@ -101,22 +112,6 @@ pub(super) fn add<I>(
             None => copy_to_last(bd, EMPTY_SET, at.clone()),
         }
     }
-}
-
-/// The object text `obj` with what `write` writes put into its last
-/// `empty` list, and where that is in it.
-fn fill(obj: &str, empty: &str, write: impl FnOnce(&mut Vec<u8>)) -> (Box<str>, Range<usize>) {
-    let Some(at) = obj.rfind(empty) else {
-        return (obj.into(), 0..0);
-    };
-    let inside = at + empty.len() - 1 - usize::from(empty.ends_with('}'));
-    let mut out = obj.as_bytes()[..inside].to_vec();
-    write(&mut out);
-    let end = out.len();
-    out.extend_from_slice(&obj.as_bytes()[inside..]);
-    // JSON text in, JSON text out.
-    let text = String::from_utf8(out).unwrap_or_default();
-    (text.into_boxed_str(), inside..end)
 }
 
 #[cfg(test)]
@@ -166,16 +161,29 @@ mod tests {
 
     #[test]
     fn items_go_into_the_last_empty_list() {
-        let put = |obj, empty, items: &str| {
-            let (text, at) = super::fill(obj, empty, |out| out.extend_from_slice(items.as_bytes()));
-            assert_eq!(&text[at], items);
-            text.to_string()
+        use crate::plan::Texts;
+        let put = |obj: &str, empty, items: &str| {
+            let mut t: Texts = ["{\"x\":[]}", obj].into_iter().collect();
+            let at = super::inside(obj, empty).unwrap();
+            let at = t.insert_in_last(at, |out| {
+                std::io::Write::write_all(out, items.as_bytes()).unwrap()
+            });
+            assert_eq!(&t[1][at.clone()], items);
+            assert_eq!(&t[0], "{\"x\":[]}");
+            // Copied again from the text before the last.
+            let from = t.start(1) + at.start..t.start(1) + at.end;
+            t.push(obj);
+            t.insert_in_last(super::inside(obj, empty).unwrap(), |out| {
+                out.copy_within(from)
+            });
+            assert_eq!(t[1], t[2]);
+            t[1].to_string()
         };
         let obj = r#"{"a":{"set":[]},"b":{"set":[]}}"#;
         let set = super::EMPTY_SET;
         let want = r#"{"a":{"set":[]},"b":{"set":[1,2]}}"#;
         assert_eq!(put(obj, set, "1,2"), want);
-        assert_eq!(super::fill("{}", set, |_| ()).0.as_ref(), "{}");
+        assert_eq!(super::inside("{}", set), None);
         let obj = r#"{"set":{"name":"s","elem":[]}}"#;
         let want = r#"{"set":{"name":"s","elem":["a","b"]}}"#;
         assert_eq!(put(obj, super::EMPTY_ELEM, r#""a","b""#), want);

@@ -14,7 +14,7 @@ use crate::facts::Facts;
 use std::fmt;
 use std::net::IpAddr;
 
-pub use batch::Ruleset;
+pub use batch::{Commands, Ruleset, Texts};
 pub use iprule::{IpRule, Layout, MAX_BANK, RuleAction, with_capacity};
 pub use ruleset::{
     CHAIN_PREROUTING, TABLE, fingerprint_in_comment, fingerprint_of, gateway_counter_name,
@@ -78,19 +78,27 @@ impl GatewayState {
     }
 }
 
-/// What became of one rule.
+/// What became of one rule. Kept for every rule of the config through
+/// the whole apply, so only what cannot be derived is stored: one name
+/// block per rule; the gateway is an index and the counter's name is made
+/// on demand (10,000 rules held three names each before).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleState {
     /// Section name or generated id.
-    pub name: String,
-    /// Target gateway's name.
-    pub gateway: String,
-    /// Name of its nft counter.
-    pub counter: String,
+    pub name: Box<str>,
+    /// Target gateway: its index in [`Plan::gateways`].
+    pub gateway: usize,
     /// Families it is installed for (empty: not installed).
     pub families: &'static [Family],
-    /// Why it is not installed, if so.
-    pub reason: String,
+    /// Why it is not installed, if so (empty when installed).
+    pub reason: Box<str>,
+}
+
+impl RuleState {
+    /// Name of its nft counter.
+    pub fn counter(&self) -> String {
+        ruleset::rule_counter_name(&self.name)
+    }
 }
 
 /// The whole desired state.
@@ -289,7 +297,9 @@ fn plan_with(config: &Config, facts: &Facts, typed: bool) -> Plan {
         })
         .collect();
     let (rules, placed) = place_rules(config, &gateways, facts);
-    let ruleset = ruleset::build(g.mark_mask, &gateways, &placed, typed);
+    let mut ruleset = ruleset::build(g.mark_mask, &gateways, &placed, typed);
+    // Final: the capacity grown while the texts were added goes back.
+    ruleset.objects_mut().shrink_to_fit();
     let fingerprint = fingerprint_of(&ruleset);
     let table_names = config
         .gateways
@@ -352,20 +362,20 @@ fn place_rules<'a>(
     for rule in &config.rules {
         let gw = &gateways[rule.gateway];
         let mut state = RuleState {
-            name: rule.name.clone(),
-            gateway: gw.name.clone(),
-            counter: ruleset::counter_name(rule),
+            name: rule.name.as_str().into(),
+            gateway: rule.gateway,
             families: &[],
-            reason: String::new(),
+            reason: Box::default(),
         };
         let served = gw.families();
         let families = Family::subset(rule.families, |f| served.contains(&f));
         match input_devices(rule, facts) {
-            _ if !gw.active => state.reason = format!("gateway {} inactive", gw.name),
+            _ if !gw.active => state.reason = format!("gateway {} inactive", gw.name).into(),
             _ if families.is_empty() => {
-                state.reason = format!("gateway {} routes none of the rule's families", gw.name)
+                state.reason =
+                    format!("gateway {} routes none of the rule's families", gw.name).into()
             }
-            Err(why) => state.reason = why,
+            Err(why) => state.reason = why.into(),
             Ok(devs) => {
                 state.families = families;
                 placed.push(ruleset::Placed {

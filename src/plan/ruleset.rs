@@ -41,7 +41,12 @@ pub(super) struct Placed<'a> {
 
 /// Name of a rule's counter (connections it pinned: first packets).
 pub fn counter_name(rule: &Rule) -> String {
-    format!("rule_{}", rule.name)
+    rule_counter_name(&rule.name)
+}
+
+/// Name of the counter of the rule named `name`.
+pub fn rule_counter_name(name: &str) -> String {
+    format!("rule_{name}")
 }
 
 /// Name of a gateway's counter: every packet and byte of the connections
@@ -285,9 +290,9 @@ pub fn fingerprint_of(batch: &Ruleset) -> String {
         }
         match stamped_at(obj) {
             Some(at) => {
-                h = fnv(h, obj[..at].as_bytes());
+                h = fnv(h, &obj.as_bytes()[..at]);
                 h = fnv(h, placeholder.as_bytes());
-                h = fnv(h, obj[at + placeholder.len()..].as_bytes());
+                h = fnv(h, &obj.as_bytes()[at + placeholder.len()..]);
             }
             None => h = fnv(h, obj.as_bytes()),
         }
@@ -312,13 +317,10 @@ fn stamped_at(obj: &str) -> Option<usize> {
 
 fn stamp(batch: &mut Ruleset, fp: &str) {
     let comment = format!("{FINGERPRINT_TAG}{fp}");
-    for obj in batch.objects_mut() {
-        if let Some(at) = stamped_at(obj) {
-            let mut s = String::with_capacity(obj.len());
-            s.push_str(&obj[..at]);
-            s.push_str(&comment);
-            s.push_str(&obj[at + comment.len()..]);
-            *obj = s.into_boxed_str();
+    let objects = batch.objects_mut();
+    for i in 0..objects.len() {
+        if let Some(at) = stamped_at(&objects[i]) {
+            objects.overwrite(i, at..at + comment.len(), &comment);
         }
     }
     for obj in batch.typed_mut().into_iter().flatten() {

@@ -136,7 +136,7 @@ mod tests {
                 .next()
                 .map(String::from)
         };
-        rules.filter_map(|o| comment(o)).collect()
+        rules.filter_map(comment).collect()
     }
 
     fn rule(name: &str, ports: &str) -> String {
