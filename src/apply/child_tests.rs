@@ -62,6 +62,19 @@ fn alive(marker: &str) -> bool {
     })
 }
 
+/// Waits (bounded) for a process carrying `marker` to show: a spawn
+/// returns once the exec is past its point of no return, before the
+/// kernel has set up the new program's arguments.
+fn shows(marker: &str) -> bool {
+    (0..500).any(|_| {
+        let seen = alive(marker);
+        if !seen {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        seen
+    })
+}
+
 /// Waits (bounded) for every process carrying `marker` to be gone.
 fn gone(marker: &str) -> bool {
     for _ in 0..500 {
@@ -254,7 +267,7 @@ fn a_started_child_dropped_before_its_input_ends_does_nothing_and_is_gone() {
     let done = dir.with_extension("done");
     let script = format!("cat >/dev/null; : > {}; : {m}", done.display());
     let running = start(Path::new("bash"), &["-c", &script], true, "testing").unwrap();
-    assert!(alive(&m), "the child runs before its input is ready");
+    assert!(shows(&m), "the child runs before its input is ready");
     drop(running);
     assert!(gone(&m), "dropping an unfinished child kills it");
     assert!(
