@@ -370,6 +370,16 @@ impl Batch {
 mod tests {
     use super::*;
 
+    /// A run state for the file tests.
+    fn sample() -> RunState {
+        RunState {
+            netns: 1,
+            generation: 2,
+            fingerprint: "f".into(),
+            digest: None,
+        }
+    }
+
     #[test]
     fn round_trips_and_rejects_garbage() {
         let s = RunState {
@@ -391,12 +401,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cr-runstate-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("state");
-        let s = RunState {
-            netns: 1,
-            generation: 2,
-            fingerprint: "f".into(),
-            digest: None,
-        };
+        let s = sample();
         s.write(&p).unwrap();
         s.write(&p).unwrap();
         assert_eq!(RunState::read(&p), Some(s.clone()));
@@ -418,12 +423,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cr-tmpfile-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let p = dir.join("run").join("state");
-        let s = RunState {
-            netns: 1,
-            generation: 2,
-            fingerprint: "f".into(),
-            digest: None,
-        };
+        let s = sample();
         s.write(&p).unwrap();
         assert_eq!(RunState::read(&p), Some(s.clone()));
         // What a run with this pid left when killed mid-write: a stale
@@ -458,12 +458,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("state.tmp4")).unwrap();
         let p = dir.join("state");
-        let s = RunState {
-            netns: 1,
-            generation: 2,
-            fingerprint: "f".into(),
-            digest: None,
-        };
+        let s = sample();
         s.write(&p).unwrap();
         let target = dir.join("target");
         std::fs::write(&target, "keep\n").unwrap();
@@ -511,12 +506,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let state = dir.join("state");
-        let s = RunState {
-            netns: 1,
-            generation: 2,
-            fingerprint: "f".into(),
-            digest: None,
-        };
+        let s = sample();
         // A zero-byte state and batch record (a truncation, `touch`): ours.
         std::fs::write(&state, "").unwrap();
         std::fs::write(Batch::path(&state), "").unwrap();

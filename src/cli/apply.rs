@@ -172,7 +172,9 @@ fn locked_from(
 /// kernel refused part of is not mixed with another config (the change
 /// itself is applied by the run its reload starts).
 fn reread(cli: &Cli, ids: &Ids, was: (usize, u64)) -> Result<Config, Error> {
-    let bytes = read_config(cli)?;
+    // Read and valid a moment ago: a failure now is a race (exit 1), not
+    // bad input.
+    let bytes = read_config(cli).map_err(|e| runtime(format!("{e}: not re-planned")))?;
     if was != digest(&bytes) {
         return Err(runtime(format!(
             "{} changed while it was applied: not re-planned",

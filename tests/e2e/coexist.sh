@@ -209,6 +209,27 @@ expect_eq "o: only the healthy gateway's route" "default via 192.0.2.2 dev d0 pr
 rc=0; out=$(co --ubus "$WORK/ubus-o" status 2>&1) || rc=$?
 expect_eq "o: status: inactive, not drift" 4 "$rc"
 case "$out" in *"next hop not reachable: 10.64.0.1"*"device wwan0 does not exist"*) ok "o: status says why" ;; *) fail "o: status: $out" ;; esac
+# 2b. The refused next hop makes apply plan again, from the file read
+#     again: changed or removed since the first plan (here by the netifd
+#     stand-in, called in between), that run fails with exit 1 (a race,
+#     not bad input) and the system as it was; the next apply reads it anew.
+expect_ok "o: flush" co --ubus "$WORK/ubus-o" flush
+pre=$(system_state o)
+cp "$WORK/o.conf" "$WORK/o.conf.keep"
+for how in "echo '# edited' >> $WORK/o.conf" "rm $WORK/o.conf"; do
+	rm -f "$WORK/mutated"
+	cat > "$WORK/ubus-m" <<SH
+#!/bin/sh
+[ -e "$WORK/mutated" ] || { : > "$WORK/mutated"; $how; }
+exec "$WORK/ubus-o" "\$@"
+SH
+	chmod +x "$WORK/ubus-m"
+	rc=0; out=$(co --ubus "$WORK/ubus-m" apply 2>&1) || rc=$?
+	expect_eq "o: config changed before the re-plan (${how%% *}): exit 1 ($(printf '%s' "$out" | tail -1))" 1 "$rc"
+	expect_eq "o: ... and the system as it was" "$pre" "$(system_state o)"
+	cp "$WORK/o.conf.keep" "$WORK/o.conf"
+done
+expect_ok "o: apply again" co --ubus "$WORK/ubus-o" apply
 # 3. A non-default route tagged proto 197 is connroute's stray.
 in_ns o ip route add 10.1.0.0/16 via 192.0.2.5 table 5001 proto 197
 in_ns o ip route add 10.2.0.0/16 via 192.0.2.5 table 5001 proto static
