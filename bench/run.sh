@@ -300,7 +300,7 @@ in_ns ts ip addr add 10.20.0.2/16 dev eth0; in_ns ts ip route add default via 10
 pin_server=() pin_client=()
 # The first two CPUs this process may use (a cpuset may leave out 0 or 1).
 read -r cpu_a cpu_b < <(awk '/^Cpus_allowed_list:/ { n = split($2, r, ","); for (i = 1; i <= n; i++) {
-	m = split(r[i], b, "-"); for (c = b[1]; c <= (m > 1 ? b[2] : b[1]); c++) printf "%d ", c } }' /proc/self/status)
+	m = split(r[i], b, "-"); for (c = b[1]; c <= (m > 1 ? b[2] : b[1]); c++) printf "%d ", c } } END { print "" }' /proc/self/status)
 if [ -n "${cpu_b:-}" ] && command -v taskset >/dev/null; then
 	pin_server=(taskset -c "$cpu_b") pin_client=(taskset -c "$cpu_a")
 fi
