@@ -185,7 +185,8 @@ pub(super) struct Appender<'a> {
 }
 
 impl Appender<'_> {
-    fn extend(&mut self, b: &[u8]) {
+    /// Appends the bytes `b`.
+    pub(super) fn extend(&mut self, b: &[u8]) {
         if let Some(n) = reserve(self.bytes.len(), self.bytes.capacity(), b.len()) {
             self.bytes.reserve_exact(n);
         }

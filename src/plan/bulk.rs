@@ -9,11 +9,11 @@
 //! batch that keeps its typed objects (for the nft text printer) gets them
 //! typed.
 
+use super::batch::Appender;
 use super::ruleset::Builder;
 use crate::nft::build::{self as b, Expr, Stmt};
 use nftables::expr::SetItem;
 use serde::Serialize;
-use std::io::Write;
 use std::ops::Range;
 
 /// What an empty map's data serializes to; the elements go inside.
@@ -26,15 +26,20 @@ pub(super) fn typed(bd: &mut Builder) -> bool {
     bd.batch().typed_mut().is_some()
 }
 
-/// Writes the JSON texts of `items`, comma-separated, made one at a time.
-fn write_texts<T: Serialize>(out: &mut impl Write, items: impl Iterator<Item = T>) {
+/// Writes the JSON texts of `items`, comma-separated, made one at a time
+/// in a scratch buffer: serde_json serializes into a `Vec<u8>` as it does
+/// everywhere else (into the [`Appender`] itself it would be a second
+/// copy of every serializer, 32 KB of the mipsel binary).
+fn write_texts<T: Serialize>(out: &mut Appender<'_>, items: impl Iterator<Item = T>) {
+    let mut text = Vec::new();
     for (i, item) in items.enumerate() {
-        // Writing to memory and serializing these types cannot fail
-        // (string keys, no floats).
+        text.clear();
         if i > 0 {
-            let _ = out.write_all(b",");
+            text.push(b',');
         }
-        let _ = serde_json::to_writer(&mut *out, &item);
+        // Serializing these types cannot fail (string keys, no floats).
+        let _ = serde_json::to_writer(&mut text, &item);
+        out.extend(&text);
     }
 }
 
