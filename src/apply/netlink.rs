@@ -392,10 +392,9 @@ mod tests {
 
     #[test]
     fn every_receive_is_bounded_and_a_real_dump_decodes() {
-        if std::env::var("CONNROUTE_RUNNER").is_ok_and(|r| !r.is_empty()) {
-            // qemu-user translates only part of rtnetlink (it refuses this
-            // socket on big-endian MIPS): the byte-level tests cover MIPS.
-            eprintln!("skipped: real rtnetlink under an emulator");
+        // qemu-user translates only part of rtnetlink (it refuses this
+        // socket on big-endian MIPS): the byte-level tests cover MIPS.
+        if crate::apply::tests::skipped_under_emulator("real rtnetlink") {
             return;
         }
         let mut nl = Netlink::open().unwrap();

@@ -185,8 +185,7 @@ mod tests {
 
     #[test]
     fn one_socket_answers_every_question_and_skips_stale_replies() {
-        if std::env::var("CONNROUTE_RUNNER").is_ok_and(|r| !r.is_empty()) {
-            eprintln!("skipped: real nfnetlink under an emulator");
+        if crate::apply::tests::skipped_under_emulator("real nfnetlink") {
             return;
         }
         // Read-only questions to this namespace's ruleset.

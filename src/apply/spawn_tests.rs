@@ -87,10 +87,9 @@ fn handled_signals_are_the_ones_with_a_handler_and_sigpipe() {
 
 #[test]
 fn after_a_real_vfork_the_exec_is_judged_without_waiting() {
-    if std::env::var("CONNROUTE_RUNNER").is_ok_and(|r| !r.is_empty()) {
-        // qemu-user emulates CLONE_VFORK by a fork: the wait is tested by
-        // the stalled child below.
-        eprintln!("skipped: no real vfork under an emulator");
+    // qemu-user emulates CLONE_VFORK by a fork: the wait is tested by the
+    // stalled child below.
+    if crate::apply::tests::skipped_under_emulator("a real vfork") {
         return;
     }
     let fast = || FAST_PATH.with(Cell::get);

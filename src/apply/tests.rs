@@ -16,6 +16,17 @@ use crate::facts::Facts;
 use crate::plan::{self, IpRule, Plan, Route, RuleAction};
 use std::path::PathBuf;
 
+/// Whether this test runs under an emulator (`make test-cross` sets
+/// `CONNROUTE_RUNNER`, e.g. qemu-user); then says it is skipped and why:
+/// `what` is what the emulator cannot give it.
+pub(super) fn skipped_under_emulator(what: &str) -> bool {
+    let emulated = std::env::var("CONNROUTE_RUNNER").is_ok_and(|r| !r.is_empty());
+    if emulated {
+        eprintln!("skipped: {what} under an emulator");
+    }
+    emulated
+}
+
 const SEED: &str = "config globals 'globals'
 	option mark_mask '0xff000000'
 	option rule_priority '5000'
