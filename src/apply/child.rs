@@ -28,7 +28,7 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use super::spawn::{ExecReport, Spawned, spawn, spawn_ahead};
+use super::spawn::spawn;
 
 #[path = "exchange.rs"]
 mod exchange;
@@ -279,8 +279,6 @@ pub struct Running {
     program: String,
     what: String,
     started: Instant,
-    /// The exec not yet judged ([`start_ahead`]).
-    exec: Option<ExecReport>,
     stdin: Option<File>,
     stdout: File,
     stderr: File,
@@ -303,26 +301,6 @@ pub fn start(
     start_by(program, args, piped_stdin, what, started + EXEC_LIMIT)
 }
 
-/// [`start`] for a child that waits for its input while connroute works:
-/// forked, not waited for ([`spawn_ahead`]). Its exec is judged when it
-/// is fed ([`Running::finish`]); a failed one shows before as a child
-/// that exited ([`Running::exited`]).
-pub fn start_ahead(
-    program: &Path,
-    args: &[&str],
-    piped_stdin: bool,
-    what: &str,
-) -> Result<Running, ChildError> {
-    let started = Instant::now();
-    let name = program.display().to_string();
-    let (child, report) =
-        spawn_ahead(program, args, piped_stdin).map_err(|error| ChildError::Spawn {
-            program: name.clone(),
-            error,
-        })?;
-    running(child, Some(report), name, what, started)
-}
-
 /// [`start`], killing a child that has not reached exec by `exec_by`.
 fn start_by(
     program: &Path,
@@ -337,22 +315,10 @@ fn start_by(
         program: name.clone(),
         error,
     })?;
-    running(child, None, name, what, started)
-}
-
-/// Takes charge of a spawned child: its guard, its pipes non-blocking.
-fn running(
-    child: Spawned,
-    exec: Option<ExecReport>,
-    program: String,
-    what: &str,
-    started: Instant,
-) -> Result<Running, ChildError> {
     let running = Running {
-        program,
+        program: name,
         what: what.to_string(),
         started,
-        exec,
         stdin: child.stdin,
         stdout: child.stdout,
         stderr: child.stderr,
@@ -395,7 +361,6 @@ impl Running {
             program,
             what,
             started,
-            exec,
             stdin,
             stdout,
             stderr,
@@ -414,13 +379,6 @@ impl Running {
         let end = started
             .checked_add(deadline)
             .unwrap_or(started + Duration::from_secs(1 << 30));
-        // Started ahead: judged before any input goes to a program that
-        // may not be there. On an error the child is killed and reaped
-        // before its stdin closes.
-        if let Some(Err(error)) = exec.map(|e| e.outcome(end)) {
-            drop(guard);
-            return Err(ChildError::Spawn { program, error });
-        }
         let mut pipes = Pipes::new(stdin, input, stdout, stderr);
         // Bound after the pipes, so dropped before them on every way out:
         // the child is killed before its stdin closes (a cut input must not

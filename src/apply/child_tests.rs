@@ -277,29 +277,6 @@ fn a_started_child_dropped_before_its_input_ends_does_nothing_and_is_gone() {
 }
 
 #[test]
-fn a_child_started_ahead_is_judged_when_fed() {
-    // Runs and takes its input like any other child.
-    let m = marker();
-    let script = format!("cat; : {m}");
-    let running = start_ahead(Path::new("bash"), &["-c", &script], true, "testing").unwrap();
-    assert!(shows(&m), "the child runs before its input is ready");
-    let out = running
-        .finish(&[b"ab", b"c"], Duration::from_secs(60))
-        .unwrap();
-    assert_eq!(out.stdout, b"abc");
-    // A failed exec is reported as such when fed, not as exit status 127,
-    // and nothing is left behind.
-    let running = start_ahead(Path::new("/dev/null"), &[], true, "testing").unwrap();
-    let e = running
-        .finish(&[b"x"], Duration::from_secs(60))
-        .unwrap_err();
-    assert!(e.not_started(), "{e}");
-    assert!(e.to_string().starts_with("cannot run /dev/null: "), "{e}");
-    let children = std::fs::read_to_string("/proc/thread-self/children").unwrap();
-    assert_eq!(children.trim(), "", "left behind");
-}
-
-#[test]
 fn the_deadline_counts_from_the_start() {
     let m = marker();
     let script = format!("cat >/dev/null; : {m}");

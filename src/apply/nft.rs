@@ -102,7 +102,7 @@ impl Nft {
 
     /// Starts `nft -j -f -` before its batch is ready (see [`Load`]).
     pub fn start_load(&self) -> Result<Load, ChildError> {
-        child::start_ahead(&self.program, LOAD_ARGS, true, LOADING).map(Load)
+        child::start(&self.program, LOAD_ARGS, true, LOADING).map(Load)
     }
 
     /// Loads a JSON batch (`nft -j -f -`) fed as pieces in order.

@@ -25,15 +25,6 @@
 //! finishes loading the program. Where `CLONE_VFORK` is emulated by a fork
 //! (qemu-user: the mark never reaches the parent), the parent waits for the
 //! report until the caller's deadline, then kills and reaps the child.
-//!
-//! A program started ahead of its input ([`spawn_ahead`]: nft, which then
-//! loads its libraries while connroute plans) is forked instead, and its
-//! exec judged later ([`ExecReport`]). After a `CLONE_VFORK` the kernel
-//! wakes the parent from the child's exec, often on the child's own CPU,
-//! where the parent then waited behind the dynamic loader: 0.3 to 2.9 ms
-//! of a 7 ms cold apply on a 2-core VM. A fork runs the child on the other
-//! CPU while the parent goes on; its price is the page tables of the
-//! process as it is then (before the plan: small).
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
@@ -170,8 +161,7 @@ struct Ctx {
 /// The child: prepares and execs; on failure reports errno and exits 127.
 extern "C" fn child(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the parent's `Ctx`, alive until the child execs or
-    // exits: shared after a real CLONE_VFORK (the parent resumes only
-    // then), the child's own copy after a fork.
+    // exits (the parent waits for either on the error pipe).
     let c = unsafe { &*(arg as *const Ctx) };
     // SAFETY: see `exec`.
     let err = unsafe { exec(c) };
@@ -302,84 +292,6 @@ pub fn spawn(
     piped_stdin: bool,
     deadline: Instant,
 ) -> io::Result<Spawned> {
-    let (spawned, report, marked) = launch(program, args, piped_stdin, false)?;
-    let judged = match marked {
-        true => exec_outcome(report),
-        false => ExecReport(report).outcome(deadline),
-    };
-    if let Err(e) = judged {
-        kill_and_reap(spawned.pid, KILL_GRACE);
-        return Err(e);
-    }
-    Ok(spawned)
-}
-
-/// [`spawn`] for a program started ahead of its input: forked (see the
-/// module docs), it is not waited for. Its exec is judged later by the
-/// returned report; until then a failed exec shows only as a child that
-/// exited (127).
-pub fn spawn_ahead(
-    program: &Path,
-    args: &[&str],
-    piped_stdin: bool,
-) -> io::Result<(Spawned, ExecReport)> {
-    let (spawned, report, _) = launch(program, args, piped_stdin, true)?;
-    Ok((spawned, ExecReport(report)))
-}
-
-/// The read end of a forked child's exec report (see [`spawn_ahead`]).
-pub struct ExecReport(OwnedFd);
-
-impl ExecReport {
-    /// Waits until `deadline` for the child's exec: `Ok` once it is past
-    /// it (the close-on-exec pipe ends), the exec's errno when it failed,
-    /// `TimedOut` when the deadline came first. The child is left to its
-    /// owner, who kills and reaps it on an error.
-    pub fn outcome(self, deadline: Instant) -> io::Result<()> {
-        let mut buf = [0u8; 4];
-        let mut got = 0;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                let why = "did not reach exec before the deadline (killed)";
-                return Err(io::Error::new(io::ErrorKind::TimedOut, why));
-            }
-            let mut fd = libc::pollfd {
-                fd: self.0.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let ms = left.as_millis().clamp(1, i32::MAX as u128) as c_int;
-            // SAFETY: one valid pollfd.
-            if unsafe { libc::poll(&mut fd, 1, ms) } <= 0 {
-                continue; // timeout, EINTR: the deadline is checked above
-            }
-            // SAFETY: reads into the rest of a local buffer.
-            let n = unsafe { libc::read(fd.fd, buf[got..].as_mut_ptr().cast(), 4 - got) };
-            match n {
-                0 if got == 0 => return Ok(()),
-                0 => return Err(io::Error::from_raw_os_error(libc::EIO)),
-                n if n > 0 => got += n as usize,
-                _ if errno() == libc::EINTR => {}
-                _ => return Err(io::Error::last_os_error()),
-            }
-            if got == 4 {
-                return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(buf)));
-            }
-        }
-    }
-}
-
-/// Clones the child (a fork with `fork`, else `CLONE_VM | CLONE_VFORK`):
-/// the child, the read end of its exec report, and whether it marked the
-/// shared context (a real `CLONE_VFORK`: it reached its exec or failed
-/// before this thread resumed).
-fn launch(
-    program: &Path,
-    args: &[&str],
-    piped_stdin: bool,
-    fork: bool,
-) -> io::Result<(Spawned, OwnedFd, bool)> {
     let exec = prepare(program, args)?;
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -403,22 +315,25 @@ fn launch(
         #[cfg(test)]
         stall: tests::stalling(),
     };
-    let pid = clone_child(&ctx, fork)?;
+    let pid = clone_child(&ctx)?;
     drop((in_r, out_w, err_w, report_w));
-    let spawned = Spawned {
+    match ctx.execing.load(Ordering::Acquire) {
+        true => exec_outcome(report_r, pid)?,
+        false => await_exec(report_r, pid, deadline)?,
+    }
+    Ok(Spawned {
         pid,
         stdin: in_w.map(File::from),
         stdout: File::from(out_r),
         stderr: File::from(err_r),
-    };
-    Ok((spawned, report_r, ctx.execing.load(Ordering::Acquire)))
+    })
 }
 
 /// After a real `CLONE_VFORK` of a child that reached its exec: the exec
 /// failed when the child's errno is in the pipe (written before it
 /// exited, which is what let this thread resume); else it is past its
-/// point of no return.
-fn exec_outcome(report: OwnedFd) -> io::Result<()> {
+/// point of no return. Kills and reaps the child on failure.
+fn exec_outcome(report: OwnedFd, pid: libc::pid_t) -> io::Result<()> {
     #[cfg(test)]
     tests::FAST_PATH.with(|n| n.set(n.get() + 1));
     let mut fd = libc::pollfd {
@@ -433,11 +348,52 @@ fn exec_outcome(report: OwnedFd) -> io::Result<()> {
     let mut buf = [0u8; 4];
     // SAFETY: reads into a local buffer; the pipe holds all it will.
     let n = unsafe { libc::read(fd.fd, buf.as_mut_ptr().cast(), 4) };
-    match n {
-        0 => Ok(()),
-        4 => Err(io::Error::from_raw_os_error(i32::from_ne_bytes(buf))),
-        _ => Err(io::Error::from_raw_os_error(libc::EIO)),
-    }
+    let err = match n {
+        0 => return Ok(()),
+        4 => io::Error::from_raw_os_error(i32::from_ne_bytes(buf)),
+        _ => io::Error::from_raw_os_error(libc::EIO),
+    };
+    kill_and_reap(pid, KILL_GRACE);
+    Err(err)
+}
+
+/// Waits for the child's exec report: end of file when it exec'd (the
+/// pipe is close-on-exec), or its errno when it failed. Kills and reaps
+/// the child on failure and when `deadline` passes first.
+fn await_exec(report: OwnedFd, pid: libc::pid_t, deadline: Instant) -> io::Result<()> {
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    let err = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let why = "did not reach exec before the deadline (killed)";
+            break io::Error::new(io::ErrorKind::TimedOut, why);
+        }
+        let mut fd = libc::pollfd {
+            fd: report.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as c_int;
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut fd, 1, ms) } <= 0 {
+            continue; // timeout, EINTR: the deadline is checked above
+        }
+        // SAFETY: reads into the rest of a local buffer.
+        let n = unsafe { libc::read(fd.fd, buf[got..].as_mut_ptr().cast(), 4 - got) };
+        match n {
+            0 if got == 0 => return Ok(()),
+            0 => break io::Error::from_raw_os_error(libc::EIO),
+            n if n > 0 => got += n as usize,
+            _ if errno() == libc::EINTR => {}
+            _ => break io::Error::last_os_error(),
+        }
+        if got == 4 {
+            break io::Error::from_raw_os_error(i32::from_ne_bytes(buf));
+        }
+    };
+    kill_and_reap(pid, KILL_GRACE);
+    Err(err)
 }
 
 /// How long a killed child is waited for before it is left to init.
@@ -471,26 +427,26 @@ pub fn kill_and_reap(pid: libc::pid_t, grace: Duration) -> Option<c_int> {
     }
 }
 
-/// Clones the child (a fork with `fork`) with every signal blocked in
-/// this thread meanwhile.
-fn clone_child(ctx: &Ctx, fork: bool) -> io::Result<libc::pid_t> {
+/// Clones the child with every signal blocked in this thread meanwhile.
+fn clone_child(ctx: &Ctx) -> io::Result<libc::pid_t> {
     let mut stack = vec![0u8; STACK];
     // The stack grows down on every Linux target connroute builds for.
     let top = (stack.as_mut_ptr() as usize + STACK) & !15;
+    #[cfg(not(test))]
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
     // A stalling test child is forked, as qemu-user does: with
     // CLONE_VFORK this thread would wait for it inside clone.
     #[cfg(test)]
-    let fork = fork || ctx.stall;
-    let flags = match fork {
+    let flags = match ctx.stall {
         true => libc::SIGCHLD,
         false => libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
     };
     // SAFETY: sigset_t is plain data; the masks are valid for the calls.
     let (mut all, mut old): (libc::sigset_t, libc::sigset_t) =
         unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
-    // SAFETY: as above; the child uses `ctx` and the stack only until it
-    // execs or exits: after a real CLONE_VFORK this thread resumes only
-    // then, and a forked child (qemu-user's CLONE_VFORK too) has copies.
+    // SAFETY: as above; the child gets `ctx`, which outlives it (the
+    // caller reads the error pipe before returning) and a stack that
+    // outlives its use (CLONE_VFORK: this thread resumes after exec).
     let pid = unsafe {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);

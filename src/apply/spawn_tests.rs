@@ -125,37 +125,6 @@ fn a_child_that_does_not_reach_exec_is_killed_at_the_deadline() {
 }
 
 #[test]
-fn a_child_started_ahead_is_not_waited_for_and_judged_later() {
-    // It stalls before exec (reading stdin): this thread still goes on,
-    // and the report tells it was not reached by the deadline.
-    STALL.with(|s| s.set(true));
-    let started = spawn_ahead(Path::new("true"), &[], true);
-    STALL.with(|s| s.set(false));
-    let (c, report) = started.unwrap();
-    let soon = Instant::now() + Duration::from_millis(200);
-    let e = report.outcome(soon).unwrap_err();
-    assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
-    assert!(kill_and_reap(c.pid, KILL_GRACE).is_some());
-    // Past exec: the report ends and the program runs.
-    let (mut c, report) = spawn_ahead(Path::new("echo"), &["ran"], false).unwrap();
-    report.outcome(later(60)).unwrap();
-    let mut out = String::new();
-    c.stdout.read_to_string(&mut out).unwrap();
-    reap_ok(c.pid);
-    assert_eq!(out, "ran\n");
-    // A failed exec: its errno, and the child exits 127.
-    let (c, report) = spawn_ahead(Path::new("/dev/null"), &[], false).unwrap();
-    let e = report.outcome(later(60)).unwrap_err();
-    assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
-    let mut status = 0;
-    // SAFETY: reaps our own child.
-    assert_eq!(unsafe { libc::waitpid(c.pid, &mut status, 0) }, c.pid);
-    assert_eq!(libc::WEXITSTATUS(status), 127);
-    let children = std::fs::read_to_string("/proc/thread-self/children").unwrap();
-    assert_eq!(children.trim(), "", "left behind");
-}
-
-#[test]
 fn spawning_while_another_thread_forks_never_hangs() {
     // Another thread keeps starting programs the ordinary way (fork or
     // posix_spawn, holding libc's locks meanwhile). Under qemu-user,
