@@ -11,6 +11,9 @@ pub fn run(cli: &Cli) -> Run {
     let _lock = Lock::acquire(&cli.lock, Duration::from_secs(cli.lock_timeout)).map_err(runtime)?;
     let mut k = open_kernel(cli)?;
     let report = flush(&mut k, &system(cli))?;
+    // The allocations stay (a later apply keeps every gateway's mark and
+    // table); only what killed writes of them left behind goes.
+    crate::ids::remove_temporaries(&cli.ids);
     log::info!("flush: {}", report.summary());
     Ok(())
 }

@@ -129,18 +129,52 @@ pub fn render(ids: &Ids) -> String {
     out
 }
 
-/// Writes `ids` to `path` atomically: a new temporary file in the same
-/// directory (created exclusively, never through a symlink), synced, then
-/// renamed over `path`, and the directory synced.
-pub fn write(path: &Path, ids: &Ids) -> Result<(), String> {
+/// The directory and file name of the ids file at `path`.
+fn place(path: &Path) -> Option<(&Path, &std::ffi::OsStr)> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("{}: not a file path", path.display()))?;
+    Some((dir, path.file_name()?))
+}
+
+/// Removes the temporary files (`.NAME.PID.tmp` beside the ids file at
+/// `path`) that writes killed midway left behind. The caller holds the
+/// lock, as every writer does, so each is stale. Only regular files of
+/// exactly that name form: a symlink or anything else there was not made
+/// by [`write`], and is left alone.
+pub fn remove_temporaries(path: &Path) {
+    let Some((dir, name)) = place(path) else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let name = name.as_encoded_bytes();
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let pid = file
+            .as_encoded_bytes()
+            .strip_prefix(b".")
+            .and_then(|r| r.strip_prefix(name))
+            .and_then(|r| r.strip_prefix(b"."))
+            .and_then(|r| r.strip_suffix(b".tmp"));
+        let temporary = pid.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
+        if temporary && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Writes `ids` to `path` atomically: a new temporary file in the same
+/// directory (created exclusively, never through a symlink), synced, then
+/// renamed over `path`, and the directory synced. Temporary files of
+/// killed writes are removed first ([`remove_temporaries`]; the caller
+/// holds the lock).
+pub fn write(path: &Path, ids: &Ids) -> Result<(), String> {
+    let (dir, name) = place(path).ok_or_else(|| format!("{}: not a file path", path.display()))?;
     fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    remove_temporaries(path);
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
         name.to_string_lossy(),

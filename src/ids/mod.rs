@@ -16,7 +16,7 @@ mod alloc;
 mod file;
 
 pub use alloc::{AllocError, Assignment, Limits, Request, allocate};
-pub use file::{MAX_BYTES, parse, read_regular, render, write};
+pub use file::{MAX_BYTES, parse, read_regular, remove_temporaries, render, write};
 
 /// Where the ids file lives unless `--ids` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/connroute/ids";

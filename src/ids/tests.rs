@@ -168,6 +168,45 @@ fn write_is_atomic_and_refuses_a_planted_temp_file() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn temporaries_of_killed_writes_are_removed_and_nothing_else() {
+    let dir = std::env::temp_dir().join(format!("connroute-ids-tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join(".ids.5.tmp")).unwrap();
+    let path = dir.join("ids");
+    let mine = format!(".ids.{}.tmp", std::process::id());
+    let stale = [".ids.1234567.tmp", mine.as_str()];
+    let kept = [
+        ".ids..tmp",
+        ".ids.12a.tmp",
+        ".idsx.1.tmp",
+        ".ids.1.tmp.x",
+        "ids.1.tmp",
+        ".other.1.tmp",
+    ];
+    for f in stale.iter().chain(&kept) {
+        std::fs::write(dir.join(f), "x").unwrap();
+    }
+    std::os::unix::fs::symlink(dir.join("target"), dir.join(".ids.77.tmp")).unwrap();
+    // A write removes them first: even one left by a killed run that had
+    // this pid no longer blocks every later write.
+    let (_, ids) = run(&[req("a")], &Ids::default());
+    write(&path, &ids).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), render(&ids));
+    let left = |f: &str| std::fs::symlink_metadata(dir.join(f)).is_ok();
+    assert!(!stale.iter().any(|f| left(f)), "a stale temporary is left");
+    assert!(kept.iter().all(|f| left(f)), "another file was removed");
+    assert!(
+        left(".ids.77.tmp") && left(".ids.5.tmp"),
+        "not a regular file: not ours"
+    );
+    // And on their own (flush), the ids file itself untouched.
+    std::fs::write(dir.join(".ids.42.tmp"), "x").unwrap();
+    remove_temporaries(&path);
+    assert!(!left(".ids.42.tmp") && left("ids") && left(".ids.12a.tmp"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// An edit of the gateway list.
 #[derive(Debug, Clone)]
 enum Edit {

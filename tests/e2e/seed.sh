@@ -23,7 +23,16 @@ pk=$(cr h -c "$HERE/../../examples/seed.conf" status --json | python3 -c 'import
 # A LAN host's own connection to H is not pinned (src_ip !192.168.1.0/24).
 in_ns r2 curl -sS --max-time 3 http://192.168.1.10/ >/dev/null && ok "LAN traffic from router #2 unaffected" || fail "LAN traffic"
 
+# What an apply killed while writing the allocations leaves behind: flush
+# removes it and keeps the allocations themselves (and anything else).
+[ -s "$WORK/ids-h" ] || fail "no allocations recorded"
+ids_before=$(cat "$WORK/ids-h")
+echo partial > "$WORK/.ids-h.4194301.tmp"
+echo mine > "$WORK/.ids-h.notes"
 expect_ok "flush" cr h -c "$HERE/../../examples/seed.conf" flush
+[ ! -e "$WORK/.ids-h.4194301.tmp" ] && ok "flush removed a killed write's temporary" || fail "temporary left"
+expect_eq "allocations kept by flush" "$ids_before" "$(cat "$WORK/ids-h")"
+[ -e "$WORK/.ids-h.notes" ] && ok "other files left alone" || fail "another file removed"
 expect_fail "via router #2 times out after flush" fetch c http://10.2.0.1/
 expect_eq "rules, routes and tables exactly as before" "$before" "$(routing_state h)"
 expect_eq "no connroute table left" "" "$(in_ns h nft list tables | grep connroute || true)"
