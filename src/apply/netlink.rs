@@ -70,6 +70,10 @@ const DATAGRAM: usize = 64 << 10;
 /// instead of poll, a peek for its size and the read. A datagram larger than
 /// [`DATAGRAM`] is an error, never cut short.
 pub fn recv_datagram(fd: RawFd, buf: &mut Vec<u8>, wait: Duration) -> io::Result<()> {
+    #[cfg(test)]
+    if tests::lose_this_one() {
+        return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
+    }
     let end = Instant::now() + wait;
     buf.clear();
     buf.reserve(DATAGRAM);
@@ -212,15 +216,24 @@ impl Netlink {
             }
             let wait = RECV_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
             let fd = self.socket.as_raw_fd();
-            recv_datagram(fd, &mut self.buf, wait).map_err(|e| match e.raw_os_error() {
-                _ if e.kind() == io::ErrorKind::TimedOut => {
-                    Fault::TimedOut(format!("no reply within {} s", RECV_TIMEOUT.as_secs()))
-                }
-                // Replies were dropped: the dump is incomplete; read it again.
-                Some(libc::ENOBUFS) => Fault::Interrupted,
-                Some(e) => Fault::Kernel(e),
-                None => Fault::Malformed(e.to_string()),
-            })?;
+            if let Err(e) = recv_datagram(fd, &mut self.buf, wait) {
+                return Err(match e.raw_os_error() {
+                    _ if e.kind() == io::ErrorKind::TimedOut => {
+                        Fault::TimedOut(format!("no reply within {} s", RECV_TIMEOUT.as_secs()))
+                    }
+                    // Replies were dropped: the dump is incomplete, and
+                    // the rest of it still runs on this socket (a new dump
+                    // there is refused, EBUSY): read it again on a fresh one.
+                    Some(libc::ENOBUFS) => {
+                        if let Ok(fresh) = Netlink::open() {
+                            self.socket = fresh.socket;
+                        }
+                        Fault::Interrupted
+                    }
+                    Some(e) => Fault::Kernel(e),
+                    None => Fault::Malformed(e.to_string()),
+                });
+            }
             if replies.feed(&self.buf)? == Progress::Done {
                 return Ok(replies.bodies);
             }
@@ -387,8 +400,113 @@ pub fn link_state(device: &str) -> Link {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::cell::Cell;
+    use std::io::Write;
+
+    thread_local! {
+        /// The [`recv_datagram`] of this thread that fails with ENOBUFS,
+        /// as when the kernel dropped replies: after this many more.
+        static LOSE_AFTER: Cell<Option<u32>> = const { Cell::new(None) };
+    }
+
+    /// Makes this thread's receive after `n` more fail with ENOBUFS.
+    pub(crate) fn lose_after(n: u32) {
+        LOSE_AFTER.with(|l| l.set(Some(n)));
+    }
+
+    /// Whether this receive is the one to fail ([`lose_after`]).
+    pub(super) fn lose_this_one() -> bool {
+        LOSE_AFTER.with(|l| match l.get() {
+            Some(0) => {
+                l.set(None);
+                true
+            }
+            Some(n) => {
+                l.set(Some(n - 1));
+                false
+            }
+            None => false,
+        })
+    }
+
+    #[test]
+    fn a_dump_that_lost_replies_is_read_again_on_a_fresh_socket() {
+        if crate::apply::tests::skipped_under_emulator("real rtnetlink") {
+            return;
+        }
+        // A network namespace of this thread's own, with a routing table
+        // too big for one datagram: the dump is still running when its
+        // first datagram is lost. Commands started from this thread run in
+        // it too; it goes away with the thread.
+        let t = std::thread::spawn(|| {
+            if !own_netns() {
+                return None;
+            }
+            let routes: String = (0..1500)
+                .map(|i| {
+                    format!(
+                        "route add 10.{}.{}.0/24 dev lo table 100\n",
+                        i / 256,
+                        i % 256
+                    )
+                })
+                .collect();
+            run("ip", &["link", "set", "lo", "up"], "");
+            run("ip", &["-batch", "-"], &routes);
+            let mut nl = Netlink::open().unwrap();
+            let whole = nl.dump_all_routes().unwrap();
+            let port = |nl: &Netlink| nl.socket.as_raw_fd();
+            let before = local_port(port(&nl));
+            lose_after(0);
+            let again = nl.dump_all_routes();
+            Some((whole, again, before, local_port(port(&nl))))
+        });
+        let Some((whole, again, before, after)) = t.join().unwrap() else {
+            return;
+        };
+        assert!(whole.len() > 1500, "{} routes", whole.len());
+        assert_eq!(again.unwrap(), whole, "read again, in full");
+        assert_ne!(
+            before, after,
+            "read again on the socket the lost dump still runs on"
+        );
+    }
+
+    /// Moves this thread into a network namespace of its own (commands it
+    /// starts run there too; it goes away with the thread); false, with a
+    /// line saying so, where that is not allowed.
+    pub(crate) fn own_netns() -> bool {
+        // SAFETY: unshare affects only this thread.
+        let ok = unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0;
+        if !ok {
+            eprintln!("skipped: no network namespace of its own (needs root)");
+        }
+        ok
+    }
+
+    /// Runs `program ARGS` with `input` on its stdin; it must succeed.
+    pub(crate) fn run(program: &str, args: &[&str], input: &str) {
+        let mut c = std::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        assert!(c.wait().unwrap().success(), "{program} {args:?}");
+    }
+
+    /// The netlink port id a socket is bound to.
+    pub(crate) fn local_port(fd: RawFd) -> u32 {
+        // SAFETY: sockaddr_nl is plain data that getsockname fills.
+        let mut a: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+        // SAFETY: `a` and `len` are valid for the call.
+        let r = unsafe { libc::getsockname(fd, (&raw mut a).cast(), &mut len) };
+        assert_eq!(r, 0);
+        a.nl_pid
+    }
 
     #[test]
     fn every_receive_is_bounded_and_a_real_dump_decodes() {

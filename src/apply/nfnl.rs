@@ -147,10 +147,20 @@ impl Nfnl {
             reset,
             || cell.borrow().socket.send(&req, 0).map(drop).map_err(fault),
             || {
-                cell.borrow_mut()
-                    .recv(deadline)
-                    .map(<[u8]>::to_vec)
-                    .map_err(fault)
+                let mut nf = cell.borrow_mut();
+                match nf.recv(deadline) {
+                    Ok(datagram) => Ok(datagram.to_vec()),
+                    // Replies were dropped: the rest of the dump still runs
+                    // on this socket (a new one there is refused, EBUSY):
+                    // it starts again on a fresh one.
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                        if let Ok(fresh) = Nfnl::open() {
+                            nf.socket = fresh.socket;
+                        }
+                        Err(Fault::Interrupted)
+                    }
+                    Err(e) => Err(fault(e)),
+                }
             },
             each,
         );
@@ -199,5 +209,44 @@ mod tests {
         let stale = table_request(nf.next_seq(), none);
         nf.socket.send(&stale, 0).unwrap();
         assert!(nf.generation().unwrap().wrapping_sub(first) < 1000);
+    }
+
+    #[test]
+    fn a_dump_that_lost_replies_is_read_again_on_a_fresh_socket() {
+        use crate::apply::netlink::tests::{local_port, lose_after, own_netns, run};
+        if crate::apply::tests::skipped_under_emulator("real nfnetlink") {
+            return;
+        }
+        // In a network namespace of this thread's own: a table whose
+        // chains fill several datagrams, so the dump still runs when its
+        // first datagram is lost.
+        let t = std::thread::spawn(|| {
+            if !own_netns() {
+                return None;
+            }
+            let chains: String = (0..1500).map(|i| format!("chain c{i} {{}}\n")).collect();
+            run(
+                "nft",
+                &["-f", "-"],
+                &format!("table inet lost {{\n{chains}}}\n"),
+            );
+            // NFT_MSG_GETCHAIN of `inet lost`.
+            let chains = |seq| super::super::nfgen::dump_request(seq, 4, &[(1, b"lost\0")]);
+            let mut nf = Nfnl::open().unwrap();
+            let whole = nf.dump(chains).unwrap();
+            let before = local_port(nf.socket.as_raw_fd());
+            lose_after(0);
+            let again = nf.dump(chains);
+            Some((whole, again, before, local_port(nf.socket.as_raw_fd())))
+        });
+        let Some((whole, again, before, after)) = t.join().unwrap() else {
+            return;
+        };
+        assert_eq!(whole.len(), 1500);
+        assert_eq!(again.unwrap(), whole, "read again, in full");
+        assert_ne!(
+            before, after,
+            "read again on the socket the lost dump still runs on"
+        );
     }
 }
