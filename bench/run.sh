@@ -52,22 +52,32 @@ ns_bench() {
 pick() { awk -v l="$1" '$1 == l {print $2}' | median; } # LABEL < ns_bench output
 # paired A B < ns_bench output: the median over rounds of A's time over B's
 # in the same round (load that comes and goes hits both alike), and its 95%
-# interval by resampling the rounds (2,000 draws, fixed seed): "0.68 (0.66–0.70)".
+# interval by resampling the rounds (2,000 draws, fixed seed; each draw
+# counts how often it takes each of the sorted ratios, so its median is
+# found in one pass): "0.684 (0.662–0.701)". Fails on unequal counts or a
+# zero time.
 paired() {
 	awk -v a="$1" -v b="$2" '
-		function med(v, n,   i, j, t) {
+		function sort(v, n,   i, j, t) {
 			for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j > 0 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
-			return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 		}
+		function kth(k,   j, c) { for (j = 1; j <= n; j++) { c += cnt[j]; if (c >= k) return r[j] } }
 		$1 == a { x[++na] = $2 } $1 == b { y[++nb] = $2 }
 		END {
-			n = (na < nb) ? na : nb
-			if (n == 0) exit 1
-			for (i = 1; i <= n; i++) { r[i] = x[i] / y[i]; s[i] = r[i] }
-			m = med(s, n); srand(1)
-			for (k = 1; k <= 2000; k++) { for (i = 1; i <= n; i++) s[i] = r[int(rand() * n) + 1]; d[k] = med(s, n) }
-			med(d, 2000)
-			printf "%.2f (%.2f–%.2f)", m, d[50], d[1951]
+			n = na
+			if (n == 0 || na != nb) exit 1
+			for (i = 1; i <= n; i++) { if (x[i] <= 0 || y[i] <= 0) exit 1; r[i] = x[i] / y[i] }
+			sort(r, n)
+			lo = int((n + 1) / 2); hi = int(n / 2) + 1
+			m = (r[lo] + r[hi]) / 2
+			srand(1)
+			for (k = 1; k <= 2000; k++) {
+				for (j = 1; j <= n; j++) cnt[j] = 0
+				for (i = 1; i <= n; i++) cnt[int(rand() * n) + 1]++
+				d[k] = (kth(lo) + kth(hi)) / 2
+			}
+			sort(d, 2000)
+			printf "%.3f (%.3f–%.3f)", m, d[50], d[1951]
 		}'
 }
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
@@ -418,7 +428,7 @@ sizes="(run \`make cross\` first for the router targets)"
 	echo "adding the recipe's table (the one transaction any way of doing it pays):"
 	echo "$(ms "$t_nft") ms; starting a process that does nothing (\`/bin/true\`): $(ms "$t_true") ms."
 	echo "Medians of $SEED_RUNS rounds; load $load_seed. Ratio: of the two medians. Paired: the"
-	echo "median of each round's own ratio (connroute over the baseline timed beside it), with"
+	echo "median of each round's own ratio (connroute over the baseline timed in the same round), with"
 	echo "its 95% interval from resampling the rounds."
 	echo
 	echo "| | connroute | baseline | ratio | paired (95%) | floor | target |"

@@ -5,8 +5,10 @@
 
 use super::{Ids, Record};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -129,20 +131,61 @@ pub fn render(ids: &Ids) -> String {
     out
 }
 
-/// The directory and file name of the ids file at `path`.
-fn place(path: &Path) -> Option<(&Path, &std::ffi::OsStr)> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
+/// The directory and file name of the ids file at `path`, split where it
+/// is written (`Path` would read `D/sub/.` as `D/sub`, whose directory is
+/// `D`); `None` for a path that names no file (last part empty, `.`, `..`).
+fn place(path: &Path) -> Option<(&Path, &OsStr)> {
+    let raw = path.as_os_str().as_bytes();
+    let (dir, name) = match raw.iter().rposition(|&b| b == b'/') {
+        Some(0) => (&b"/"[..], &raw[1..]),
+        Some(i) => (&raw[..i], &raw[i + 1..]),
+        None => (&b"."[..], raw),
     };
-    Some((dir, path.file_name()?))
+    if name.is_empty() || name == b"." || name == b".." {
+        return None;
+    }
+    Some((Path::new(OsStr::from_bytes(dir)), OsStr::from_bytes(name)))
+}
+
+/// Highest pid any Linux hands out (`PID_MAX_LIMIT` on 64-bit).
+const MAX_PID: u32 = 4_194_304;
+
+/// The name of the temporary file process `pid` writes the ids file
+/// `name` through: `.NAME.PID.tmp`.
+fn temporary(name: &OsStr, pid: u32) -> OsString {
+    let mut t = OsString::from(".");
+    t.push(name);
+    t.push(format!(".{pid}.tmp"));
+    t
+}
+
+/// The pid in `file` when it is a name [`temporary`] makes for `name`.
+fn temporary_pid(file: &OsStr, name: &OsStr) -> Option<u32> {
+    let digits = file
+        .as_bytes()
+        .strip_prefix(b".")?
+        .strip_prefix(name.as_bytes())?
+        .strip_prefix(b".")?
+        .strip_suffix(b".tmp")?;
+    let pid: u32 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let canonical = pid.to_string().as_bytes() == digits;
+    (canonical && (1..=MAX_PID).contains(&pid)).then_some(pid)
+}
+
+/// Whether no process `pid` exists (then a temporary file of it is stale).
+fn gone(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 /// Removes the temporary files (`.NAME.PID.tmp` beside the ids file at
-/// `path`) that writes killed midway left behind. The caller holds the
-/// lock, as every writer does, so each is stale. Only regular files of
-/// exactly that name form: a symlink or anything else there was not made
-/// by [`write`], and is left alone.
+/// `path`) that writes killed midway left behind: those of a pid that no
+/// longer runs, or of this process's own pid (a killed run's that had it;
+/// this process has not made its own yet). The caller holds the lock, as
+/// every writer does. Only regular files whose name [`write`] could have
+/// made: a symlink or anything else there was not made by it, and is left
+/// alone.
 pub fn remove_temporaries(path: &Path) {
     let Some((dir, name)) = place(path) else {
         return;
@@ -150,17 +193,10 @@ pub fn remove_temporaries(path: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
-    let name = name.as_encoded_bytes();
+    let me = std::process::id();
     for e in entries.flatten() {
-        let file = e.file_name();
-        let pid = file
-            .as_encoded_bytes()
-            .strip_prefix(b".")
-            .and_then(|r| r.strip_prefix(name))
-            .and_then(|r| r.strip_prefix(b"."))
-            .and_then(|r| r.strip_suffix(b".tmp"));
-        let temporary = pid.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
-        if temporary && e.file_type().is_ok_and(|t| t.is_file()) {
+        let stale = temporary_pid(&e.file_name(), name).is_some_and(|p| p == me || gone(p));
+        if stale && e.file_type().is_ok_and(|t| t.is_file()) {
             let _ = fs::remove_file(e.path());
         }
     }
@@ -175,11 +211,7 @@ pub fn write(path: &Path, ids: &Ids) -> Result<(), String> {
     let (dir, name) = place(path).ok_or_else(|| format!("{}: not a file path", path.display()))?;
     fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     remove_temporaries(path);
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp = dir.join(temporary(name, std::process::id()));
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -168,6 +168,19 @@ fn write_is_atomic_and_refuses_a_planted_temp_file() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A pid no process has, counting down from `from`.
+fn unused_pid(from: u32) -> u32 {
+    (1..=from)
+        .rev()
+        // SAFETY: signal 0 only checks that the process exists.
+        .find(|&p| unsafe { libc::kill(p as libc::pid_t, 0) } != 0 && errno() == libc::ESRCH)
+        .unwrap()
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
 #[test]
 fn temporaries_of_killed_writes_are_removed_and_nothing_else() {
     let dir = std::env::temp_dir().join(format!("connroute-ids-tmp-{}", std::process::id()));
@@ -175,14 +188,25 @@ fn temporaries_of_killed_writes_are_removed_and_nothing_else() {
     std::fs::create_dir_all(dir.join(".ids.5.tmp")).unwrap();
     let path = dir.join("ids");
     let mine = format!(".ids.{}.tmp", std::process::id());
-    let stale = [".ids.1234567.tmp", mine.as_str()];
+    // SAFETY: getppid has no preconditions.
+    let live = format!(".ids.{}.tmp", unsafe { libc::getppid() });
+    let dead = format!(".ids.{}.tmp", unused_pid(4_194_303));
+    let stale = [dead.as_str(), mine.as_str()];
     let kept = [
         ".ids..tmp",
         ".ids.12a.tmp",
         ".idsx.1.tmp",
         ".ids.1.tmp.x",
         "ids.1.tmp",
+        "..ids.1.tmp",
         ".other.1.tmp",
+        // Names no write makes: not canonical, no pid, beyond any pid.
+        ".ids.04194303.tmp",
+        ".ids.+4194303.tmp",
+        ".ids.0.tmp",
+        ".ids.4194305.tmp",
+        // A process that still runs: possibly a write under another lock.
+        live.as_str(),
     ];
     for f in stale.iter().chain(&kept) {
         std::fs::write(dir.join(f), "x").unwrap();
@@ -201,9 +225,27 @@ fn temporaries_of_killed_writes_are_removed_and_nothing_else() {
         "not a regular file: not ours"
     );
     // And on their own (flush), the ids file itself untouched.
-    std::fs::write(dir.join(".ids.42.tmp"), "x").unwrap();
+    let dead = format!(".ids.{}.tmp", unused_pid(4_194_303));
+    std::fs::write(dir.join(&dead), "x").unwrap();
     remove_temporaries(&path);
-    assert!(!left(".ids.42.tmp") && left("ids") && left(".ids.12a.tmp"));
+    assert!(!left(&dead) && left("ids") && left(".ids.12a.tmp"));
+    // A path naming no file (`D/.`, `D/`): nothing removed, one level up
+    // included, and nothing written.
+    let sub = dir.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::write(dir.join(".sub.4194302.tmp"), "x").unwrap();
+    for odd in ["sub/.", "sub/", "sub/.."] {
+        let p = std::path::PathBuf::from(format!("{}/{odd}", dir.display()));
+        remove_temporaries(&p);
+        assert!(
+            write(&p, &ids).unwrap_err().contains("not a file path"),
+            "{odd}"
+        );
+    }
+    assert!(
+        left(".sub.4194302.tmp"),
+        "removed beside the directory named"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

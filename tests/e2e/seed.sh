@@ -27,12 +27,17 @@ in_ns r2 curl -sS --max-time 3 http://192.168.1.10/ >/dev/null && ok "LAN traffi
 # removes it and keeps the allocations themselves (and anything else).
 [ -s "$WORK/ids-h" ] || fail "no allocations recorded"
 ids_before=$(cat "$WORK/ids-h")
-echo partial > "$WORK/.ids-h.4194301.tmp"
-echo mine > "$WORK/.ids-h.notes"
+dead=$(( $(cat /proc/sys/kernel/pid_max) - 1 ))
+while kill -0 "$dead" 2>/dev/null; do dead=$((dead - 1)); done
+echo partial > "$WORK/.ids-h.$dead.tmp"
+for f in .ids-h.notes .ids-h.1.tmp.x "..ids-h.$dead.tmp" ".ids-h.0$dead.tmp"; do echo mine > "$WORK/$f"; done
 expect_ok "flush" cr h -c "$HERE/../../examples/seed.conf" flush
-[ ! -e "$WORK/.ids-h.4194301.tmp" ] && ok "flush removed a killed write's temporary" || fail "temporary left"
+[ ! -e "$WORK/.ids-h.$dead.tmp" ] && ok "flush removed a killed write's temporary" || fail "temporary left"
 expect_eq "allocations kept by flush" "$ids_before" "$(cat "$WORK/ids-h")"
-[ -e "$WORK/.ids-h.notes" ] && ok "other files left alone" || fail "another file removed"
+for f in .ids-h.notes .ids-h.1.tmp.x "..ids-h.$dead.tmp" ".ids-h.0$dead.tmp"; do
+	[ -e "$WORK/$f" ] || fail "flush removed $f"
+done
+ok "look-alike files left alone"
 expect_fail "via router #2 times out after flush" fetch c http://10.2.0.1/
 expect_eq "rules, routes and tables exactly as before" "$before" "$(routing_state h)"
 expect_eq "no connroute table left" "" "$(in_ns h nft list tables | grep connroute || true)"
