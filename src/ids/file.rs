@@ -185,19 +185,45 @@ fn gone(pid: u32) -> bool {
 /// this process has not made its own yet). The caller holds the lock, as
 /// every writer does. Only regular files whose name [`write`] could have
 /// made: a symlink or anything else there was not made by it, and is left
-/// alone.
+/// alone. The directory is read through `/proc/self/fd`: where /proc is
+/// not mounted, nothing is removed.
 pub fn remove_temporaries(path: &Path) {
+    use std::os::fd::AsRawFd;
     let Some((dir, name)) = place(path) else {
         return;
     };
-    let Ok(entries) = fs::read_dir(dir) else {
+    // The directory is opened once, and its entries are listed, checked
+    // and unlinked through that descriptor: a path component swapped
+    // meanwhile cannot send the removal elsewhere.
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir);
+    let Ok(d) = opened else {
+        return;
+    };
+    let fd = d.as_raw_fd();
+    let Ok(entries) = fs::read_dir(format!("/proc/self/fd/{fd}")) else {
         return;
     };
     let me = std::process::id();
     for e in entries.flatten() {
-        let stale = temporary_pid(&e.file_name(), name).is_some_and(|p| p == me || gone(p));
-        if stale && e.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = fs::remove_file(e.path());
+        let file = e.file_name();
+        if !temporary_pid(&file, name).is_some_and(|p| p == me || gone(p)) {
+            continue;
+        }
+        let Ok(c) = std::ffi::CString::new(file.as_bytes()) else {
+            continue;
+        };
+        // SAFETY: stat is plain data that fstatat fills; `c` is a valid
+        // C string and `fd` an open directory for both calls.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            let plain = libc::fstatat(fd, c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) == 0
+                && st.st_mode & libc::S_IFMT == libc::S_IFREG;
+            if plain {
+                libc::unlinkat(fd, c.as_ptr(), 0);
+            }
         }
     }
 }
