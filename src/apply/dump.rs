@@ -51,6 +51,9 @@ pub enum Fault {
     Kernel(i32),
     /// The dump changed while it was read; restart it.
     Interrupted,
+    /// The kernel dropped replies (ENOBUFS); restart the request (on a
+    /// fresh socket: the rest of a dump still runs on the old one).
+    Lost,
     /// The bytes do not parse; says what is wrong.
     Malformed(String),
     /// No answer in time; says which limit passed.
@@ -62,6 +65,7 @@ impl fmt::Display for Fault {
         match self {
             Fault::Kernel(e) => write!(f, "{}", std::io::Error::from_raw_os_error(*e)),
             Fault::Interrupted => write!(f, "the kernel flagged the dump inconsistent"),
+            Fault::Lost => write!(f, "the kernel dropped replies (ENOBUFS)"),
             Fault::Malformed(what) => write!(f, "malformed netlink reply: {what}"),
             Fault::TimedOut(what) => write!(f, "netlink timed out: {what}"),
         }
@@ -233,11 +237,12 @@ pub fn with_restarts<T>(
         n += 1;
         let fault = match attempt() {
             Ok(v) => return Ok(v),
-            Err(Fault::Interrupted) if n < tries => continue,
+            Err(Fault::Interrupted | Fault::Lost) if n < tries => continue,
             Err(f) => f,
         };
         let kind = match fault {
             Fault::Kernel(e) => return Err(io::Error::from_raw_os_error(e)),
+            Fault::Lost => return Err(io::Error::from_raw_os_error(libc::ENOBUFS)),
             Fault::Interrupted => {
                 let msg = format!(
                     "{what}: the kernel's tables kept changing during the dump \

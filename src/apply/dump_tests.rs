@@ -216,3 +216,20 @@ fn other_faults_are_not_retried_and_keep_their_kind() {
         "dumping ip rules: netlink timed out: no reply within 5 s"
     );
 }
+
+#[test]
+fn lost_replies_restart_the_request_and_end_as_enobufs() {
+    let mut n = 0;
+    let r = with_restarts("dumping", 4, || {
+        n += 1;
+        if n < 3 { Err(Fault::Lost) } else { Ok(n) }
+    });
+    assert_eq!(r.unwrap(), 3);
+    // Still lost at the last attempt (or the only one, for a change):
+    // the errno, not a dump that "kept changing".
+    for tries in [1, 4] {
+        let e = with_restarts("adding", tries, || Err::<(), _>(Fault::Lost)).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOBUFS), "{e}");
+    }
+    assert!(Fault::Lost.to_string().contains("ENOBUFS"));
+}

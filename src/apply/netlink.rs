@@ -71,8 +71,8 @@ const DATAGRAM: usize = 64 << 10;
 /// [`DATAGRAM`] is an error, never cut short.
 pub fn recv_datagram(fd: RawFd, buf: &mut Vec<u8>, wait: Duration) -> io::Result<()> {
     #[cfg(test)]
-    if tests::lose_this_one() {
-        return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
+    if let Some(errno) = tests::fail_this_one() {
+        return Err(io::Error::from_raw_os_error(errno));
     }
     let end = Instant::now() + wait;
     buf.clear();
@@ -224,12 +224,13 @@ impl Netlink {
                     // Replies were dropped: the dump is incomplete, and
                     // the rest of it still runs on this socket (a new dump
                     // there is refused, EBUSY): read it again on a fresh one.
-                    Some(libc::ENOBUFS) => {
-                        if let Ok(fresh) = Netlink::open() {
+                    Some(libc::ENOBUFS) => match Netlink::open() {
+                        Ok(fresh) => {
                             self.socket = fresh.socket;
+                            Fault::Lost
                         }
-                        Fault::Interrupted
-                    }
+                        Err(e) => Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)),
+                    },
                     Some(e) => Fault::Kernel(e),
                     None => Fault::Malformed(e.to_string()),
                 });
@@ -249,9 +250,17 @@ impl Netlink {
         } else {
             1
         };
-        with_restarts(request_name(kind), tries, || {
+        let r = with_restarts(request_name(kind), tries, || {
             self.exchange(kind, extra, body, deadline)
-        })
+        });
+        if r.is_err() && extra & flags::DUMP != 0 {
+            // A dump left half read keeps running on this socket: the next
+            // one would be refused (EBUSY). Later requests get a new one.
+            if let Ok(fresh) = Netlink::open() {
+                self.socket = fresh.socket;
+            }
+        }
+        r
     }
 
     /// Every message body of a dump (`kind`: GETROUTE or GETRULE), both families.
@@ -406,28 +415,29 @@ pub(crate) mod tests {
     use std::io::Write;
 
     thread_local! {
-        /// The [`recv_datagram`] of this thread that fails with ENOBUFS,
-        /// as when the kernel dropped replies: after this many more.
-        static LOSE_AFTER: Cell<Option<u32>> = const { Cell::new(None) };
+        /// The [`recv_datagram`] of this thread that fails, after how many
+        /// more, and with which errno.
+        static FAIL_AFTER: Cell<Option<(u32, i32)>> = const { Cell::new(None) };
     }
 
-    /// Makes this thread's receive after `n` more fail with ENOBUFS.
-    pub(crate) fn lose_after(n: u32) {
-        LOSE_AFTER.with(|l| l.set(Some(n)));
+    /// Makes this thread's receive after `n` more fail with `errno`
+    /// (ENOBUFS: as when the kernel dropped replies).
+    pub(crate) fn fail_after(n: u32, errno: i32) {
+        FAIL_AFTER.with(|l| l.set(Some((n, errno))));
     }
 
-    /// Whether this receive is the one to fail ([`lose_after`]).
-    pub(super) fn lose_this_one() -> bool {
-        LOSE_AFTER.with(|l| match l.get() {
-            Some(0) => {
+    /// The errno this receive fails with ([`fail_after`]), if it is the one.
+    pub(super) fn fail_this_one() -> Option<i32> {
+        FAIL_AFTER.with(|l| match l.get() {
+            Some((0, errno)) => {
                 l.set(None);
-                true
+                Some(errno)
             }
-            Some(n) => {
-                l.set(Some(n - 1));
-                false
+            Some((n, errno)) => {
+                l.set(Some((n - 1, errno)));
+                None
             }
-            None => false,
+            None => None,
         })
     }
 
@@ -453,17 +463,25 @@ pub(crate) mod tests {
                     )
                 })
                 .collect();
-            run("ip", &["link", "set", "lo", "up"], "");
+            if !run("ip", &["link", "set", "lo", "up"], "") {
+                return None;
+            }
             run("ip", &["-batch", "-"], &routes);
             let mut nl = Netlink::open().unwrap();
             let whole = nl.dump_all_routes().unwrap();
             let port = |nl: &Netlink| nl.socket.as_raw_fd();
             let before = local_port(port(&nl));
-            lose_after(0);
+            fail_after(0, libc::ENOBUFS);
             let again = nl.dump_all_routes();
-            Some((whole, again, before, local_port(port(&nl))))
+            let after = local_port(port(&nl));
+            // A dump that fails otherwise is not restarted, but it leaves
+            // no half-read dump in the way of the next request.
+            fail_after(0, libc::EIO);
+            let failed = nl.dump_all_routes().map(drop);
+            let next = nl.dump_all_routes();
+            Some((whole, again, before, after, failed, next))
         });
-        let Some((whole, again, before, after)) = t.join().unwrap() else {
+        let Some((whole, again, before, after, failed, next)) = t.join().unwrap() else {
             return;
         };
         assert!(whole.len() > 1500, "{} routes", whole.len());
@@ -472,6 +490,8 @@ pub(crate) mod tests {
             before, after,
             "read again on the socket the lost dump still runs on"
         );
+        assert_eq!(failed.unwrap_err().raw_os_error(), Some(libc::EIO));
+        assert_eq!(next.unwrap(), whole, "the next dump is refused");
     }
 
     /// Moves this thread into a network namespace of its own (commands it
@@ -487,14 +507,22 @@ pub(crate) mod tests {
     }
 
     /// Runs `program ARGS` with `input` on its stdin; it must succeed.
-    pub(crate) fn run(program: &str, args: &[&str], input: &str) {
-        let mut c = std::process::Command::new(program)
+    /// False, with a line saying so, when the program is not installed.
+    pub(crate) fn run(program: &str, args: &[&str], input: &str) -> bool {
+        let started = std::process::Command::new(program)
             .args(args)
             .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+            .spawn();
+        let mut c = match started {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                eprintln!("skipped: {program} is not installed");
+                return false;
+            }
+            started => started.unwrap(),
+        };
         c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
         assert!(c.wait().unwrap().success(), "{program} {args:?}");
+        true
     }
 
     /// The netlink port id a socket is bound to.

@@ -153,12 +153,13 @@ impl Nfnl {
                     // Replies were dropped: the rest of the dump still runs
                     // on this socket (a new one there is refused, EBUSY):
                     // it starts again on a fresh one.
-                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                        if let Ok(fresh) = Nfnl::open() {
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => match Nfnl::open() {
+                        Ok(fresh) => {
                             nf.socket = fresh.socket;
+                            Err(Fault::Lost)
                         }
-                        Err(Fault::Interrupted)
-                    }
+                        Err(e) => Err(fault(e)),
+                    },
                     Err(e) => Err(fault(e)),
                 }
             },
@@ -213,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_dump_that_lost_replies_is_read_again_on_a_fresh_socket() {
-        use crate::apply::netlink::tests::{local_port, lose_after, own_netns, run};
+        use crate::apply::netlink::tests::{fail_after, local_port, own_netns, run};
         if crate::apply::tests::skipped_under_emulator("real nfnetlink") {
             return;
         }
@@ -225,17 +226,16 @@ mod tests {
                 return None;
             }
             let chains: String = (0..1500).map(|i| format!("chain c{i} {{}}\n")).collect();
-            run(
-                "nft",
-                &["-f", "-"],
-                &format!("table inet lost {{\n{chains}}}\n"),
-            );
+            let table = format!("table inet lost {{\n{chains}}}\n");
+            if !run("nft", &["-f", "-"], &table) {
+                return None;
+            }
             // NFT_MSG_GETCHAIN of `inet lost`.
             let chains = |seq| super::super::nfgen::dump_request(seq, 4, &[(1, b"lost\0")]);
             let mut nf = Nfnl::open().unwrap();
             let whole = nf.dump(chains).unwrap();
             let before = local_port(nf.socket.as_raw_fd());
-            lose_after(0);
+            fail_after(0, libc::ENOBUFS);
             let again = nf.dump(chains);
             Some((whole, again, before, local_port(nf.socket.as_raw_fd())))
         });

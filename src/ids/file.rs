@@ -147,7 +147,8 @@ fn place(path: &Path) -> Option<(&Path, &OsStr)> {
     Some((Path::new(OsStr::from_bytes(dir)), OsStr::from_bytes(name)))
 }
 
-/// Highest pid any Linux hands out (`PID_MAX_LIMIT` on 64-bit).
+/// The highest `pid_max` any Linux allows (`PID_MAX_LIMIT` of 64-bit
+/// kernels; 32-bit ones stop at 32,768): no write makes a higher pid.
 const MAX_PID: u32 = 4_194_304;
 
 /// The name of the temporary file process `pid` writes the ids file
@@ -187,6 +188,12 @@ fn gone(pid: u32) -> bool {
 /// made: a symlink or anything else there was not made by it, and is left
 /// alone. The directory is read through `/proc/self/fd`: where /proc is
 /// not mounted, nothing is removed.
+///
+/// Pids are this process's pid namespace's: a write under another
+/// `--lock`, from another pid namespace, is not told apart from a dead
+/// one. A temporary left by a power cut stays while its pid belongs to
+/// another process (it never blocks a write: only this process's own
+/// name would).
 pub fn remove_temporaries(path: &Path) {
     use std::os::fd::AsRawFd;
     let Some((dir, name)) = place(path) else {

@@ -188,8 +188,11 @@ fn temporaries_of_killed_writes_are_removed_and_nothing_else() {
     std::fs::create_dir_all(dir.join(".ids.5.tmp")).unwrap();
     let path = dir.join("ids");
     let mine = format!(".ids.{}.tmp", std::process::id());
-    // SAFETY: getppid has no preconditions.
-    let live = format!(".ids.{}.tmp", unsafe { libc::getppid() });
+    let mut running = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let live = format!(".ids.{}.tmp", running.id());
     let dead = format!(".ids.{}.tmp", unused_pid(4_194_303));
     let stale = [dead.as_str(), mine.as_str()];
     let kept = [
@@ -246,6 +249,8 @@ fn temporaries_of_killed_writes_are_removed_and_nothing_else() {
         left(".sub.4194302.tmp"),
         "removed beside the directory named"
     );
+    let _ = running.kill();
+    let _ = running.wait();
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
