@@ -4,8 +4,8 @@
 # bench/results.md. Timings are medians of repeated runs in namespaces of
 # this machine, each compared with its baseline in the same run (ratios:
 # machines are noisy). Nothing here asserts on time; not run in CI.
-# BENCH_RUNS (default 15), BENCH_SECONDS (iperf3, default 3), BENCH_IPERF_ROUNDS
-# (default 7), BENCH_OUT.
+# BENCH_RUNS (default 15), BENCH_SEED_RUNS (the seed table, default 101),
+# BENCH_SECONDS (iperf3, default 3), BENCH_IPERF_ROUNDS (default 7), BENCH_OUT.
 . "$(dirname "$0")/../tests/e2e/lib.sh"
 setup_cleanup
 TOP=$(cd "$HERE/../.." && pwd)
