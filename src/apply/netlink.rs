@@ -446,14 +446,9 @@ pub(crate) mod tests {
         if crate::apply::tests::skipped_under_emulator("real rtnetlink") {
             return;
         }
-        // A network namespace of this thread's own, with a routing table
-        // too big for one datagram: the dump is still running when its
-        // first datagram is lost. Commands started from this thread run in
-        // it too; it goes away with the thread.
-        let t = std::thread::spawn(|| {
-            if !own_netns() {
-                return None;
-            }
+        // A routing table too big for one datagram: the dump is still
+        // running when its first datagram is lost.
+        let r = in_own_netns(|| {
             let routes: String = (0..1500)
                 .map(|i| {
                     format!(
@@ -481,7 +476,7 @@ pub(crate) mod tests {
             let next = nl.dump_all_routes();
             Some((whole, again, before, after, failed, next))
         });
-        let Some((whole, again, before, after, failed, next)) = t.join().unwrap() else {
+        let Some((whole, again, before, after, failed, next)) = r else {
             return;
         };
         assert!(whole.len() > 1500, "{} routes", whole.len());
@@ -494,16 +489,21 @@ pub(crate) mod tests {
         assert_eq!(next.unwrap(), whole, "the next dump is refused");
     }
 
-    /// Moves this thread into a network namespace of its own (commands it
-    /// starts run there too; it goes away with the thread); false, with a
-    /// line saying so, where that is not allowed.
-    pub(crate) fn own_netns() -> bool {
-        // SAFETY: unshare affects only this thread.
-        let ok = unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0;
-        if !ok {
-            eprintln!("skipped: no network namespace of its own (needs root)");
-        }
-        ok
+    /// Runs `f` on a thread of its own in a network namespace of its own
+    /// (commands it starts run there too; the namespace goes away with the
+    /// thread); `None`, with a line saying so, where that is not allowed.
+    pub(crate) fn in_own_netns<T: Send + 'static>(
+        f: impl FnOnce() -> Option<T> + Send + 'static,
+    ) -> Option<T> {
+        let t = std::thread::spawn(|| {
+            // SAFETY: unshare affects only this thread.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                eprintln!("skipped: no network namespace of its own (needs root)");
+                return None;
+            }
+            f()
+        });
+        t.join().unwrap()
     }
 
     /// Runs `program ARGS` with `input` on its stdin; it must succeed.

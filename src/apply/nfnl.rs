@@ -214,17 +214,13 @@ mod tests {
 
     #[test]
     fn a_dump_that_lost_replies_is_read_again_on_a_fresh_socket() {
-        use crate::apply::netlink::tests::{fail_after, local_port, own_netns, run};
+        use crate::apply::netlink::tests::{fail_after, in_own_netns, local_port, run};
         if crate::apply::tests::skipped_under_emulator("real nfnetlink") {
             return;
         }
-        // In a network namespace of this thread's own: a table whose
-        // chains fill several datagrams, so the dump still runs when its
-        // first datagram is lost.
-        let t = std::thread::spawn(|| {
-            if !own_netns() {
-                return None;
-            }
+        // A table whose chains fill several datagrams, so the dump still
+        // runs when its first datagram is lost.
+        let r = in_own_netns(|| {
             let chains: String = (0..1500).map(|i| format!("chain c{i} {{}}\n")).collect();
             let table = format!("table inet lost {{\n{chains}}}\n");
             if !run("nft", &["-f", "-"], &table) {
@@ -239,7 +235,7 @@ mod tests {
             let again = nf.dump(chains);
             Some((whole, again, before, local_port(nf.socket.as_raw_fd())))
         });
-        let Some((whole, again, before, after)) = t.join().unwrap() else {
+        let Some((whole, again, before, after)) = r else {
             return;
         };
         assert_eq!(whole.len(), 1500);

@@ -121,21 +121,13 @@ impl RunState {
 /// that exact form, and only files or symlinks (a symlink is removed, not
 /// followed).
 fn remove_temporaries(state: &Path) {
-    use std::os::unix::ffi::OsStrExt;
-    // Split as written, as the temporary names are made (`Path` would
-    // read `D/sub/.` as `D/sub`, whose temporaries live in `D`).
-    let raw = state.as_os_str().as_bytes();
-    let (dir, name) = match raw.iter().rposition(|&b| b == b'/') {
-        Some(0) => (&b"/"[..], &raw[1..]),
-        Some(i) => (&raw[..i], &raw[i + 1..]),
-        None => (&b"."[..], raw),
-    };
-    if name.is_empty() || name == b"." || name == b".." {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(std::ffi::OsStr::from_bytes(dir)) else {
+    let Some((dir, name)) = crate::config::source::split_as_written(state) else {
         return;
     };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let name = name.as_encoded_bytes();
     for e in entries.flatten() {
         let file = e.file_name();
         let Some(rest) = file.as_encoded_bytes().strip_prefix(name) else {

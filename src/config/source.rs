@@ -1,11 +1,31 @@
 //! Reading the config (and the ids file) safely: only a regular file, and
 //! only up to a size limit, so `-c /dev/zero` or a FIFO is refused at once
-//! instead of filling memory or blocking forever.
+//! instead of filling memory or blocking forever. Also where the files
+//! connroute writes (ids, run state) keep their temporaries.
 
+use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+/// The directory and file name of `path`, split where it is written, as
+/// the temporary files beside connroute's own files are named (`Path`
+/// would read `D/sub/.` as `D/sub`, whose directory is `D`); `None` when
+/// the last part names no file (empty, `.`, `..`).
+pub fn split_as_written(path: &Path) -> Option<(&Path, &OsStr)> {
+    let raw = path.as_os_str().as_bytes();
+    let (dir, name) = match raw.iter().rposition(|&b| b == b'/') {
+        Some(0) => (&b"/"[..], &raw[1..]),
+        Some(i) => (&raw[..i], &raw[i + 1..]),
+        None => (&b"."[..], raw),
+    };
+    if name.is_empty() || name == b"." || name == b".." {
+        return None;
+    }
+    Some((Path::new(OsStr::from_bytes(dir)), OsStr::from_bytes(name)))
+}
 
 /// Largest config file read (a 100,000-address rule is under 3 MiB).
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;

@@ -4,6 +4,7 @@
 //! written atomically.
 
 use super::{Ids, Record};
+use crate::config::source::split_as_written;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, OpenOptions};
@@ -131,22 +132,6 @@ pub fn render(ids: &Ids) -> String {
     out
 }
 
-/// The directory and file name of the ids file at `path`, split where it
-/// is written (`Path` would read `D/sub/.` as `D/sub`, whose directory is
-/// `D`); `None` for a path that names no file (last part empty, `.`, `..`).
-fn place(path: &Path) -> Option<(&Path, &OsStr)> {
-    let raw = path.as_os_str().as_bytes();
-    let (dir, name) = match raw.iter().rposition(|&b| b == b'/') {
-        Some(0) => (&b"/"[..], &raw[1..]),
-        Some(i) => (&raw[..i], &raw[i + 1..]),
-        None => (&b"."[..], raw),
-    };
-    if name.is_empty() || name == b"." || name == b".." {
-        return None;
-    }
-    Some((Path::new(OsStr::from_bytes(dir)), OsStr::from_bytes(name)))
-}
-
 /// The highest `pid_max` any Linux allows (`PID_MAX_LIMIT` of 64-bit
 /// kernels; 32-bit ones stop at 32,768): no write makes a higher pid.
 const MAX_PID: u32 = 4_194_304;
@@ -196,7 +181,7 @@ fn gone(pid: u32) -> bool {
 /// name would).
 pub fn remove_temporaries(path: &Path) {
     use std::os::fd::AsRawFd;
-    let Some((dir, name)) = place(path) else {
+    let Some((dir, name)) = split_as_written(path) else {
         return;
     };
     // The directory is opened once, and its entries are listed, checked
@@ -241,7 +226,8 @@ pub fn remove_temporaries(path: &Path) {
 /// killed writes are removed first ([`remove_temporaries`]; the caller
 /// holds the lock).
 pub fn write(path: &Path, ids: &Ids) -> Result<(), String> {
-    let (dir, name) = place(path).ok_or_else(|| format!("{}: not a file path", path.display()))?;
+    let (dir, name) =
+        split_as_written(path).ok_or_else(|| format!("{}: not a file path", path.display()))?;
     fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     remove_temporaries(path);
     let tmp = dir.join(temporary(name, std::process::id()));
