@@ -48,7 +48,7 @@ pub(super) const COMMANDS: &[Spec] = &[
     Spec {
         name: "flush",
         about: "Remove connroute's nft table, ip rules and routes, and nothing else",
-        details: "Deletes connroute's nft table, its ip rules and routes (protocol 197);\nreads no config. Needs root (CAP_NET_ADMIN).\n",
+        details: "Deletes connroute's nft table, its ip rules and routes (protocol 197),\nand temporary files killed runs left beside its run state and ids file\n(the allocations stay); reads no config. Needs root (CAP_NET_ADMIN).\n",
         options: "",
         default: Command::Flush,
     },
