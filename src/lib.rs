@@ -7,6 +7,7 @@
 //! → atomic changes). The CLI in [`cli`] only wires these together.
 
 pub mod apply;
+pub mod arena;
 pub mod cli;
 pub mod config;
 pub mod facts;

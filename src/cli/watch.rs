@@ -16,6 +16,8 @@ impl Target for Watched<'_> {
 /// Runs until SIGTERM or SIGINT (exit 0). A bad config at start exits 2;
 /// later, a bad config or a failing apply is logged and changes nothing.
 pub fn run(cli: &Cli) -> Run {
+    // A daemon: the one-shot arena's memory would never come back.
+    crate::arena::seal();
     // Before anything else starts a thread: the mask must be inherited.
     let signals =
         Signals::install().map_err(|e| runtime(format!("cannot set up signal handling: {e}")))?;
