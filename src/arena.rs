@@ -1,35 +1,39 @@
 //! The binary's allocator: a bump arena in front of the system allocator.
 //!
-//! A one-shot run (apply, hotplug, flush, status) allocates a few hundred
-//! KiB and exits. The system allocator serves that from size-class slabs
-//! it maps and trims one by one and from a separate mapping per large
-//! buffer, unmapped again when freed: about 30 `mmap`/`munmap` calls and
-//! their page faults in a cold apply of the seed config, a few percent of
-//! the whole run. Here allocations are cut from one static region instead
-//! (zero-filled by the kernel on first touch, no system call); a block is
-//! given back only when it is the last one cut (a stack discipline that
-//! covers temporaries and a growing `Vec`); anything that does not fit,
-//! or arrives once the region is used up or [`seal`]ed, goes to the
-//! system allocator. The region is never returned, so a long-running
-//! process (`watch`) seals it at start and lives on the system allocator.
+//! A one-shot run (apply, hotplug, flush, status) on a small config
+//! allocates a few hundred KiB and exits. The system allocator serves
+//! that from size-class slabs it maps and trims one by one and from a
+//! separate mapping per large buffer, unmapped again when freed: about 30
+//! `mmap`/`munmap` calls in a cold apply of the seed config, a few percent
+//! of the whole run. Here allocations are cut from one static region
+//! instead (no system call; its pages still fault in on first touch, as
+//! the heap's do); a block is given back only when it is the last one cut
+//! (a stack discipline that covers temporaries and a growing `Vec`);
+//! anything that does not fit, or arrives once the region is used up or
+//! [`seal`]ed, goes to the system allocator. Freed blocks that are not
+//! the last stay resident until exit, so a bigger config pays up to the
+//! region's size in RSS; and a long-running process (`watch`) seals it
+//! at start and lives on the system allocator.
 //!
-//! [`Global`] is what `main.rs` registers; [`Arena`] is the mechanism,
-//! over a region of any size, so that it can be tested on its own.
+//! [`Global`] is what `main.rs` registers; `Arena` is the mechanism, over
+//! a region of any size, so that it can be tested on its own.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bytes of the binary's arena: a cold apply of the seed config uses about
-/// 280 KiB of it, a 10,000-rule config fills it and goes on beside it.
-pub const SIZE: usize = 1 << 20;
+/// 280 KiB of it; a config of 50 gateways or 200 rules fills it (and pays
+/// 256 KiB of RSS more than without it), then goes on beside it.
+pub const SIZE: usize = 512 << 10;
 
 /// Alignment of the region's start; larger alignments go to the system.
 const ALIGN: usize = 4096;
 
-/// A region of `N` bytes, cut front to back.
+/// A region of `N` bytes, cut front to back. Only as a `static`: its
+/// blocks are known by their address, so it must not move.
 #[repr(C, align(4096))]
-pub struct Arena<const N: usize> {
+pub(crate) struct Arena<const N: usize> {
     bytes: UnsafeCell<[u8; N]>,
     /// Offset of the first free byte; `N + 1` once sealed (past the end
     /// of any block, so that giving back the last one cannot unseal it).
@@ -37,14 +41,10 @@ pub struct Arena<const N: usize> {
 }
 
 // SAFETY: the bytes are only reached through blocks handed out once each
-// (the offset moves by compare-and-swap), as any allocator's memory is.
+// (the offset moves by compare-and-swap: release when a block is given
+// back, acquire when one is cut, so what a thread wrote in a block it gave
+// back happens before another thread writes it again).
 unsafe impl<const N: usize> Sync for Arena<N> {}
-
-impl<const N: usize> Default for Arena<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 impl<const N: usize> Arena<N> {
     /// An empty arena.
@@ -65,6 +65,7 @@ impl<const N: usize> Arena<N> {
     }
 
     /// Bytes in use from the start to the last block (`N` once sealed).
+    #[cfg(test)]
     pub fn used(&self) -> usize {
         self.next.load(Ordering::Relaxed).min(N)
     }
@@ -95,7 +96,7 @@ impl<const N: usize> Arena<N> {
             }
             match self
                 .next
-                .compare_exchange_weak(at, end, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange_weak(at, end, Ordering::Acquire, Ordering::Relaxed)
             {
                 // SAFETY: start + size <= N: inside the region.
                 Ok(_) => return unsafe { (self.bytes.get() as *mut u8).add(start) },
@@ -111,7 +112,7 @@ impl<const N: usize> Arena<N> {
             && off + new <= N
             && self
                 .next
-                .compare_exchange(off + old, off + new, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(off + old, off + new, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
     }
 }
@@ -129,6 +130,19 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
         } else {
             p
         }
+    }
+
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        let p = self.cut(l);
+        if p.is_null() {
+            // SAFETY: the caller's layout, passed on (fresh pages of a big
+            // block stay untouched).
+            return unsafe { System.alloc_zeroed(l) };
+        }
+        // SAFETY: a block of l.size() bytes just cut (given-back bytes may
+        // be reused, so it is not known to be zero).
+        unsafe { std::ptr::write_bytes(p, 0, l.size()) };
+        p
     }
 
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
@@ -173,7 +187,8 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
 /// The binary's arena of [`SIZE`] bytes.
 static HEAP: Arena<SIZE> = Arena::new();
 
-/// The allocator `main.rs` registers: [`HEAP`] in front of the system's.
+/// The allocator `main.rs` registers: an arena of [`SIZE`] bytes in front
+/// of the system's.
 pub struct Global;
 
 // SAFETY: forwards to the arena, which is a sound allocator.
@@ -181,6 +196,11 @@ unsafe impl GlobalAlloc for Global {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         // SAFETY: the caller's contract, passed on.
         unsafe { HEAP.alloc(l) }
+    }
+
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { HEAP.alloc_zeroed(l) }
     }
 
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {

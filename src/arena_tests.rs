@@ -190,3 +190,65 @@ fn threads_never_share_a_block() {
         w.join().unwrap();
     }
 }
+
+#[test]
+fn the_last_block_does_not_grow_past_the_end() {
+    static A: Arena<4096> = Arena::new();
+    unsafe {
+        for _ in 0..3 {
+            A.alloc(layout(1024, 8));
+        }
+        A.alloc(layout(8, 8));
+        let last = A.alloc(layout(1000, 8));
+        assert!(A.owns(last));
+        assert_eq!(last as usize - A.base(), 3080);
+        fill(last, 1000, 3);
+        // In place it would end at 4104, past the region.
+        let moved = A.realloc(last, layout(1000, 8), 1024);
+        assert!(!A.owns(moved), "grown past the end instead of moved out");
+        assert!(holds(moved, 1000, 3));
+        assert_eq!(A.used(), 3080, "its old place was not given back");
+        A.dealloc(moved, layout(1024, 8));
+        // Nor past a quarter of the region, though it would fit.
+        let last = A.alloc(layout(100, 8));
+        let moved = A.realloc(last, layout(100, 8), 1025);
+        assert!(!A.owns(moved));
+        A.dealloc(moved, layout(1025, 8));
+    }
+}
+
+#[test]
+fn a_moved_block_gives_back_its_old_size_not_its_new_one() {
+    static A: Arena<4096> = Arena::new();
+    unsafe {
+        let p = A.alloc(layout(8, 8));
+        let b = A.alloc(layout(1017, 1));
+        assert_eq!(b as usize - p as usize, 8);
+        fill(b, 1017, 2);
+        // Moves to the system (over a quarter); giving back 1025 bytes at
+        // `p` would rewind the arena under `b`.
+        let q = A.realloc(p, layout(8, 8), 1025);
+        assert!(!A.owns(q));
+        assert_eq!(A.used(), 1025);
+        let c = A.alloc(layout(16, 1));
+        assert!(c as usize >= b as usize + 1017, "cut over a live block");
+        assert!(holds(b, 1017, 2));
+        A.dealloc(q, layout(1025, 8));
+    }
+}
+
+#[test]
+fn zeroed_blocks_are_zero_even_where_a_block_was_given_back() {
+    static A: Arena<4096> = Arena::new();
+    unsafe {
+        let p = A.alloc(layout(64, 8));
+        fill(p, 64, 0xff);
+        A.dealloc(p, layout(64, 8));
+        let z = A.alloc_zeroed(layout(64, 8));
+        assert_eq!(z, p);
+        assert!(holds(z, 64, 0));
+        let big = A.alloc_zeroed(layout(8192, 8));
+        assert!(!A.owns(big) && holds(big, 8192, 0));
+        A.dealloc(big, layout(8192, 8));
+    }
+}
