@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bytes of the binary's arena: a cold apply of the seed config uses about
 /// 280 KiB of it; a config of 50 gateways or 200 rules fills it (and pays
-/// 256 KiB of RSS more than without it), then goes on beside it.
+/// about this much RSS more than without it), then goes on beside it.
 pub const SIZE: usize = 512 << 10;
 
 /// Alignment of the region's start; larger alignments go to the system.

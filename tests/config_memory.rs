@@ -126,7 +126,7 @@ fn phase(base: usize) -> (usize, usize) {
 /// the update on top of the plan). Of the RSS, the binary, its stack and
 /// the allocator's headers, rounding and freed-but-kept pages take about
 /// 4 MiB here (`bench/memory.sh`: RSS minus these counted bytes; the
-/// binary's one-shot arena, `src/arena.rs`, is up to 0.5 MiB of it), so the
+/// binary's one-shot arena, `src/arena.rs`, about 0.5 MiB of it), so the
 /// counted heap of read, parse, validate and plan must stay within 9 MiB,
 /// the finished plan within 7.5 MiB, the whole batch text (4.25 MB) on
 /// top of the plan within 12 MiB. Measured when this was written: parse
