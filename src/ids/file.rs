@@ -159,7 +159,7 @@ fn temporary_pid(file: &OsStr, name: &OsStr) -> Option<u32> {
 }
 
 /// Whether no process `pid` exists (then a temporary file of it is stale).
-fn gone(pid: u32) -> bool {
+pub(super) fn gone(pid: u32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
     let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
     r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)

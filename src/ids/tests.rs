@@ -170,15 +170,7 @@ fn write_is_atomic_and_refuses_a_planted_temp_file() {
 
 /// A pid no process has, counting down from `from`.
 fn unused_pid(from: u32) -> u32 {
-    (1..=from)
-        .rev()
-        // SAFETY: signal 0 only checks that the process exists.
-        .find(|&p| unsafe { libc::kill(p as libc::pid_t, 0) } != 0 && errno() == libc::ESRCH)
-        .unwrap()
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    (1..=from).rev().find(|&p| file::gone(p)).unwrap()
 }
 
 #[test]
