@@ -4,15 +4,16 @@
 # bench/results.md. Timings are medians of repeated runs in namespaces of
 # this machine, each compared with its baseline in the same run (ratios:
 # machines are noisy). Nothing here asserts on time; not run in CI.
-# BENCH_RUNS (default 15), BENCH_SEED_RUNS (the seed table, default 101),
-# BENCH_SECONDS (iperf3, default 3), BENCH_IPERF_ROUNDS (default 7), BENCH_OUT.
+# BENCH_RUNS (default 15), BENCH_SEED_RUNS (the seed table, default 201),
+# BENCH_SECONDS (iperf3, default 3), BENCH_IPERF_ROUNDS (default 11), BENCH_OUT.
 . "$(dirname "$0")/../tests/e2e/lib.sh"
 setup_cleanup
 TOP=$(cd "$HERE/../.." && pwd)
 OUT=${BENCH_OUT:-$TOP/bench/results.md}
 RUNS=${BENCH_RUNS:-15}
-# The seed table (targets 1-3): more rounds, it is the closest call.
-SEED_RUNS=${BENCH_SEED_RUNS:-101}
+# The seed table (targets 1-3): more rounds, it is the closest call (at 101
+# rounds the cold apply's 95% interval was 0.035-0.055 wide on this VM).
+SEED_RUNS=${BENCH_SEED_RUNS:-201}
 
 now_us() { local t=${EPOCHREALTIME/./}; echo "$t"; }
 median() { sort -n | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; print m}'; }
@@ -355,16 +356,18 @@ tput_conf() { # N PORT: N gateways; the last one's rule pins tcp/PORT (5201: the
 # table, which the shared suppress_prefixlength rule consults first.
 gbps() { in_ns tc "${pin_client[@]}" iperf3 -c 10.20.0.2 -t "${BENCH_SECONDS:-3}" -J | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'; }
 declare -A tput rel
-cases="none ct p1 u250 p250"
+# again: no ruleset a second time, last in the round. Its ratio to the
+# round's first run is what the method itself scatters (nothing differs).
+cases="none ct p1 u250 p250 again"
 # ct: conntrack on and nothing else (one `ct state` rule), as on any
 # router that NATs: connroute's restore needs the connection's mark.
 ct_table='table inet ctonly { chain pre { type filter hook prerouting priority -150; policy accept; ct state new counter; }; }'
 
 for c in $cases; do tput[$c]="" rel[$c]=""; done
 tput_conf 1 5201 > "$WORK/p1.conf"; tput_conf 250 5202 > "$WORK/u250.conf"; tput_conf 250 5201 > "$WORK/p250.conf"
-for round in $(seq 1 "${BENCH_IPERF_ROUNDS:-7}"); do
+for round in $(seq 1 "${BENCH_IPERF_ROUNDS:-11}"); do
 	for c in $cases; do
-		if [ "$c" = none ]; then cr tr -c /dev/null flush >/dev/null 2>&1 || true
+		if [ "$c" = none ] || [ "$c" = again ]; then cr tr -c /dev/null flush >/dev/null 2>&1 || true
 		elif [ "$c" = ct ]; then in_ns tr nft -f - <<<"$ct_table"
 		else cr tr -c "$WORK/$c.conf" apply >/dev/null 2>&1; fi
 		g=$(gbps)
@@ -379,6 +382,8 @@ tmed() { tr ' ' '\n' <<<"${tput[$1]}" | grep . | median; }
 # The ratio to no ruleset: the median over rounds of each round's own
 # ratio (a slow round slows its baseline too).
 rmed() { tr ' ' '\n' <<<"${rel[$1]}" | grep . | median; }
+# spread CASE: the lowest and highest of its per-round ratios, "0.81–1.19".
+spread() { tr ' ' '\n' <<<"${rel[$1]}" | grep . | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "–" hi }'; }
 t0=$(tmed none)
 echo "throughput: none $t0, 250 gw unmarked $(tmed u250) ($(rmed u250)), pinned $(tmed p250) ($(rmed p250)) Gbit/s" >&2
 
@@ -471,7 +476,7 @@ sizes="(run \`make cross\` first for the router targets)"
 	echo "|---:|---:|---:|---:|---:|---:|---:|"
 	printf '%s' "$scaling"
 	echo
-	echo "Bulk TCP through a router namespace (iperf3, ${BENCH_IPERF_ROUNDS:-7} rounds × ${BENCH_SECONDS:-3} s, the rulesets interleaved within a round$([ ${#pin_client[@]} -gt 0 ] && echo ", client and server on cores of their own")); baseline and floor: no ruleset. Ratio: the median of each round's ratio to that round's run without a ruleset. Single runs on this VM vary by ±15%."
+	echo "Bulk TCP through a router namespace (iperf3, ${BENCH_IPERF_ROUNDS:-11} rounds × ${BENCH_SECONDS:-3} s, the rulesets interleaved within a round$([ ${#pin_client[@]} -gt 0 ] && echo ", client and server on cores of their own")); baseline and floor: no ruleset. Ratio: the median of each round's ratio to that round's run without a ruleset. The last row runs no ruleset again: its ratios are the method's own scatter on this machine ($(spread again)), against which the targets' rows have to be read."
 	echo
 	echo "| router ruleset | Gbit/s (median) | ratio to none | target | runs | ratios per round |"
 	echo "|---|---:|---:|---:|---|---|"
@@ -480,6 +485,7 @@ sizes="(run \`make cross\` first for the router targets)"
 	echo "| 1 gateway, traffic pinned | $(tmed p1) | $(rmed p1) | | ${tput[p1]}| ${rel[p1]}|"
 	echo "| 250 gateways, traffic unmarked | $(tmed u250) | $(rmed u250) | ≥ 0.95 | ${tput[u250]}| ${rel[u250]}|"
 	echo "| 250 gateways, traffic pinned to the last | $(tmed p250) | $(rmed p250) | ≥ 0.9 | ${tput[p250]}| ${rel[p250]}|"
+	echo "| none again (control, last in each round) | $(tmed again) | $(rmed again) | | ${tput[again]}| ${rel[again]}|"
 	echo
 	echo "## Target 5. Rules at scale: N same-shape config rules (host address + tcp port, 2 gateways)"
 	echo
