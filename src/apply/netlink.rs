@@ -57,6 +57,22 @@ pub struct Netlink {
     seq: u32,
     /// The datagram being read (see [`recv_datagram`]).
     buf: Vec<u8>,
+    /// A dump was left unfinished on `socket` (replies lost, or it failed
+    /// half read): the kernel goes on with it there and refuses a new one
+    /// (EBUSY), so the next request first opens a fresh socket. Only then:
+    /// a run that stops after the failure opens none.
+    stale: bool,
+}
+
+/// A netlink socket of `protocol` (`NETLINK_ROUTE`, `NETLINK_NETFILTER`),
+/// bound to a port of its own and connected to the kernel.
+pub(super) fn connected(protocol: isize) -> io::Result<Socket> {
+    #[cfg(test)]
+    tests::count_open();
+    let mut socket = Socket::new(protocol)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    Ok(socket)
 }
 
 /// Room for the largest datagram read: the kernel fills dump datagrams
@@ -182,14 +198,21 @@ pub fn ours(dump: &[Vec<u8>]) -> Vec<KernelRoute> {
 impl Netlink {
     /// Opens an rtnetlink socket in the current network namespace.
     pub fn open() -> io::Result<Netlink> {
-        let mut socket = Socket::new(NETLINK_ROUTE)?;
-        socket.bind_auto()?;
-        socket.connect(&SocketAddr::new(0, 0))?;
         Ok(Netlink {
-            socket,
+            socket: connected(NETLINK_ROUTE)?,
             seq: 0,
             buf: Vec::new(),
+            stale: false,
         })
+    }
+
+    /// Replaces the socket when a dump was left unfinished on it.
+    fn refresh(&mut self) -> io::Result<()> {
+        if self.stale {
+            self.socket = connected(NETLINK_ROUTE)?;
+            self.stale = false;
+        }
+        Ok(())
     }
 
     /// Sends one request and collects the bodies of its replies until the
@@ -201,6 +224,8 @@ impl Netlink {
         body: &[u8],
         deadline: Instant,
     ) -> Result<Vec<Vec<u8>>, Fault> {
+        self.refresh()
+            .map_err(|e| Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)))?;
         self.seq = self.seq.wrapping_add(1);
         let mut replies = Collector::new(self.seq);
         let msg = rtnl::message(kind, flags::REQUEST | extra, self.seq, body);
@@ -222,15 +247,12 @@ impl Netlink {
                         Fault::TimedOut(format!("no reply within {} s", RECV_TIMEOUT.as_secs()))
                     }
                     // Replies were dropped: the dump is incomplete, and
-                    // the rest of it still runs on this socket (a new dump
-                    // there is refused, EBUSY): read it again on a fresh one.
-                    Some(libc::ENOBUFS) => match Netlink::open() {
-                        Ok(fresh) => {
-                            self.socket = fresh.socket;
-                            Fault::Lost
-                        }
-                        Err(e) => Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)),
-                    },
+                    // the rest of it still runs on this socket: it is read
+                    // again on a fresh one.
+                    Some(libc::ENOBUFS) => {
+                        self.stale = true;
+                        Fault::Lost
+                    }
                     Some(e) => Fault::Kernel(e),
                     None => Fault::Malformed(e.to_string()),
                 });
@@ -255,10 +277,8 @@ impl Netlink {
         });
         if r.is_err() && extra & flags::DUMP != 0 {
             // A dump left half read keeps running on this socket: the next
-            // one would be refused (EBUSY). Later requests get a new one.
-            if let Ok(fresh) = Netlink::open() {
-                self.socket = fresh.socket;
-            }
+            // request gets a new one.
+            self.stale = true;
         }
         r
     }
@@ -415,30 +435,47 @@ pub(crate) mod tests {
     use std::io::Write;
 
     thread_local! {
-        /// The [`recv_datagram`] of this thread that fails, after how many
-        /// more, and with which errno.
-        static FAIL_AFTER: Cell<Option<(u32, i32)>> = const { Cell::new(None) };
+        /// The [`recv_datagram`]s of this thread that fail: after how many
+        /// more, with which errno, and how many in a row.
+        static FAIL_AFTER: Cell<Option<(u32, i32, u32)>> = const { Cell::new(None) };
+        /// Netlink sockets this thread opened (rtnetlink and nfnetlink).
+        static OPENED: Cell<u32> = const { Cell::new(0) };
     }
 
     /// Makes this thread's receive after `n` more fail with `errno`
     /// (ENOBUFS: as when the kernel dropped replies).
     pub(crate) fn fail_after(n: u32, errno: i32) {
-        FAIL_AFTER.with(|l| l.set(Some((n, errno))));
+        fail_next(n, errno, 1);
     }
 
-    /// The errno this receive fails with ([`fail_after`]), if it is the one.
+    /// Makes `times` receives in a row, after `n` more, fail with `errno`.
+    pub(crate) fn fail_next(n: u32, errno: i32, times: u32) {
+        FAIL_AFTER.with(|l| l.set(Some((n, errno, times))));
+    }
+
+    /// The errno this receive fails with ([`fail_next`]), if it is one.
     pub(super) fn fail_this_one() -> Option<i32> {
         FAIL_AFTER.with(|l| match l.get() {
-            Some((0, errno)) => {
-                l.set(None);
+            Some((0, errno, times)) => {
+                l.set((times > 1).then_some((0, errno, times - 1)));
                 Some(errno)
             }
-            Some((n, errno)) => {
-                l.set(Some((n - 1, errno)));
+            Some((n, errno, times)) => {
+                l.set(Some((n - 1, errno, times)));
                 None
             }
             None => None,
         })
+    }
+
+    /// Counts a netlink socket opened by this thread.
+    pub(crate) fn count_open() {
+        OPENED.with(|c| c.set(c.get() + 1));
+    }
+
+    /// Netlink sockets this thread has opened so far.
+    pub(crate) fn opened() -> u32 {
+        OPENED.with(Cell::get)
     }
 
     #[test]
@@ -466,27 +503,43 @@ pub(crate) mod tests {
             let whole = nl.dump_all_routes().unwrap();
             let port = |nl: &Netlink| nl.socket.as_raw_fd();
             let before = local_port(port(&nl));
+            let first = opened();
             fail_after(0, libc::ENOBUFS);
             let again = nl.dump_all_routes();
             let after = local_port(port(&nl));
+            let lost = opened() - first;
             // A dump that fails otherwise is not restarted, but it leaves
             // no half-read dump in the way of the next request.
             fail_after(0, libc::EIO);
             let failed = nl.dump_all_routes().map(drop);
             let next = nl.dump_all_routes();
-            Some((whole, again, before, after, failed, next))
+            // Replies lost on every try: one fresh socket per try after
+            // the first, then one for the next request, not two each.
+            let first = opened();
+            fail_next(0, libc::ENOBUFS, DUMP_TRIES);
+            let exhausted = nl.dump_all_routes().map(drop);
+            let during = opened() - first;
+            let last = nl.dump_all_routes();
+            let checks = (failed, next, exhausted, during, last, opened() - first);
+            Some((whole, again, before, after, lost, checks))
         });
-        let Some((whole, again, before, after, failed, next)) = r else {
+        let Some((whole, again, before, after, lost, checks)) = r else {
             return;
         };
+        let (failed, next, exhausted, during, last, exhausted_opened) = checks;
         assert!(whole.len() > 1500, "{} routes", whole.len());
         assert_eq!(again.unwrap(), whole, "read again, in full");
         assert_ne!(
             before, after,
             "read again on the socket the lost dump still runs on"
         );
+        assert_eq!(lost, 1, "one fresh socket for the one lost datagram");
         assert_eq!(failed.unwrap_err().raw_os_error(), Some(libc::EIO));
         assert_eq!(next.unwrap(), whole, "the next dump is refused");
+        assert_eq!(exhausted.unwrap_err().raw_os_error(), Some(libc::ENOBUFS));
+        assert_eq!(during, DUMP_TRIES - 1, "sockets opened by the failed dump");
+        assert_eq!(last.unwrap(), whole, "the dump after it is refused");
+        assert_eq!(exhausted_opened, DUMP_TRIES, "one more, for the next dump");
     }
 
     /// Runs `f` on a thread of its own in a network namespace of its own

@@ -5,13 +5,13 @@
 //! request).
 
 use super::dump::Fault;
-use super::netlink::{DEADLINE, RECV_TIMEOUT, recv_datagram};
+use super::netlink::{DEADLINE, RECV_TIMEOUT, connected, recv_datagram};
 use super::nfgen::{
     NFT_MSG_NEWGEN, NFT_MSG_NEWTABLE, decode_gen, dump_into, gen_request, keep, msg_type,
     table_request,
 };
 use super::rtnl::{self, kind};
-use netlink_sys::{Socket, SocketAddr};
+use netlink_sys::Socket;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
@@ -27,19 +27,30 @@ pub struct Nfnl {
     socket: Socket,
     seq: u32,
     buf: Vec<u8>,
+    /// A dump was left unfinished on `socket`: the next question first
+    /// opens a fresh one (as [`super::netlink::Netlink`] does).
+    stale: bool,
 }
 
 impl Nfnl {
     /// Opens the connection in the current network namespace.
     pub fn open() -> io::Result<Nfnl> {
-        let mut socket = Socket::new(NETLINK_NETFILTER)?;
-        socket.bind_auto()?;
-        socket.connect(&SocketAddr::new(0, 0))?;
         Ok(Nfnl {
-            socket,
+            socket: connected(NETLINK_NETFILTER)?,
             seq: 0,
             buf: Vec::new(),
+            stale: false,
         })
+    }
+
+    /// Replaces the socket when a dump was left unfinished on it: the
+    /// kernel goes on with that dump there and refuses a new one (EBUSY).
+    fn refresh(&mut self) -> io::Result<()> {
+        if self.stale {
+            self.socket = connected(NETLINK_NETFILTER)?;
+            self.stale = false;
+        }
+        Ok(())
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -77,6 +88,7 @@ impl Nfnl {
         build: impl FnOnce(u32) -> Vec<u8>,
         want: u16,
     ) -> io::Result<Option<Vec<u8>>> {
+        self.refresh()?;
         let seq = self.next_seq();
         self.socket.send(&build(seq), 0)?;
         let deadline = Instant::now() + DEADLINE;
@@ -145,21 +157,21 @@ impl Nfnl {
             seq,
             st,
             reset,
-            || cell.borrow().socket.send(&req, 0).map(drop).map_err(fault),
+            || {
+                let mut nf = cell.borrow_mut();
+                nf.refresh().map_err(fault)?;
+                nf.socket.send(&req, 0).map(drop).map_err(fault)
+            },
             || {
                 let mut nf = cell.borrow_mut();
                 match nf.recv(deadline) {
                     Ok(datagram) => Ok(datagram.to_vec()),
                     // Replies were dropped: the rest of the dump still runs
-                    // on this socket (a new one there is refused, EBUSY):
-                    // it starts again on a fresh one.
-                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => match Nfnl::open() {
-                        Ok(fresh) => {
-                            nf.socket = fresh.socket;
-                            Err(Fault::Lost)
-                        }
-                        Err(e) => Err(fault(e)),
-                    },
+                    // on this socket: it starts again on a fresh one.
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                        nf.stale = true;
+                        Err(Fault::Lost)
+                    }
                     Err(e) => Err(fault(e)),
                 }
             },
@@ -167,10 +179,8 @@ impl Nfnl {
         );
         if r.is_err() {
             // A dump left half read keeps running on this socket: the next
-            // one would be refused (EBUSY). Start again on a new socket.
-            if let Ok(fresh) = Nfnl::open() {
-                self.socket = fresh.socket;
-            }
+            // question gets a new one.
+            self.stale = true;
         }
         r
     }
@@ -214,7 +224,10 @@ mod tests {
 
     #[test]
     fn a_dump_that_lost_replies_is_read_again_on_a_fresh_socket() {
-        use crate::apply::netlink::tests::{fail_after, in_own_netns, local_port, run};
+        use crate::apply::netlink::DUMP_TRIES;
+        use crate::apply::netlink::tests::{
+            fail_after, fail_next, in_own_netns, local_port, opened, run,
+        };
         if crate::apply::tests::skipped_under_emulator("real nfnetlink") {
             return;
         }
@@ -231,18 +244,37 @@ mod tests {
             let mut nf = Nfnl::open().unwrap();
             let whole = nf.dump(chains).unwrap();
             let before = local_port(nf.socket.as_raw_fd());
+            let opened_before = opened();
             fail_after(0, libc::ENOBUFS);
             let again = nf.dump(chains);
-            Some((whole, again, before, local_port(nf.socket.as_raw_fd())))
+            let after = local_port(nf.socket.as_raw_fd());
+            let lost = opened() - opened_before;
+            // Replies lost on every try: the dump fails having opened one
+            // fresh socket per try after the first; the next question
+            // (not a dump) opens one more and is answered.
+            let opened_before = opened();
+            fail_next(0, libc::ENOBUFS, DUMP_TRIES);
+            let exhausted = nf.dump(chains).map(drop);
+            let during = opened() - opened_before;
+            let question = nf.table_exists("lost");
+            let total = opened() - opened_before;
+            let checks = (exhausted, during, question, total);
+            Some((whole, again, before, after, lost, checks))
         });
-        let Some((whole, again, before, after)) = r else {
+        let Some((whole, again, before, after, lost, checks)) = r else {
             return;
         };
+        let (exhausted, during, question, total) = checks;
         assert_eq!(whole.len(), 1500);
         assert_eq!(again.unwrap(), whole, "read again, in full");
         assert_ne!(
             before, after,
             "read again on the socket the lost dump still runs on"
         );
+        assert_eq!(lost, 1, "one fresh socket for the one lost datagram");
+        assert_eq!(exhausted.unwrap_err().raw_os_error(), Some(libc::ENOBUFS));
+        assert_eq!(during, DUMP_TRIES - 1, "sockets opened by the failed dump");
+        assert!(question.unwrap(), "the question after it is refused");
+        assert_eq!(total, DUMP_TRIES, "one more, for the next question");
     }
 }
