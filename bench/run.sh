@@ -357,7 +357,8 @@ tput_conf() { # N PORT: N gateways; the last one's rule pins tcp/PORT (5201: the
 gbps() { in_ns tc "${pin_client[@]}" iperf3 -c 10.20.0.2 -t "${BENCH_SECONDS:-3}" -J | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'; }
 declare -A tput rel
 # again: no ruleset a second time, last in the round. Its ratio to the
-# round's first run is what the method itself scatters (nothing differs).
+# round's first run is what the method itself scatters (nothing differs
+# but its place in the round).
 cases="none ct p1 u250 p250 again"
 # ct: conntrack on and nothing else (one `ct state` rule), as on any
 # router that NATs: connroute's restore needs the connection's mark.
@@ -367,7 +368,14 @@ for c in $cases; do tput[$c]="" rel[$c]=""; done
 tput_conf 1 5201 > "$WORK/p1.conf"; tput_conf 250 5202 > "$WORK/u250.conf"; tput_conf 250 5201 > "$WORK/p250.conf"
 for round in $(seq 1 "${BENCH_IPERF_ROUNDS:-11}"); do
 	for c in $cases; do
-		if [ "$c" = none ] || [ "$c" = again ]; then cr tr -c /dev/null flush >/dev/null 2>&1 || true
+		if [ "$c" = none ] || [ "$c" = again ]; then
+			cr tr -c /dev/null flush >/dev/null 2>&1 || true
+			# A flush that left anything would time a ruleset as "none".
+			if in_ns tr nft list table inet connroute >/dev/null 2>&1 ||
+				{ in_ns tr ip -4 rule show; in_ns tr ip -6 rule show; } | grep -q ' proto 197'; then
+				echo "bench: connroute's table or ip rules left before the '$c' run" >&2
+				exit 1
+			fi
 		elif [ "$c" = ct ]; then in_ns tr nft -f - <<<"$ct_table"
 		else cr tr -c "$WORK/$c.conf" apply >/dev/null 2>&1; fi
 		g=$(gbps)
@@ -380,10 +388,12 @@ for round in $(seq 1 "${BENCH_IPERF_ROUNDS:-11}"); do
 done
 tmed() { tr ' ' '\n' <<<"${tput[$1]}" | grep . | median; }
 # The ratio to no ruleset: the median over rounds of each round's own
-# ratio (a slow round slows its baseline too).
-rmed() { tr ' ' '\n' <<<"${rel[$1]}" | grep . | median; }
+# ratio (a slow round slows its baseline too). Rounds whose baseline
+# failed ("n/a") are left out; none at all prints n/a.
+ratios() { tr ' ' '\n' <<<"${rel[$1]}" | grep -E '^[0-9]+(\.[0-9]+)?$' || true; }
+rmed() { local r; r=$(ratios "$1"); if [ -n "$r" ]; then median <<<"$r"; else echo n/a; fi; }
 # spread CASE: the lowest and highest of its per-round ratios, "0.81–1.19".
-spread() { tr ' ' '\n' <<<"${rel[$1]}" | grep . | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "–" hi }'; }
+spread() { ratios "$1" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print NR ? lo "–" hi : "n/a" }'; }
 t0=$(tmed none)
 echo "throughput: none $t0, 250 gw unmarked $(tmed u250) ($(rmed u250)), pinned $(tmed p250) ($(rmed p250)) Gbit/s" >&2
 
