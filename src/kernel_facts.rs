@@ -5,12 +5,12 @@
 //! (and `connroute watch` re-plans whenever that route changes).
 
 use crate::apply::dump::wait_readable;
-use crate::apply::netlink::ifindex;
+use crate::apply::netlink::{connected, ifindex};
 use crate::apply::rtnl::{self, flags, kind};
 use crate::config::{Config, Family};
 use crate::facts::Facts;
 use crate::plan::MAIN_TABLE;
-use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use netlink_sys::protocols::NETLINK_ROUTE;
 use std::io;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -80,9 +80,7 @@ pub fn decode(body: &[u8]) -> Option<MainDefault> {
 /// The main table's default routes, both families; the whole dump must
 /// finish within `deadline`.
 pub fn main_defaults(deadline: Duration) -> io::Result<Vec<MainDefault>> {
-    let mut s = Socket::new(NETLINK_ROUTE)?;
-    s.bind_auto()?;
-    s.connect(&SocketAddr::new(0, 0))?;
+    let s = connected(NETLINK_ROUTE)?;
     let start = Instant::now();
     let mut out = Vec::new();
     for (seq, f) in (1u32..).zip(Family::ALL) {

@@ -58,20 +58,21 @@ pub struct Netlink {
     /// The datagram being read (see [`recv_datagram`]).
     buf: Vec<u8>,
     /// A dump was left unfinished on `socket` (replies lost, or it failed
-    /// half read): the kernel goes on with it there and refuses a new one
-    /// (EBUSY), so the next request first opens a fresh socket. Only then:
-    /// a run that stops after the failure opens none.
+    /// half read): the kernel goes on with it there, refuses a new dump
+    /// (EBUSY) and would put any other answer behind the old dump's data,
+    /// so the next request first opens a fresh socket. Only then: a run
+    /// that stops after the failure opens none.
     stale: bool,
 }
 
 /// A netlink socket of `protocol` (`NETLINK_ROUTE`, `NETLINK_NETFILTER`),
 /// bound to a port of its own and connected to the kernel.
-pub(super) fn connected(protocol: isize) -> io::Result<Socket> {
-    #[cfg(test)]
-    tests::count_open();
+pub(crate) fn connected(protocol: isize) -> io::Result<Socket> {
     let mut socket = Socket::new(protocol)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
+    #[cfg(test)]
+    tests::count_open();
     Ok(socket)
 }
 
@@ -209,7 +210,12 @@ impl Netlink {
     /// Replaces the socket when a dump was left unfinished on it.
     fn refresh(&mut self) -> io::Result<()> {
         if self.stale {
-            self.socket = connected(NETLINK_ROUTE)?;
+            self.socket = connected(NETLINK_ROUTE).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot reopen the rtnetlink socket after an unfinished dump: {e}"),
+                )
+            })?;
             self.stale = false;
         }
         Ok(())

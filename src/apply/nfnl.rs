@@ -1,5 +1,6 @@
 //! The `NETLINK_NETFILTER` connection [`super::nfgen`] asks its questions
-//! over: one socket for a whole run, replies matched by sequence number,
+//! over: one socket for a whole run (replaced after a dump left
+//! unfinished on it), replies matched by sequence number,
 //! each datagram read with one `recv` ([`super::netlink::recv_datagram`]),
 //! every answer bounded ([`RECV_TIMEOUT`] per datagram, [`DEADLINE`] per
 //! request).
@@ -19,7 +20,8 @@ use std::time::Instant;
 const NETLINK_NETFILTER: isize = 12;
 
 /// A `NETLINK_NETFILTER` connection kept for a whole run: every question
-/// (generation, table, dumps) goes over one socket, not a socket each
+/// (generation, table, dumps) goes over one socket (replaced only after a
+/// dump left unfinished on it), not a socket each
 /// (opening one takes four system calls and closing it a fifth). Replies
 /// are matched by sequence number, so a late answer to an earlier
 /// question is never taken for the current one.
@@ -28,7 +30,8 @@ pub struct Nfnl {
     seq: u32,
     buf: Vec<u8>,
     /// A dump was left unfinished on `socket`: the next question first
-    /// opens a fresh one (as [`super::netlink::Netlink`] does).
+    /// opens a fresh one (as [`super::netlink::Netlink`] does; a new dump
+    /// there is refused, other answers come behind the old dump's data).
     stale: bool,
 }
 
@@ -47,7 +50,12 @@ impl Nfnl {
     /// kernel goes on with that dump there and refuses a new one (EBUSY).
     fn refresh(&mut self) -> io::Result<()> {
         if self.stale {
-            self.socket = connected(NETLINK_NETFILTER)?;
+            self.socket = connected(NETLINK_NETFILTER).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot reopen the nfnetlink socket after an unfinished dump: {e}"),
+                )
+            })?;
             self.stale = false;
         }
         Ok(())
@@ -249,6 +257,11 @@ mod tests {
             let again = nf.dump(chains);
             let after = local_port(nf.socket.as_raw_fd());
             let lost = opened() - opened_before;
+            // A dump that fails otherwise is not restarted, but it leaves
+            // no half-read dump in the way of the next one.
+            fail_after(0, libc::EIO);
+            let failed = nf.dump(chains).map(drop);
+            let next = nf.dump(chains).map(|d| d.len());
             // Replies lost on every try: the dump fails having opened one
             // fresh socket per try after the first; the next question
             // (not a dump) opens one more and is answered.
@@ -258,13 +271,13 @@ mod tests {
             let during = opened() - opened_before;
             let question = nf.table_exists("lost");
             let total = opened() - opened_before;
-            let checks = (exhausted, during, question, total);
+            let checks = (failed, next, exhausted, during, question, total);
             Some((whole, again, before, after, lost, checks))
         });
         let Some((whole, again, before, after, lost, checks)) = r else {
             return;
         };
-        let (exhausted, during, question, total) = checks;
+        let (failed, next, exhausted, during, question, total) = checks;
         assert_eq!(whole.len(), 1500);
         assert_eq!(again.unwrap(), whole, "read again, in full");
         assert_ne!(
@@ -272,9 +285,11 @@ mod tests {
             "read again on the socket the lost dump still runs on"
         );
         assert_eq!(lost, 1, "one fresh socket for the one lost datagram");
+        assert_eq!(failed.unwrap_err().raw_os_error(), Some(libc::EIO));
+        assert_eq!(next.unwrap(), 1500, "the next dump is refused");
         assert_eq!(exhausted.unwrap_err().raw_os_error(), Some(libc::ENOBUFS));
         assert_eq!(during, DUMP_TRIES - 1, "sockets opened by the failed dump");
-        assert!(question.unwrap(), "the question after it is refused");
+        assert!(question.unwrap(), "the question after it is answered");
         assert_eq!(total, DUMP_TRIES, "one more, for the next question");
     }
 }
