@@ -76,6 +76,27 @@ pub(crate) fn connected(protocol: isize) -> io::Result<Socket> {
     Ok(socket)
 }
 
+/// Replaces `socket` with a fresh one of `protocol` when `stale` says a
+/// dump was left unfinished on it (the kernel goes on with that dump there
+/// and refuses a new one, EBUSY); `what` names the socket in the error.
+pub(super) fn reopen_if_stale(
+    socket: &mut Socket,
+    stale: &mut bool,
+    protocol: isize,
+    what: &str,
+) -> io::Result<()> {
+    if *stale {
+        *socket = connected(protocol).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot reopen the {what} socket after an unfinished dump: {e}"),
+            )
+        })?;
+        *stale = false;
+    }
+    Ok(())
+}
+
 /// Room for the largest datagram read: the kernel fills dump datagrams
 /// up to 32 KiB (`SKB_WITH_OVERHEAD(32768)`), other replies are smaller.
 const DATAGRAM: usize = 64 << 10;
@@ -207,20 +228,6 @@ impl Netlink {
         })
     }
 
-    /// Replaces the socket when a dump was left unfinished on it.
-    fn refresh(&mut self) -> io::Result<()> {
-        if self.stale {
-            self.socket = connected(NETLINK_ROUTE).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot reopen the rtnetlink socket after an unfinished dump: {e}"),
-                )
-            })?;
-            self.stale = false;
-        }
-        Ok(())
-    }
-
     /// Sends one request and collects the bodies of its replies until the
     /// end of the dump or the ACK, by `deadline`.
     fn exchange(
@@ -230,8 +237,13 @@ impl Netlink {
         body: &[u8],
         deadline: Instant,
     ) -> Result<Vec<Vec<u8>>, Fault> {
-        self.refresh()
-            .map_err(|e| Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        reopen_if_stale(
+            &mut self.socket,
+            &mut self.stale,
+            NETLINK_ROUTE,
+            "rtnetlink",
+        )
+        .map_err(|e| Fault::Kernel(e.raw_os_error().unwrap_or(libc::EIO)))?;
         self.seq = self.seq.wrapping_add(1);
         let mut replies = Collector::new(self.seq);
         let msg = rtnl::message(kind, flags::REQUEST | extra, self.seq, body);

@@ -6,7 +6,7 @@
 //! request).
 
 use super::dump::Fault;
-use super::netlink::{DEADLINE, RECV_TIMEOUT, connected, recv_datagram};
+use super::netlink::{DEADLINE, RECV_TIMEOUT, connected, recv_datagram, reopen_if_stale};
 use super::nfgen::{
     NFT_MSG_NEWGEN, NFT_MSG_NEWTABLE, decode_gen, dump_into, gen_request, keep, msg_type,
     table_request,
@@ -46,19 +46,14 @@ impl Nfnl {
         })
     }
 
-    /// Replaces the socket when a dump was left unfinished on it: the
-    /// kernel goes on with that dump there and refuses a new one (EBUSY).
+    /// Replaces the socket when a dump was left unfinished on it.
     fn refresh(&mut self) -> io::Result<()> {
-        if self.stale {
-            self.socket = connected(NETLINK_NETFILTER).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot reopen the nfnetlink socket after an unfinished dump: {e}"),
-                )
-            })?;
-            self.stale = false;
-        }
-        Ok(())
+        reopen_if_stale(
+            &mut self.socket,
+            &mut self.stale,
+            NETLINK_NETFILTER,
+            "nfnetlink",
+        )
     }
 
     fn next_seq(&mut self) -> u32 {
