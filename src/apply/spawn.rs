@@ -248,13 +248,19 @@ unsafe fn exec(c: &Ctx) -> c_int {
     }
 }
 
-/// Program path, argv and environment as C strings, with the
-/// null-terminated pointer arrays exec takes (pointing into them).
+/// Program path and argv as C strings, with the null-terminated pointer
+/// array exec takes (pointing into them).
 struct Exec {
     path: CString,
     _strings: Vec<CString>,
     argv: Vec<*const c_char>,
-    envp: Vec<*const c_char>,
+}
+
+unsafe extern "C" {
+    /// The process environment (libc's). Passed to the child as it is, not
+    /// copied: nothing in connroute changes its environment (no
+    /// `set_var`), so the array stays as libc made it.
+    static environ: *const *const c_char;
 }
 
 fn prepare(program: &Path, args: &[&str]) -> io::Result<Exec> {
@@ -263,22 +269,15 @@ fn prepare(program: &Path, args: &[&str]) -> io::Result<Exec> {
     for a in args {
         strings.push(cstring(OsStr::new(a))?);
     }
-    let argc = strings.len();
-    strings.extend(std::env::vars_os().filter_map(|(k, v)| {
-        let mut b = k.into_encoded_bytes();
-        b.push(b'=');
-        b.extend_from_slice(v.as_bytes());
-        CString::new(b).ok()
-    }));
-    let ptrs = |v: &[CString]| -> Vec<*const c_char> {
-        v.iter().map(|s| s.as_ptr()).chain([ptr::null()]).collect()
-    };
-    let (argv, envp) = (ptrs(&strings[..argc]), ptrs(&strings[argc..]));
+    let argv = strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain([ptr::null()])
+        .collect();
     Ok(Exec {
         path,
         _strings: strings,
         argv,
-        envp,
     })
 }
 
@@ -305,7 +304,8 @@ pub fn spawn(
     let ctx = Ctx {
         path: exec.path.as_ptr(),
         argv: exec.argv.as_ptr(),
-        envp: exec.envp.as_ptr(),
+        // SAFETY: reading libc's pointer; see `environ`.
+        envp: unsafe { environ },
         fds: [in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
         report: report_w.as_raw_fd(),
         // SAFETY: getpid has no preconditions.

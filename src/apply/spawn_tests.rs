@@ -76,6 +76,27 @@ fn the_child_starts_with_no_blocked_signals_and_default_sigpipe() {
 }
 
 #[test]
+fn the_child_gets_this_process_environment_byte_for_byte() {
+    // libc's `environ` is passed as it is: the program sees every
+    // variable of this process, in order (as this process's libc sees
+    // them, also under qemu-user).
+    let mut mine = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        mine.extend_from_slice(k.as_bytes());
+        mine.push(b'=');
+        mine.extend_from_slice(v.as_bytes());
+        mine.push(0);
+    }
+    assert!(!mine.is_empty(), "the test needs an environment");
+    let args = ["/proc/self/environ"];
+    let mut c = spawn(Path::new("cat"), &args, false, later(60)).unwrap();
+    let mut theirs = Vec::new();
+    c.stdout.read_to_end(&mut theirs).unwrap();
+    reap_ok(c.pid);
+    assert_eq!(theirs, mine);
+}
+
+#[test]
 fn handled_signals_are_the_ones_with_a_handler_and_sigpipe() {
     let set = handled_signals();
     let has = |s: c_int| set[(s as usize - 1) / 64] >> ((s as usize - 1) % 64) & 1 != 0;
