@@ -237,13 +237,15 @@ for n in 1 10 100 250; do
 	recipe_of "$WORK/gw$n.conf" "$WORK/rc$n"
 	render=$(time_runs "$RUNS" : "$CONNROUTE -c $WORK/gw$n.conf render" | median)
 	c="$(crc s) -c $WORK/gw$n.conf"
+	# Every setup removes the recipe: it uses connroute's tables, and in a
+	# rotating order any command may come right after it.
 	both="sh $WORK/rc$n/clean.sh; $c flush"
 	l0=$(loadavg)
 	ns_bench s 5 \
 		recipe "$both" "sh $WORK/rc$n/recipe.sh" \
 		nft "nft delete table inet recipe" "nft -f $WORK/rc$n/recipe.nft" \
 		cold "$both" "$c apply" \
-		warm "$c apply" "$c apply" > "$WORK/gw$n.times"
+		warm "sh $WORK/rc$n/clean.sh; $c apply" "$c apply" > "$WORK/gw$n.times"
 	for l in recipe nft cold warm; do declare "g_$l=$(pick "$l" < "$WORK/gw$n.times")"; done
 	cmds=$(grep -c . "$WORK/rc$n/recipe.sh")
 	growth+="| $n | $(ms "$g_recipe") ms ($((cmds - 1)) commands) | $(ms "$g_cold") ms | $(ratio "$g_cold" "$g_recipe") | $(ms "$g_warm") ms | $(ratio "$g_warm" "$g_recipe") | $(ms "$g_nft") ms | $(ms "$render") ms | $l0 → $(loadavg) |"$'\n'
