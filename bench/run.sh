@@ -33,20 +33,30 @@ time_runs() {
 # namespace NS (one `ip netns exec` for all runs: entering the namespace is
 # test scaffolding no router pays) runs ROUNDS rounds; a round times each
 # CMD once after its SETUP (untimed), interleaved, so load that comes and
-# goes on a shared machine hits baseline and connroute alike. Round r
-# starts at command r mod N and goes round: each command follows each
-# other one equally often (in a fixed order, a build timed right after
-# another connroute run measured 0.1-0.25 ms faster than the same build
-# timed first). Prints "LABEL µs" lines. Commands are strings evaluated
-# in that shell.
+# goes on a shared machine hits baseline and connroute alike. The order
+# changes every round (a Williams design: over each N rounds, 2N for an
+# odd number N of commands, every command comes right after every other
+# one equally often and takes every position equally often): in a fixed
+# order, one build timed right after another connroute run measured
+# 0.1-0.25 ms faster than the same build timed first. Prints "LABEL µs"
+# lines. Commands are strings evaluated in that shell.
 ns_bench() {
 	local n=$1; shift
 	in_ns "$n" bash -c '
 		rounds=$1; shift; L=(); S=(); C=()
 		while [ $# -gt 0 ]; do L+=("$1"); S+=("$2"); C+=("$3"); shift 3; done
 		for ((r = 0; r < rounds; r++)); do
-			for ((i = 0; i < ${#L[@]}; i++)); do
-				j=$(((i + r) % ${#L[@]}))
+			n=${#L[@]}; order=()
+			for ((k = 0; k < n; k++)); do
+				if ((k == 0)); then b=0; elif ((k % 2)); then b=$(((k + 1) / 2)); else b=$((n - k / 2)); fi
+				order+=($(((b + r) % n)))
+			done
+			if ((n % 2 && (r / n) % 2)); then
+				for ((k = 0; k < n / 2; k++)); do
+					t=${order[k]}; order[k]=${order[n - 1 - k]}; order[n - 1 - k]=$t
+				done
+			fi
+			for j in "${order[@]}"; do
 				eval "${S[j]}" >/dev/null 2>&1 || true
 				t0=${EPOCHREALTIME/./}
 				eval "${C[j]}" >/dev/null 2>&1 || { echo "bench command failed: ${C[j]}" >&2; exit 1; }
@@ -168,18 +178,18 @@ clean="$recipe_clean; $cr_clean"
 static=()
 if [ -x "${CONNROUTE_STATIC:-}" ]; then
 	static=(cs "$clean" "$(BIN=$CONNROUTE_STATIC crc h) -c $CONF apply"
-		ws "$(BIN=$CONNROUTE_STATIC crc h) -c $CONF apply" "$(BIN=$CONNROUTE_STATIC crc h) -c $CONF apply")
+		ws "$recipe_clean; $(BIN=$CONNROUTE_STATIC crc h) -c $CONF apply" "$(BIN=$CONNROUTE_STATIC crc h) -c $CONF apply")
 fi
 load_seed=$(loadavg)
 ns_bench h "$SEED_RUNS" \
 	recipe "$clean" "$recipe" \
 	cold "$clean" "$connroute" \
-	warm "$connroute" "$connroute" \
+	warm "$recipe_clean; $connroute" "$connroute" \
 	"${static[@]}" \
 	nft "$clean" "nft -f $WORK/recipe.nft" \
 	true : /bin/true \
-	force "$connroute" "$connroute --force" \
-	changed "$connroute" "$(crc h) -c $WORK/changed.conf apply" > "$WORK/seed.times"
+	force "$recipe_clean; $connroute" "$connroute --force" \
+	changed "$recipe_clean; $connroute" "$(crc h) -c $WORK/changed.conf apply" > "$WORK/seed.times"
 load_seed="$load_seed → $(loadavg)"
 in_ns h sh -c "$clean" >/dev/null 2>&1 || true
 for l in recipe cold warm cs ws nft true force changed; do
@@ -237,8 +247,10 @@ for n in 1 10 100 250; do
 	recipe_of "$WORK/gw$n.conf" "$WORK/rc$n"
 	render=$(time_runs "$RUNS" : "$CONNROUTE -c $WORK/gw$n.conf render" | median)
 	c="$(crc s) -c $WORK/gw$n.conf"
-	# Every setup removes the recipe: it uses connroute's tables, and in a
-	# rotating order any command may come right after it.
+	# The recipe uses connroute's routing tables, and any command may come
+	# right after it: connroute's setups remove it first (its clean.sh also
+	# removes connroute's routes and rules from those tables, so the
+	# unchanged run's setup is an apply that puts them back, untimed).
 	both="sh $WORK/rc$n/clean.sh; $c flush"
 	l0=$(loadavg)
 	ns_bench s 5 \
@@ -436,8 +448,8 @@ sizes="(run \`make cross\` first for the router targets)"
 	echo
 	echo "Method: each latency table is timed by one shell inside the namespace"
 	echo "(\`ip netns exec NS bash\` running the loop, \`EPOCHREALTIME\` around each command),"
-	echo "the same way for connroute and its baseline, interleaved run by run (each round"
-	echo "starts one command later, so no command always follows the same one); times"
+	echo "the same way for connroute and its baseline, interleaved run by run in an order"
+	echo "that changes every round (each command follows each other one equally often); times"
 	echo "include starting the processes (connroute and its \`nft\`; the recipe's \`sh\`,"
 	echo "\`ip\` and \`nft\`). Entering the namespace is not included: it is test"
 	echo "scaffolding no router pays (\`ip netns exec NS true\`, timed from outside:"

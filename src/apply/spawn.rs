@@ -10,7 +10,9 @@
 //! The child runs on a stack of its own in connroute's memory until it
 //! execs. It makes raw system calls only (`libc::syscall`, never a libc
 //! wrapper that may take a lock: musl's `sigaction` locks for `SIGABRT`)
-//! on data the parent prepared, and allocates nothing: under qemu-user,
+//! on data the parent prepared (and libc's `environ`, which nothing in
+//! connroute changes: clippy.toml forbids the calls that would), and
+//! allocates nothing: under qemu-user,
 //! `CLONE_VFORK` is a plain fork, and a fork taken while another thread
 //! holds a libc lock would leave the child waiting for it forever. All
 //! signals stay blocked from before the clone until the child has reset to
@@ -137,7 +139,8 @@ fn handled_signals() -> [u64; 2] {
     set
 }
 
-/// What the child needs, prepared by the parent (no allocation after clone).
+/// What the child needs, prepared by the parent (no allocation after
+/// clone); `envp` is libc's `environ`.
 struct Ctx {
     path: *const c_char,
     argv: *const *const c_char,
@@ -258,9 +261,10 @@ struct Exec {
 
 unsafe extern "C" {
     /// The process environment (libc's). Passed to the child as it is, not
-    /// copied: nothing in connroute changes its environment (no
-    /// `set_var`), so the array stays as libc made it.
-    static environ: *const *const c_char;
+    /// copied: nothing in connroute changes its environment (clippy.toml
+    /// disallows `set_var`, `remove_var` and libc's setters), so the array
+    /// stays as libc made it. Mutable as libc sees it (std declares it so).
+    static mut environ: *const *const c_char;
 }
 
 fn prepare(program: &Path, args: &[&str]) -> io::Result<Exec> {
@@ -304,7 +308,7 @@ pub fn spawn(
     let ctx = Ctx {
         path: exec.path.as_ptr(),
         argv: exec.argv.as_ptr(),
-        // SAFETY: reading libc's pointer; see `environ`.
+        // SAFETY: reads libc's pointer by value; see `environ`.
         envp: unsafe { environ },
         fds: [in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
         report: report_w.as_raw_fd(),
