@@ -45,17 +45,16 @@ ns_bench() {
 	in_ns "$n" bash -c '
 		rounds=$1; shift; L=(); S=(); C=()
 		while [ $# -gt 0 ]; do L+=("$1"); S+=("$2"); C+=("$3"); shift 3; done
+		# The first round: 0, 1, n-1, 2, n-2, ...; round r adds r (mod n),
+		# and for an odd n every other block of n rounds runs backwards.
+		n=${#L[@]}; base=(0)
+		for ((k = 1; k < n; k++)); do base+=($((k % 2 ? (k + 1) / 2 : n - k / 2))); done
 		for ((r = 0; r < rounds; r++)); do
-			n=${#L[@]}; order=()
+			order=()
 			for ((k = 0; k < n; k++)); do
-				if ((k == 0)); then b=0; elif ((k % 2)); then b=$(((k + 1) / 2)); else b=$((n - k / 2)); fi
+				((n % 2 && (r / n) % 2)) && b=${base[n - 1 - k]} || b=${base[k]}
 				order+=($(((b + r) % n)))
 			done
-			if ((n % 2 && (r / n) % 2)); then
-				for ((k = 0; k < n / 2; k++)); do
-					t=${order[k]}; order[k]=${order[n - 1 - k]}; order[n - 1 - k]=$t
-				done
-			fi
 			for j in "${order[@]}"; do
 				eval "${S[j]}" >/dev/null 2>&1 || true
 				t0=${EPOCHREALTIME/./}
