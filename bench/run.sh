@@ -5,7 +5,7 @@
 # this machine, each compared with its baseline in the same run (ratios:
 # machines are noisy). Nothing here asserts on time; not run in CI.
 # BENCH_RUNS (default 15), BENCH_SEED_RUNS (the seed table, default 201),
-# BENCH_SECONDS (iperf3, default 3), BENCH_IPERF_ROUNDS (default 11), BENCH_OUT.
+# BENCH_SECONDS (iperf3, default 2), BENCH_IPERF_ROUNDS (default 10), BENCH_OUT.
 . "$(dirname "$0")/../tests/e2e/lib.sh"
 setup_cleanup
 TOP=$(cd "$HERE/../.." && pwd)
@@ -65,23 +65,19 @@ ns_bench() {
 		done' ns_bench "$@"
 }
 pick() { awk -v l="$1" '$1 == l {print $2}' | median; } # LABEL < ns_bench output
-# paired A B < ns_bench output: the median over rounds of A's time over B's
-# in the same round (load that comes and goes hits both alike), and its 95%
-# interval by resampling the rounds (2,000 draws, fixed seed; each draw
-# counts how often it takes each of the sorted ratios, so its median is
-# found in one pass): "0.684 (0.662–0.701)". Fails on unequal counts or a
-# zero time.
-paired() {
-	awk -v a="$1" -v b="$2" '
+# median_ci < numbers (one per line): their median and its 95% interval by
+# resampling them (2,000 draws, fixed seed; each draw counts how often it
+# takes each of the sorted values, so its median is found in one pass):
+# "0.684 (0.662–0.701)". Fails on no input.
+median_ci() {
+	awk '
 		function sort(v, n,   i, j, t) {
 			for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j > 0 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
 		}
 		function kth(k,   j, c) { for (j = 1; j <= n; j++) { c += cnt[j]; if (c >= k) return r[j] } }
-		$1 == a { x[++na] = $2 } $1 == b { y[++nb] = $2 }
+		NF { r[++n] = $1 }
 		END {
-			n = na
-			if (n == 0 || na != nb) exit 1
-			for (i = 1; i <= n; i++) { if (x[i] <= 0 || y[i] <= 0) exit 1; r[i] = x[i] / y[i] }
+			if (n == 0) exit 1
 			sort(r, n)
 			lo = int((n + 1) / 2); hi = int(n / 2) + 1
 			m = (r[lo] + r[hi]) / 2
@@ -94,6 +90,18 @@ paired() {
 			sort(d, 2000)
 			printf "%.3f (%.3f–%.3f)", m, d[50], d[1951]
 		}'
+}
+# paired A B < ns_bench output: the median over rounds of A's time over B's
+# in the same round (load that comes and goes hits both alike), with its
+# 95% interval (median_ci). Fails on unequal counts or a zero time.
+paired() {
+	awk -v a="$1" -v b="$2" '
+		$1 == a { x[++na] = $2 } $1 == b { y[++nb] = $2 }
+		END {
+			if (na == 0 || na != nb) exit 1
+			for (i = 1; i <= na; i++) if (x[i] <= 0 || y[i] <= 0) exit 1
+			for (i = 1; i <= na; i++) print x[i] / y[i]
+		}' | median_ci
 }
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
@@ -341,23 +349,32 @@ rss_100k=$(self_rss "$CONNROUTE" -c "$WORK/a100k.conf" --syslog /x render)
 rss_100k_config=$(self_rss "$CONNROUTE" -c "$WORK/a100k.conf" --syslog /x dump-config)
 
 # ---- Target 4. Per-packet cost: bulk TCP through a router ------------------
-# tc (client) -- tr (router) -- ts (server); the router's ruleset varies.
-add_ns tc tr ts
-link tc eth0 tr in0
-link tr out0 ts eth0
-in_ns tc ip addr add 10.10.0.2/24 dev eth0; in_ns tc ip route add default via 10.10.0.1
-in_ns tr ip addr add 10.10.0.1/24 dev in0; in_ns tr ip addr add 10.20.0.1/16 dev out0
-in_ns ts ip addr add 10.20.0.2/16 dev eth0; in_ns ts ip route add default via 10.20.0.1
-# Client and server each on a core of their own (when there are two): the
-# forwarding runs in the sender's softirq, on the client's core.
-pin_server=() pin_client=()
+# Two identical paths, tc{a,b} -- tr{a,b} -- ts{a,b}; the routers'
+# rulesets vary. Both flows run at the same time, both clients on one core
+# and both servers on the other: the forwarding runs in the sender's
+# softirq, charged to its client, so the clients' core is the bottleneck
+# and the scheduler gives each flow the same share of it. A flow whose
+# router costs more per packet moves fewer bytes in that share, and
+# whatever slows this shared VM's core (a neighbour, the host) slows both
+# flows at once. Run one after the other, 3 s runs of the same path
+# scattered 0.62-1.47 against each other (bench/results.md at 6111d04);
+# at the same time, two paths without a ruleset scatter about ±6%.
+add_ns tca tra tsa tcb trb tsb
 # The first two CPUs this process may use (a cpuset may leave out 0 or 1).
 read -r cpu_a cpu_b < <(awk '/^Cpus_allowed_list:/ { n = split($2, r, ","); for (i = 1; i <= n; i++) {
 	m = split(r[i], b, "-"); for (c = b[1]; c <= (m > 1 ? b[2] : b[1]); c++) printf "%d ", c } } END { print "" }' /proc/self/status)
+pin_server=() pin_client=()
 if [ -n "${cpu_b:-}" ] && command -v taskset >/dev/null; then
 	pin_server=(taskset -c "$cpu_b") pin_client=(taskset -c "$cpu_a")
 fi
-in_ns ts "${pin_server[@]}" iperf3 -s -D >/dev/null
+for p in a b; do
+	link "tc$p" eth0 "tr$p" in0
+	link "tr$p" out0 "ts$p" eth0
+	in_ns "tc$p" ip addr add 10.10.0.2/24 dev eth0; in_ns "tc$p" ip route add default via 10.10.0.1
+	in_ns "tr$p" ip addr add 10.10.0.1/24 dev in0; in_ns "tr$p" ip addr add 10.20.0.1/16 dev out0
+	in_ns "ts$p" ip addr add 10.20.0.2/16 dev eth0; in_ns "ts$p" ip route add default via 10.20.0.1
+	in_ns "ts$p" "${pin_server[@]}" iperf3 -s -D >/dev/null
+done
 sleep 0.5
 tput_conf() { # N PORT: N gateways; the last one's rule pins tcp/PORT (5201: the test's traffic)
 	local n=$1 port=$2 i
@@ -372,48 +389,102 @@ tput_conf() { # N PORT: N gateways; the last one's rule pins tcp/PORT (5201: the
 }
 # Pinned packets still reach the server: its /16 is connected in the main
 # table, which the shared suppress_prefixlength rule consults first.
-gbps() { in_ns tc "${pin_client[@]}" iperf3 -c 10.20.0.2 -t "${BENCH_SECONDS:-3}" -J | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'; }
-declare -A tput rel
-# again: no ruleset a second time, last in the round. Its ratio to the
-# round's first run is what the method itself scatters (nothing differs
-# but its place in the round).
-cases="none ct p1 u250 p250 again"
+tput_conf 1 5201 > "$WORK/p1.conf"; tput_conf 1 5202 > "$WORK/u1.conf"
+tput_conf 250 5202 > "$WORK/u250.conf"; tput_conf 250 5201 > "$WORK/p250.conf"
 # ct: conntrack on and nothing else (one `ct state` rule), as on any
 # router that NATs: connroute's restore needs the connection's mark.
 ct_table='table inet ctonly { chain pre { type filter hook prerouting priority -150; policy accept; ct state new counter; }; }'
-
-for c in $cases; do tput[$c]="" rel[$c]=""; done
-tput_conf 1 5201 > "$WORK/p1.conf"; tput_conf 250 5202 > "$WORK/u250.conf"; tput_conf 250 5201 > "$WORK/p250.conf"
-for round in $(seq 1 "${BENCH_IPERF_ROUNDS:-11}"); do
-	for c in $cases; do
-		if [ "$c" = none ] || [ "$c" = again ]; then
-			cr tr -c /dev/null flush >/dev/null 2>&1 || true
-			# A flush that left anything would time a ruleset as "none".
-			if in_ns tr nft list table inet connroute >/dev/null 2>&1 ||
-				{ in_ns tr ip -4 rule show; in_ns tr ip -6 rule show; } | grep -q ' proto 197'; then
-				echo "bench: connroute's table or ip rules left before the '$c' run" >&2
-				exit 1
-			fi
-		elif [ "$c" = ct ]; then in_ns tr nft -f - <<<"$ct_table"
-		else cr tr -c "$WORK/$c.conf" apply >/dev/null 2>&1; fi
-		g=$(gbps)
-		tput[$c]+="$g "
-		[ "$c" = none ] && base=$g
-		rel[$c]+="$(awk -v a="$g" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }') "
-		[ "$c" != ct ] || in_ns tr nft delete table inet ctonly
+# classic: what connroute replaces, one `ip rule … fwmark … lookup` per
+# gateway (250, no packet marked), each tested in turn before main.
+classic() { local i; for i in $(seq 1 250); do echo "rule $1 fwmark $((i << 8)) lookup $((1000 + i)) pref $((1000 + i))"; done | in_ns "$2" ip -batch -; }
+# ruleset_on / ruleset_off ROUTER CASE
+ruleset_on() {
+	case $2 in
+	none) ;;
+	ct) in_ns "$1" nft -f - <<<"$ct_table" ;;
+	classic) classic add "$1" ;;
+	*) cr "$1" -c "$WORK/$2.conf" apply >/dev/null 2>&1 ;;
+	esac
+}
+ruleset_off() {
+	case $2 in
+	none) ;;
+	ct) in_ns "$1" nft delete table inet ctonly ;;
+	classic) classic del "$1" ;;
+	*) cr "$1" -c /dev/null flush >/dev/null 2>&1 ;;
+	esac
+	# Anything left would time this router as if it still had its ruleset.
+	if in_ns "$1" nft list tables | grep -q . || [ "$(in_ns "$1" ip -4 rule show | wc -l)" != 3 ] ||
+		[ "$(in_ns "$1" ip -6 rule show | wc -l)" != 2 ]; then
+		echo "bench: router $1 kept tables or ip rules after '$2'" >&2
+		exit 1
+	fi
+}
+# flows: both clients at once for BENCH_SECONDS; prints the bytes each
+# server received, a then b.
+flows() {
+	local p pids=() failed=
+	for p in a b; do
+		in_ns "tc$p" "${pin_client[@]}" iperf3 -c 10.20.0.2 -t "${BENCH_SECONDS:-2}" -J > "$WORK/flow-$p.json" &
+		pids+=($!)
 	done
-	cr tr -c /dev/null flush >/dev/null 2>&1 || true
+	for p in "${pids[@]}"; do wait "$p" || failed=1; done
+	[ -z "${failed:-}" ] || { echo "bench: iperf3 failed" >&2; exit 1; }
+	python3 -c 'import json, sys; print(*(json.load(open(f))["end"]["sum_received"]["bytes"] for f in sys.argv[1:]))' "$WORK/flow-a.json" "$WORK/flow-b.json"
+}
+# compare X Y: BENCH_IPERF_ROUNDS rounds; a round runs X on router a
+# against Y on b, then the other way round (which half comes first
+# alternates), and its value is the geometric mean of X's bytes over Y's
+# in the two halves, so a difference between the paths cancels out.
+# Prints the rounds' values, one per line, and keeps X's and Y's Gbit/s
+# in gbit (so not to be run in a subshell).
+declare -A gbit
+compare() {
+	local x=$1 y=$2 r h xb yb v
+	for r in $(seq 1 "${BENCH_IPERF_ROUNDS:-10}"); do
+		v=1
+		for h in $(( r % 2 )) $(( 1 - r % 2 )); do
+			if [ "$h" = 0 ]; then
+				ruleset_on tra "$x"; ruleset_on trb "$y"
+				read -r xb yb < <(flows)
+				ruleset_off tra "$x"; ruleset_off trb "$y"
+			else
+				ruleset_on trb "$x"; ruleset_on tra "$y"
+				read -r yb xb < <(flows)
+				ruleset_off trb "$x"; ruleset_off tra "$y"
+			fi
+			v=$(awk -v v="$v" -v a="$xb" -v b="$yb" 'BEGIN { if (a <= 0 || b <= 0) exit 1; printf "%.6f", v * a / b }')
+			gbit[$x]+="$(awk -v a="$xb" -v t="${BENCH_SECONDS:-2}" 'BEGIN { printf "%.2f", a * 8 / t / 1e9 }') "
+			gbit[$y]+="$(awk -v a="$yb" -v t="${BENCH_SECONDS:-2}" 'BEGIN { printf "%.2f", a * 8 / t / 1e9 }') "
+		done
+		awk -v v="$v" 'BEGIN { printf "%.3f\n", sqrt(v) }'
+	done
+}
+# The rows: X, Y, what X is, against what, the target.
+pairs=(
+	"none none|no ruleset|no ruleset (the method's own scatter)|"
+	"ct none|conntrack only (one \`ct state\` rule): the floor|no ruleset|"
+	"u250 none|250 gateways, traffic unmarked|no ruleset|≥ 0.95"
+	"p250 none|250 gateways, traffic pinned to the last|no ruleset|≥ 0.9"
+	"u250 ct|250 gateways, traffic unmarked|conntrack only|≥ 0.95"
+	"p250 ct|250 gateways, traffic pinned to the last|conntrack only|≥ 0.9"
+	"u250 u1|250 gateways, traffic unmarked|1 gateway, unmarked|"
+	"p250 p1|250 gateways, traffic pinned to the last|1 gateway, pinned|"
+	"classic none|250 \`ip rule … fwmark … lookup\`, one per gateway (no connroute; what it replaced)|no ruleset|"
+)
+tput_rows=""
+load_tput="$(loadavg) →"
+for row in "${pairs[@]}"; do
+	IFS='|' read -r xy what against target <<<"$row"
+	read -r x y <<<"$xy"
+	compare "$x" "$y" > "$WORK/rounds"
+	vals=$(cat "$WORK/rounds")
+	tput_rows+="| $what | $against | $(median_ci <<<"$vals") | $target | $(sort -n <<<"$vals" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "–" hi }') | $(paste -sd ' ' <<<"$vals") |
+"
+	echo "throughput: $what against $against: $(median_ci <<<"$vals")" >&2
 done
-tmed() { tr ' ' '\n' <<<"${tput[$1]}" | grep . | median; }
-# The ratio to no ruleset: the median over rounds of each round's own
-# ratio (a slow round slows its baseline too). Rounds whose baseline
-# failed ("n/a") are left out; none at all prints n/a.
-ratios() { tr ' ' '\n' <<<"${rel[$1]}" | grep -E '^[0-9]+(\.[0-9]+)?$' || true; }
-rmed() { local r; r=$(ratios "$1"); if [ -n "$r" ]; then median <<<"$r"; else echo n/a; fi; }
-# spread CASE: the lowest and highest of its per-round ratios, "0.81–1.19".
-spread() { ratios "$1" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print NR ? lo "–" hi : "n/a" }'; }
-t0=$(tmed none)
-echo "throughput: none $t0, 250 gw unmarked $(tmed u250) ($(rmed u250)), pinned $(tmed p250) ($(rmed p250)) Gbit/s" >&2
+load_tput+=" $(loadavg)"
+tmed() { tr ' ' '\n' <<<"${gbit[$1]}" | grep . | median; }
 
 # ---- Footprint ----------------------------------------------------------------
 gen 50 > "$WORK/gw50.conf"
@@ -505,16 +576,11 @@ sizes="(run \`make cross\` first for the router targets)"
 	echo "|---:|---:|---:|---:|---:|---:|---:|"
 	printf '%s' "$scaling"
 	echo
-	echo "Bulk TCP through a router namespace (iperf3, ${BENCH_IPERF_ROUNDS:-11} rounds × ${BENCH_SECONDS:-3} s, the rulesets interleaved within a round$([ ${#pin_client[@]} -gt 0 ] && echo ", client and server on cores of their own")); baseline and floor: no ruleset. Ratio: the median of each round's ratio to that round's run without a ruleset. The last row runs no ruleset again: its ratios are the method's own scatter on this machine ($(spread again)), against which the targets' rows have to be read."
+	echo "Bulk TCP through a router namespace (iperf3): two identical paths, client -- router -- server, with their flows at the same time$([ ${#pin_client[@]} -gt 0 ] && echo ", both clients on one core (which forwarding saturates) and both servers on the other"), so that what slows this shared machine slows both; a round runs X on one router and Y on the other, then the other way round (${BENCH_IPERF_ROUNDS:-10} rounds × 2 × ${BENCH_SECONDS:-2} s). Ratio: X's bytes over Y's, the geometric mean of the round's two halves (a difference between the paths cancels); the median over rounds with its 95% interval from resampling them. Each flow moved $(tmed none) Gbit/s with no ruleset, $(tmed u250) with 250 gateways, unmarked (medians, the two flows at once; load $load_tput). The floor is conntrack: connroute marks connections, so its restore and classify need it, and every router that NATs runs it already."
 	echo
-	echo "| router ruleset | Gbit/s (median) | ratio to none | target | runs | ratios per round |"
-	echo "|---|---:|---:|---:|---|---|"
-	echo "| none | $t0 | 1.00 | | ${tput[none]}| |"
-	echo "| conntrack only (one \`ct state\` rule) | $(tmed ct) | $(rmed ct) | | ${tput[ct]}| ${rel[ct]}|"
-	echo "| 1 gateway, traffic pinned | $(tmed p1) | $(rmed p1) | | ${tput[p1]}| ${rel[p1]}|"
-	echo "| 250 gateways, traffic unmarked | $(tmed u250) | $(rmed u250) | ≥ 0.95 | ${tput[u250]}| ${rel[u250]}|"
-	echo "| 250 gateways, traffic pinned to the last | $(tmed p250) | $(rmed p250) | ≥ 0.9 | ${tput[p250]}| ${rel[p250]}|"
-	echo "| none again (control, last in each round) | $(tmed again) | $(rmed again) | | ${tput[again]}| ${rel[again]}|"
+	echo "| X | against Y | ratio (95%) | target | lowest–highest round | rounds |"
+	echo "|---|---|---:|---:|---|---|"
+	printf '%s' "$tput_rows"
 	echo
 	echo "## Target 5. Rules at scale: N same-shape config rules (host address + tcp port, 2 gateways)"
 	echo
