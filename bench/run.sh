@@ -81,7 +81,7 @@ median_ci() {
 			sort(r, n)
 			lo = int((n + 1) / 2); hi = int(n / 2) + 1
 			m = (r[lo] + r[hi]) / 2
-			if (n < 8) { printf "%.3f (%d values: no interval)", m, n; exit }
+			if (n < 8) { printf "%.3f (%d value%s: no interval)", m, n, (n > 1 ? "s" : ""); exit }
 			srand(1)
 			for (k = 1; k <= 2000; k++) {
 				for (j = 1; j <= n; j++) cnt[j] = 0
@@ -360,7 +360,9 @@ rss_100k_config=$(self_rss "$CONNROUTE" -c "$WORK/a100k.conf" --syslog /x dump-c
 # shared VM's core (a neighbour, the host) slows both flows at once. Run
 # one after the other, 3 s runs of one path scattered 0.62-1.47 against
 # each other (bench/results.md at 80c0dcd, a run of 6111d04); at the same
-# time, 10 rounds of 2 × 2 s gave per-round values of 0.97-1.04.
+# time, the control's 10 rounds of 2 × 2 s spanned 0.955-1.064
+# (bench/results.md at f472e15, a run of 46ad446).
+[ "${BENCH_IPERF_ROUNDS:-10}" -ge 1 ] || { echo "bench: BENCH_IPERF_ROUNDS must be 1 or more" >&2; exit 1; }
 add_ns tca tra tsa tcb trb tsb
 # The first two CPUs this process may use (a cpuset may leave out 0 or 1).
 read -r cpu_a cpu_b < <(awk '/^Cpus_allowed_list:/ { n = split($2, r, ","); for (i = 1; i <= n; i++) {
@@ -507,32 +509,41 @@ irq_time=$({ zcat /proc/config.gz 2>/dev/null || cat "/boot/config-$(uname -r)" 
 		/^CONFIG_/ { seen = 1 } END { print v != "" ? v : seen ? "off" : "unknown (no kernel config found)" }')
 tput_rows=""
 load_tput="$(loadavg) →"
-ks0=$(ks_time) t_t0=$(now_us)
-in_p0=$(rx in0 packets) in_b0=$(rx in0 bytes) ack0=$(rx out0 packets)
+ks0=$(ks_time)
+t_t0=$(now_us)
+in_p0=$(rx in0 packets)
+in_b0=$(rx in0 bytes)
+ack0=$(rx out0 packets)
 for row in "${pairs[@]}"; do
 	IFS='|' read -r xy what against target <<<"$row"
 	read -r x y <<<"$xy"
 	: > "$WORK/rounds"
 	compare "$x" "$y"
-	per_cpu=$(cut -d' ' -f1 "$WORK/rounds" | median_ci)
-	bytes=$(cut -d' ' -f2 "$WORK/rounds" | median_ci)
+	per_cpu=$(cut -d' ' -f1 "$WORK/rounds" | median_ci) &&
+		bytes=$(cut -d' ' -f2 "$WORK/rounds" | median_ci) ||
+		{ echo "bench: no rounds for '$what' against '$against'" >&2; exit 1; }
+	each=$(cut -d' ' -f1 "$WORK/rounds" | awk '{ printf "%s%.3f", (NR > 1 ? " " : ""), $1 }')
 	cpu=$(cut -d' ' -f3 "$WORK/rounds" | median | awk '{ printf "%.3f", $1 }')
 	range=$(cut -d' ' -f1 "$WORK/rounds" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.3f–%.3f", lo, hi }')
-	tput_rows+="| $what | $against | $per_cpu | $target | $bytes | $cpu | $range |
+	tput_rows+="| $what | $against | $per_cpu | $target | $bytes | $cpu | $range | $each |
 "
 	echo "throughput: $what against $against: $per_cpu per CPU-second, $bytes in bytes" >&2
 done
-ks1=$(ks_time) t_t1=$(now_us)
-in_p1=$(rx in0 packets) in_b1=$(rx in0 bytes) ack1=$(rx out0 packets)
+ks1=$(ks_time)
+t_t1=$(now_us)
+in_p1=$(rx in0 packets)
+in_b1=$(rx in0 bytes)
+ack1=$(rx out0 packets)
 load_tput+=" $(loadavg)"
-# ksoftirqd's share of the clients' core over the section, in %.
+# ksoftirqd's share of the clients' core over the whole section (the
+# installs and removals between the flows included), in %.
 ks_share=$(awk -v k=$((ks1 - ks0)) -v hz="$(getconf CLK_TCK)" -v us=$((t_t1 - t_t0)) 'BEGIN { printf "%.1f", k / hz * 1e6 / us * 100 }')
 skb_kb=$(awk -v b=$((in_b1 - in_b0)) -v p=$((in_p1 - in_p0)) 'BEGIN { printf "%.0f", p ? b / p / 1000 : 0 }')
 ack_share=$(awk -v a=$((ack1 - ack0)) -v p=$((in_p1 - in_p0)) 'BEGIN { printf "%.0f", a + p ? a / (a + p) * 100 : 0 }')
-tmed() { tr ' ' '\n' <<<"${gbit[$1]}" | grep . | median; }
+tmed() { tr ' ' '\n' <<<"${gbit[$1]}" | grep . | median | awk '{ printf "%.2f", $1 }'; }
 method_warn=""
-[ "$irq_time" != y ] || method_warn+=" **This kernel accounts irq time apart (CONFIG_IRQ_TIME_ACCOUNTING=y): the forwarding is then not charged to its client, and these ratios understate its cost.**"
-awk -v s="$ks_share" 'BEGIN { exit !(s > 10) }' && method_warn+=" **ksoftirqd took more than 10% of the clients' core: part of the forwarding was done for both flows at once, and these ratios understate its cost.**"
+[ "$irq_time" != y ] || method_warn+=" **This kernel accounts irq time apart (CONFIG_IRQ_TIME_ACCOUNTING=y): the forwarding is then not charged to its client, and these ratios are not reliable.**"
+awk -v s="$ks_share" 'BEGIN { exit !(s > 10) }' && method_warn+=" **ksoftirqd took more than 10% of the clients' core: part of the forwarding was done for both flows at once, and these ratios are not reliable.**"
 
 # ---- Footprint ----------------------------------------------------------------
 gen 50 > "$WORK/gw50.conf"
@@ -624,12 +635,12 @@ sizes="(run \`make cross\` first for the router targets)"
 	echo "|---:|---:|---:|---:|---:|---:|---:|"
 	printf '%s' "$scaling"
 	echo
-	echo "Bulk TCP through a router namespace (iperf3): two identical paths, client -- router -- server, their flows at the same time$([ ${#pin_client[@]} -gt 0 ] && echo ", both clients on one core and both servers on the other"), so that what slows this shared machine slows both. A round runs X on one router and Y on the other, then the other way round (${BENCH_IPERF_ROUNDS:-10} rounds × 2 × ${BENCH_SECONDS:-2} s); its value is the geometric mean of the two halves' ratios (a constant difference between the paths cancels). The median over rounds, with its 95% interval from resampling them. Ratio per CPU-second: X's bytes per second of its client's CPU time over Y's, the inverse of the cost per byte on the clients' core (the senders' TCP, the routers' forwarding of the data packets and the receivers' TCP input, charged to each client: this kernel's CONFIG_IRQ_TIME_ACCOUNTING is ${irq_time:-unknown}, and ksoftirqd, which may work for both flows, took ${ks_share}% of that core). Bytes: the plain ratio, which the scheduler compresses a little (the costlier client gets slightly more of the core when the other one waits). What this does not see: the ACKs (${ack_share}% of the packets router a forwarded) are forwarded on the servers' core, which has time to spare; and veth hands the router GSO packets of ${skb_kb} KB on average, so a cost per packet weighs far less than with packets of one MTU. Each flow moved $(tmed "none none:x") Gbit/s against no ruleset, and $(tmed "u250 none:x") with 250 gateways, unmarked (medians; load $load_tput).${method_warn}"
+	echo "Bulk TCP through a router namespace (iperf3): two identical paths, client -- router -- server, their flows at the same time$([ ${#pin_client[@]} -gt 0 ] && echo ", both clients on one core and both servers on the other"), so that what slows this shared machine slows both. A round runs X on one router and Y on the other, then the other way round (${BENCH_IPERF_ROUNDS:-10} rounds × 2 × ${BENCH_SECONDS:-2} s); its value is the geometric mean of the two halves' ratios (a constant difference between the paths cancels). The median over rounds, with its 95% interval from resampling them. Ratio per CPU-second: X's bytes per second of its client's CPU time over Y's, the inverse of the cost per byte on the clients' core (the senders' TCP, the routers' forwarding of the data packets and the receivers' TCP input, charged to each client: this kernel's CONFIG_IRQ_TIME_ACCOUNTING is ${irq_time:-unknown}, and ksoftirqd, which may work for both flows, took ${ks_share}% of that core over the whole section). Bytes: the plain ratio, which the scheduler may compress (a costlier client can get more of the core while the other one waits). What this does not see: the ACKs (${ack_share}% of the packets router a forwarded) are forwarded on the servers' core, which has time to spare; and veth hands the router GSO packets of ${skb_kb} KB on average, so a cost per packet weighs far less than with packets of one MTU. Each flow moved $(tmed "none none:x") Gbit/s in the control row; in the row of 250 gateways, unmarked, against no ruleset, $(tmed "u250 none:x") through connroute's router and $(tmed "u250 none:y") through the other (medians; load $load_tput).${method_warn}"
 	echo
 	echo "The issue's targets are against no ruleset. The floor is conntrack: connroute marks connections, so its restore and classify need it, and every router that NATs runs it already; the rows against conntrack only show connroute's own cost above it."
 	echo
-	echo "| X | against Y | ratio per CPU-second (95%) | target | ratio in bytes (95%) | X's client CPU over Y's | lowest–highest round, per CPU-second |"
-	echo "|---|---|---:|---:|---:|---:|---|"
+	echo "| X | against Y | ratio per CPU-second (95%) | target | ratio in bytes (95%) | X's client CPU over Y's | lowest–highest round, per CPU-second | rounds, per CPU-second |"
+	echo "|---|---|---:|---:|---:|---:|---|---|"
 	printf '%s' "$tput_rows"
 	echo
 	echo "## Target 5. Rules at scale: N same-shape config rules (host address + tcp port, 2 gateways)"
