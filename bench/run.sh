@@ -429,10 +429,11 @@ ruleset_off() {
 		exit 1
 	fi
 }
-# flows: both clients at once for BENCH_SECONDS; writes "BYTES CPU_SECONDS"
-# of client a, then b, to $WORK/flows (bytes the server received; the
-# client's own CPU time, from its getrusage). iperf3 -J exits 0 when a
-# test fails, so its "error" field is checked too.
+# flows P Q: both clients at once for BENCH_SECONDS (a started first,
+# whatever the order asked); writes "BYTES CPU_SECONDS" of path P's client,
+# then Q's, to $WORK/flows (bytes the server received; the client's own
+# CPU time, from its getrusage). iperf3 -J exits 0 when a test fails, so
+# its "error" field is checked too.
 flows() {
 	local p pids=() failed=
 	for p in a b; do
@@ -441,7 +442,7 @@ flows() {
 	done
 	for p in "${pids[@]}"; do wait "$p" || failed=1; done
 	[ -z "$failed" ] || { echo "bench: iperf3 failed" >&2; exit 1; }
-	python3 - "$WORK/flow-a.json" "$WORK/flow-b.json" > "$WORK/flows" <<-'PY' || exit 1
+	python3 - "$WORK/flow-$1.json" "$WORK/flow-$2.json" > "$WORK/flows" <<-'PY' || exit 1
 		import json, sys
 		out = []
 		for f in sys.argv[1:]:
@@ -462,19 +463,15 @@ flows() {
 # to gbit["X Y:x"] and gbit["X Y:y"].
 declare -A gbit
 compare() {
-	local x=$1 y=$2 r h xb xc yb yc v
+	local x=$1 y=$2 r h xp yp xb xc yb yc v
 	for r in $(seq 1 "${BENCH_IPERF_ROUNDS:-10}"); do
 		v="1 1"
 		for h in $((r % 2)) $((1 - r % 2)); do
-			if [ "$h" = 0 ]; then
-				ruleset_on tra "$x"; ruleset_on trb "$y"
-				flows; read -r xb xc yb yc < "$WORK/flows"
-				ruleset_off tra "$x"; ruleset_off trb "$y"
-			else
-				ruleset_on trb "$x"; ruleset_on tra "$y"
-				flows; read -r yb yc xb xc < "$WORK/flows"
-				ruleset_off trb "$x"; ruleset_off tra "$y"
-			fi
+			# X's path and Y's: a and b in the first half, b and a after.
+			if [ "$h" = 0 ]; then xp=a yp=b; else xp=b yp=a; fi
+			ruleset_on "tr$xp" "$x"; ruleset_on "tr$yp" "$y"
+			flows "$xp" "$yp"; read -r xb xc yb yc < "$WORK/flows"
+			ruleset_off "tr$xp" "$x"; ruleset_off "tr$yp" "$y"
 			v=$(awk -v v="$v" -v a="$xb" -v b="$yb" -v c="$xc" -v d="$yc" 'BEGIN {
 				if (a <= 0 || b <= 0 || c <= 0 || d <= 0) exit 1
 				split(v, p, " "); printf "%.17g %.17g", p[1] * a / b, p[2] * c / d }') ||
