@@ -516,9 +516,11 @@ for row in "${pairs[@]}"; do
 	read -r x y <<<"$xy"
 	: > "$WORK/rounds"
 	compare "$x" "$y"
-	per_cpu=$(cut -d' ' -f1 "$WORK/rounds" | median_ci) &&
-		bytes=$(cut -d' ' -f2 "$WORK/rounds" | median_ci) ||
-		{ echo "bench: no rounds for '$what' against '$against'" >&2; exit 1; }
+	if ! per_cpu=$(cut -d' ' -f1 "$WORK/rounds" | median_ci) ||
+		! bytes=$(cut -d' ' -f2 "$WORK/rounds" | median_ci); then
+		echo "bench: no rounds for '$what' against '$against'" >&2
+		exit 1
+	fi
 	each=$(cut -d' ' -f1 "$WORK/rounds" | awk '{ printf "%s%.3f", (NR > 1 ? " " : ""), $1 }')
 	cpu=$(cut -d' ' -f3 "$WORK/rounds" | median | awk '{ printf "%.3f", $1 }')
 	range=$(cut -d' ' -f1 "$WORK/rounds" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.3f–%.3f", lo, hi }')
