@@ -437,11 +437,12 @@ ruleset_off() {
 flows() {
 	local p pids=() failed=
 	for p in a b; do
-		in_ns "tc$p" "${pin_client[@]}" iperf3 -c 10.20.0.2 -t "${BENCH_SECONDS:-2}" -J > "$WORK/flow-$p.json" &
+		# Bounded: a server that stops answering must not hold the bench.
+		in_ns "tc$p" timeout $((${BENCH_SECONDS:-2} + 30)) "${pin_client[@]}" iperf3 -c 10.20.0.2 -t "${BENCH_SECONDS:-2}" -J > "$WORK/flow-$p.json" &
 		pids+=($!)
 	done
 	for p in "${pids[@]}"; do wait "$p" || failed=1; done
-	[ -z "$failed" ] || { echo "bench: iperf3 failed" >&2; exit 1; }
+	[ -z "$failed" ] || { echo "bench: iperf3 failed or ran past its time" >&2; exit 1; }
 	python3 - "$WORK/flow-$1.json" "$WORK/flow-$2.json" > "$WORK/flows" <<-'PY' || exit 1
 		import json, sys
 		out = []
