@@ -371,14 +371,38 @@ pin_server=() pin_client=()
 if [ -n "${cpu_b:-}" ] && command -v taskset >/dev/null; then
 	pin_server=(taskset -c "$cpu_b") pin_client=(taskset -c "$cpu_a")
 fi
+# path_links P: path P's two links and its addresses and routes (the
+# namespaces exist).
+path_links() {
+	link "tc$1" eth0 "tr$1" in0
+	link "tr$1" out0 "ts$1" eth0
+	in_ns "tc$1" ip addr add 10.10.0.2/24 dev eth0; in_ns "tc$1" ip route add default via 10.10.0.1
+	in_ns "tr$1" ip addr add 10.10.0.1/24 dev in0; in_ns "tr$1" ip addr add 10.20.0.1/16 dev out0
+	in_ns "ts$1" ip addr add 10.20.0.2/16 dev eth0; in_ns "ts$1" ip route add default via 10.20.0.1
+}
 for p in a b; do
-	link "tc$p" eth0 "tr$p" in0
-	link "tr$p" out0 "ts$p" eth0
-	in_ns "tc$p" ip addr add 10.10.0.2/24 dev eth0; in_ns "tc$p" ip route add default via 10.10.0.1
-	in_ns "tr$p" ip addr add 10.10.0.1/24 dev in0; in_ns "tr$p" ip addr add 10.20.0.1/16 dev out0
-	in_ns "ts$p" ip addr add 10.20.0.2/16 dev eth0; in_ns "ts$p" ip route add default via 10.20.0.1
+	path_links "$p"
 	in_ns "ts$p" "${pin_server[@]}" iperf3 -s -D >/dev/null
 done
+# Packets router a received on in0 (data) and on out0 (ACKs), and bytes
+# on in0, summed over its lives (fresh_router starts it anew).
+rx() { in_ns tra cat "/sys/class/net/$1/statistics/rx_$2"; }
+count_router_a() { in_p=$((in_p + $(rx in0 packets))) in_b=$((in_b + $(rx in0 bytes))) ack=$((ack + $(rx out0 packets))); }
+# fresh_router P: router P as a namespace that never had an ip rule, with
+# new links to its client and server. Once a namespace has had an IPv4
+# ip rule, its kernel routes every packet through the rules for good
+# (fib_has_custom_rules is never cleared, and the local and main tables
+# stay split), even after the rule is gone: a router that once had
+# connroute's rules would time "no ruleset" with part of their cost.
+# Deleting a link end deletes its pair at once (a namespace's devices go
+# asynchronously), so the names are free for the new links.
+fresh_router() {
+	[ "$1" != a ] || count_router_a
+	in_ns "tr$1" ip link del in0; in_ns "tr$1" ip link del out0
+	ip netns del "$(ns "tr$1")"
+	add_ns "tr$1"
+	path_links "$1"
+}
 sleep 0.5
 tput_conf() { # N PORT: N gateways; the last one's rule pins tcp/PORT (5201: the test's traffic)
 	local n=$1 port=$2 i
@@ -398,6 +422,12 @@ tput_conf 250 5202 > "$WORK/u250.conf"; tput_conf 250 5201 > "$WORK/p250.conf"
 # ct: conntrack on and nothing else (one `ct state` rule), as on any
 # router that NATs: connroute's restore needs the connection's mark.
 ct_table='table inet ctonly { chain pre { type filter hook prerouting priority -150; policy accept; ct state new counter; }; }'
+# ctrule: conntrack and one `ip rule fwmark … lookup` that no packet here
+# matches: the least any router that routes by connection marks pays.
+# With a first IPv4 ip rule the kernel stops looking up the (merged)
+# main table directly and walks the rules for every packet, its local
+# table looked up apart.
+one_rule='fwmark 0x1000000/0xff000000 lookup 6000 pref 6000'
 # classic: what connroute replaces, one `ip rule … fwmark … lookup` per
 # gateway (250, no packet marked), each tested in turn before main.
 classic() { local i; for i in $(seq 1 250); do echo "rule $1 fwmark $((i << 8)) lookup $((1000 + i)) pref $((1000 + i))"; done | in_ns "$2" ip -batch -; }
@@ -411,6 +441,8 @@ ruleset_on() {
 	case $2 in
 	none) ;;
 	ct) in_ns "$1" nft -f - <<<"$ct_table" ;;
+	# shellcheck disable=SC2086
+	ctrule) in_ns "$1" nft -f - <<<"$ct_table" && in_ns "$1" ip rule add $one_rule ;;
 	classic) classic add "$1" ;;
 	*) cr "$1" -c "$WORK/$2.conf" apply ;;
 	esac > "$WORK/ruleset.log" 2>&1 || { echo "bench: installing '$2' on router $1 failed:" >&2; cat "$WORK/ruleset.log" >&2; exit 1; }
@@ -419,6 +451,8 @@ ruleset_off() {
 	case $2 in
 	none) ;;
 	ct) in_ns "$1" nft delete table inet ctonly ;;
+	# shellcheck disable=SC2086
+	ctrule) in_ns "$1" nft delete table inet ctonly && in_ns "$1" ip rule del $one_rule ;;
 	classic) classic del "$1" ;;
 	*) cr "$1" -c /dev/null flush ;;
 	esac > "$WORK/ruleset.log" 2>&1 || { echo "bench: removing '$2' from router $1 failed:" >&2; cat "$WORK/ruleset.log" >&2; exit 1; }
@@ -470,6 +504,7 @@ compare() {
 		for h in $((r % 2)) $((1 - r % 2)); do
 			# X's path and Y's: a and b in the first half, b and a after.
 			if [ "$h" = 0 ]; then xp=a yp=b; else xp=b yp=a; fi
+			fresh_router a; fresh_router b
 			ruleset_on "tr$xp" "$x"; ruleset_on "tr$yp" "$y"
 			flows "$xp" "$yp"; read -r xb xc yb yc < "$WORK/flows"
 			ruleset_off "tr$xp" "$x"; ruleset_off "tr$yp" "$y"
@@ -487,11 +522,12 @@ compare() {
 # no ruleset only: that is how the issue states it).
 pairs=(
 	"none none|no ruleset|no ruleset (the method's own scatter)|"
-	"ct none|conntrack only (one \`ct state\` rule): the floor|no ruleset|"
+	"ct none|conntrack only (one \`ct state\` rule)|no ruleset|"
+	"ctrule none|conntrack and one \`ip rule fwmark … lookup\`: the floor|no ruleset|"
 	"u250 none|250 gateways, traffic unmarked|no ruleset|≥ 0.95"
 	"p250 none|250 gateways, traffic pinned to the last|no ruleset|≥ 0.9"
-	"u250 ct|250 gateways, traffic unmarked|conntrack only|"
-	"p250 ct|250 gateways, traffic pinned to the last|conntrack only|"
+	"u250 ctrule|250 gateways, traffic unmarked|the floor|"
+	"p250 ctrule|250 gateways, traffic pinned to the last|the floor|"
 	"u250 u1|250 gateways, traffic unmarked|1 gateway, unmarked|"
 	"p250 p1|250 gateways, traffic pinned to the last|1 gateway, pinned|"
 	"classic none|250 \`ip rule … fwmark … lookup\`, one per gateway (no connroute; what it replaced)|no ruleset|"
@@ -501,7 +537,6 @@ pairs=(
 # router a forwarded, data (in0) and ACKs (out0).
 ksoftirqd=$(pgrep -x "ksoftirqd/${cpu_a:-0}" || true)
 ks_time() { if [ -n "$ksoftirqd" ]; then awk '{ print $14 + $15 }' "/proc/$ksoftirqd/stat"; else echo 0; fi; }
-rx() { in_ns tra cat "/sys/class/net/$1/statistics/rx_$2"; }
 irq_time=$({ zcat /proc/config.gz 2>/dev/null || cat "/boot/config-$(uname -r)" 2>/dev/null || true; } |
 	awk '/^CONFIG_IRQ_TIME_ACCOUNTING=/ { sub(/.*=/, ""); v = $0 } /^# CONFIG_IRQ_TIME_ACCOUNTING is not set/ { v = "off" }
 		/^CONFIG_/ { seen = 1 } END { print v != "" ? v : seen ? "off" : "unknown (no kernel config found)" }')
@@ -509,9 +544,8 @@ tput_rows=""
 load_tput="$(loadavg) →"
 ks0=$(ks_time)
 t_t0=$(now_us)
-in_p0=$(rx in0 packets)
-in_b0=$(rx in0 bytes)
-ack0=$(rx out0 packets)
+# The sums start at minus what router a has counted so far.
+in_p=$((-$(rx in0 packets))) in_b=$((-$(rx in0 bytes))) ack=$((-$(rx out0 packets)))
 for row in "${pairs[@]}"; do
 	IFS='|' read -r xy what against target <<<"$row"
 	read -r x y <<<"$xy"
@@ -531,15 +565,13 @@ for row in "${pairs[@]}"; do
 done
 ks1=$(ks_time)
 t_t1=$(now_us)
-in_p1=$(rx in0 packets)
-in_b1=$(rx in0 bytes)
-ack1=$(rx out0 packets)
+count_router_a
 load_tput+=" $(loadavg)"
 # ksoftirqd's share of the clients' core over the whole section (the
 # installs and removals between the flows included), in %.
 ks_share=$(awk -v k=$((ks1 - ks0)) -v hz="$(getconf CLK_TCK)" -v us=$((t_t1 - t_t0)) 'BEGIN { printf "%.1f", k / hz * 1e6 / us * 100 }')
-skb_kb=$(awk -v b=$((in_b1 - in_b0)) -v p=$((in_p1 - in_p0)) 'BEGIN { printf "%.0f", p ? b / p / 1000 : 0 }')
-ack_share=$(awk -v a=$((ack1 - ack0)) -v p=$((in_p1 - in_p0)) 'BEGIN { printf "%.0f", a + p ? a / (a + p) * 100 : 0 }')
+skb_kb=$(awk -v b="$in_b" -v p="$in_p" 'BEGIN { printf "%.0f", p ? b / p / 1000 : 0 }')
+ack_share=$(awk -v a="$ack" -v p="$in_p" 'BEGIN { printf "%.0f", a + p ? a / (a + p) * 100 : 0 }')
 tmed() { tr ' ' '\n' <<<"${gbit[$1]}" | grep . | median | awk '{ printf "%.2f", $1 }'; }
 method_warn=""
 [ "$irq_time" != y ] || method_warn+=" **This kernel accounts irq time apart (CONFIG_IRQ_TIME_ACCOUNTING=y): the forwarding is then not charged to its client, and these ratios are not reliable.**"
@@ -635,9 +667,9 @@ sizes="(run \`make cross\` first for the router targets)"
 	echo "|---:|---:|---:|---:|---:|---:|---:|"
 	printf '%s' "$scaling"
 	echo
-	echo "Bulk TCP through a router namespace (iperf3): two identical paths, client -- router -- server, their flows at the same time$([ ${#pin_client[@]} -gt 0 ] && echo ", both clients on one core and both servers on the other"), so that what slows this shared machine slows both. A round runs X on one router and Y on the other, then the other way round (${BENCH_IPERF_ROUNDS:-10} rounds × 2 × ${BENCH_SECONDS:-2} s); its value is the geometric mean of the two halves' ratios (a constant difference between the paths cancels). The median over rounds, with its 95% interval from resampling them. Ratio per CPU-second: X's bytes per second of its client's CPU time over Y's, the inverse of the cost per byte on the clients' core (the senders' TCP, the routers' forwarding of the data packets and the receivers' TCP input, charged to each client: this kernel's CONFIG_IRQ_TIME_ACCOUNTING is ${irq_time:-unknown}, and ksoftirqd, which may work for both flows, took ${ks_share}% of that core over the whole section). Bytes: the plain ratio, which the scheduler may compress (a costlier client can get more of the core while the other one waits). What this does not see: the ACKs (${ack_share}% of the packets router a forwarded) are forwarded on the servers' core, which has time to spare; and veth hands the router GSO packets of ${skb_kb} KB on average, so a cost per packet weighs far less than with packets of one MTU. Each flow moved $(tmed "none none:x") Gbit/s in the control row; in the row of 250 gateways, unmarked, against no ruleset, $(tmed "u250 none:x") through connroute's router and $(tmed "u250 none:y") through the other (medians; load $load_tput).${method_warn}"
+	echo "Bulk TCP through a router namespace (iperf3): two identical paths, client -- router -- server, their flows at the same time$([ ${#pin_client[@]} -gt 0 ] && echo ", both clients on one core and both servers on the other"), so that what slows this shared machine slows both. A round runs X on one router and Y on the other, then the other way round (${BENCH_IPERF_ROUNDS:-10} rounds × 2 × ${BENCH_SECONDS:-2} s), each half on routers made anew (a namespace that has once had an IPv4 ip rule routes every packet through the rules for good, so a router that had connroute's rules would time \"no ruleset\" with part of their cost); its value is the geometric mean of the two halves' ratios (a constant difference between the paths cancels). The median over rounds, with its 95% interval from resampling them. Ratio per CPU-second: X's bytes per second of its client's CPU time over Y's, the inverse of the cost per byte on the clients' core (the senders' TCP, the routers' forwarding of the data packets and the receivers' TCP input, charged to each client: this kernel's CONFIG_IRQ_TIME_ACCOUNTING is ${irq_time:-unknown}, and ksoftirqd, which may work for both flows, took ${ks_share}% of that core over the whole section). Bytes: the plain ratio, which the scheduler may compress (a costlier client can get more of the core while the other one waits). What this does not see: the ACKs (${ack_share}% of the packets router a forwarded) are forwarded on the servers' core, which has time to spare; and veth hands the router GSO packets of ${skb_kb} KB on average, so a cost per packet weighs far less than with packets of one MTU. Each flow moved $(tmed "none none:x") Gbit/s in the control row; in the row of 250 gateways, unmarked, against no ruleset, $(tmed "u250 none:x") through connroute's router and $(tmed "u250 none:y") through the other (medians; load $load_tput).${method_warn}"
 	echo
-	echo "The issue's targets are against no ruleset. The floor is conntrack: connroute marks connections, so its restore and classify need it, and every router that NATs runs it already; the rows against conntrack only show connroute's own cost above it."
+	echo "The issue's targets are against no ruleset. The floor is what any router that routes by connection marks pays: conntrack (connroute's restore and classify need the connection's mark; every router that NATs runs it already) and one ip rule (with a first IPv4 ip rule the kernel walks the rules for every packet, the local table looked up apart, instead of one lookup in the merged main table; it never goes back, even when the rule is deleted). The rows against the floor show connroute's own cost above it."
 	echo
 	echo "| X | against Y | ratio per CPU-second (95%) | target | ratio in bytes (95%) | X's client CPU over Y's | lowest–highest round, per CPU-second | rounds, per CPU-second |"
 	echo "|---|---|---:|---:|---:|---:|---|---|"
