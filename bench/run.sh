@@ -382,26 +382,53 @@ path_links() {
 }
 for p in a b; do
 	path_links "$p"
+	# A flow starts without what earlier flows through other rulesets
+	# left in the TCP metrics cache (ssthresh, RTT).
+	in_ns "tc$p" sysctl -qw net.ipv4.tcp_no_metrics_save=1
+	in_ns "ts$p" sysctl -qw net.ipv4.tcp_no_metrics_save=1
 	in_ns "ts$p" "${pin_server[@]}" iperf3 -s -D >/dev/null
 done
 # Packets router a received on in0 (data) and on out0 (ACKs), and bytes
 # on in0, summed over its lives (fresh_router starts it anew).
 rx() { in_ns tra cat "/sys/class/net/$1/statistics/rx_$2"; }
-count_router_a() { in_p=$((in_p + $(rx in0 packets))) in_b=$((in_b + $(rx in0 bytes))) ack=$((ack + $(rx out0 packets))); }
+# Each read on its own line: a failed one stops the bench (inside $(( ))
+# it would not).
+count_router_a() {
+	local p b a
+	p=$(rx in0 packets); b=$(rx in0 bytes); a=$(rx out0 packets)
+	in_p=$((in_p + p)) in_b=$((in_b + b)) ack=$((ack + a))
+}
 # fresh_router P: router P as a namespace that never had an ip rule, with
-# new links to its client and server. Once a namespace has had an IPv4
-# ip rule, its kernel routes every packet through the rules for good
-# (fib_has_custom_rules is never cleared, and the local and main tables
-# stay split), even after the rule is gone: a router that once had
-# connroute's rules would time "no ruleset" with part of their cost.
-# Deleting a link end deletes its pair at once (a namespace's devices go
-# asynchronously), so the names are free for the new links.
+# new links to its client and server. Once a network namespace has had an
+# IPv4 ip rule, until it is deleted, its kernel walks the rules for every
+# forwarded packet (fib_has_custom_rules is never cleared; the local and
+# main tables stay split) and checks the packet's source with a second,
+# reverse lookup through them (even with rp_filter off), also after the
+# rule is gone: a router that once had connroute's rules would time "no
+# ruleset" with part of their cost. Deleting a link end deletes its pair
+# at once (a namespace's devices go asynchronously), so the names are
+# free for the new links.
 fresh_router() {
 	[ "$1" != a ] || count_router_a
-	in_ns "tr$1" ip link del in0; in_ns "tr$1" ip link del out0
-	ip netns del "$(ns "tr$1")"
-	add_ns "tr$1"
-	path_links "$1"
+	{ in_ns "tr$1" ip link del in0 && in_ns "tr$1" ip link del out0 &&
+		ip netns del "$(ns "tr$1")" && add_ns "tr$1" && path_links "$1"; } > "$WORK/fresh.log" 2>&1 ||
+		{ echo "bench: making router tr$1 anew failed:" >&2; cat "$WORK/fresh.log" >&2; exit 1; }
+}
+# links_up: waits (up to 5 s) until every end of both paths' links is up,
+# then 0.3 s more for the neighbours and the new namespaces' teardown.
+links_up() {
+	local p nd n d i
+	for p in a b; do
+		for nd in "tc$p eth0" "tr$p in0" "tr$p out0" "ts$p eth0"; do
+			read -r n d <<<"$nd"
+			for i in $(seq 50); do
+				[ "$(in_ns "$n" cat "/sys/class/net/$d/operstate")" != up ] || continue 2
+				sleep 0.1
+			done
+			echo "bench: link $d in $n did not come up" >&2; exit 1
+		done
+	done
+	sleep 0.3
 }
 sleep 0.5
 tput_conf() { # N PORT: N gateways; the last one's rule pins tcp/PORT (5201: the test's traffic)
@@ -423,11 +450,10 @@ tput_conf 250 5202 > "$WORK/u250.conf"; tput_conf 250 5201 > "$WORK/p250.conf"
 # router that NATs: connroute's restore needs the connection's mark.
 ct_table='table inet ctonly { chain pre { type filter hook prerouting priority -150; policy accept; ct state new counter; }; }'
 # ctrule: conntrack and one `ip rule fwmark … lookup` that no packet here
-# matches: the least any router that routes by connection marks pays.
-# With a first IPv4 ip rule the kernel stops looking up the (merged)
-# main table directly and walks the rules for every packet, its local
-# table looked up apart.
-one_rule='fwmark 0x1000000/0xff000000 lookup 6000 pref 6000'
+# matches: the least a router that routes by connection marks with ip
+# rules pays (with a first IPv4 ip rule, see fresh_router, every
+# forwarded packet takes two lookups through the rules).
+one_rule=(fwmark 0x1000000/0xff000000 lookup 6000 pref 6000)
 # classic: what connroute replaces, one `ip rule … fwmark … lookup` per
 # gateway (250, no packet marked), each tested in turn before main.
 classic() { local i; for i in $(seq 1 250); do echo "rule $1 fwmark $((i << 8)) lookup $((1000 + i)) pref $((1000 + i))"; done | in_ns "$2" ip -batch -; }
@@ -441,8 +467,7 @@ ruleset_on() {
 	case $2 in
 	none) ;;
 	ct) in_ns "$1" nft -f - <<<"$ct_table" ;;
-	# shellcheck disable=SC2086
-	ctrule) in_ns "$1" nft -f - <<<"$ct_table" && in_ns "$1" ip rule add $one_rule ;;
+	ctrule) in_ns "$1" nft -f - <<<"$ct_table" && in_ns "$1" ip rule add "${one_rule[@]}" ;;
 	classic) classic add "$1" ;;
 	*) cr "$1" -c "$WORK/$2.conf" apply ;;
 	esac > "$WORK/ruleset.log" 2>&1 || { echo "bench: installing '$2' on router $1 failed:" >&2; cat "$WORK/ruleset.log" >&2; exit 1; }
@@ -451,8 +476,7 @@ ruleset_off() {
 	case $2 in
 	none) ;;
 	ct) in_ns "$1" nft delete table inet ctonly ;;
-	# shellcheck disable=SC2086
-	ctrule) in_ns "$1" nft delete table inet ctonly && in_ns "$1" ip rule del $one_rule ;;
+	ctrule) in_ns "$1" nft delete table inet ctonly && in_ns "$1" ip rule del "${one_rule[@]}" ;;
 	classic) classic del "$1" ;;
 	*) cr "$1" -c /dev/null flush ;;
 	esac > "$WORK/ruleset.log" 2>&1 || { echo "bench: removing '$2' from router $1 failed:" >&2; cat "$WORK/ruleset.log" >&2; exit 1; }
@@ -469,7 +493,8 @@ ruleset_off() {
 # CPU time, from its getrusage). iperf3 -J exits 0 when a test fails, so
 # its "error" field is checked too.
 flows() {
-	local p pids=() failed=
+	local p pids=() failed="" k0 t0 k1 t1
+	k0=$(ks_time); t0=$(now_us)
 	for p in a b; do
 		# Bounded: a server that stops answering must not hold the bench.
 		in_ns "tc$p" timeout $((${BENCH_SECONDS:-2} + 30)) "${pin_client[@]}" iperf3 -c 10.20.0.2 -t "${BENCH_SECONDS:-2}" -J > "$WORK/flow-$p.json" &
@@ -477,6 +502,8 @@ flows() {
 	done
 	for p in "${pids[@]}"; do wait "$p" || failed=1; done
 	[ -z "$failed" ] || { echo "bench: iperf3 failed or ran past its time" >&2; exit 1; }
+	k1=$(ks_time); t1=$(now_us)
+	ks_sum=$((ks_sum + k1 - k0)) flow_us=$((flow_us + t1 - t0))
 	python3 - "$WORK/flow-$1.json" "$WORK/flow-$2.json" > "$WORK/flows" <<-'PY' || exit 1
 		import json, sys
 		out = []
@@ -504,7 +531,7 @@ compare() {
 		for h in $((r % 2)) $((1 - r % 2)); do
 			# X's path and Y's: a and b in the first half, b and a after.
 			if [ "$h" = 0 ]; then xp=a yp=b; else xp=b yp=a; fi
-			fresh_router a; fresh_router b
+			fresh_router a; fresh_router b; links_up
 			ruleset_on "tr$xp" "$x"; ruleset_on "tr$yp" "$y"
 			flows "$xp" "$yp"; read -r xb xc yb yc < "$WORK/flows"
 			ruleset_off "tr$xp" "$x"; ruleset_off "tr$yp" "$y"
@@ -542,8 +569,8 @@ irq_time=$({ zcat /proc/config.gz 2>/dev/null || cat "/boot/config-$(uname -r)" 
 		/^CONFIG_/ { seen = 1 } END { print v != "" ? v : seen ? "off" : "unknown (no kernel config found)" }')
 tput_rows=""
 load_tput="$(loadavg) →"
-ks0=$(ks_time)
-t_t0=$(now_us)
+# ksoftirqd's CPU time while the flows ran, and how long they ran.
+ks_sum=0 flow_us=0
 # The sums start at minus what router a has counted so far.
 in_p=$((-$(rx in0 packets))) in_b=$((-$(rx in0 bytes))) ack=$((-$(rx out0 packets)))
 for row in "${pairs[@]}"; do
@@ -563,13 +590,11 @@ for row in "${pairs[@]}"; do
 "
 	echo "throughput: $what against $against: $per_cpu per CPU-second, $bytes in bytes" >&2
 done
-ks1=$(ks_time)
-t_t1=$(now_us)
 count_router_a
 load_tput+=" $(loadavg)"
 # ksoftirqd's share of the clients' core over the whole section (the
 # installs and removals between the flows included), in %.
-ks_share=$(awk -v k=$((ks1 - ks0)) -v hz="$(getconf CLK_TCK)" -v us=$((t_t1 - t_t0)) 'BEGIN { printf "%.1f", k / hz * 1e6 / us * 100 }')
+ks_share=$(awk -v k="$ks_sum" -v hz="$(getconf CLK_TCK)" -v us="$flow_us" 'BEGIN { printf "%.1f", k / hz * 1e6 / us * 100 }')
 skb_kb=$(awk -v b="$in_b" -v p="$in_p" 'BEGIN { printf "%.0f", p ? b / p / 1000 : 0 }')
 ack_share=$(awk -v a="$ack" -v p="$in_p" 'BEGIN { printf "%.0f", a + p ? a / (a + p) * 100 : 0 }')
 tmed() { tr ' ' '\n' <<<"${gbit[$1]}" | grep . | median | awk '{ printf "%.2f", $1 }'; }
@@ -667,9 +692,9 @@ sizes="(run \`make cross\` first for the router targets)"
 	echo "|---:|---:|---:|---:|---:|---:|---:|"
 	printf '%s' "$scaling"
 	echo
-	echo "Bulk TCP through a router namespace (iperf3): two identical paths, client -- router -- server, their flows at the same time$([ ${#pin_client[@]} -gt 0 ] && echo ", both clients on one core and both servers on the other"), so that what slows this shared machine slows both. A round runs X on one router and Y on the other, then the other way round (${BENCH_IPERF_ROUNDS:-10} rounds × 2 × ${BENCH_SECONDS:-2} s), each half on routers made anew (a namespace that has once had an IPv4 ip rule routes every packet through the rules for good, so a router that had connroute's rules would time \"no ruleset\" with part of their cost); its value is the geometric mean of the two halves' ratios (a constant difference between the paths cancels). The median over rounds, with its 95% interval from resampling them. Ratio per CPU-second: X's bytes per second of its client's CPU time over Y's, the inverse of the cost per byte on the clients' core (the senders' TCP, the routers' forwarding of the data packets and the receivers' TCP input, charged to each client: this kernel's CONFIG_IRQ_TIME_ACCOUNTING is ${irq_time:-unknown}, and ksoftirqd, which may work for both flows, took ${ks_share}% of that core over the whole section). Bytes: the plain ratio, which the scheduler may compress (a costlier client can get more of the core while the other one waits). What this does not see: the ACKs (${ack_share}% of the packets router a forwarded) are forwarded on the servers' core, which has time to spare; and veth hands the router GSO packets of ${skb_kb} KB on average, so a cost per packet weighs far less than with packets of one MTU. Each flow moved $(tmed "none none:x") Gbit/s in the control row; in the row of 250 gateways, unmarked, against no ruleset, $(tmed "u250 none:x") through connroute's router and $(tmed "u250 none:y") through the other (medians; load $load_tput).${method_warn}"
+	echo "Bulk TCP through a router namespace (iperf3): two identical paths, client -- router -- server, their flows at the same time$([ ${#pin_client[@]} -gt 0 ] && echo ", both clients on one core and both servers on the other"), so that what slows this shared machine slows both. A round runs X on one router and Y on the other, then the other way round (${BENCH_IPERF_ROUNDS:-10} rounds × 2 × ${BENCH_SECONDS:-2} s), each half on routers made anew (until it is deleted, a network namespace that has once had an IPv4 ip rule routes every forwarded packet through the rules, twice: a router that had connroute's rules would time \"no ruleset\" with part of their cost); its value is the geometric mean of the two halves' ratios (a constant difference between the paths cancels). The median over rounds, with its 95% interval from resampling them. Ratio per CPU-second: X's bytes per second of its client's CPU time over Y's, the inverse of the cost per byte on the clients' core (the senders' TCP, the routers' forwarding of the data packets and the receivers' TCP input, charged to each client: this kernel's CONFIG_IRQ_TIME_ACCOUNTING is ${irq_time:-unknown}, and ksoftirqd, which may work for both flows, took ${ks_share}% of that core while the flows ran). Bytes: the plain ratio, which the scheduler may compress (a costlier client can get more of the core while the other one waits). What this does not see: the ACKs (${ack_share}% of the packets router a forwarded) are forwarded on the servers' core, which has time to spare; and veth hands the router GSO packets of ${skb_kb} KB on average, so a cost per packet weighs far less than with packets of one MTU. Each flow moved $(tmed "none none:x") Gbit/s in the control row; in the row of 250 gateways, unmarked, against no ruleset, $(tmed "u250 none:x") through connroute's router and $(tmed "u250 none:y") through the other (medians; load $load_tput).${method_warn}"
 	echo
-	echo "The issue's targets are against no ruleset. The floor is what any router that routes by connection marks pays: conntrack (connroute's restore and classify need the connection's mark; every router that NATs runs it already) and one ip rule (with a first IPv4 ip rule the kernel walks the rules for every packet, the local table looked up apart, instead of one lookup in the merged main table; it never goes back, even when the rule is deleted). The rows against the floor show connroute's own cost above it."
+	echo "The issue's targets are against no ruleset. The floor is what a router that routes by connection marks with ip rules pays before any work of its own: conntrack (connroute's restore and classify need the connection's mark; every router that NATs runs it already) and one ip rule (once a network namespace has an IPv4 ip rule, the kernel routes every forwarded packet through the rules, its local table looked up apart, and checks its source with a second, reverse lookup through them, instead of looking up the merged main table and checking the source against local addresses; it stays so, even when the rule is deleted, until the namespace is). The rows against the floor show connroute's own cost above it."
 	echo
 	echo "| X | against Y | ratio per CPU-second (95%) | target | ratio in bytes (95%) | X's client CPU over Y's | lowest–highest round, per CPU-second | rounds, per CPU-second |"
 	echo "|---|---|---:|---:|---:|---:|---|---|"
