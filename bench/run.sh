@@ -571,8 +571,10 @@ tput_rows=""
 load_tput="$(loadavg) →"
 # ksoftirqd's CPU time while the flows ran, and how long they ran.
 ks_sum=0 flow_us=0
-# The sums start at minus what router a has counted so far.
-in_p=$((-$(rx in0 packets))) in_b=$((-$(rx in0 bytes))) ack=$((-$(rx out0 packets)))
+# The sums start at minus what router a has counted so far (each read on
+# its own line, as in count_router_a).
+in_p=$(rx in0 packets); in_b=$(rx in0 bytes); ack=$(rx out0 packets)
+in_p=$((-in_p)) in_b=$((-in_b)) ack=$((-ack))
 for row in "${pairs[@]}"; do
 	IFS='|' read -r xy what against target <<<"$row"
 	read -r x y <<<"$xy"
