@@ -391,12 +391,13 @@ done
 # Packets router a received on in0 (data) and on out0 (ACKs), and bytes
 # on in0, summed over its lives (fresh_router starts it anew).
 rx() { in_ns tra cat "/sys/class/net/$1/statistics/rx_$2"; }
-# Each read on its own line: a failed one stops the bench (inside $(( ))
-# it would not).
+# count_router_a [-1]: adds router a's counters to the sums (or, with -1,
+# takes them off). Each read on its own line: a failed one stops the bench
+# (inside $(( )) it would not).
 count_router_a() {
-	local p b a
+	local f=${1:-1} p b a
 	p=$(rx in0 packets); b=$(rx in0 bytes); a=$(rx out0 packets)
-	in_p=$((in_p + p)) in_b=$((in_b + b)) ack=$((ack + a))
+	in_p=$((in_p + f * p)) in_b=$((in_b + f * b)) ack=$((ack + f * a))
 }
 # fresh_router P: router P as a namespace that never had an ip rule, with
 # new links to its client and server. Once a network namespace has had an
@@ -458,7 +459,9 @@ one_rule=(fwmark 0x1000000/0xff000000 lookup 6000 pref 6000)
 # gateway (250, no packet marked), each tested in turn before main.
 classic() { local i; for i in $(seq 1 250); do echo "rule $1 fwmark $((i << 8)) lookup $((1000 + i)) pref $((1000 + i))"; done | in_ns "$2" ip -batch -; }
 # A router's ip rules and ruleset with nothing installed, to compare with
-# after every run: anything left would time it as if it kept its ruleset.
+# after every run: each removal (connroute's flush among them) must leave
+# the router as it found it. The timing no longer depends on it (every
+# half starts on new routers); the check does.
 router_state() { in_ns "$1" ip -4 rule show; in_ns "$1" ip -6 rule show 2>&1 || true; in_ns "$1" nft list ruleset; }
 for r in tra trb; do router_state "$r" > "$WORK/$r.clean"; done
 # ruleset_on / ruleset_off ROUTER CASE; what the commands print goes to
@@ -524,6 +527,7 @@ flows() {
 # time, to $WORK/rounds ("PER_CPU BYTES CPU"), and X's and Y's Gbit/s
 # to gbit["X Y:x"] and gbit["X Y:y"].
 declare -A gbit
+gbps() { awk -v a="$1" -v t="${BENCH_SECONDS:-2}" 'BEGIN { printf "%.2f", a * 8 / t / 1e9 }'; } # BYTES of one flow
 compare() {
 	local x=$1 y=$2 r h xp yp xb xc yb yc v
 	for r in $(seq 1 "${BENCH_IPERF_ROUNDS:-10}"); do
@@ -539,8 +543,8 @@ compare() {
 				if (a <= 0 || b <= 0 || c <= 0 || d <= 0) exit 1
 				split(v, p, " "); printf "%.17g %.17g", p[1] * a / b, p[2] * c / d }') ||
 				{ echo "bench: a flow moved no bytes or used no CPU ($x against $y, round $r: $xb $xc $yb $yc)" >&2; exit 1; }
-			gbit["$x $y:x"]+="$(awk -v a="$xb" -v t="${BENCH_SECONDS:-2}" 'BEGIN { printf "%.2f", a * 8 / t / 1e9 }') "
-			gbit["$x $y:y"]+="$(awk -v a="$yb" -v t="${BENCH_SECONDS:-2}" 'BEGIN { printf "%.2f", a * 8 / t / 1e9 }') "
+			gbit["$x $y:x"]+="$(gbps "$xb") "
+			gbit["$x $y:y"]+="$(gbps "$yb") "
 		done
 		awk -v v="$v" 'BEGIN { split(v, p, " "); printf "%.4f %.4f %.4f\n", sqrt(p[1] / p[2]), sqrt(p[1]), sqrt(p[2]) }' >> "$WORK/rounds"
 	done
@@ -571,10 +575,9 @@ tput_rows=""
 load_tput="$(loadavg) →"
 # ksoftirqd's CPU time while the flows ran, and how long they ran.
 ks_sum=0 flow_us=0
-# The sums start at minus what router a has counted so far (each read on
-# its own line, as in count_router_a).
-in_p=$(rx in0 packets); in_b=$(rx in0 bytes); ack=$(rx out0 packets)
-in_p=$((-in_p)) in_b=$((-in_b)) ack=$((-ack))
+# The sums start at minus what router a has counted so far.
+in_p=0 in_b=0 ack=0
+count_router_a -1
 for row in "${pairs[@]}"; do
 	IFS='|' read -r xy what against target <<<"$row"
 	read -r x y <<<"$xy"
@@ -693,7 +696,7 @@ sizes="(run \`make cross\` first for the router targets)"
 	echo "|---:|---:|---:|---:|---:|---:|---:|"
 	printf '%s' "$scaling"
 	echo
-	echo "Bulk TCP through a router namespace (iperf3): two identical paths, client -- router -- server, their flows at the same time$([ ${#pin_client[@]} -gt 0 ] && echo ", both clients on one core and both servers on the other"), so that what slows this shared machine slows both. A round runs X on one router and Y on the other, then the other way round (${BENCH_IPERF_ROUNDS:-10} rounds × 2 × ${BENCH_SECONDS:-2} s), each half on routers made anew (a network namespace that has once had an IPv4 ip rule routes every forwarded packet through the rules, twice, for as long as it exists: a router that had connroute's rules would time \"no ruleset\" with part of their cost); its value is the geometric mean of the two halves' ratios (a constant difference between the paths cancels). The median over rounds, with its 95% interval from resampling them. Ratio per CPU-second: X's bytes per second of its client's CPU time over Y's, the inverse of the cost per byte on the clients' core (the senders' TCP, the routers' forwarding of the data packets and the receivers' TCP input, charged to each client: this kernel's CONFIG_IRQ_TIME_ACCOUNTING is ${irq_time:-unknown}, and ksoftirqd, which may work for both flows, took ${ks_share}% of that core while the flows ran). Bytes: the plain ratio, which the scheduler may compress (a costlier client can get more of the core while the other one waits). What this does not see: the ACKs (${ack_share}% of the packets router a forwarded) are forwarded on the servers' core, which has time to spare; and veth hands the router GSO packets of ${skb_kb} KB on average, so a cost per packet weighs far less than with packets of one MTU. Each flow moved $(tmed "none none:x") Gbit/s in the control row; in the row of 250 gateways, unmarked, against no ruleset, $(tmed "u250 none:x") through connroute's router and $(tmed "u250 none:y") through the other (medians; load $load_tput).${method_warn}"
+	echo "Bulk TCP through a router namespace (iperf3): two identical paths, client -- router -- server, their flows at the same time$([ ${#pin_client[@]} -gt 0 ] && echo ", both clients on one core and both servers on the other"), so that what slows this shared machine slows both. A round runs X on one router and Y on the other, then the other way round (${BENCH_IPERF_ROUNDS:-10} rounds × 2 × ${BENCH_SECONDS:-2} s), each half on routers made anew (a router that once had connroute's rules would time \"no ruleset\" with part of their cost: see the floor, below); its value is the geometric mean of the two halves' ratios (a constant difference between the paths cancels). The median over rounds, with its 95% interval from resampling them. Ratio per CPU-second: X's bytes per second of its client's CPU time over Y's, the inverse of the cost per byte on the clients' core (the senders' TCP, the routers' forwarding of the data packets and the receivers' TCP input, charged to each client: this kernel's CONFIG_IRQ_TIME_ACCOUNTING is ${irq_time:-unknown}, and ksoftirqd, which may work for both flows, took ${ks_share}% of that core while the flows ran). Bytes: the plain ratio, which the scheduler may compress (a costlier client can get more of the core while the other one waits). What this does not see: the ACKs (${ack_share}% of the packets router a forwarded) are forwarded on the servers' core, which has time to spare; and veth hands the router GSO packets of ${skb_kb} KB on average, so a cost per packet weighs far less than with packets of one MTU. Each flow moved $(tmed "none none:x") Gbit/s in the control row; in the row of 250 gateways, unmarked, against no ruleset, $(tmed "u250 none:x") through connroute's router and $(tmed "u250 none:y") through the other (medians; load $load_tput).${method_warn}"
 	echo
 	echo "The issue's targets are against no ruleset. Conntrack alone is timed first: connroute's restore and classify need the connection's mark, and every router that NATs runs conntrack already. The floor adds one ip rule that no packet matches: it is what a router that routes by connection marks with ip rules pays before any work of its own. Once a network namespace has an IPv4 ip rule, the kernel routes every forwarded packet through the rules (its local table looked up apart) and checks the packet's source with a second, reverse lookup through them; without one, it looks up the merged main table once and checks the source against local addresses. This lasts as long as the namespace, even after the rule is deleted. The rows against the floor show connroute's own cost above it."
 	echo
