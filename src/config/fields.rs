@@ -64,6 +64,7 @@ impl Loader<'_> {
 
     /// Parses every option of `s` (a known section type) through the schema.
     pub fn fields<'s>(&mut self, doc: &Document, s: &'s Section, ctx: &Context) -> Fields<'s> {
+        self.redeclarations(s);
         for (name, line) in &s.empty_options {
             self.error(
                 *line,
@@ -99,6 +100,45 @@ impl Loader<'_> {
             values.push((spec.name, words));
         }
         Fields { section: s, values }
+    }
+
+    /// What libuci merges or overwrites without a word: a section named
+    /// again (its options joined to the first one's, so a rule copied under
+    /// the same name matches combinations neither asked for) and an
+    /// `option` given again (only the last value kept, so a negation or a
+    /// list can be lost). In connroute's own sections both are errors.
+    fn redeclarations(&mut self, s: &Section) {
+        for &line in &s.reopened {
+            let m = format!(
+                "section declared again (first at line {}): libuci would merge the two \
+                 into one; give each its own name",
+                s.line
+            );
+            self.error(line, s, None, m);
+        }
+        let reopened = s.reopened.first().copied().unwrap_or(usize::MAX);
+        for r in &s.replaced {
+            if r.earlier < reopened && r.line > reopened {
+                continue; // a consequence of the merge reported above
+            }
+            let Some(spec) = schema::lookup(&s.stype, &r.name) else {
+                continue; // the unknown option is reported on its own
+            };
+            let earlier = match r.was_list {
+                true => "replaces the list started",
+                false => "is set again (first",
+            };
+            let close = if r.was_list { "" } else { ")" };
+            let fix = match spec.kind {
+                Kind::List => format!("write each value as `list {}`", spec.name),
+                Kind::Flag | Kind::Value => "remove one of the two lines".into(),
+            };
+            let m = format!(
+                "{earlier} at line {}{close}: libuci keeps only the last value; {fix}",
+                r.earlier
+            );
+            self.error(r.line, s, Some(spec.name), m);
+        }
     }
 
     fn words(

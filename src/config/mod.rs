@@ -4,8 +4,10 @@
 //! option [`schema`] and reports problems as [`Diagnostic`]s naming file,
 //! line, section and option. In connroute's own section types (globals,
 //! gateway, rule) an unknown option, an empty value or a bad value is an
-//! error, and any error means nothing is applied; unknown section types are
-//! warnings, printed along with any errors.
+//! error, and any error means nothing is applied. So are a section named
+//! twice and an option set twice (libuci merges and overwrites them). An
+//! unknown section type is an error when it is a near miss of one of
+//! connroute's (a case or spelling slip), otherwise a warning.
 
 mod fields;
 mod gateway;
@@ -153,8 +155,22 @@ impl Config {
         };
         for s in &doc.sections {
             if !schema::SECTION_TYPES.contains(&&*s.stype) {
-                let msg = format!("unknown section type '{}', ignored", uci::clip(&s.stype));
-                l.push(Severity::Warning, s.line, s, None, msg);
+                match schema::near_section_type(&s.stype) {
+                    // A misspelt `globals` or `rule` must not be skipped:
+                    // `enabled '0'` or a rule's exclusion would be lost.
+                    Some(near) => {
+                        let msg = format!(
+                            "unknown section type '{}'; did you mean '{near}'?",
+                            uci::clip(&s.stype)
+                        );
+                        l.error(s.line, s, None, msg);
+                    }
+                    None => {
+                        let msg =
+                            format!("unknown section type '{}', ignored", uci::clip(&s.stype));
+                        l.push(Severity::Warning, s.line, s, None, msg);
+                    }
+                }
             }
             if !s.anonymous && s.name.len() > MAX_NAME {
                 let msg = format!("section name longer than {MAX_NAME} bytes");

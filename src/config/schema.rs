@@ -240,6 +240,22 @@ fn distance(a: &str, b: &str) -> usize {
     rows[a.len()][b.len()]
 }
 
+/// The section type `stype` was probably meant to be: one of
+/// [`SECTION_TYPES`] equal but for case, or within two edits of it (one
+/// for short types).
+pub fn near_section_type(stype: &str) -> Option<&'static str> {
+    if stype.len() > 64 {
+        return None;
+    }
+    let lower = stype.to_ascii_lowercase();
+    SECTION_TYPES
+        .iter()
+        .map(|t| (distance(&lower, t), *t))
+        .filter(|(d, t)| *d <= if t.len() < 5 { 1 } else { 2 })
+        .min()
+        .map(|(_, t)| t)
+}
+
 /// The message for an option `name` not known in `section`: the closest
 /// known option when one is near, else where the name does belong.
 pub fn unknown_option(section: &str, name: &str) -> String {

@@ -66,6 +66,63 @@ fn ports_default_to_tcp_and_udp() {
 }
 
 #[test]
+fn a_slip_in_a_section_type_is_an_error_a_foreign_type_a_warning() {
+    for (stype, near) in [
+        ("global", "globals"),
+        ("Globals", "globals"),
+        ("gatway", "gateway"),
+        ("GATEWAY", "gateway"),
+        ("rlue", "rule"),
+        ("rules", "rule"),
+        ("Rule", "rule"),
+    ] {
+        let e = load(&format!(
+            "config {stype} x\nconfig gateway g\n\toption device eth1\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(&format!(
+                ":1: {stype} 'x': unknown section type '{stype}'; did you mean '{near}'?"
+            )),
+            "{e}"
+        );
+    }
+    for stype in ["route", "interface", "redirect", "zone", "luci"] {
+        let c = load(&format!(
+            "config {stype} x\nconfig gateway g\n\toption device eth1\n"
+        ))
+        .unwrap();
+        assert!(c.warnings[0].to_string().contains("warning"), "{stype}");
+    }
+}
+
+#[test]
+fn what_libuci_merges_or_overwrites_is_refused_in_connroutes_sections() {
+    // A list may start with an `option` (libuci makes it a list): nothing lost.
+    let c = load("config gateway g\n\toption device eth1\nconfig rule\n\toption gateway g\n\toption dest_port 80\n\tlist dest_port 443\n").unwrap();
+    assert_eq!(c.rules[0].dest_port.any.len(), 2);
+    // A section named again: one error at its `config` line, not one per
+    // option the merge overwrote.
+    let e = load("config gateway g\n\toption device eth1\nconfig rule r\n\toption gateway g\n\toption family ipv4\nconfig rule r\n\toption gateway g\n\toption family ipv6\n")
+        .unwrap_err();
+    assert_eq!(e.diagnostics.len(), 1, "{e}");
+    assert!(
+        e.to_string()
+            .contains(":6: rule 'r': section declared again (first at line 3)"),
+        "{e}"
+    );
+    // Given twice within one block, a single value is named with both lines.
+    let e = load("config gateway g\n\toption device eth1\n\toption device eth2\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(":3: gateway 'g': option 'device': is set again (first at line 2): libuci keeps only the last value; remove one of the two lines"), "{e}");
+    // Foreign sections are left to their owner, as libuci leaves them.
+    let c = load("config gateway g\n\toption device eth1\nconfig other o\n\toption a 1\n\toption a 2\nconfig other o\n").unwrap();
+    assert_eq!(c.warnings.len(), 1);
+}
+
+#[test]
 fn unknown_section_types_warn_and_show_with_errors() {
     let c = load("config gateway g\n\toption device eth1\nconfig frobnicate x\n").unwrap();
     let w: Vec<String> = c.warnings.iter().map(|d| d.to_string()).collect();

@@ -156,6 +156,16 @@ fn key_name(key: Key) -> &'static str {
     }
 }
 
+/// A rule's named set: `s_` (values that match) or `n_` (negated ones),
+/// then the key and family, then the rule's name. The first two parts hold
+/// no `_`, so no two rules' sets can share a name, whatever the rules are
+/// called (`r_a_not_dport4` once named both rule `a`'s negated ports and
+/// rule `a_not`'s ports).
+fn set_name(negate: bool, key: Key, fam: &str, rule: &str) -> String {
+    let sign = if negate { 'n' } else { 's' };
+    format!("{sign}_{}{fam}_{rule}", key_name(key))
+}
+
 fn key_type(key: Key, family: Option<Family>) -> SetType {
     match key {
         Key::Dev => SetType::Ifname,
@@ -267,8 +277,7 @@ fn matches(bd: &mut Builder, e: &Entry) -> Vec<Stmt> {
             let right = if values.is_empty() {
                 continue;
             } else if sets::fits(values) {
-                let neg = if negate { "not_" } else { "" };
-                let name = format!("{}_{neg}{}{fam}", rule_chain(e.placed), key_name(p.key));
+                let name = set_name(negate, p.key, fam, &e.placed.rule.name);
                 sets::add(bd, &name, key_type(p.key, e.family), values);
                 b::s(format!("@{name}"))
             } else {

@@ -135,3 +135,32 @@ fn gateway_counters_count_pin_and_restore() {
         );
     }
 }
+
+#[test]
+fn named_sets_of_two_rules_never_share_a_name() {
+    // Rule `a`'s negated ports and rule `a_not`'s ports were both
+    // `r_a_not_dport4`: nft merged them into one set of 64 ports.
+    let ports = |base: u32, neg: &str| -> String {
+        (base..base + 32)
+            .map(|p| format!("{neg}{p}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let c = config(&format!(
+        "config gateway r2\n\toption gateway 192.168.1.2\nconfig gateway r3\n\toption gateway 192.168.1.3\n\
+         config rule a\n\toption gateway r2\n\tlist src_ip 10.0.0.0/8\n\toption dest_port '{}'\n\
+         config rule a_not\n\toption gateway r3\n\tlist src_ip 10.0.0.0/8\n\toption dest_port '{}'\n",
+        ports(1001, "!"),
+        ports(2001, "")
+    ));
+    let p = super::plan_typed(&c, &Facts::default());
+    let text = crate::nft::text::render(&p.ruleset.typed().unwrap()).unwrap();
+    let sets: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("set "))
+        .filter_map(|l| l.strip_suffix(" {"))
+        .collect();
+    assert_eq!(sets, ["n_dport4_a", "s_dport4_a_not"], "{text}");
+    assert!(text.contains("th dport != @n_dport4_a"), "{text}");
+    assert!(text.contains("th dport @s_dport4_a_not"), "{text}");
+}

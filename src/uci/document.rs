@@ -78,6 +78,24 @@ pub struct Section {
     /// `option NAME ''` statements (name, line): libuci drops them, but a
     /// reader that must not silently widen a match wants to see them.
     pub empty_options: Vec<(Rc<str>, usize)>,
+    /// Lines of later `config` statements that named this section again:
+    /// libuci merges them into it.
+    pub reopened: Vec<usize>,
+    /// Values an `option` statement threw away: libuci keeps only the last.
+    pub replaced: Vec<Replaced>,
+}
+
+/// An `option` statement that replaced an earlier value of its option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    /// The option's name.
+    pub name: Rc<str>,
+    /// Line of the value thrown away (a list's first item).
+    pub earlier: usize,
+    /// True when that value was a list.
+    pub was_list: bool,
+    /// Line of the replacing statement.
+    pub line: usize,
 }
 
 impl Section {
@@ -167,6 +185,8 @@ impl Document {
             line,
             options: Vec::new(),
             empty_options: Vec::new(),
+            reopened: Vec::new(),
+            replaced: Vec::new(),
         });
         self.sections.len() - 1
     }
@@ -199,9 +219,19 @@ impl Document {
             return at;
         }
         let value = Value::Single(self.item(bytes, line));
-        let options = &mut self.sections[s].options;
+        let Section {
+            options, replaced, ..
+        } = &mut self.sections[s];
         match at {
-            Some(i) => options[i].value = value,
+            Some(i) => {
+                let old = std::mem::replace(&mut options[i].value, value);
+                replaced.push(Replaced {
+                    name: name.clone(),
+                    earlier: old.items().first().map_or(options[i].line, |i| i.line),
+                    was_list: matches!(old, Value::List(_)),
+                    line,
+                });
+            }
             None => options.push(Opt {
                 name: name.clone(),
                 value,

@@ -6,7 +6,7 @@
 mod document;
 mod reader;
 
-pub use document::{Document, Item, Opt, Section, Value};
+pub use document::{Document, Item, Opt, Replaced, Section, Value};
 pub use reader::{Lenient, Mode, ParseError, parse, parse_lenient};
 
 /// Longest piece of input echoed in a message; see [`clip`].

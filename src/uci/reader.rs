@@ -176,6 +176,7 @@ impl<'a> Reader<'a> {
                     }
                     self.doc.sections[i].stype = stype;
                 }
+                self.doc.sections[i].reopened.push(line);
                 self.section = Some(i);
             }
             None => {
