@@ -100,13 +100,15 @@ const HEADER: &str = "\
 # connroute: answer every connection through the gateway it came in by.
 #
 # Nothing happens until globals 'enabled' is '1' (and each section you use
-# is enabled). Then check and apply:
+# is enabled). Then check and apply (with uci set: uci commit connroute
+# first, connroute reads only this file):
 #   connroute check --diff        what would change, touching nothing
 #   OpenWrt: service connroute reload
 #   Debian:  systemctl reload connroute     (man connroute: every option)
 # connroute changes only its own nft table (inet connroute), the ip rules
 # and routes it tagged (protocol 197) and the mark bits of mark_mask.
-# An unknown option or an empty value in these sections is an error.
+# An unknown option, an empty value, an option given twice (use list) or a
+# section name used twice in these sections is an error.
 ";
 
 const EXAMPLES: &str = "
@@ -154,7 +156,8 @@ pub fn default_config() -> String {
     }
     out.push_str(
         "\n# config gateway 'NAME': where pinned connections leave. The name (A-Z,\n\
-         # a-z, 0-9, _; not a number, not main/local/default) names its table.\n",
+         # a-z, 0-9, _; not a number, not main/local/default/unspec/all) names\n\
+         # its table.\n",
     );
     out.push_str(&commented("gateway"));
     out.push_str(
@@ -184,12 +187,15 @@ mod tests {
         for o in of_section("gateway") {
             conf.push_str(&format!("\t{} {} '{}'\n", keyword(o), o.name, o.example));
         }
-        conf.push_str("config rule 'r'\n");
-        for o in of_section("rule") {
-            conf.push_str(&format!("\t{} {} '{}'\n", keyword(o), o.name, o.example));
+        // in_device and in_interface exclude each other: one rule each.
+        for (name, leave_out) in [("r", "in_interface"), ("r2", "in_device")] {
+            conf.push_str(&format!("config rule '{name}'\n"));
+            for o in of_section("rule").filter(|o| o.name != leave_out) {
+                conf.push_str(&format!("\t{} {} '{}'\n", keyword(o), o.name, o.example));
+            }
         }
         let c = Config::parse(conf.as_bytes(), "connroute").unwrap();
-        assert_eq!(c.rules.len(), 1);
+        assert_eq!(c.rules.len(), 2);
     }
 
     #[test]

@@ -51,11 +51,14 @@ pub(super) fn load(
             line: s.line,
         };
         rule.families = families(l, &f, &rule);
+        one_input_option(l, &f, &rule);
+        let served = gateway.map_or(&Family::ALL[..], |g| static_families(&gateways[g]));
+        if enabled && l.errors == errors {
+            routable(l, &f, &rule, served, gateway.map(|g| &gateways[g]));
+        }
         // Not when a refused value is why nothing narrows it.
-        if enabled && l.errors == errors && matches_everything(&rule) {
-            let msg = "matches every new connection, also the router's own: \
-                       add a match option (src_ip, in_device, …) to narrow it";
-            l.push(Severity::Warning, s.line, s, None, msg.into());
+        if enabled && l.errors == errors {
+            unnarrowed(l, s, &rule, served);
         }
         if let (true, Some(g)) = (enabled, gateway) {
             rule.gateway = g;
@@ -63,6 +66,93 @@ pub(super) fn load(
         }
     }
     out
+}
+
+/// `in_device` and `in_interface` both name the input device, and a
+/// packet arrives on one: both given would have to mean either (wider than
+/// each) or both (never), so neither is guessed.
+fn one_input_option(l: &mut Loader, f: &Fields, r: &Rule) {
+    if !r.in_device.is_empty() && !r.in_interface.is_empty() {
+        let msg = "cannot be combined with in_device: both name the input device; \
+                   list the devices in in_device or the interfaces in in_interface";
+        l.error(
+            f.line("in_interface"),
+            f.section,
+            Some("in_interface"),
+            msg.into(),
+        );
+    }
+}
+
+/// The families a gateway can route, when the config alone tells: a
+/// gateway with next hops and no OpenWrt interface routes those families.
+/// Otherwise (a device alone, interfaces) both may be routed.
+fn static_families(g: &Gateway) -> &'static [Family] {
+    if !g.interfaces.is_empty() || (g.gateway.is_none() && g.gateway6.is_none()) {
+        return &Family::ALL;
+    }
+    Family::subset(&Family::ALL, |f| match f {
+        Family::V4 => g.gateway.is_some(),
+        Family::V6 => g.gateway6.is_some(),
+    })
+}
+
+/// A rule whose families its gateway can never route would be left out
+/// of the ruleset, its connections falling to a later rule: an error.
+fn routable(l: &mut Loader, f: &Fields, r: &Rule, served: &[Family], gw: Option<&Gateway>) {
+    let Some(gw) = gw else { return };
+    if r.families.is_empty() || r.families.iter().any(|fam| served.contains(fam)) {
+        return;
+    }
+    let (wants, has, opt) = match served {
+        [Family::V4] => ("IPv6", "IPv4", "gateway6"),
+        _ => ("IPv4", "IPv6", "gateway"),
+    };
+    let msg = format!(
+        "the rule can never match: it selects {wants} only and gateway '{}' routes {has} \
+         only (give that gateway an {wants} next hop: option {opt})",
+        gw.name
+    );
+    l.error(f.line("gateway"), f.section, Some("gateway"), msg);
+}
+
+/// Warns when the rule takes every new connection of a family it can be
+/// routed in: no option narrows it, or only values of the other family
+/// do (`src_ip '!2001:db8::/32'` excludes nothing from IPv4).
+fn unnarrowed(l: &mut Loader, s: &Section, r: &Rule, served: &[Family]) {
+    if matches_everything(r) {
+        let msg = "matches every new connection, also the router's own: \
+                   add a match option (src_ip, in_device, …) to narrow it";
+        l.push(Severity::Warning, s.line, s, None, msg.into());
+        return;
+    }
+    let fams = Family::subset(r.families, |f| served.contains(&f) && !narrowed(r, f));
+    if let [fam] = fams {
+        let name = match fam {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        };
+        let msg = format!(
+            "matches every new {name} connection, also the router's own: its addresses \
+             are all of the other family; add an {name} match or set option family"
+        );
+        l.push(Severity::Warning, s.line, s, None, msg);
+    }
+}
+
+/// True when some option narrows the rule's connections of family `fam`.
+fn narrowed(r: &Rule, fam: Family) -> bool {
+    let addresses = |c: &super::Criterion<super::Prefix>| {
+        c.any.iter().chain(c.none.iter()).any(|p| p.family() == fam)
+    };
+    !r.src_mac.is_empty()
+        || !r.in_device.is_empty()
+        || !r.in_interface.is_empty()
+        || !r.proto.is_empty()
+        || !r.src_port.is_empty()
+        || !r.dest_port.is_empty()
+        || addresses(&r.src_ip)
+        || addresses(&r.dest_ip)
 }
 
 /// True when no option narrows the rule (`family` alone does not count:

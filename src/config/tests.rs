@@ -297,3 +297,38 @@ fn a_rule_without_match_options_is_warned_about() {
         assert!(c.warnings.is_empty(), "{narrow}: {:?}", c.warnings);
     }
 }
+
+#[test]
+fn a_rule_narrowed_only_in_the_other_family_is_warned_about() {
+    let warnings = |src: &str| -> Vec<String> {
+        load(src)
+            .unwrap()
+            .warnings
+            .iter()
+            .map(|d| d.to_string())
+            .collect()
+    };
+    // An IPv4 gateway: `!2001:db8::/32` excludes nothing from IPv4.
+    let w = warnings(
+        "config gateway g\n\toption gateway 192.168.1.2\nconfig rule x\n\toption gateway g\n\tlist src_ip '!2001:db8::/32'\n",
+    );
+    assert!(
+        w.len() == 1 && w[0].contains(":3: warning: rule 'x': matches every new IPv4 connection"),
+        "{w:?}"
+    );
+    // Dual stack: the IPv4 exclusion leaves IPv6 unnarrowed.
+    let w = warnings(
+        "config gateway g\n\toption gateway 192.168.1.2\n\toption gateway6 2001:db8::2\nconfig rule x\n\toption gateway g\n\tlist src_ip '!10.0.0.0/8'\n",
+    );
+    assert!(
+        w.len() == 1 && w[0].contains("every new IPv6 connection"),
+        "{w:?}"
+    );
+    // Narrowed in both (a MAC), or the gateway routes IPv4 only: no warning.
+    assert!(warnings("config gateway g\n\toption gateway 192.168.1.2\n\toption gateway6 2001:db8::2\nconfig rule x\n\toption gateway g\n\tlist src_ip '!10.0.0.0/8'\n\tlist src_mac 52:54:00:c2:a5:43\n").is_empty());
+    assert!(warnings("config gateway g\n\toption gateway 192.168.1.2\nconfig rule x\n\toption gateway g\n\tlist src_ip '!10.0.0.0/8'\n").is_empty());
+    // Interface-bound and device-only gateways may route either family:
+    // an IPv6-only rule is theirs to take, no error.
+    assert!(load("config gateway g\n\tlist interface wan2\nconfig rule x\n\toption gateway g\n\tlist src_ip 2001:db8::5\n").is_ok());
+    assert!(load("config gateway g\n\toption device wg0\nconfig rule x\n\toption gateway g\n\tlist src_ip 2001:db8::5\n").is_ok());
+}
