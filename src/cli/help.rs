@@ -68,8 +68,8 @@ pub(super) const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "watch",
-        about: "Apply, then follow the kernel: re-apply within 2 s when routes, links or the table change",
-        details: "Applies, then waits on rtnetlink and nftables notifications and re-applies\n(through the same path as apply) when a default route, a link or connroute's\nown state changes; its own changes are ignored, repairs that keep being\nundone back off. SIGHUP re-applies at once; SIGTERM or SIGINT stop it (exit 0).\nA bad config at start exits 2; later failures are logged. Needs root\n(CAP_NET_ADMIN).\n",
+        about: "Apply, then follow the kernel: re-apply within about 1 s when routes, links or the table change",
+        details: "Applies, then waits on rtnetlink and nftables notifications and re-applies\n(through the same path as apply) when a default route, a link or connroute's\nown state changes, after 300 ms without further events (at most 1 s after the\nfirst); its own changes are ignored, repairs that keep being undone back off.\nSIGHUP re-applies at once; SIGTERM or SIGINT stop it (exit 0).\nA bad config at start exits 2; later failures are logged. Needs root\n(CAP_NET_ADMIN).\n",
         options: "",
         default: Command::Watch,
     },

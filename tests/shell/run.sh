@@ -22,7 +22,9 @@ export LOG="$tmp/log" CONNROUTE="$tmp/connroute" CONNROUTE_PROG="$tmp/connroute"
 run_init() {
 	: > "$LOG"
 	(
-		initscript=/etc/init.d/connroute
+		# rc.common's own variable: /etc/rc.d/S21connroute at boot.
+		# shellcheck disable=SC2034
+		initscript=${INITSCRIPT:-/etc/init.d/connroute}
 		procd_open_instance() { echo "instance $*" >> "$LOG"; }
 		procd_set_param() { echo "param $*" >> "$LOG"; }
 		procd_close_instance() { echo "close" >> "$LOG"; }
@@ -38,6 +40,9 @@ run_init() {
 check "start_service runs the watcher under procd, respawned" \
 	"instance watch;param command $tmp/connroute --init-script /etc/init.d/connroute watch;param respawn;param file $tmp/connroute;close;" \
 	"$(run_init start_service)"
+check "at boot (run as /etc/rc.d/S21connroute) the watcher's command is the same" \
+	"instance watch;param command $tmp/connroute --init-script /etc/init.d/connroute watch;param respawn;param file $tmp/connroute;close;" \
+	"$(INITSCRIPT=/etc/rc.d/S21connroute run_init start_service)"
 check "reload_service (re)starts the watcher and applies now" \
 	"start;--init-script /etc/init.d/connroute apply;" "$(run_init reload_service)"
 check "stop_service stops the watcher before flushing" "signal connroute watch TERM;flush;" "$(run_init stop_service)"
