@@ -179,7 +179,16 @@ impl Loader<'_> {
                     _ => (false, w),
                 };
                 match parse(spec.parser, body, ctx) {
-                    Ok(val) => out.push(Word { val, negated }),
+                    Ok(val) => {
+                        if let Val::Prefix(p) = &val
+                            && values::has_host_bits(body, p)
+                        {
+                            let w = crate::uci::clip(w);
+                            let m = format!("'{w}' has bits set past its length: read as {p}");
+                            self.push(Severity::Warning, item.line, s, Some(spec.name), m);
+                        }
+                        out.push(Word { val, negated })
+                    }
                     Err(m) => {
                         let m = m.replace(w, &crate::uci::clip(w));
                         self.error(item.line, s, Some(spec.name), m)

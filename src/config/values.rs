@@ -62,8 +62,21 @@ pub fn boolean(s: &str) -> Result<bool, String> {
     }
 }
 
+/// Refuses `017`: ip(8) reads it as octal 15, a decimal reading as 17, so
+/// the table or mark meant is anyone's guess.
+fn not_octal(s: &str) -> Result<(), String> {
+    match s.len() > 1 && s.starts_with('0') && s[1..].bytes().all(|b| b.is_ascii_digit()) {
+        true => Err(format!(
+            "'{s}': ip reads a number with a leading 0 as octal; write it without the 0, \
+             or in hex (0x…)"
+        )),
+        false => Ok(()),
+    }
+}
+
 /// A 32-bit number, decimal or `0x` hexadecimal.
 pub fn number(s: &str) -> Result<u32, String> {
+    not_octal(s)?;
     let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(hex) if !hex.is_empty() => u32::from_str_radix(hex, 16),
         _ => s.parse::<u32>(),
@@ -86,7 +99,8 @@ pub fn mark_mask(v: &str) -> Result<u32, String> {
 
 /// `globals.rule_priority`: 1 to 31999, below the main table's rule.
 pub fn rule_priority(v: &str) -> Result<u32, String> {
-    match number(v)? {
+    not_octal(v)?;
+    match number(v).unwrap_or(0) {
         n @ 1..32000 => Ok(n),
         _ => Err(format!("'{v}' must be between 1 and 31999")),
     }
@@ -205,6 +219,13 @@ pub fn prefix(s: &str) -> Result<Prefix, String> {
             _ => return Err(format!("'{s}': prefix length must be 0 to {bits}")),
         },
     };
+    if len == 0 && !addr.is_unspecified() {
+        let all = if addr.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
+        return Err(format!(
+            "'{s}': a /0 prefix is every address, whatever address is written; \
+             write {all} if that is meant, else the length meant"
+        ));
+    }
     let addr = match addr {
         IpAddr::V4(a) => {
             let mask = if len == 0 {
@@ -224,6 +245,14 @@ pub fn prefix(s: &str) -> Result<Prefix, String> {
         }
     };
     Ok(Prefix { addr, len })
+}
+
+/// True when `s` (a prefix [`prefix`] read as `p`) has bits set past its
+/// length: `192.168.1.7/24` is read as `192.168.1.0/24`, which may not be
+/// what a mistyped length (`/2` for `/24`) meant.
+pub fn has_host_bits(s: &str, p: &Prefix) -> bool {
+    let addr = s.split_once('/').map_or(s, |(a, _)| a);
+    addr.parse::<IpAddr>().is_ok_and(|a| a != p.addr)
 }
 
 /// A port or an inclusive port range.
@@ -435,6 +464,19 @@ mod tests {
         assert!(prefix("10.0.0.1/33").is_err());
         assert!(prefix("10.0.0/8").is_err());
         assert_eq!(prefix("0.0.0.0/0").unwrap().to_string(), "0.0.0.0/0");
+        assert_eq!(prefix("::/0").unwrap().to_string(), "::/0");
+        // A /0 with an address is a typo (`/0` for `/30`), not "all".
+        assert!(
+            prefix("10.0.0.1/0")
+                .unwrap_err()
+                .contains("write 0.0.0.0/0")
+        );
+        assert!(prefix("2001:db8::/0").unwrap_err().contains("write ::/0"));
+        let p = prefix("192.168.1.77/2").unwrap();
+        assert!(has_host_bits("192.168.1.77/2", &p) && p.to_string() == "192.0.0.0/2");
+        let p = prefix("2001:DB8::/32").unwrap();
+        assert!(!has_host_bits("2001:DB8::/32", &p));
+        assert!(!has_host_bits("10.0.0.1", &prefix("10.0.0.1").unwrap()));
     }
 
     #[test]
@@ -457,6 +499,13 @@ mod tests {
         assert_eq!(number("0xff000000").unwrap(), 0xff00_0000);
         assert_eq!(number("5000").unwrap(), 5000);
         assert!(number("0x").is_err());
+        assert_eq!(number("0").unwrap(), 0);
+        assert!(number("017").unwrap_err().contains("octal"));
+        assert_eq!(number("0x017").unwrap(), 0x17);
+        assert_eq!(
+            rule_priority("-1").unwrap_err(),
+            "'-1' must be between 1 and 31999"
+        );
         assert_eq!(mac("52:54:00:C2:A5:43").unwrap(), "52:54:00:c2:a5:43");
         assert!(mac("52:54:00:c2:a5").is_err());
         assert!(device("averyveryverylongname").is_err());

@@ -12,17 +12,30 @@ pub use reader::{Lenient, Mode, ParseError, parse, parse_lenient};
 /// Longest piece of input echoed in a message; see [`clip`].
 pub const ECHO_MAX: usize = 64;
 
-/// `s` for a message: at most [`ECHO_MAX`] bytes, cut at a character
-/// boundary and marked with `…`, so a huge name or value is not echoed whole.
+/// `s` for a message: control characters escaped (`\u{1b}`, `\t`), so
+/// a value cannot clear a terminal, recolour it or hide a byte, and at most
+/// [`ECHO_MAX`] bytes, cut at a character boundary and marked with `…`, so
+/// a huge name or value is not echoed whole.
 pub fn clip(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.len() <= ECHO_MAX {
-        return s.into();
+    let escaped: std::borrow::Cow<'_, str> = match s.chars().any(char::is_control) {
+        false => s.into(),
+        true => s
+            .chars()
+            .map(|c| match c.is_control() {
+                true => c.escape_default().to_string(),
+                false => c.to_string(),
+            })
+            .collect::<String>()
+            .into(),
+    };
+    if escaped.len() <= ECHO_MAX {
+        return escaped;
     }
     let mut end = ECHO_MAX;
-    while !s.is_char_boundary(end) {
+    while !escaped.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &s[..end]).into()
+    format!("{}…", &escaped[..end]).into()
 }
 
 /// The package name libuci would give the file at `path`, made safe to
@@ -55,6 +68,10 @@ mod tests {
         let c = super::clip(&long);
         assert_eq!(c.len(), 64 + "…".len());
         assert!(c.ends_with('…'));
+        assert_eq!(
+            super::clip("10.0.0.1\x1b[2J\x0b80\t\x7f"),
+            "10.0.0.1\\u{1b}[2J\\u{b}80\\t\\u{7f}"
+        );
     }
 
     #[test]
