@@ -169,7 +169,7 @@ fn write_is_atomic_and_refuses_a_planted_temp_file() {
 }
 
 /// A pid no process has, counting down from `from`.
-fn unused_pid(from: u32) -> u32 {
+pub(crate) fn unused_pid(from: u32) -> u32 {
     (1..=from).rev().find(|&p| file::gone(p)).unwrap()
 }
 
