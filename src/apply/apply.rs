@@ -352,7 +352,8 @@ fn loads(change: &TableChange) -> bool {
 
 /// Loads the table as `change` says and returns the run state to record,
 /// with nft's error when it failed after committing. An incremental update
-/// that does not commit falls back to replacing the whole table.
+/// that nft refuses falls back to replacing the whole table; one that
+/// timed out (or was stopped) is the error.
 fn load_table(
     k: &mut dyn Kernel,
     plan: &Plan,
@@ -377,8 +378,15 @@ fn load_table(
                     report.changes.push(line);
                     return Ok(r);
                 }
-                // Asked to stop (watch got SIGTERM): no second nft.
-                Err(e @ KernelError::Nft(ChildError::Stopped { .. })) => return Err(e),
+                // Asked to stop (watch got SIGTERM), or nft timed out: no
+                // second nft. A full load under the same conditions would
+                // not do better, and would hold the lock for another
+                // `--timeout` (that is the bound of the whole load).
+                Err(
+                    e @ KernelError::Nft(ChildError::Stopped { .. } | ChildError::TimedOut { .. }),
+                ) => {
+                    return Err(e);
+                }
                 Err(e) => log::warn!("incremental update failed ({e}); replacing the whole table"),
             }
         }
