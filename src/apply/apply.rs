@@ -84,8 +84,24 @@ pub fn apply(
     sys: &System,
     force: bool,
 ) -> Result<Report, ApplyError> {
+    apply_with(k, plan, sys, force, &mut || Ok(()))
+}
+
+/// [`apply`], calling `before_change` after every refusal (a foreign
+/// default route) and before the first change: what must be on disk
+/// before the new state can be live (the ids file's new allocations: a
+/// run killed or failing after nft's commit leaves them in use). Its error
+/// ends the run, nothing changed ([`ApplyError::Prepare`]). Not called for
+/// a disabled config, which only removes.
+pub fn apply_with(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    sys: &System,
+    force: bool,
+    before_change: &mut dyn FnMut() -> Result<(), String>,
+) -> Result<Report, ApplyError> {
     let result = if plan.enabled {
-        apply_enabled(k, plan, sys, force)
+        apply_enabled(k, plan, sys, force, before_change)
     } else {
         flush::flush(k, sys)
     };
@@ -99,9 +115,11 @@ fn apply_enabled(
     plan: &Plan,
     sys: &System,
     force: bool,
+    before_change: &mut dyn FnMut() -> Result<(), String>,
 ) -> Result<Report, ApplyError> {
     let d = read_live(k, plan, sys, force, true)?;
     super::status::warn_foreign(k, plan);
+    before_change().map_err(ApplyError::Prepare)?;
     let mut report = Report::default();
     let (result, loaded) = execute(k, plan, &d.changes, &mut report);
     if let Some(path) = &sys.state {

@@ -272,3 +272,29 @@ fn records(
     }
     ids
 }
+
+/// What to write before an apply that may make `now`'s allocations live
+/// (`None`: `previous` already records every one of them): `now`, as
+/// [`allocate`] made it from `previous`, with the records of removed
+/// gateways not yet retired. So no allocation is in use without a record,
+/// whatever becomes of the run (a failure or a kill after nft's commit),
+/// and a failed run keeps every recorded allocation but those whose mark
+/// or table the new config takes (an explicit value, or a removed
+/// gateway's values handed out when nothing else was free): a file
+/// cannot hold a value twice, and the gateway that may now be live with
+/// it is the one kept.
+pub fn durable(previous: &Ids, now: &Ids) -> Option<Ids> {
+    let same = |r: &Record| {
+        previous
+            .get(&r.name)
+            .is_some_and(|p| p.mark == r.mark && p.table == r.table)
+    };
+    if now.records.iter().all(same) {
+        return None;
+    }
+    let mut out = now.clone();
+    for r in out.records.iter_mut().filter(|r| r.retired) {
+        r.retired = previous.get(&r.name).is_some_and(|p| p.retired);
+    }
+    Some(out)
+}

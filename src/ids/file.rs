@@ -249,7 +249,13 @@ pub fn write(path: &Path, ids: &Ids) -> Result<(), String> {
         .mode(0o644)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
-        .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+        .map_err(|e| {
+            format!(
+                "cannot write {} (creating {}): {e}",
+                path.display(),
+                tmp.display()
+            )
+        })?;
     // From here on the temporary file is ours: remove it on any failure.
     let result = f
         .write_all(render(ids).as_bytes())

@@ -15,7 +15,7 @@
 mod alloc;
 mod file;
 
-pub use alloc::{AllocError, Assignment, Limits, Request, allocate};
+pub use alloc::{AllocError, Assignment, Limits, Request, allocate, durable};
 pub use file::{MAX_BYTES, parse, read_regular, remove_temporaries, render, stale_writer, write};
 
 /// Where the ids file lives unless `--ids` says otherwise.

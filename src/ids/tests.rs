@@ -246,6 +246,39 @@ fn temporaries_of_killed_writes_are_removed_and_nothing_else() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn durable_records_new_allocations_and_drops_nothing_else_early() {
+    let (_, prev) = run(&[req("a"), req("b")], &Ids::default());
+    // Nothing new (same, reordered, or a gateway removed): no early write.
+    let (_, now) = run(&[req("b"), req("a")], &prev);
+    assert_eq!(durable(&prev, &now), None);
+    let (_, now) = run(&[req("b")], &prev);
+    assert!(now.get("a").unwrap().retired);
+    assert_eq!(durable(&prev, &now), None);
+    // A new gateway, and one removed: the new one recorded, the removed
+    // one kept as it was (retired only after success).
+    let (_, now) = run(&[req("n"), req("b")], &prev);
+    let d = durable(&prev, &now).unwrap();
+    assert_eq!(d.get("n"), now.get("n"));
+    assert_eq!(d.get("b"), prev.get("b"));
+    assert_eq!(d.get("a"), prev.get("a"), "not retired early");
+    assert_eq!(parse(render(&d).as_bytes(), "ids").unwrap(), d);
+    // What the failed run left is what the next one starts from: the new
+    // gateway keeps its values whatever is added above it.
+    let (got, _) = run(&[req("other"), req("n"), req("b")], &d);
+    let n = now.get("n").unwrap();
+    assert_eq!((got[1].mark, got[1].table), (n.mark, n.table));
+    assert_ne!((got[0].mark, got[0].table), (n.mark, n.table));
+    // A changed explicit value is recorded early too.
+    let mut b = req("b");
+    b.mark = Some(0x0900_0000);
+    let (_, now) = run(&[req("a"), b], &prev);
+    assert_eq!(
+        durable(&prev, &now).unwrap().get("b").unwrap().mark,
+        0x0900_0000
+    );
+}
+
 /// An edit of the gateway list.
 #[derive(Debug, Clone)]
 enum Edit {
