@@ -291,7 +291,7 @@ fn new_allocations_are_recorded_before_they_can_be_live() {
         text(&out.stdout)
     );
     assert!(
-        text(&out.stderr).contains("lines of removed gateways stay"),
+        text(&out.stderr).contains("the ids file is left as it was"),
         "{}",
         text(&out.stderr)
     );

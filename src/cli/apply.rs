@@ -194,9 +194,9 @@ fn reread(cli: &Cli, ids: &Ids, was: (usize, u64)) -> Result<Config, Error> {
     Config::from_document_with_ids(&doc, &name, ids).map_err(invalid)
 }
 
-/// Before the first change: writes the allocations when `now` has one
-/// `previous` does not record ([`ids::durable`]), keeping what it wrote in
-/// `recorded`; none needed, the file is not touched (it need not be
+/// Before the first change: writes the allocations when `now` has a
+/// gateway `previous` does not record ([`ids::durable`]), keeping what it
+/// wrote in `recorded`; none new, the file is not touched (it need not be
 /// writable). Once per run.
 fn record_new_ids(
     cli: &Cli,
@@ -217,8 +217,9 @@ fn record_new_ids(
 }
 
 /// Writes the allocations after a successful apply, only when they changed
-/// from `on_disk`. Failing is an error only while an allocation in use is
-/// not recorded; retiring and pruning lines can wait for the next run.
+/// from `on_disk`. Failing is an error only while a gateway has no record;
+/// retired lines and a recorded gateway's new explicit values (the option
+/// holds them) can wait for the next run.
 fn record_ids(cli: &Cli, on_disk: &Ids, now: &Ids) -> Run {
     if on_disk == now {
         return Ok(());
@@ -226,7 +227,7 @@ fn record_ids(cli: &Cli, on_disk: &Ids, now: &Ids) -> Run {
     match ids::write(&cli.ids, now) {
         Ok(()) => log::debug!("recorded allocations in {}", cli.ids.display()),
         Err(e) if ids::durable(on_disk, now).is_none() => {
-            log::warn!("applied; the lines of removed gateways stay as they were: {e}");
+            log::warn!("applied; the ids file is left as it was: {e}");
         }
         Err(e) => {
             return Err(runtime(format!(

@@ -274,27 +274,30 @@ fn records(
 }
 
 /// What to write before an apply that may make `now`'s allocations live
-/// (`None`: `previous` already records every one of them): `now`, as
-/// [`allocate`] made it from `previous`, with the records of removed
-/// gateways not yet retired. So no allocation is in use without a record,
-/// whatever becomes of the run (a failure or a kill after nft's commit),
-/// and a failed run keeps every recorded allocation but those whose mark
-/// or table the new config takes (an explicit value, or a removed
-/// gateway's values handed out when nothing else was free): a file
-/// cannot hold a value twice, and the gateway that may now be live with
-/// it is the one kept.
+/// (`None`: every gateway of `now` already has a record): `previous` with
+/// the records of `now`'s new gateways added. So no gateway is in use
+/// without a record, whatever becomes of the run (a failure or a kill
+/// after nft's commit). Nothing else changes before success: a recorded
+/// gateway's new explicit values, and retiring removed gateways' lines,
+/// wait for it. The one record a failed run can drop is one whose mark or
+/// table a new gateway took (an explicit value, or a removed gateway's
+/// values handed out when nothing else was free): a file cannot hold a
+/// value twice, and the new gateway may now be live with it.
 pub fn durable(previous: &Ids, now: &Ids) -> Option<Ids> {
-    let same = |r: &Record| {
-        previous
-            .get(&r.name)
-            .is_some_and(|p| p.mark == r.mark && p.table == r.table)
-    };
-    if now.records.iter().all(same) {
+    let new: Vec<&Record> = now
+        .records
+        .iter()
+        .filter(|r| previous.get(&r.name).is_none())
+        .collect();
+    if new.is_empty() {
         return None;
     }
-    let mut out = now.clone();
-    for r in out.records.iter_mut().filter(|r| r.retired) {
-        r.retired = previous.get(&r.name).is_some_and(|p| p.retired);
-    }
-    Some(out)
+    let marks: BTreeSet<u32> = new.iter().map(|r| r.mark).collect();
+    let tables: BTreeSet<u32> = new.iter().map(|r| r.table).collect();
+    let kept = previous
+        .records
+        .iter()
+        .filter(|p| !marks.contains(&p.mark) && !tables.contains(&p.table));
+    let records = kept.chain(new).cloned().collect();
+    Some(Ids { records })
 }

@@ -269,14 +269,21 @@ fn durable_records_new_allocations_and_drops_nothing_else_early() {
     let n = now.get("n").unwrap();
     assert_eq!((got[1].mark, got[1].table), (n.mark, n.table));
     assert_ne!((got[0].mark, got[0].table), (n.mark, n.table));
-    // A changed explicit value is recorded early too.
+    // A recorded gateway's new explicit value waits for success (the
+    // option keeps it; a rolled-back run must not move the record).
     let mut b = req("b");
     b.mark = Some(0x0900_0000);
     let (_, now) = run(&[req("a"), b], &prev);
-    assert_eq!(
-        durable(&prev, &now).unwrap().get("b").unwrap().mark,
-        0x0900_0000
-    );
+    assert_eq!(durable(&prev, &now), None);
+    // A new gateway taking a removed one's value explicitly: the new one
+    // is kept (it may be live), the file stays valid.
+    let mut n = req("n");
+    n.mark = Some(0x0100_0000);
+    let (_, now) = run(&[n, req("b")], &prev);
+    let d = durable(&prev, &now).unwrap();
+    assert_eq!(d.get("n").unwrap().mark, 0x0100_0000);
+    assert_eq!(d.get("a"), None);
+    assert_eq!(parse(render(&d).as_bytes(), "ids").unwrap(), d);
 }
 
 /// An edit of the gateway list.

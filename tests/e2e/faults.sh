@@ -90,6 +90,20 @@ expect_exit "nft fails after commit" 1 "new table is live.*after commit" cr h -c
 rc=0; cr h -c "$WORK/moved.conf" status >/dev/null 2>&1 || rc=$?
 expect_eq "nft fails after commit: routes, rules and table consistent (status 0)" 0 "$rc"
 expect_ok "nft fails after commit: still answered" works
+# The same with a new gateway: its allocation is in use, so it is on record
+# although the run failed, and an unrelated edit (a gateway added above it)
+# does not hand its mark and table to another gateway.
+expect_ok "back to the seed config" cr h -c "$CONF" apply
+gw() { printf "config gateway '%s'\n\toption gateway '192.168.1.2'\n" "$@"; }
+gw late | cat "$CONF" - > "$WORK/late.conf"
+expect_exit "nft fails after commit, new gateway" 1 "new table is live.*after commit" cr h -c "$WORK/late.conf" --nft "$WORK/nft-late" apply
+late=$(grep '^late ' "$WORK/ids-h")
+case "$late" in "late mark "*) ok "nft fails after commit: the new allocation is recorded ($late)" ;; *) fail "no record of late: $(cat "$WORK/ids-h")" ;; esac
+gw other late | cat "$CONF" - > "$WORK/other.conf"
+expect_ok "an unrelated edit after it" cr h -c "$WORK/other.conf" apply
+expect_eq "the live gateway kept its mark and table" "$late" "$(grep '^late ' "$WORK/ids-h")"
+# Three gateways grew the rule block; it shrinks only at flush.
+expect_ok "flush" cr h -c "$CONF" flush
 expect_ok "back to the seed config" cr h -c "$CONF" apply
 unchanged "back to the seed config"
 
