@@ -5,7 +5,7 @@
 
 use super::args::Cli;
 use super::table_names_free;
-use super::{Error, Run, facts, live_plan, load, need_root, open_kernel, print, runtime, system};
+use super::{Error, Run, facts, live_facts, load, need_root, open_kernel, print, runtime, system};
 use crate::apply::apply::{batch, decide};
 use crate::apply::diff::TableChange;
 use crate::apply::kernel::{Kernel, KernelError};
@@ -27,7 +27,20 @@ pub fn run(cli: &Cli, diff: bool) -> Run {
         return Err(e);
     }
     let mut k = open_kernel(cli)?;
-    let p = live_plan(cli, &config, &mut k, diff)?;
+    let mut f = live_facts(cli, &config, &mut k, diff)?;
+    let mut p = plan::plan(&config, &f);
+    if diff {
+        // As status does: a gateway whose missing route's next hop the
+        // kernel would refuse is inactive, not a change apply would make.
+        let have = k.routes().map_err(|e| runtime(e.to_string()))?;
+        f.refused = crate::apply::devices::unreachable(&mut k, &p, &have);
+        for (g, why) in &f.refused {
+            log::warn!("gateway {g} inactive: {why}");
+        }
+        if !f.refused.is_empty() {
+            p = plan::plan(&config, &f);
+        }
+    }
     table_names_free(cli, &p)?;
     let changes = if diff {
         Some(decide(&mut k, &p, &system(cli), false)?.changes)

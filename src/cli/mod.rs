@@ -150,20 +150,6 @@ fn open_kernel(cli: &Cli) -> Result<kernel::System, Error> {
     kernel::System::open(system(cli).nft).map_err(|e| runtime(e.to_string()))
 }
 
-/// The plan from the config and live facts: netifd's interfaces, and
-/// static gateways' devices (missing or down: that gateway is inactive).
-fn live_plan(
-    cli: &Cli,
-    config: &Config,
-    k: &mut dyn kernel::Kernel,
-    strict: bool,
-) -> Result<crate::plan::Plan, Error> {
-    Ok(crate::plan::plan(
-        config,
-        &live_facts(cli, config, k, strict)?,
-    ))
-}
-
 /// The facts [`live_plan`] plans from.
 fn live_facts(
     cli: &Cli,

@@ -117,6 +117,16 @@ expect_exit "kernel refuses the route" 0 "gateway router2 inactive: next hop not
 expect_exit "kernel refuses the route: status" 4 "next hop not reachable: 198.51.100.1" cr h -c "$WORK/offlink.conf" status
 expect_ok "kernel refuses the route: back to the seed config" cr h -c "$CONF" apply
 unchanged "kernel refuses the route"
+# A next hop on a link that the kernel still refuses (EINVAL): an IPv6
+# link-local one through the loopback device. apply, status and check
+# --diff agree that the gateway is inactive.
+printf "config gateway 'loop'\n\toption gateway6 'fe80::1'\n\toption device 'lo'\n" | cat "$CONF" - > "$WORK/loop.conf"
+expect_exit "kernel refuses an on-link next hop" 0 "gateway loop inactive: next hop not reachable" cr h -c "$WORK/loop.conf" apply
+expect_exit "kernel refuses an on-link next hop: status" 4 "next hop not reachable: fe80::1" cr h -c "$WORK/loop.conf" status
+out=$(cr h -c "$WORK/loop.conf" check --diff 2>&1)
+case "$out" in *"fe80::1 dev lo"*) fail "check --diff promises the refused route: $out" ;; *"apply would change nothing"*) ok "check --diff promises no repair" ;; *) fail "check --diff: $out" ;; esac
+expect_ok "kernel refuses an on-link next hop: back to the seed config" cr h -c "$CONF" apply
+unchanged "kernel refuses an on-link next hop"
 
 # netifd says lan2 is up on tmp0; the device is deleted right after (a USB
 # modem unplugged between resolve and apply).
