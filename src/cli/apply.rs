@@ -2,8 +2,8 @@
 
 use super::args::Cli;
 use super::{
-    Error, Run, live_facts, need_root, open_kernel, parse_config, read_config, read_ids, runtime,
-    system, table_names_free,
+    Error, Run, foreign_refusal, live_facts, need_root, open_kernel, parse_config, read_config,
+    read_ids, runtime, system, table_names_free,
 };
 use crate::apply::apply::{apply_with, prepare_if_absent};
 use crate::apply::{error::ApplyError, kernel, kernel::fnv1a, lock::Lock};
@@ -158,7 +158,12 @@ fn locked_from(
         }
     };
     // An error is logged by whoever reports it (main, or watch's retry).
-    let report = result?;
+    let report = result.map_err(|e| match e {
+        ApplyError::Foreign(routes) => {
+            foreign_refusal(cli, &p, &routes, "refusing to apply, nothing changed")
+        }
+        e => e.into(),
+    })?;
     log::info!("apply: {}", report.summary());
     record_ids(cli, recorded.as_ref().unwrap_or(&previous), &ids)?;
     let applied = if report.changes.is_empty() {
