@@ -341,23 +341,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{effective_caps, may_admin_network};
-
-    #[test]
-    fn capget_reads_the_effective_set_proc_shows() {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let Some(hex) = status.lines().find_map(|l| l.strip_prefix("CapEff:")) else {
-            eprintln!("skipped: no CapEff in /proc/self/status (emulator)");
-            return;
-        };
-        let caps = u64::from_str_radix(hex.trim(), 16).unwrap();
-        assert_eq!(effective_caps(), Some(caps as u32));
-        assert_eq!(may_admin_network(), caps & (1 << 12) != 0);
-    }
-}
-
 /// The refusal (exit 2) of other owners' default routes in tables the
 /// plan wants, each naming where the config gives that table: `FILE:LINE:
 /// gateway 'NAME': option 'table': …` for an explicit option, the
@@ -408,4 +391,21 @@ fn foreign_refusal(
         })
         .collect();
     Error::Config(format!("{} ({verdict})", lines.join("\n")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{effective_caps, may_admin_network};
+
+    #[test]
+    fn capget_reads_the_effective_set_proc_shows() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let Some(hex) = status.lines().find_map(|l| l.strip_prefix("CapEff:")) else {
+            eprintln!("skipped: no CapEff in /proc/self/status (emulator)");
+            return;
+        };
+        let caps = u64::from_str_radix(hex.trim(), 16).unwrap();
+        assert_eq!(effective_caps(), Some(caps as u32));
+        assert_eq!(may_admin_network(), caps & (1 << 12) != 0);
+    }
 }
