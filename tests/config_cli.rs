@@ -1,5 +1,5 @@
 //! Config-side behaviour seen through the CLI: the ids file (read by every
-//! command, written only by a successful `apply`), `globals.log_level`, and
+//! command, written only by `apply`), `globals.log_level`, and
 //! `dump-config` output that re-parses whatever the file is called.
 
 mod common;
@@ -166,6 +166,135 @@ fn apply_records_allocations_and_an_insert_above_moves_nobody() {
     .unwrap();
     assert_eq!(apply(&d).status.code(), Some(2));
     assert_eq!(fs::read_to_string(&ids).unwrap(), second);
+    let _ = fs::remove_dir_all(&d);
+}
+
+/// In a private network namespace (lo up) with a read-only bind mount of
+/// `ro`: runs the binary, then prints connroute's ip rules and nft tables
+/// after it (the exit code is the binary's).
+const NETNS_RO: &str = "ip link set lo up && mount --bind \"$RO\" \"$RO\" \
+    && mount -o remount,bind,ro \"$RO\" \"$RO\" && { \"$0\" \"$@\"; rc=$?; \
+    echo '--- after'; ip rule | grep 'proto 197'; nft list tables; exit $rc; }";
+
+#[test]
+fn new_allocations_are_recorded_before_they_can_be_live() {
+    if !can_unshare_with_nft() {
+        eprintln!("skipped: needs root, unshare and nft");
+        return;
+    }
+    let d = work("ids-early");
+    let conf = d.join("connroute");
+    let ids = d.join("ids");
+    let (c, i) = (conf.to_str().unwrap(), ids.to_str().unwrap());
+    let netns = [
+        "unshare",
+        "-n",
+        "sh",
+        "-c",
+        "ip link set lo up && exec \"$0\" \"$@\"",
+    ];
+    fs::write(&conf, TWO).unwrap();
+    assert!(
+        run_in(&d, &netns, &["-c", c, "--ids", i, "apply"])
+            .status
+            .success()
+    );
+    // nft commits, then reports a failure: exit 1, the new table live with
+    // gateway n's mark. Its allocation must be on record all the same.
+    let late = d.join("nft-late");
+    fs::write(
+        &late,
+        "#!/bin/sh\ncase \"$*\" in *-f*) nft \"$@\"; echo 'Error: failure after commit' >&2; exit 1;; esac\nexec nft \"$@\"\n",
+    )
+    .unwrap();
+    let exec = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    fs::set_permissions(&late, exec).unwrap();
+    let with_n = format!("{TWO}config gateway n\n\toption device lo\n");
+    fs::write(&conf, &with_n).unwrap();
+    let nft = ["--nft", late.to_str().unwrap()];
+    let out = run_in(
+        &d,
+        &netns,
+        &[&nft[..], &["-c", c, "--ids", i, "apply"]].concat(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("the new table is live"),
+        "{}",
+        text(&out.stderr)
+    );
+    let recorded = fs::read_to_string(&ids).unwrap();
+    assert!(
+        recorded.contains("\nn mark 0x03000000 table 5002\n"),
+        "{recorded}"
+    );
+    // An unrelated edit (a gateway added above n) moves n nowhere.
+    fs::write(
+        &conf,
+        format!(
+            "{TWO}config gateway other\n\toption device lo\nconfig gateway n\n\toption device lo\n"
+        ),
+    )
+    .unwrap();
+    let routes = text(&run(&d, &["-c", c, "--ids", i, "render", "--routes"]).stdout);
+    assert!(
+        routes.contains("fwmark 0x3000000/0xff000000 lookup 5002"),
+        "{routes}"
+    );
+    assert!(
+        routes.contains("fwmark 0x4000000/0xff000000 lookup 5003"),
+        "{routes}"
+    );
+
+    // An ids file that cannot be written when a new allocation is needed:
+    // exit 1 before anything changes.
+    let ro = d.join("ro");
+    fs::create_dir_all(&ro).unwrap();
+    let ro_ids = ro.join("ids");
+    fs::write(
+        &ro_ids,
+        "a mark 0x01000000 table 5000\nb mark 0x02000000 table 5001\n",
+    )
+    .unwrap();
+    let r = ro_ids.to_str().unwrap();
+    let netns_ro = [
+        "env",
+        &format!("RO={}", ro.display()),
+        "unshare",
+        "-n",
+        "-m",
+        "sh",
+        "-c",
+        NETNS_RO,
+    ];
+    fs::write(&conf, &with_n).unwrap();
+    let out = run_in(&d, &netns_ro, &["-c", c, "--ids", r, "apply"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nothing changed: cannot record the new allocations"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(r), "names the file: {stderr}");
+    assert!(
+        stdout.ends_with("--- after\n"),
+        "something changed: {stdout}"
+    );
+    // No new allocation needed (b removed: its line is retired later):
+    // the same read-only file does not stop the apply.
+    fs::write(&conf, "config gateway a\n\toption device lo\n").unwrap();
+    let out = run_in(&d, &netns_ro, &["-c", c, "--ids", r, "apply"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("table inet connroute"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("the ids file is left as it was"),
+        "{}",
+        text(&out.stderr)
+    );
     let _ = fs::remove_dir_all(&d);
 }
 

@@ -84,8 +84,24 @@ pub fn apply(
     sys: &System,
     force: bool,
 ) -> Result<Report, ApplyError> {
+    apply_with(k, plan, sys, force, &mut || Ok(()))
+}
+
+/// [`apply`], calling `before_change` after every refusal (a foreign
+/// default route) and before the first change: what must be on disk
+/// before the new state can be live (the ids file's new allocations: a
+/// run killed or failing after nft's commit leaves them in use). Its error
+/// ends the run, nothing changed ([`ApplyError::Prepare`]). Not called for
+/// a disabled config, which only removes.
+pub fn apply_with(
+    k: &mut dyn Kernel,
+    plan: &Plan,
+    sys: &System,
+    force: bool,
+    before_change: &mut dyn FnMut() -> Result<(), String>,
+) -> Result<Report, ApplyError> {
     let result = if plan.enabled {
-        apply_enabled(k, plan, sys, force)
+        apply_enabled(k, plan, sys, force, before_change)
     } else {
         flush::flush(k, sys)
     };
@@ -99,9 +115,11 @@ fn apply_enabled(
     plan: &Plan,
     sys: &System,
     force: bool,
+    before_change: &mut dyn FnMut() -> Result<(), String>,
 ) -> Result<Report, ApplyError> {
     let d = read_live(k, plan, sys, force, true)?;
     super::status::warn_foreign(k, plan);
+    before_change().map_err(ApplyError::Prepare)?;
     let mut report = Report::default();
     let (result, loaded) = execute(k, plan, &d.changes, &mut report);
     if let Some(path) = &sys.state {
@@ -352,7 +370,8 @@ fn loads(change: &TableChange) -> bool {
 
 /// Loads the table as `change` says and returns the run state to record,
 /// with nft's error when it failed after committing. An incremental update
-/// that does not commit falls back to replacing the whole table.
+/// that nft refuses falls back to replacing the whole table; one that
+/// timed out (or was stopped) is the error.
 fn load_table(
     k: &mut dyn Kernel,
     plan: &Plan,
@@ -377,8 +396,15 @@ fn load_table(
                     report.changes.push(line);
                     return Ok(r);
                 }
-                // Asked to stop (watch got SIGTERM): no second nft.
-                Err(e @ KernelError::Nft(ChildError::Stopped { .. })) => return Err(e),
+                // Asked to stop (watch got SIGTERM), or nft timed out: no
+                // second nft. A full load under the same conditions would
+                // not do better, and would hold the lock for another
+                // `--timeout` (that is the bound of the whole load).
+                Err(
+                    e @ KernelError::Nft(ChildError::Stopped { .. } | ChildError::TimedOut { .. }),
+                ) => {
+                    return Err(e);
+                }
                 Err(e) => log::warn!("incremental update failed ({e}); replacing the whole table"),
             }
         }

@@ -36,6 +36,9 @@ pub enum ApplyError {
         /// The kernel's refusal.
         why: String,
     },
+    /// What had to be recorded before the first change could not be
+    /// (the ids file's new allocations); nothing was changed.
+    Prepare(String),
     /// The run-state file is not a regular file or cannot be read.
     State(String),
     /// The routing table names file could not be removed.
@@ -98,6 +101,7 @@ impl fmt::Display for ApplyError {
             ApplyError::Flush(errs) => write!(f, "flush incomplete: {}", join(errs)),
             ApplyError::RtTables(e) => write!(f, "cannot remove {e}"),
             ApplyError::State(e) => write!(f, "run state: {e}"),
+            ApplyError::Prepare(e) => write!(f, "refusing to apply, nothing changed: {e}"),
             ApplyError::Unreachable { gateway, why } => write!(f, "gateway {gateway}: {why}"),
         }
     }

@@ -30,6 +30,8 @@ pub enum Op {
     Load,
     /// nft is killed unfed (watch asked to stop); nothing commits.
     LoadStopped,
+    /// nft hangs past its deadline and is killed; nothing commits.
+    LoadTimesOut,
     /// nft exits 0 without committing anything.
     LoadNothing,
     /// nft commits the batch, then reports a failure.
@@ -315,6 +317,14 @@ impl Kernel for Fake {
             return Err(KernelError::Nft(ChildError::Stopped {
                 program: "nft".into(),
                 what: "loading the ruleset".into(),
+            }));
+        }
+        if self.injected(Op::LoadTimesOut) {
+            return Err(KernelError::Nft(ChildError::TimedOut {
+                program: "nft".into(),
+                what: "loading the ruleset".into(),
+                after: std::time::Duration::from_secs(2),
+                input: batch.len(),
             }));
         }
         if self.injected(Op::Load) {

@@ -285,6 +285,36 @@ fn a_stopped_update_is_not_followed_by_a_full_replace() {
     assert_eq!(k.table.as_ref().unwrap().listing(), before);
 }
 
+#[test]
+fn a_timed_out_update_is_the_error_not_followed_by_a_full_replace() {
+    // `--timeout` bounds the whole load: a second nft would double it.
+    let run = Run::new("incr-timeout");
+    let (a, b) = (plan_of(&["a"], ""), plan_of(&["a", "n"], ""));
+    let mut k = Fake::default();
+    apply(&mut k, &a, &run.sys, false).unwrap();
+    let (before, routes, rules) = (
+        k.table.as_ref().unwrap().listing(),
+        k.routes.clone(),
+        k.rules.clone(),
+    );
+    k.fail.push(Op::LoadTimesOut);
+    let e = apply(&mut k, &b, &run.sys, false).unwrap_err();
+    assert!(e.to_string().contains("timed out after 2 s"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("apply failed, previous state kept"),
+        "{e}"
+    );
+    assert_eq!(e.exit_code(), 1);
+    assert_eq!(k.batches.len(), 2, "load of a, the timed-out update only");
+    assert_eq!(k.table.as_ref().unwrap().listing(), before);
+    assert_eq!(
+        (k.routes.clone(), k.rules.clone()),
+        (routes, rules),
+        "rolled back"
+    );
+}
+
 fn a_then_b_again(k: &mut Fake, run: &Run, b: &Plan, c: &Plan) {
     let d = decide(k, c, &run.sys, false).unwrap();
     assert!(

@@ -152,8 +152,9 @@ pub trait Kernel {
     fn generation(&mut self) -> KResult<u32>;
     /// Whether a device exists and is up.
     fn link(&mut self, device: &str) -> Link;
-    /// Whether next hop `via` is on a connected network (of `device`);
-    /// true when it cannot be told.
+    /// Whether next hop `via` is on a connected network (of `device`) and
+    /// one the kernel takes (for IPv6 not the host's own address, nor
+    /// through a loopback device); true when it cannot be told.
     fn reaches(&mut self, via: std::net::IpAddr, device: Option<&str>) -> bool;
     /// Named counters of connroute's table: (name, packets, bytes).
     fn counters(&mut self) -> KResult<Vec<(String, u64, u64)>>;
@@ -453,9 +454,15 @@ impl Kernel for System {
     }
 
     fn reaches(&mut self, via: std::net::IpAddr, device: Option<&str>) -> bool {
-        // An IPv6 link-local next hop is on its device's link by definition.
-        let local = matches!(via, std::net::IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
-        local || self.nl.reaches(via, device).unwrap_or(true)
+        // An IPv6 link-local next hop is on its device's link by definition,
+        // unless that device is loopback or the address the host's own:
+        // the kernel refuses both (EINVAL).
+        let link_local =
+            matches!(via, std::net::IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
+        if link_local {
+            return !device.is_some_and(netlink::is_loopback) && !self.nl.is_local(via);
+        }
+        self.nl.reaches(via, device).unwrap_or(true)
     }
 
     fn pinned(&mut self, mark: u32, mask: u32) -> KResult<u64> {

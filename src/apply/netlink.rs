@@ -392,6 +392,14 @@ impl Netlink {
         }
     }
 
+    /// Whether `via` is one of the host's own addresses (`ip route get`
+    /// answers with a local route); `false` when the kernel does not say.
+    pub fn is_local(&mut self, via: std::net::IpAddr) -> bool {
+        let body = rtnl::get_request(via);
+        self.request(kind::GETROUTE, flags::ACK, body.bytes())
+            .is_ok_and(|replies| replies.iter().any(|b| rtnl::local(b)))
+    }
+
     /// Adds an ip rule.
     pub fn add_rule(&mut self, r: &IpRule) -> io::Result<()> {
         let f = flags::ACK | flags::CREATE | flags::EXCL;
@@ -416,6 +424,22 @@ pub fn link_state(device: &str) -> Link {
     if ifindex(device).is_err() {
         return Link::Missing;
     }
+    match if_flags(device) {
+        None => Link::Missing,
+        Some(f) if f & libc::IFF_UP as libc::c_short != 0 => Link::Up,
+        Some(_) => Link::Down,
+    }
+}
+
+/// Whether `device` is a loopback device (`lo`): the kernel refuses it as
+/// the device of an IPv6 route with a next hop.
+pub fn is_loopback(device: &str) -> bool {
+    if_flags(device).is_some_and(|f| f & libc::IFF_LOOPBACK as libc::c_short != 0)
+}
+
+/// The interface flags of `device` (`SIOCGIFFLAGS`); `None` when it is
+/// missing. All set (so "up", not "loopback") when they cannot be asked.
+fn if_flags(device: &str) -> Option<libc::c_short> {
     // SAFETY: an ifreq is plain data; zeroed is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (d, s) in req
@@ -428,22 +452,18 @@ pub fn link_state(device: &str) -> Link {
     // SAFETY: a plain datagram socket, closed below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
-        return Link::Up; // cannot tell: let the kernel decide when routing
+        // Cannot tell: let the kernel decide when routing.
+        return Some(libc::IFF_UP as libc::c_short);
     }
     // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `req`.
     let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) };
     // SAFETY: `fd` is ours.
     unsafe { libc::close(fd) };
     if rc < 0 {
-        return Link::Missing;
+        return None;
     }
     // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-    let flags = unsafe { req.ifr_ifru.ifru_flags };
-    if flags & libc::IFF_UP as libc::c_short != 0 {
-        Link::Up
-    } else {
-        Link::Down
-    }
+    Some(unsafe { req.ifr_ifru.ifru_flags })
 }
 
 #[cfg(test)]

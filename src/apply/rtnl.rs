@@ -416,7 +416,7 @@ pub fn decode_rule(body: &[u8]) -> Option<IpRule> {
 
 #[path = "rtnl_more.rs"]
 mod more;
-pub use more::{decode_stray, foreign_rule, get_request, ip_route_text, on_link};
+pub use more::{decode_stray, foreign_rule, get_request, ip_route_text, local, on_link};
 
 #[cfg(test)]
 #[path = "rtnl_rule_tests.rs"]

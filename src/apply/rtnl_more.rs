@@ -19,13 +19,28 @@ pub fn get_request(to: IpAddr) -> Body {
 }
 
 /// Whether an `ip route get` answer reaches its address on-link: a
-/// unicast or local route without a gateway, through `oif` if given.
+/// unicast route without a gateway, through `oif` if given; for IPv4 a
+/// local one too (the kernel takes the host's own address as an IPv4
+/// next hop, and refuses it as an IPv6 one: "Gateway can not be a local
+/// address").
 pub fn on_link(body: &[u8], oif: Option<u32>) -> bool {
     let Some(d) = decode_any(body) else {
         return false;
     };
-    matches!(d.kind, 1 | 2) && d.route.via.is_none() && (oif.is_none() || d.oif == oif)
+    let kind = match d.route.family {
+        Family::V4 => matches!(d.kind, RTN_UNICAST | RTN_LOCAL),
+        Family::V6 => d.kind == RTN_UNICAST,
+    };
+    kind && d.route.via.is_none() && (oif.is_none() || d.oif == oif)
 }
+
+/// Whether an `ip route get` answer says its address is the host's own.
+pub fn local(body: &[u8]) -> bool {
+    decode_any(body).is_some_and(|d| d.kind == RTN_LOCAL)
+}
+
+const RTN_UNICAST: u8 = 1;
+const RTN_LOCAL: u8 = 2;
 
 /// The family and priority of an ip rule body, if another owner's (its
 /// protocol is not 197).
@@ -202,5 +217,35 @@ mod tests {
             )),
             "ip -6 route: unreachable default via fe80::1 table 200 proto 99 metric 1024"
         );
+    }
+}
+
+#[cfg(test)]
+mod next_hop_tests {
+    use super::*;
+
+    /// An `ip route get` answer: family, route type, output device.
+    fn answer(af: u8, kind: u8, oif: u32) -> Vec<u8> {
+        let mut h = [0u8; BODY_HDRLEN];
+        (h[0], h[1], h[4], h[7]) = (af, if af == AF_INET { 32 } else { 128 }, 254, kind);
+        let mut b = Body::new(h);
+        b.u32(RTA_OIF, oif);
+        b.bytes().to_vec()
+    }
+
+    #[test]
+    fn the_hosts_own_address_is_a_next_hop_for_ipv4_only() {
+        // The kernel takes `via` the host's own IPv4 address, and refuses
+        // an IPv6 one (EINVAL: "Gateway can not be a local address").
+        assert!(on_link(&answer(AF_INET, RTN_UNICAST, 3), Some(3)));
+        assert!(!on_link(&answer(AF_INET, RTN_UNICAST, 3), Some(4)));
+        assert!(on_link(&answer(AF_INET, RTN_LOCAL, 1), None));
+        assert!(on_link(&answer(AF_INET6, RTN_UNICAST, 3), None));
+        assert!(!on_link(&answer(AF_INET6, RTN_LOCAL, 1), None));
+        assert!(local(&answer(AF_INET6, RTN_LOCAL, 1)));
+        assert!(!local(&answer(AF_INET6, RTN_UNICAST, 3)));
+        // Broadcast, multicast: never.
+        assert!(!on_link(&answer(AF_INET, 3, 3), None));
+        assert!(!on_link(&answer(AF_INET6, 5, 3), None));
     }
 }

@@ -116,8 +116,9 @@ impl RunState {
 
 /// Removes the temporary files [`write_atomically`] makes for the run
 /// state at `state` and for its batch record (`STATE.tmpPID`,
-/// `STATE.batch.tmpPID`) that runs killed mid-write left behind: every
-/// writer holds the lock, so under it each one is stale. Only names of
+/// `STATE.batch.tmpPID`) that runs killed mid-write left behind: those of
+/// a pid that no longer runs, or of this process's own
+/// ([`crate::ids::stale_writer`], as for the ids file's). Only names of
 /// that exact form, and only files or symlinks (a symlink is removed, not
 /// followed).
 fn remove_temporaries(state: &Path) {
@@ -136,7 +137,7 @@ fn remove_temporaries(state: &Path) {
         let pid = rest
             .strip_prefix(b".tmp")
             .or_else(|| rest.strip_prefix(b".batch.tmp"));
-        let temporary = pid.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
+        let temporary = pid.is_some_and(crate::ids::stale_writer);
         let plain = e.file_type().is_ok_and(|t| t.is_file() || t.is_symlink());
         if temporary && plain {
             let _ = std::fs::remove_file(e.path());
@@ -454,10 +455,15 @@ mod tests {
         s.write(&p).unwrap();
         let target = dir.join("target");
         std::fs::write(&target, "keep\n").unwrap();
-        for stale in ["state.tmp123", "state.batch.tmp77"] {
+        // Pids of writers that are gone (and this process's own, which a
+        // killed run before it had): stale. A live pid's (1, init) and a
+        // name no pid makes are someone else's: kept.
+        let dead = crate::ids::tests::unused_pid(4_000_000);
+        let (dead2, me) = (crate::ids::tests::unused_pid(dead - 1), std::process::id());
+        for stale in [format!("state.tmp{dead}"), format!("state.batch.tmp{me}")] {
             std::fs::write(dir.join(stale), "half").unwrap();
         }
-        symlink(&target, dir.join("state.tmp9")).unwrap();
+        symlink(&target, dir.join(format!("state.tmp{dead2}"))).unwrap();
         let kept = [
             "state.tmp",
             "state.tmp12x",
@@ -465,6 +471,9 @@ mod tests {
             "state.old",
             "other.tmp5",
             "xstate.tmp5",
+            "state.tmp1",
+            "state.batch.tmp1",
+            "state.tmp01",
         ];
         for k in kept {
             std::fs::write(dir.join(k), "keep\n").unwrap();

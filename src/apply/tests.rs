@@ -551,3 +551,45 @@ fn dry_run_lists_changes_and_changes_nothing() {
     let d = decide(&mut k, &plan_of(""), &run.sys, false).unwrap();
     assert!(d.changes.is_empty(), "{}", d.changes);
 }
+
+#[test]
+fn what_must_be_recorded_first_is_recorded_before_any_change() {
+    use super::apply::apply_with;
+    let run = Run::new("before-change");
+    let mut k = applied(&run);
+    let before = k.snapshot();
+    // It fails: nothing changes, exit 1, and it was asked after every
+    // refusal could be made (the live state read).
+    let mut calls = 0;
+    let mut refuse = || {
+        calls += 1;
+        Err("cannot record the new allocations: read-only".to_string())
+    };
+    let e = apply_with(&mut k, &changed(), &run.sys, false, &mut refuse).unwrap_err();
+    assert!(matches!(e, ApplyError::Prepare(_)), "{e}");
+    assert_eq!(e.exit_code(), 1);
+    assert!(e.to_string().contains("nothing changed"), "{e}");
+    assert_eq!((calls, k.snapshot()), (1, before.clone()));
+    assert!(k.calls.last() != Some(&"load"), "{:?}", k.calls);
+    // A foreign default route in a wanted table is refused first: the hook
+    // (the ids file's write) is not reached.
+    k.routes.push(foreign(5001, Family::V4, "10.9.9.9"));
+    let mut reached = false;
+    let mut hook = || {
+        reached = true;
+        Ok(())
+    };
+    let e = apply_with(&mut k, &changed(), &run.sys, false, &mut hook).unwrap_err();
+    assert!(matches!(e, ApplyError::Foreign(_)) && !reached, "{e}");
+    k.routes.pop();
+    // nft fails after its commit: the run fails (exit 1) with the new
+    // table live, and the hook ran before.
+    k.fail.push(Op::LoadCommits);
+    let mut hook = || {
+        reached = true;
+        Ok(())
+    };
+    let e = apply_with(&mut k, &changed(), &run.sys, false, &mut hook).unwrap_err();
+    assert!(matches!(e, ApplyError::CommittedDespite(_)), "{e}");
+    assert!(reached && k.snapshot() != before);
+}

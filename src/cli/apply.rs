@@ -2,10 +2,10 @@
 
 use super::args::Cli;
 use super::{
-    Error, Run, live_facts, need_root, open_kernel, parse_config, read_config, read_ids, runtime,
-    system, table_names_free,
+    Error, Run, foreign_refusal, live_facts, need_root, open_kernel, parse_config, read_config,
+    read_ids, runtime, system, table_names_free,
 };
-use crate::apply::apply::{apply, prepare_if_absent};
+use crate::apply::apply::{apply_with, prepare_if_absent};
 use crate::apply::{error::ApplyError, kernel, kernel::fnv1a, lock::Lock};
 use crate::config::Config;
 use crate::ids::{self, Ids};
@@ -138,10 +138,16 @@ fn locked_from(
             log::info!("gateway {} inactive: {}", g.name, g.reason);
         }
     }
+    // New allocations are recorded before anything changes: a run that
+    // fails or is killed after nft's commit leaves them in use, and an
+    // unrecorded one would be handed to another gateway by a later edit.
+    // Once per run (a re-plan keeps the config and the ids).
+    let mut recorded: Option<Ids> = None;
+    let mut before_change = || record_new_ids(cli, &previous, &ids, &mut recorded);
     // A gateway whose next hop the kernel refuses becomes inactive; the
     // run is then applied without it (once per gateway: bounded).
     let result = loop {
-        match apply(&mut k, &p, &system(cli), force) {
+        match apply_with(&mut k, &p, &system(cli), force, &mut before_change) {
             Err(ApplyError::Unreachable { gateway, why }) if !f.refused.contains_key(&gateway) => {
                 log::warn!("gateway {gateway} inactive: {why}");
                 f.refused.insert(gateway, why);
@@ -152,9 +158,14 @@ fn locked_from(
         }
     };
     // An error is logged by whoever reports it (main, or watch's retry).
-    let report = result?;
+    let report = result.map_err(|e| match e {
+        ApplyError::Foreign(routes) => {
+            foreign_refusal(cli, &p, &routes, "refusing to apply, nothing changed")
+        }
+        e => e.into(),
+    })?;
     log::info!("apply: {}", report.summary());
-    record_ids(cli, &previous, &ids)?;
+    record_ids(cli, recorded.as_ref().unwrap_or(&previous), &ids)?;
     let applied = if report.changes.is_empty() {
         Applied::Unchanged
     } else {
@@ -188,16 +199,46 @@ fn reread(cli: &Cli, ids: &Ids, was: (usize, u64)) -> Result<Config, Error> {
     Config::from_document_with_ids(&doc, &name, ids).map_err(invalid)
 }
 
-/// Writes the allocations after a successful apply, only when they changed.
-fn record_ids(cli: &Cli, previous: &Ids, now: &Ids) -> Run {
-    if previous == now {
+/// Before the first change: writes the allocations when `now` has a
+/// gateway `previous` does not record ([`ids::durable`]), keeping what it
+/// wrote in `recorded`; none new, the file is not touched (it need not be
+/// writable). Once per run.
+fn record_new_ids(
+    cli: &Cli,
+    previous: &Ids,
+    now: &Ids,
+    recorded: &mut Option<Ids>,
+) -> Result<(), String> {
+    if recorded.is_some() {
         return Ok(());
     }
-    ids::write(&cli.ids, now).map_err(|e| {
-        runtime(format!(
-            "applied, but the allocations are not recorded: {e}"
-        ))
-    })?;
-    log::debug!("recorded allocations in {}", cli.ids.display());
+    let Some(d) = ids::durable(previous, now) else {
+        return Ok(());
+    };
+    ids::write(&cli.ids, &d).map_err(|e| format!("cannot record the new allocations: {e}"))?;
+    log::debug!("recorded new allocations in {}", cli.ids.display());
+    *recorded = Some(d);
+    Ok(())
+}
+
+/// Writes the allocations after a successful apply, only when they changed
+/// from `on_disk`. Failing is an error only while a gateway has no record;
+/// retired lines and a recorded gateway's new explicit values (the option
+/// holds them) can wait for the next run.
+fn record_ids(cli: &Cli, on_disk: &Ids, now: &Ids) -> Run {
+    if on_disk == now {
+        return Ok(());
+    }
+    match ids::write(&cli.ids, now) {
+        Ok(()) => log::debug!("recorded allocations in {}", cli.ids.display()),
+        Err(e) if ids::durable(on_disk, now).is_none() => {
+            log::warn!("applied; the ids file is left as it was: {e}");
+        }
+        Err(e) => {
+            return Err(runtime(format!(
+                "applied, but the allocations are not recorded: {e}"
+            )));
+        }
+    }
     Ok(())
 }

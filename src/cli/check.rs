@@ -1,11 +1,12 @@
-//! `check`: validate the config, and the ruleset with `nft -c`; with
+//! `check`: validate the config (another owner's default route in a table
+//! it wants too, as apply refuses it), and the ruleset with `nft -c`; with
 //! `--diff`, also decide everything apply would (devices, foreign routes,
 //! the live state) and print the changes, changing nothing. "config ok"
 //! and the changes go to stdout, errors to stderr.
 
 use super::args::Cli;
-use super::table_names_free;
-use super::{Error, Run, facts, live_plan, load, need_root, open_kernel, print, runtime, system};
+use super::{Error, Run, facts, live_facts, load, need_root, open_kernel, print, runtime, system};
+use super::{foreign_refusal, table_names_free};
 use crate::apply::apply::{batch, decide};
 use crate::apply::diff::TableChange;
 use crate::apply::kernel::{Kernel, KernelError};
@@ -27,8 +28,31 @@ pub fn run(cli: &Cli, diff: bool) -> Run {
         return Err(e);
     }
     let mut k = open_kernel(cli)?;
-    let p = live_plan(cli, &config, &mut k, diff)?;
+    let mut f = live_facts(cli, &config, &mut k, diff)?;
+    let mut p = plan::plan(&config, &f);
+    if diff {
+        // As status does: a gateway whose missing route's next hop the
+        // kernel would refuse is inactive, not a change apply would make.
+        let have = k.routes().map_err(|e| runtime(e.to_string()))?;
+        f.refused = crate::apply::devices::unreachable(&mut k, &p, &have);
+        for (g, why) in &f.refused {
+            log::warn!("gateway {g} inactive: {why}");
+        }
+        if !f.refused.is_empty() {
+            p = plan::plan(&config, &f);
+        }
+    }
     table_names_free(cli, &p)?;
+    // Another owner's default route in a wanted table: apply refuses the
+    // config (exit 2), so check does too.
+    let wanted: Vec<_> = p.routes.iter().map(|r| (r.family, r.table)).collect();
+    let foreign = k
+        .foreign_defaults(&wanted)
+        .map_err(|e| runtime(e.to_string()))?;
+    if !foreign.is_empty() {
+        let verdict = "apply refuses this config";
+        return Err(foreign_refusal(cli, &p, &foreign, verdict));
+    }
     let changes = if diff {
         Some(decide(&mut k, &p, &system(cli), false)?.changes)
     } else {

@@ -150,20 +150,6 @@ fn open_kernel(cli: &Cli) -> Result<kernel::System, Error> {
     kernel::System::open(system(cli).nft).map_err(|e| runtime(e.to_string()))
 }
 
-/// The plan from the config and live facts: netifd's interfaces, and
-/// static gateways' devices (missing or down: that gateway is inactive).
-fn live_plan(
-    cli: &Cli,
-    config: &Config,
-    k: &mut dyn kernel::Kernel,
-    strict: bool,
-) -> Result<crate::plan::Plan, Error> {
-    Ok(crate::plan::plan(
-        config,
-        &live_facts(cli, config, k, strict)?,
-    ))
-}
-
 /// The facts [`live_plan`] plans from.
 fn live_facts(
     cli: &Cli,
@@ -353,6 +339,58 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// The refusal (exit 2) of other owners' default routes in tables the
+/// plan wants, each naming where the config gives that table: `FILE:LINE:
+/// gateway 'NAME': option 'table': …` for an explicit option, the
+/// gateway's section line for an allocated table. The config is read
+/// again for the lines (only on this path); where it cannot be, the
+/// refusal says what it can. `verdict` ends the message.
+fn foreign_refusal(
+    cli: &Cli,
+    plan: &crate::plan::Plan,
+    routes: &[kernel::ForeignRoute],
+    verdict: &str,
+) -> Error {
+    let file = cli.config.display().to_string();
+    let doc = read_config(cli)
+        .ok()
+        .and_then(|bytes| Config::document(&bytes, &file).ok());
+    let lines: Vec<String> = routes
+        .iter()
+        .map(|r| {
+            let what = format!(
+                "table {} ({}) already has a default route connroute did not create ({})",
+                r.table, r.family, r.text
+            );
+            let Some(g) = plan.gateways.iter().find(|g| g.table == r.table) else {
+                return format!("{what}; remove that route");
+            };
+            let section = doc.as_ref().and_then(|d| {
+                d.of_type("gateway")
+                    .find(|s| !s.anonymous && *s.name == *g.name)
+            });
+            let name = crate::uci::clip(&g.name);
+            match section.map(|s| (s, s.option("table"))) {
+                Some((_, Some(o))) => format!(
+                    "{file}:{}: gateway '{name}': option 'table': {what}; give the gateway \
+                     another table or remove that route",
+                    o.line
+                ),
+                Some((s, None)) => format!(
+                    "{file}:{}: gateway '{name}': its allocated {what}; remove that route or \
+                     give the gateway an `option table`",
+                    s.line
+                ),
+                None => format!(
+                    "gateway '{name}': {what}; give the gateway another `option table` or \
+                     remove that route"
+                ),
+            }
+        })
+        .collect();
+    Error::Config(format!("{} ({verdict})", lines.join("\n")))
 }
 
 #[cfg(test)]

@@ -272,3 +272,32 @@ fn records(
     }
     ids
 }
+
+/// What to write before an apply that may make `now`'s allocations live
+/// (`None`: every gateway of `now` already has a record): `previous` with
+/// the records of `now`'s new gateways added. So no gateway is in use
+/// without a record, whatever becomes of the run (a failure or a kill
+/// after nft's commit). Nothing else changes before success: a recorded
+/// gateway's new explicit values, and retiring removed gateways' lines,
+/// wait for it. The one record a failed run can drop is one whose mark or
+/// table a new gateway took (an explicit value, or a removed gateway's
+/// values handed out when nothing else was free): a file cannot hold a
+/// value twice, and the new gateway may now be live with it.
+pub fn durable(previous: &Ids, now: &Ids) -> Option<Ids> {
+    let new: Vec<&Record> = now
+        .records
+        .iter()
+        .filter(|r| previous.get(&r.name).is_none())
+        .collect();
+    if new.is_empty() {
+        return None;
+    }
+    let marks: BTreeSet<u32> = new.iter().map(|r| r.mark).collect();
+    let tables: BTreeSet<u32> = new.iter().map(|r| r.table).collect();
+    let kept = previous
+        .records
+        .iter()
+        .filter(|p| !marks.contains(&p.mark) && !tables.contains(&p.table));
+    let records = kept.chain(new).cloned().collect();
+    Some(Ids { records })
+}

@@ -145,17 +145,14 @@ fn temporary(name: &OsStr, pid: u32) -> OsString {
     t
 }
 
-/// The pid in `file` when it is a name [`temporary`] makes for `name`.
-fn temporary_pid(file: &OsStr, name: &OsStr) -> Option<u32> {
-    let digits = file
-        .as_bytes()
+/// The pid digits in `file` when it is a name [`temporary`] makes for
+/// `name`.
+fn temporary_pid<'a>(file: &'a OsStr, name: &OsStr) -> Option<&'a [u8]> {
+    file.as_bytes()
         .strip_prefix(b".")?
         .strip_prefix(name.as_bytes())?
         .strip_prefix(b".")?
-        .strip_suffix(b".tmp")?;
-    let pid: u32 = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    let canonical = pid.to_string().as_bytes() == digits;
-    (canonical && (1..=MAX_PID).contains(&pid)).then_some(pid)
+        .strip_suffix(b".tmp")
 }
 
 /// Whether no process `pid` exists (then a temporary file of it is stale).
@@ -163,6 +160,22 @@ pub(super) fn gone(pid: u32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
     let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
     r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+/// Whether a temporary file named with `pid` (decimal, as written) is a
+/// killed writer's: a canonical pid of a process that no longer runs, or
+/// this process's own (a killed run's that had it: this process has not
+/// made its own yet). Shared by the ids and run-state writers, which both
+/// hold the lock while they remove them.
+pub fn stale_writer(pid: &[u8]) -> bool {
+    let Some(n) = std::str::from_utf8(pid)
+        .ok()
+        .and_then(|d| d.parse::<u32>().ok())
+    else {
+        return false;
+    };
+    let canonical = n.to_string().as_bytes() == pid;
+    canonical && (1..=MAX_PID).contains(&n) && (n == std::process::id() || gone(n))
 }
 
 /// Removes the temporary files (`.NAME.PID.tmp` beside the ids file at
@@ -198,10 +211,9 @@ pub fn remove_temporaries(path: &Path) {
     let Ok(entries) = fs::read_dir(format!("/proc/self/fd/{fd}")) else {
         return;
     };
-    let me = std::process::id();
     for e in entries.flatten() {
         let file = e.file_name();
-        if !temporary_pid(&file, name).is_some_and(|p| p == me || gone(p)) {
+        if !temporary_pid(&file, name).is_some_and(stale_writer) {
             continue;
         }
         let Ok(c) = std::ffi::CString::new(file.as_bytes()) else {
@@ -237,7 +249,13 @@ pub fn write(path: &Path, ids: &Ids) -> Result<(), String> {
         .mode(0o644)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
-        .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+        .map_err(|e| {
+            format!(
+                "cannot write {} (creating {}): {e}",
+                path.display(),
+                tmp.display()
+            )
+        })?;
     // From here on the temporary file is ours: remove it on any failure.
     let result = f
         .write_all(render(ids).as_bytes())

@@ -15,8 +15,8 @@
 mod alloc;
 mod file;
 
-pub use alloc::{AllocError, Assignment, Limits, Request, allocate};
-pub use file::{MAX_BYTES, parse, read_regular, remove_temporaries, render, write};
+pub use alloc::{AllocError, Assignment, Limits, Request, allocate, durable};
+pub use file::{MAX_BYTES, parse, read_regular, remove_temporaries, render, stale_writer, write};
 
 /// Where the ids file lives unless `--ids` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/connroute/ids";
@@ -50,4 +50,4 @@ impl Ids {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -169,7 +169,7 @@ fn write_is_atomic_and_refuses_a_planted_temp_file() {
 }
 
 /// A pid no process has, counting down from `from`.
-fn unused_pid(from: u32) -> u32 {
+pub(crate) fn unused_pid(from: u32) -> u32 {
     (1..=from).rev().find(|&p| file::gone(p)).unwrap()
 }
 
@@ -244,6 +244,46 @@ fn temporaries_of_killed_writes_are_removed_and_nothing_else() {
     let _ = running.kill();
     let _ = running.wait();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn durable_records_new_allocations_and_drops_nothing_else_early() {
+    let (_, prev) = run(&[req("a"), req("b")], &Ids::default());
+    // Nothing new (same, reordered, or a gateway removed): no early write.
+    let (_, now) = run(&[req("b"), req("a")], &prev);
+    assert_eq!(durable(&prev, &now), None);
+    let (_, now) = run(&[req("b")], &prev);
+    assert!(now.get("a").unwrap().retired);
+    assert_eq!(durable(&prev, &now), None);
+    // A new gateway, and one removed: the new one recorded, the removed
+    // one kept as it was (retired only after success).
+    let (_, now) = run(&[req("n"), req("b")], &prev);
+    let d = durable(&prev, &now).unwrap();
+    assert_eq!(d.get("n"), now.get("n"));
+    assert_eq!(d.get("b"), prev.get("b"));
+    assert_eq!(d.get("a"), prev.get("a"), "not retired early");
+    assert_eq!(parse(render(&d).as_bytes(), "ids").unwrap(), d);
+    // What the failed run left is what the next one starts from: the new
+    // gateway keeps its values whatever is added above it.
+    let (got, _) = run(&[req("other"), req("n"), req("b")], &d);
+    let n = now.get("n").unwrap();
+    assert_eq!((got[1].mark, got[1].table), (n.mark, n.table));
+    assert_ne!((got[0].mark, got[0].table), (n.mark, n.table));
+    // A recorded gateway's new explicit value waits for success (the
+    // option keeps it; a rolled-back run must not move the record).
+    let mut b = req("b");
+    b.mark = Some(0x0900_0000);
+    let (_, now) = run(&[req("a"), b], &prev);
+    assert_eq!(durable(&prev, &now), None);
+    // A new gateway taking a removed one's value explicitly: the new one
+    // is kept (it may be live), the file stays valid.
+    let mut n = req("n");
+    n.mark = Some(0x0100_0000);
+    let (_, now) = run(&[n, req("b")], &prev);
+    let d = durable(&prev, &now).unwrap();
+    assert_eq!(d.get("n").unwrap().mark, 0x0100_0000);
+    assert_eq!(d.get("a"), None);
+    assert_eq!(parse(render(&d).as_bytes(), "ids").unwrap(), d);
 }
 
 /// An edit of the gateway list.

@@ -108,9 +108,14 @@ for t in "1 option gateway '192.168.1.2'" "200 option gateway6 'fe80::2'"; do
 	rc=0; out=$(cr h -c "$WORK/foreign$tab-full.conf" apply 2>&1) || rc=$?
 	expect_eq "foreign default route in table $tab: exit 2" 2 "$rc"
 	case "$out" in *"table $tab "*"default via "*) ok "message names table $tab and the route" ;; *) fail "message: $out" ;; esac
+	at="$WORK/foreign$tab-full.conf:$(($(wc -l < "$CONF") + 4)): gateway 'wan9': option 'table': table $tab "
+	case "$out" in *"$at"*) ok "message names file, line, gateway and option" ;; *) fail "message lacks [$at]: $out" ;; esac
 	expect_eq "foreign default route in table $tab: nothing changed" "$pre" "$(system_state h)"
 	rc=0; cr h -c "$WORK/foreign$tab-full.conf" check --diff >/dev/null 2>&1 || rc=$?
 	expect_eq "check --diff refuses it too" 2 "$rc"
+	rc=0; out=$(cr h -c "$WORK/foreign$tab-full.conf" check 2>&1) || rc=$?
+	expect_eq "check refuses it too" 2 "$rc"
+	case "$out" in *"$at"*) ok "check names file, line, gateway and option" ;; *) fail "check: $out" ;; esac
 done
 in_ns h ip -6 route del default via fe80::1 dev lan table 200
 

@@ -90,6 +90,20 @@ expect_exit "nft fails after commit" 1 "new table is live.*after commit" cr h -c
 rc=0; cr h -c "$WORK/moved.conf" status >/dev/null 2>&1 || rc=$?
 expect_eq "nft fails after commit: routes, rules and table consistent (status 0)" 0 "$rc"
 expect_ok "nft fails after commit: still answered" works
+# The same with a new gateway: its allocation is in use, so it is on record
+# although the run failed, and an unrelated edit (a gateway added above it)
+# does not hand its mark and table to another gateway.
+expect_ok "back to the seed config" cr h -c "$CONF" apply
+gw() { printf "config gateway '%s'\n\toption gateway '192.168.1.2'\n" "$@"; }
+gw late | cat "$CONF" - > "$WORK/late.conf"
+expect_exit "nft fails after commit, new gateway" 1 "new table is live.*after commit" cr h -c "$WORK/late.conf" --nft "$WORK/nft-late" apply
+late=$(grep '^late ' "$WORK/ids-h")
+case "$late" in "late mark "*) ok "nft fails after commit: the new allocation is recorded ($late)" ;; *) fail "no record of late: $(cat "$WORK/ids-h")" ;; esac
+gw other late | cat "$CONF" - > "$WORK/other.conf"
+expect_ok "an unrelated edit after it" cr h -c "$WORK/other.conf" apply
+expect_eq "the live gateway kept its mark and table" "$late" "$(grep '^late ' "$WORK/ids-h")"
+# Three gateways grew the rule block; it shrinks only at flush.
+expect_ok "flush" cr h -c "$CONF" flush
 expect_ok "back to the seed config" cr h -c "$CONF" apply
 unchanged "back to the seed config"
 
@@ -103,6 +117,16 @@ expect_exit "kernel refuses the route" 0 "gateway router2 inactive: next hop not
 expect_exit "kernel refuses the route: status" 4 "next hop not reachable: 198.51.100.1" cr h -c "$WORK/offlink.conf" status
 expect_ok "kernel refuses the route: back to the seed config" cr h -c "$CONF" apply
 unchanged "kernel refuses the route"
+# A next hop on a link that the kernel still refuses (EINVAL): an IPv6
+# link-local one through the loopback device. apply, status and check
+# --diff agree that the gateway is inactive.
+printf "config gateway 'loop'\n\toption gateway6 'fe80::1'\n\toption device 'lo'\n" | cat "$CONF" - > "$WORK/loop.conf"
+expect_exit "kernel refuses an on-link next hop" 0 "gateway loop inactive: next hop not reachable" cr h -c "$WORK/loop.conf" apply
+expect_exit "kernel refuses an on-link next hop: status" 4 "next hop not reachable: fe80::1" cr h -c "$WORK/loop.conf" status
+out=$(cr h -c "$WORK/loop.conf" check --diff 2>&1)
+case "$out" in *"fe80::1 dev lo"*) fail "check --diff promises the refused route: $out" ;; *"apply would change nothing"*) ok "check --diff promises no repair" ;; *) fail "check --diff: $out" ;; esac
+expect_ok "kernel refuses an on-link next hop: back to the seed config" cr h -c "$CONF" apply
+unchanged "kernel refuses an on-link next hop"
 
 # netifd says lan2 is up on tmp0; the device is deleted right after (a USB
 # modem unplugged between resolve and apply).
