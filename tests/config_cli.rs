@@ -424,3 +424,51 @@ mod text_render {
         }
     }
 }
+
+/// A typo in an interface name leaves a gateway or rule out, and its
+/// connections to a later rule: `check` says so (it already reads netifd).
+#[test]
+fn check_names_interfaces_netifd_does_not_know() {
+    if !can_unshare_with_nft() {
+        eprintln!("skipped: needs root, unshare and nft");
+        return;
+    }
+    let d = work("check-netifd");
+    let conf = d.join("connroute");
+    let ubus = d.join("ubus");
+    let dump = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/netifd/dump.json");
+    fs::write(&ubus, format!("#!/bin/sh\ncat '{}'\n", dump.display())).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&ubus, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(
+        &conf,
+        "config gateway typo\n\tlist interface wna2\nconfig gateway g\n\toption gateway 192.168.1.2\n\
+         config rule r\n\toption gateway g\n\tlist in_interface wna2\n",
+    )
+    .unwrap();
+    let (c, u) = (conf.to_str().unwrap(), ubus.to_str().unwrap());
+    let ids = d.join("ids");
+    let out = run_in(
+        &d,
+        &["unshare", "-n"],
+        &[
+            "-c",
+            c,
+            "--ids",
+            ids.to_str().unwrap(),
+            "--ubus",
+            u,
+            "check",
+        ],
+    );
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("gateway typo inactive: wna2 unknown to netifd"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rule r not installed: in_interface wna2 unknown to netifd"),
+        "{err}"
+    );
+}

@@ -42,6 +42,19 @@ pub fn run(cli: &Cli, diff: bool) -> Run {
             p = plan::plan(&config, &f);
         }
     }
+    // A name netifd does not know is most likely a typo: that gateway or
+    // rule would be left out and its connections fall to a later rule.
+    let unknown = |why: &str| why.contains("unknown to netifd");
+    for g in p
+        .gateways
+        .iter()
+        .filter(|g| !g.active && unknown(&g.reason))
+    {
+        log::warn!("gateway {} inactive: {}", g.name, g.reason);
+    }
+    for r in p.rules.iter().filter(|r| unknown(&r.reason)) {
+        log::warn!("rule {} not installed: {}", r.name, r.reason);
+    }
     table_names_free(cli, &p)?;
     // Another owner's default route in a wanted table: apply refuses the
     // config (exit 2), so check does too.

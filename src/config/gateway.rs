@@ -111,14 +111,18 @@ fn assign(
     }
 }
 
-/// Next hops must be unicast; a link-local one needs a device.
+/// Next hops must be unicast (not the limited broadcast, not an IPv4 address
+/// written as IPv6, `::ffff:a.b.c.d`, which the kernel refuses as a route's
+/// next hop); a link-local one needs a device.
 fn next_hops(l: &mut Loader, s: &Section, gw: &Gateway, line: impl Fn(&str) -> usize) {
     for (a, opt) in [
         (gw.gateway.map(IpAddr::V4), "gateway"),
         (gw.gateway6.map(IpAddr::V6), "gateway6"),
     ] {
         if let Some(a) = a {
-            if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
+            let broadcast = a == IpAddr::V4(std::net::Ipv4Addr::BROADCAST);
+            let mapped = matches!(a, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some());
+            if a.is_unspecified() || a.is_multicast() || a.is_loopback() || broadcast || mapped {
                 l.error(
                     line(opt),
                     s,

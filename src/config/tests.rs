@@ -332,3 +332,39 @@ fn a_rule_narrowed_only_in_the_other_family_is_warned_about() {
     assert!(load("config gateway g\n\tlist interface wan2\nconfig rule x\n\toption gateway g\n\tlist src_ip 2001:db8::5\n").is_ok());
     assert!(load("config gateway g\n\toption device wg0\nconfig rule x\n\toption gateway g\n\tlist src_ip 2001:db8::5\n").is_ok());
 }
+
+#[test]
+fn port_lists_are_bounded_where_the_kernel_is_quadratic() {
+    let conf = |n: usize| {
+        let mut s = String::from(
+            "config gateway g\n\toption gateway 192.168.1.2\nconfig rule r\n\toption gateway g\n",
+        );
+        for p in 1..=n {
+            s.push_str(&format!("\tlist dest_port {p}\n"));
+        }
+        s
+    };
+    assert!(load(&conf(rule::MAX_PORTS)).is_ok());
+    let e = load(&conf(rule::MAX_PORTS + 1)).unwrap_err().to_string();
+    assert!(
+        e.contains(":5: rule 'r': option 'dest_port': more than 4096 ports"),
+        "{e}"
+    );
+}
+
+#[test]
+fn next_hops_the_kernel_would_refuse_are_config_errors() {
+    for (opt, hop) in [
+        ("gateway", "255.255.255.255"),
+        ("gateway6", "::ffff:192.168.1.2"),
+    ] {
+        let e = load(&format!("config gateway g\n\toption {opt} '{hop}'\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!(":2: gateway 'g': option '{opt}': '")),
+            "{e}"
+        );
+        assert!(e.contains("cannot be a next hop"), "{e}");
+    }
+}

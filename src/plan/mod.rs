@@ -259,8 +259,13 @@ fn input_devices(rule: &Rule, facts: &Facts) -> Result<Vec<String>, String> {
         })
         .collect();
     if devs.is_empty() && !rule.in_interface.is_empty() {
+        let known = |n: &String| facts.interfaces.contains_key(n);
+        let state = match rule.in_interface.iter().any(known) {
+            true => "not up",
+            false => "unknown to netifd",
+        };
         return Err(format!(
-            "in_interface {} not up",
+            "in_interface {} {state}",
             rule.in_interface.join(", ")
         ));
     }
