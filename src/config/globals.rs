@@ -39,6 +39,42 @@ pub(super) fn load(l: &mut Loader, doc: &Document) -> Globals {
                 })
                 .unwrap_or(d.log_level),
         };
+        neighbours(l, &f, &globals);
     }
     globals
+}
+
+/// Mark bits other OpenWrt packages own: both would rewrite them.
+const MARKS_OF_OTHERS: [(u32, &str); 2] = [
+    (0x0000_3f00, "mwan3's (0x3f00)"),
+    (0x00ff_0000, "pbr's and Tailscale's (0x00ff0000)"),
+];
+
+/// Warns when the settings reach into what other packages use
+/// (docs/DESIGN.md): their mark bits, mwan3's ip rule priorities (`mwan3
+/// stop` deletes every rule from 1000 to 3999, connroute's too) and its
+/// tables (1 to 60). Only what is set explicitly: the defaults avoid them.
+fn neighbours(l: &mut Loader, f: &super::fields::Fields, g: &Globals) {
+    let s = f.section;
+    let mut warn = |opt: &'static str, msg: String| {
+        if f.given(opt) {
+            l.push(super::Severity::Warning, f.line(opt), s, Some(opt), msg);
+        }
+    };
+    for (bits, whose) in MARKS_OF_OTHERS {
+        if g.mark_mask & bits != 0 {
+            warn(
+                "mark_mask",
+                format!("overlaps {whose} mark bits; pick bits no other package uses"),
+            );
+        }
+    }
+    if (1000..4000).contains(&g.rule_priority) {
+        let msg = "mwan3 uses ip rule priorities 1000-3999, and `mwan3 stop` deletes every \
+                   rule there, connroute's too";
+        warn("rule_priority", msg.into());
+    }
+    if (1..=60).contains(&g.table_base) {
+        warn("table_base", "mwan3 uses routing tables 1-60".into());
+    }
 }

@@ -368,3 +368,28 @@ fn next_hops_the_kernel_would_refuse_are_config_errors() {
         assert!(e.contains("cannot be a next hop"), "{e}");
     }
 }
+
+#[test]
+fn settings_reaching_into_other_packages_are_warned_about() {
+    let c = load("config globals g\n\toption mark_mask 0xffff0000\n\toption rule_priority 1500\n\toption table_base 10\nconfig gateway a\n\toption device eth1\n").unwrap();
+    let w: Vec<String> = c.warnings.iter().map(|d| d.to_string()).collect();
+    assert_eq!(w.len(), 3, "{w:?}");
+    assert!(
+        w[0].contains(":2: warning: globals 'g': option 'mark_mask': overlaps pbr's"),
+        "{w:?}"
+    );
+    assert!(
+        w[1].contains(":3: warning: globals 'g': option 'rule_priority': mwan3"),
+        "{w:?}"
+    );
+    assert!(
+        w[2].contains(":4: warning: globals 'g': option 'table_base': mwan3"),
+        "{w:?}"
+    );
+    // The defaults, and the mask given as the default: nothing to say.
+    let c = load(
+        "config globals g\n\toption mark_mask 0xff000000\nconfig gateway a\n\toption device eth1\n",
+    )
+    .unwrap();
+    assert!(c.warnings.is_empty());
+}
