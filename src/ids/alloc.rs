@@ -279,15 +279,20 @@ fn records(
 /// without a record, whatever becomes of the run (a failure or a kill
 /// after nft's commit). Nothing else changes before success: a recorded
 /// gateway's new explicit values, and retiring removed gateways' lines,
-/// wait for it. The one record a failed run can drop is one whose mark or
-/// table a new gateway took (an explicit value, or a removed gateway's
+/// wait for it. The one record a failed run can drop is a removed
+/// gateway's whose mark or table a new gateway took (an explicit value, or
 /// values handed out when nothing else was free): a file cannot hold a
-/// value twice, and the new gateway may now be live with it.
+/// value twice, and the new gateway may now be live with it. A gateway of
+/// `now` keeps its record: a new one that took its value (it was given a
+/// new explicit one) is recorded only after success.
 pub fn durable(previous: &Ids, now: &Ids) -> Option<Ids> {
+    let present = |p: &&Record| now.get(&p.name).is_some();
+    let held: Vec<&Record> = previous.records.iter().filter(present).collect();
     let new: Vec<&Record> = now
         .records
         .iter()
         .filter(|r| previous.get(&r.name).is_none())
+        .filter(|r| !held.iter().any(|p| p.mark == r.mark || p.table == r.table))
         .collect();
     if new.is_empty() {
         return None;

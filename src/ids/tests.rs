@@ -286,6 +286,33 @@ fn durable_records_new_allocations_and_drops_nothing_else_early() {
     assert_eq!(parse(render(&d).as_bytes(), "ids").unwrap(), d);
 }
 
+#[test]
+fn durable_never_drops_a_gateway_that_is_still_configured() {
+    // rev20 H1: with three marks, b given a new explicit mark frees its
+    // old one, and the new gateway n is handed it. Written early, n's
+    // record would replace b's, and a rolled-back run would leave b, still
+    // live with its old mark, unrecorded: a later apply moved it.
+    let limits = Limits {
+        mark_mask: 0x0300_0000,
+        table_base: 5000,
+    };
+    let (_, prev) = allocate(&[req("a"), req("b")], limits, &Ids::default()).unwrap();
+    let mut b = req("b");
+    b.mark = Some(0x0300_0000);
+    let (got, now) = allocate(&[req("a"), b, req("n")], limits, &prev).unwrap();
+    assert_eq!(got[2].mark, 0x0200_0000, "n takes b's old mark");
+    // n cannot be recorded before success without dropping b: not early.
+    assert_eq!(durable(&prev, &now), None);
+    // Another new gateway that collides with nobody still is.
+    let (_, prev) = run(&[req("a"), req("b")], &Ids::default());
+    let mut b = req("b");
+    b.mark = Some(0x0900_0000);
+    let (_, now) = run(&[req("a"), b, req("m")], &prev);
+    let d = durable(&prev, &now).unwrap();
+    assert_eq!((d.get("a"), d.get("b")), (prev.get("a"), prev.get("b")));
+    assert_eq!(d.get("m"), now.get("m"));
+}
+
 /// An edit of the gateway list.
 #[derive(Debug, Clone)]
 enum Edit {
