@@ -9,6 +9,7 @@ use super::{Error, Run, facts, live_facts, load, need_root, open_kernel, print, 
 use super::{foreign_refusal, table_names_free};
 use crate::apply::apply::{batch, decide};
 use crate::apply::diff::TableChange;
+use crate::apply::child::ChildError;
 use crate::apply::kernel::{Kernel, KernelError};
 use crate::plan;
 
@@ -80,6 +81,9 @@ pub fn run(cli: &Cli, diff: bool) -> Run {
         t => (batch(&p, matches!(t, Some(TableChange::Create))), false),
     };
     let res = match k.check(&json) {
+        // A timeout is the answer, as in apply: no second `nft -c` (the
+        // whole check is bounded by one --timeout).
+        Err(e @ KernelError::Nft(ChildError::TimedOut { .. })) => Err(e),
         // The config's fault only when nft refuses the whole batch too.
         Err(e) if update => match k.check(&batch(&p, false)) {
             Ok(()) => {

@@ -102,6 +102,17 @@ case "$late" in "late mark "*) ok "nft fails after commit: the new allocation is
 gw other late | cat "$CONF" - > "$WORK/other.conf"
 expect_ok "an unrelated edit after it" cr h -c "$WORK/other.conf" apply
 expect_eq "the live gateway kept its mark and table" "$late" "$(grep '^late ' "$WORK/ids-h")"
+# A hung `nft -c`: check --diff ends with the timeout after one check, as
+# apply does (no second `nft -c` for the whole table, no fresh deadline).
+cat > "$WORK/nft-hang-check" <<SH
+#!/bin/sh
+case "\$*" in *-c*) echo check >> "$WORK/nft-hang-check.log"; exec sleep 30;; esac
+exec nft "\$@"
+SH
+chmod +x "$WORK/nft-hang-check"
+: > "$WORK/nft-hang-check.log"
+expect_exit "nft -c hangs" 1 "timed out" cr h -c "$WORK/moved.conf" --nft "$WORK/nft-hang-check" --timeout 1 check --diff
+expect_eq "nft -c hangs: one check, not a second with a fresh deadline" 1 "$(wc -l < "$WORK/nft-hang-check.log")"
 # Three gateways grew the rule block; it shrinks only at flush.
 expect_ok "flush" cr h -c "$CONF" flush
 expect_ok "back to the seed config" cr h -c "$CONF" apply
