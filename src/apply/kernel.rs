@@ -460,7 +460,7 @@ impl Kernel for System {
         let link_local =
             matches!(via, std::net::IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
         if link_local {
-            return !device.is_some_and(netlink::is_loopback) && !self.nl.is_local(via);
+            return !device.is_some_and(netlink::is_loopback) && !self.nl.is_local(via, device);
         }
         self.nl.reaches(via, device).unwrap_or(true)
     }

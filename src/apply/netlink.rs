@@ -377,7 +377,7 @@ impl Netlink {
     /// `ip route get VIA` answers: the kernel's test for a next hop.
     pub fn reaches(&mut self, via: std::net::IpAddr, device: Option<&str>) -> io::Result<bool> {
         let oif = device.map(ifindex).transpose()?;
-        let body = rtnl::get_request(via);
+        let body = rtnl::get_request(via, None);
         match self.request(kind::GETROUTE, flags::ACK, body.bytes()) {
             Ok(replies) => Ok(replies.iter().any(|b| rtnl::on_link(b, oif))),
             Err(e)
@@ -394,8 +394,14 @@ impl Netlink {
 
     /// Whether `via` is one of the host's own addresses (`ip route get`
     /// answers with a local route); `false` when the kernel does not say.
-    pub fn is_local(&mut self, via: std::net::IpAddr) -> bool {
-        let body = rtnl::get_request(via);
+    /// With `device`, asked through it: a link-local address is the host's
+    /// only on the link that holds it (`fe80::1` on another link does not
+    /// stop `via fe80::1 dev DEVICE`).
+    pub fn is_local(&mut self, via: std::net::IpAddr, device: Option<&str>) -> bool {
+        let Ok(oif) = device.map(ifindex).transpose() else {
+            return false;
+        };
+        let body = rtnl::get_request(via, oif);
         self.request(kind::GETROUTE, flags::ACK, body.bytes())
             .is_ok_and(|replies| replies.iter().any(|b| rtnl::local(b)))
     }
@@ -625,6 +631,36 @@ pub(crate) mod tests {
         let r = unsafe { libc::getsockname(fd, (&raw mut a).cast(), &mut len) };
         assert_eq!(r, 0);
         a.nl_pid
+    }
+
+    #[test]
+    fn a_link_local_address_is_the_hosts_only_on_its_own_link() {
+        if crate::apply::tests::skipped_under_emulator("real rtnetlink") {
+            return;
+        }
+        let r = in_own_netns(|| {
+            let script = "link set lo up\n\
+                link add d0 type veth peer name d0p\n\
+                link add d1 type veth peer name d1p\n\
+                link set d0 up\nlink set d0p up\nlink set d1 up\nlink set d1p up\n\
+                addr add fe80::1/64 dev d1 nodad\n";
+            if !run("ip", &["-batch", "-"], script) {
+                return None;
+            }
+            let mut nl = Netlink::open().unwrap();
+            let via = "fe80::1".parse().unwrap();
+            Some((
+                nl.is_local(via, None),
+                nl.is_local(via, Some("d1")),
+                nl.is_local(via, Some("d0")),
+            ))
+        });
+        let Some((anywhere, own_link, other_link)) = r else {
+            return;
+        };
+        assert!(anywhere && own_link, "fe80::1 is d1's");
+        // The kernel takes `default via fe80::1 dev d0`: not local there.
+        assert!(!other_link, "fe80::1 on d0 is a neighbour's");
     }
 
     #[test]

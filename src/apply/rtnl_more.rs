@@ -5,8 +5,8 @@
 
 use super::*;
 
-/// The body of an `ip route get ADDR` request.
-pub fn get_request(to: IpAddr) -> Body {
+/// The body of an `ip route get ADDR [oif DEV]` request.
+pub fn get_request(to: IpAddr, oif: Option<u32>) -> Body {
     let (af, len, bytes) = match to {
         IpAddr::V4(a) => (AF_INET, 32, a.octets().to_vec()),
         IpAddr::V6(a) => (AF_INET6, 128, a.octets().to_vec()),
@@ -15,6 +15,9 @@ pub fn get_request(to: IpAddr) -> Body {
     (h[0], h[1]) = (af, len);
     let mut b = Body::new(h);
     b.attr(RTA_DST, &bytes);
+    if let Some(i) = oif {
+        b.u32(RTA_OIF, i);
+    }
     b
 }
 
