@@ -34,6 +34,8 @@ pub struct Interface {
 /// Everything known about the system that the plan needs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Facts {
+    /// True when netifd's state was read (`interfaces` is what it knows).
+    pub netifd: bool,
     /// Interfaces by logical name. Missing: unknown to netifd.
     pub interfaces: BTreeMap<String, Interface>,
     /// Next hops of the main table's default routes by output device and
@@ -122,7 +124,10 @@ impl Facts {
             .get("interface")
             .and_then(Value::as_array)
             .ok_or("netifd dump has no \"interface\" list")?;
-        let mut facts = Facts::default();
+        let mut facts = Facts {
+            netifd: true,
+            ..Facts::default()
+        };
         for obj in list {
             if let Some(name) = obj.get("interface").and_then(Value::as_str) {
                 facts

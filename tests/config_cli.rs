@@ -440,35 +440,38 @@ fn check_names_interfaces_netifd_does_not_know() {
     fs::write(&ubus, format!("#!/bin/sh\ncat '{}'\n", dump.display())).unwrap();
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&ubus, fs::Permissions::from_mode(0o755)).unwrap();
+    // One name of two misspelt (the shipped example's shape): the gateway
+    // stays active through wan2, but wan2_6 was meant.
     fs::write(
         &conf,
-        "config gateway typo\n\tlist interface wna2\nconfig gateway g\n\toption gateway 192.168.1.2\n\
-         config rule r\n\toption gateway g\n\tlist in_interface wna2\n",
+        "config gateway typo\n\tlist interface wan2\n\tlist interface wan26\n\
+         config gateway g\n\toption gateway 192.168.1.2\n\
+         config rule r\n\toption gateway g\n\tlist in_interface wan2\n\tlist in_interface wna2\n",
     )
     .unwrap();
     let (c, u) = (conf.to_str().unwrap(), ubus.to_str().unwrap());
     let ids = d.join("ids");
-    let out = run_in(
-        &d,
-        &["unshare", "-n"],
-        &[
+    let check = |ubus: &str| {
+        let args = [
             "-c",
             c,
             "--ids",
             ids.to_str().unwrap(),
             "--ubus",
-            u,
+            ubus,
             "check",
-        ],
-    );
-    let err = text(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    assert!(
-        err.contains("gateway typo inactive: wna2 unknown to netifd"),
-        "{err}"
-    );
-    assert!(
-        err.contains("rule r not installed: in_interface wna2 unknown to netifd"),
-        "{err}"
-    );
+        ];
+        let out = run_in(&d, &["unshare", "-n"], &args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let err = check(u);
+    let want = format!("{c}:1: gateway 'typo': option 'interface': 'wan26' unknown to netifd");
+    assert!(err.contains(&want), "{err}");
+    let want = format!("{c}:6: rule 'r': option 'in_interface': 'wna2' unknown to netifd");
+    assert!(err.contains(&want), "{err}");
+    assert!(!err.contains("'wan2' unknown"), "{err}");
+    // netifd not reachable: no name is called a typo.
+    let err = check("/nonexistent/ubus");
+    assert!(!err.contains("unknown to netifd"), "{err}");
 }

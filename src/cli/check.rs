@@ -8,8 +8,8 @@ use super::args::Cli;
 use super::{Error, Run, facts, live_facts, load, need_root, open_kernel, print, runtime, system};
 use super::{foreign_refusal, table_names_free};
 use crate::apply::apply::{batch, decide};
-use crate::apply::diff::TableChange;
 use crate::apply::child::ChildError;
+use crate::apply::diff::TableChange;
 use crate::apply::kernel::{Kernel, KernelError};
 use crate::plan;
 
@@ -43,19 +43,7 @@ pub fn run(cli: &Cli, diff: bool) -> Run {
             p = plan::plan(&config, &f);
         }
     }
-    // A name netifd does not know is most likely a typo: that gateway or
-    // rule would be left out and its connections fall to a later rule.
-    let unknown = |why: &str| why.contains("unknown to netifd");
-    for g in p
-        .gateways
-        .iter()
-        .filter(|g| !g.active && unknown(&g.reason))
-    {
-        log::warn!("gateway {} inactive: {}", g.name, g.reason);
-    }
-    for r in p.rules.iter().filter(|r| unknown(&r.reason)) {
-        log::warn!("rule {} not installed: {}", r.name, r.reason);
-    }
+    unknown_interfaces(cli, &config, &f);
     table_names_free(cli, &p)?;
     // Another owner's default route in a wanted table: apply refuses the
     // config (exit 2), so check does too.
@@ -111,5 +99,37 @@ pub fn run(cli: &Cli, diff: bool) -> Run {
         Some(c) if c.is_empty() => print("apply would change nothing\n"),
         Some(c) => print(&c.to_string()),
         None => Ok(()),
+    }
+}
+
+/// Warns about each interface name netifd does not know, most likely a
+/// typo: the gateway or the rule's input would miss it, and connections
+/// fall to a later rule. Only when netifd was asked (without it, no name
+/// is known and none is a typo).
+fn unknown_interfaces(cli: &Cli, config: &crate::config::Config, f: &crate::facts::Facts) {
+    if !f.netifd {
+        return;
+    }
+    let file = cli.config.display();
+    let gateways = config.enabled_gateways().map(|g| {
+        (
+            g.line,
+            format!("gateway '{}'", g.name),
+            "interface",
+            &g.interfaces[..],
+        )
+    });
+    let rules = config.rules.iter().map(|r| {
+        (
+            r.line,
+            format!("rule '{}'", r.name),
+            "in_interface",
+            &r.in_interface[..],
+        )
+    });
+    for (line, section, option, names) in gateways.chain(rules) {
+        for n in names.iter().filter(|n| !f.interfaces.contains_key(*n)) {
+            log::warn!("{file}:{line}: {section}: option '{option}': '{n}' unknown to netifd");
+        }
     }
 }

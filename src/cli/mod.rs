@@ -108,7 +108,7 @@ fn parse_config(cli: &Cli, bytes: Vec<u8>, ids: &crate::ids::Ids) -> Result<Conf
         log::set_max_level(config.globals.log_level.filter());
     }
     for w in config.warnings.iter().take(crate::config::MAX_SHOWN) {
-        log::warn!("{w}");
+        log::warn!("{}", w.unlabelled());
     }
     if let Some(more) = config
         .warnings

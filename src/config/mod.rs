@@ -55,6 +55,19 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+impl Diagnostic {
+    /// The diagnostic without its `warning: ` word, for a logger that
+    /// names the level itself (`warn: FILE:LINE: …`, not `warn: FILE:LINE:
+    /// warning: …`).
+    pub fn unlabelled(&self) -> String {
+        let d = Diagnostic {
+            severity: Severity::Error,
+            ..self.clone()
+        };
+        d.to_string()
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.severity {

@@ -345,6 +345,14 @@ fn port_lists_are_bounded_where_the_kernel_is_quadratic() {
         s
     };
     assert!(load(&conf(rule::MAX_PORTS)).is_ok());
+    // Each listed twice: still 4,096 ports.
+    let twice = conf(rule::MAX_PORTS)
+        + &conf(rule::MAX_PORTS)
+            .lines()
+            .skip(4)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>();
+    assert!(load(&twice).is_ok());
     let e = load(&conf(rule::MAX_PORTS + 1)).unwrap_err().to_string();
     assert!(
         e.contains(":5: rule 'r': option 'dest_port': more than 4096 ports"),
