@@ -649,6 +649,14 @@ pub(crate) mod tests {
             }
             let mut nl = Netlink::open().unwrap();
             let via = "fe80::1".parse().unwrap();
+            // The address is the host's once veth's carrier is up, which
+            // the kernel reports a moment after `link set up`.
+            for _ in 0..100 {
+                if nl.is_local(via, Some("d1")) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
             Some((
                 nl.is_local(via, None),
                 nl.is_local(via, Some("d1")),

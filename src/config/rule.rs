@@ -39,10 +39,7 @@ pub(super) fn load(
         let src_port = f.criterion("src_port", port);
         let dest_port = f.criterion("dest_port", port);
         for (opt, c) in [("src_port", &src_port), ("dest_port", &dest_port)] {
-            // Distinct values: nft gets each once.
-            let distinct: std::collections::BTreeSet<_> =
-                c.any.iter().chain(c.none.iter()).collect();
-            if distinct.len() > MAX_PORTS {
+            if distinct_ports(c) > MAX_PORTS {
                 let msg = format!(
                     "more than {MAX_PORTS} ports: the kernel loads a set of single ports in \
                      quadratic time (65,535 took 32 s); write runs as ranges (FROM-TO)"
@@ -170,6 +167,25 @@ fn narrowed(r: &Rule, fam: Family) -> bool {
         || !r.dest_port.is_empty()
         || addresses(&r.src_ip)
         || addresses(&r.dest_ip)
+}
+
+/// How many values a port option gives nft: single ports once however
+/// often listed (nft gets each once), each range as one.
+fn distinct_ports(c: &super::Criterion<super::PortRange>) -> usize {
+    let listed = c.any.len() + c.none.len();
+    if listed <= MAX_PORTS {
+        return listed;
+    }
+    let mut seen = vec![0u64; 1024];
+    let mut n = 0;
+    for p in c.any.iter().chain(c.none.iter()) {
+        let (word, bit) = (usize::from(p.from / 64), 1u64 << (p.from % 64));
+        if p.from != p.to || seen[word] & bit == 0 {
+            seen[word] |= if p.from == p.to { bit } else { 0 };
+            n += 1;
+        }
+    }
+    n
 }
 
 /// True when no option narrows the rule (`family` alone does not count:

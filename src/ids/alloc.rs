@@ -297,12 +297,10 @@ pub fn durable(previous: &Ids, now: &Ids) -> Option<Ids> {
     if new.is_empty() {
         return None;
     }
-    let marks: BTreeSet<u32> = new.iter().map(|r| r.mark).collect();
-    let tables: BTreeSet<u32> = new.iter().map(|r| r.table).collect();
     let kept = previous
         .records
         .iter()
-        .filter(|p| !marks.contains(&p.mark) && !tables.contains(&p.table));
-    let records = kept.chain(new).cloned().collect();
+        .filter(|p| !new.iter().any(|r| r.mark == p.mark || r.table == p.table));
+    let records = kept.chain(new.iter().copied()).cloned().collect();
     Some(Ids { records })
 }
