@@ -180,7 +180,12 @@ impl Loader<'_> {
                 };
                 match parse(spec.parser, body, ctx) {
                     Ok(val) => {
+                        // Only a one-digit length: a dropped digit (`/2`
+                        // for `/24`) widens the match; `192.168.1.1/24`, a
+                        // router's address with its LAN's length, is common
+                        // and would warn on every hotplug event.
                         if let Val::Prefix(p) = &val
+                            && p.len < 10
                             && values::has_host_bits(body, p)
                         {
                             let w = crate::uci::clip(w);

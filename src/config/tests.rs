@@ -401,3 +401,26 @@ fn settings_reaching_into_other_packages_are_warned_about() {
     .unwrap();
     assert!(c.warnings.is_empty());
 }
+
+#[test]
+fn host_bits_are_warned_about_only_where_a_digit_was_dropped() {
+    let warnings = |prefix: &str| -> Vec<String> {
+        let src = format!(
+            "config gateway g\n\toption gateway 192.168.1.2\nconfig rule r\n\toption gateway g\n\tlist src_ip '{prefix}'\n"
+        );
+        load(&src)
+            .unwrap()
+            .warnings
+            .iter()
+            .map(|d| d.to_string())
+            .collect()
+    };
+    let w = warnings("192.168.1.77/2");
+    assert!(
+        w.len() == 1 && w[0].contains("read as 192.0.0.0/2"),
+        "{w:?}"
+    );
+    // A router's address with its LAN's length: read as the LAN, quietly.
+    assert!(warnings("192.168.1.1/24").is_empty());
+    assert!(warnings("10.0.0.0/8").is_empty());
+}
