@@ -72,7 +72,7 @@ pub(super) fn load(
         }
         // Not when a refused value is why nothing narrows it.
         if enabled && l.errors == errors {
-            unnarrowed(l, s, &rule, served);
+            unnarrowed(l, &f, &rule, served);
         }
         if let (true, Some(g)) = (enabled, gateway) {
             rule.gateway = g;
@@ -133,7 +133,8 @@ fn routable(l: &mut Loader, f: &Fields, r: &Rule, served: &[Family], gw: Option<
 /// Warns when the rule takes every new connection of a family it can be
 /// routed in: no option narrows it, or only values of the other family
 /// do (`src_ip '!2001:db8::/32'` excludes nothing from IPv4).
-fn unnarrowed(l: &mut Loader, s: &Section, r: &Rule, served: &[Family]) {
+fn unnarrowed(l: &mut Loader, f: &Fields, r: &Rule, served: &[Family]) {
+    let s = f.section;
     if matches_everything(r) {
         let msg = "matches every new connection, also the router's own: \
                    add a match option (src_ip, in_device, …) to narrow it";
@@ -146,9 +147,13 @@ fn unnarrowed(l: &mut Loader, s: &Section, r: &Rule, served: &[Family]) {
             Family::V4 => "IPv4",
             Family::V6 => "IPv6",
         };
+        let or_family = match f.given("family") {
+            true => "",
+            false => " or set option family",
+        };
         let msg = format!(
             "matches every new {name} connection, also the router's own: its addresses \
-             are all of the other family; add an {name} match or set option family"
+             are all of the other family; add an {name} match{or_family}"
         );
         l.push(Severity::Warning, s.line, s, None, msg);
     }

@@ -324,6 +324,15 @@ fn a_rule_narrowed_only_in_the_other_family_is_warned_about() {
         w.len() == 1 && w[0].contains("every new IPv6 connection"),
         "{w:?}"
     );
+    assert!(
+        w[0].ends_with("add an IPv6 match or set option family"),
+        "{w:?}"
+    );
+    // family already set: no advice to set it.
+    let w = warnings(
+        "config gateway g\n\toption gateway 192.168.1.2\n\toption gateway6 2001:db8::2\nconfig rule x\n\toption gateway g\n\toption family ipv6\n\tlist src_ip '!10.0.0.0/8'\n",
+    );
+    assert!(w.len() == 1 && w[0].ends_with("add an IPv6 match"), "{w:?}");
     // Narrowed in both (a MAC), or the gateway routes IPv4 only: no warning.
     assert!(warnings("config gateway g\n\toption gateway 192.168.1.2\n\toption gateway6 2001:db8::2\nconfig rule x\n\toption gateway g\n\tlist src_ip '!10.0.0.0/8'\n\tlist src_mac 52:54:00:c2:a5:43\n").is_empty());
     assert!(warnings("config gateway g\n\toption gateway 192.168.1.2\nconfig rule x\n\toption gateway g\n\tlist src_ip '!10.0.0.0/8'\n").is_empty());
