@@ -6,7 +6,7 @@
 
 use super::args::Cli;
 use super::{Error, Run, facts, live_facts, load, need_root, open_kernel, print, runtime, system};
-use super::{foreign_refusal, table_names_free};
+use super::{foreign_refusal, plan_without_refused, table_names_free};
 use crate::apply::apply::{batch, decide};
 use crate::apply::child::ChildError;
 use crate::apply::diff::TableChange;
@@ -34,13 +34,9 @@ pub fn run(cli: &Cli, diff: bool) -> Run {
     if diff {
         // As status does: a gateway whose missing route's next hop the
         // kernel would refuse is inactive, not a change apply would make.
-        let have = k.routes().map_err(|e| runtime(e.to_string()))?;
-        f.refused = crate::apply::devices::unreachable(&mut k, &p, &have);
+        p = plan_without_refused(&config, &mut f, &mut k, p)?;
         for (g, why) in &f.refused {
             log::warn!("gateway {g} inactive: {why}");
-        }
-        if !f.refused.is_empty() {
-            p = plan::plan(&config, &f);
         }
     }
     unknown_interfaces(cli, &config, &f);

@@ -162,6 +162,23 @@ fn live_facts(
     Ok(f)
 }
 
+/// Marks inactive, in `f`, the gateways whose missing route's next hop the
+/// kernel would refuse (as apply does when it meets the refusal), and plans
+/// again without them: what status reports and check --diff predicts.
+fn plan_without_refused(
+    config: &Config,
+    f: &mut Facts,
+    k: &mut dyn kernel::Kernel,
+    p: crate::plan::Plan,
+) -> Result<crate::plan::Plan, Error> {
+    let have = k.routes().map_err(|e| runtime(e.to_string()))?;
+    f.refused = devices::unreachable(k, &p, &have);
+    Ok(match f.refused.is_empty() {
+        true => p,
+        false => crate::plan::plan(config, f),
+    })
+}
+
 /// netifd facts for the interfaces the config names, and the kernel's
 /// main-table next hops for device-only gateways; strict: both must work.
 fn facts(cli: &Cli, config: &Config, strict: bool) -> Result<Facts, Error> {

@@ -4,9 +4,9 @@
 
 use super::args::Cli;
 use super::{
-    Error, Run, live_facts, load, need_root, open_kernel, print, print_json, status_text, system,
+    Error, Run, live_facts, load, need_root, open_kernel, plan_without_refused, print, print_json,
+    status_text, system,
 };
-use crate::apply::kernel::Kernel;
 use crate::apply::status::status;
 
 /// Prints the live state against the plan, as text or JSON.
@@ -17,13 +17,9 @@ pub fn run(cli: &Cli, json: bool) -> Run {
     // Strict: without netifd's state every interface gateway would look
     // inactive and the good state would be reported as drift.
     let mut f = live_facts(cli, &config, &mut k, true)?;
-    let mut p = crate::plan::plan(&config, &f);
     // What apply made inactive because the kernel refused the next hop.
-    let have = k.routes().map_err(|e| Error::Runtime(e.to_string()))?;
-    f.refused = crate::apply::devices::unreachable(&mut k, &p, &have);
-    if !f.refused.is_empty() {
-        p = crate::plan::plan(&config, &f);
-    }
+    let p = crate::plan::plan(&config, &f);
+    let p = plan_without_refused(&config, &mut f, &mut k, p)?;
     let st = status(&mut k, &p, &system(cli), config.globals.mark_mask)
         .map_err(|e| Error::Runtime(e.to_string()))?;
     let names = (!cli.no_rt_tables).then_some(cli.rt_tables.as_path());
