@@ -35,6 +35,15 @@ fn run_in(dir: &Path, wrapper: &[&str], args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A private network namespace with lo up: nothing of the host's changes.
+const NETNS: [&str; 5] = [
+    "unshare",
+    "-n",
+    "sh",
+    "-c",
+    "ip link set lo up && exec \"$0\" \"$@\"",
+];
+
 const TWO: &str = "config gateway a\n\toption device lo\nconfig gateway b\n\toption device lo\n";
 
 #[test]
@@ -118,15 +127,7 @@ fn apply_records_allocations_and_an_insert_above_moves_nobody() {
     let ids = d.join("state/ids");
     let (c, i) = (conf.to_str().unwrap(), ids.to_str().unwrap());
     fs::write(&conf, TWO).unwrap();
-    // A private network namespace with lo up: nothing of the host's changes.
-    let netns = [
-        "unshare",
-        "-n",
-        "sh",
-        "-c",
-        "ip link set lo up && exec \"$0\" \"$@\"",
-    ];
-    let apply = |d: &Path| run_in(d, &netns, &["-c", c, "--ids", i, "apply"]);
+    let apply = |d: &Path| run_in(d, &NETNS, &["-c", c, "--ids", i, "apply"]);
     let out = apply(&d);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let first = fs::read_to_string(&ids).unwrap();
@@ -186,16 +187,9 @@ fn new_allocations_are_recorded_before_they_can_be_live() {
     let conf = d.join("connroute");
     let ids = d.join("ids");
     let (c, i) = (conf.to_str().unwrap(), ids.to_str().unwrap());
-    let netns = [
-        "unshare",
-        "-n",
-        "sh",
-        "-c",
-        "ip link set lo up && exec \"$0\" \"$@\"",
-    ];
     fs::write(&conf, TWO).unwrap();
     assert!(
-        run_in(&d, &netns, &["-c", c, "--ids", i, "apply"])
+        run_in(&d, &NETNS, &["-c", c, "--ids", i, "apply"])
             .status
             .success()
     );
@@ -214,7 +208,7 @@ fn new_allocations_are_recorded_before_they_can_be_live() {
     let nft = ["--nft", late.to_str().unwrap()];
     let out = run_in(
         &d,
-        &netns,
+        &NETNS,
         &[&nft[..], &["-c", c, "--ids", i, "apply"]].concat(),
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));

@@ -59,12 +59,29 @@ impl Diagnostic {
     /// The diagnostic without its `warning: ` word, for a logger that
     /// names the level itself (`warn: FILE:LINE: …`, not `warn: FILE:LINE:
     /// warning: …`).
-    pub fn unlabelled(&self) -> String {
-        let d = Diagnostic {
-            severity: Severity::Error,
-            ..self.clone()
-        };
-        d.to_string()
+    pub fn unlabelled(&self) -> impl fmt::Display + '_ {
+        Unlabelled(self)
+    }
+
+    /// `FILE:LINE: KIND[SECTION: ][option 'O': ]MESSAGE`.
+    fn write(&self, f: &mut fmt::Formatter<'_>, kind: &str) -> fmt::Result {
+        write!(f, "{}:{}: {kind}", self.file, self.line)?;
+        if !self.section.is_empty() {
+            write!(f, "{}: ", self.section)?;
+        }
+        if let Some(o) = &self.option {
+            write!(f, "option '{}': ", crate::uci::clip(o))?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// [`Diagnostic::unlabelled`].
+struct Unlabelled<'a>(&'a Diagnostic);
+
+impl fmt::Display for Unlabelled<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.write(f, "")
     }
 }
 
@@ -74,14 +91,7 @@ impl fmt::Display for Diagnostic {
             Severity::Warning => "warning: ",
             Severity::Error => "",
         };
-        write!(f, "{}:{}: {kind}", self.file, self.line)?;
-        if !self.section.is_empty() {
-            write!(f, "{}: ", self.section)?;
-        }
-        if let Some(o) = &self.option {
-            write!(f, "option '{}': ", crate::uci::clip(o))?;
-        }
-        f.write_str(&self.message)
+        self.write(f, kind)
     }
 }
 
